@@ -1,0 +1,2 @@
+"""fasdesk: desktop face liveness checking."""
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from fasdesk.cli import main
+
+raise SystemExit(main())
