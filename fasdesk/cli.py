@@ -1,0 +1,50 @@
+"""The fasdesk command line: the GUI by default, subcommands for everything else.
+
+Each subcommand has an `add_<name>_parser(subparsers)` that registers it and sets
+`func`, the function that runs it and returns the exit status.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fasdesk import __version__
+
+SUBCOMMANDS = ("classify", "models", "bench", "doctor")
+
+
+def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="start live on this camera index, video file or image folder")
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    print("fasdesk: the desktop GUI is not built yet; use 'fasdesk classify --help'.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fasdesk", description="Face liveness (anti-spoofing) checking: GUI and tools.")
+    parser.add_argument("--version", action="version", version=f"fasdesk {__version__}")
+    add_gui_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        adder = globals().get(f"add_{name}_parser")
+        if adder is not None:
+            adder(sub)
+    parser.set_defaults(func=run_gui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("fasdesk: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Reading images from disk and normalising frames to 8-bit BGR.
+
+Every image the app or the command line opens goes through `read_image`, so all of them
+get the same treatment: non-ASCII paths work (bytes are read by Python, decoded by
+OpenCV), EXIF orientation is applied, and a header that claims an absurd size is refused
+before any pixel memory is allocated.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp",
+    ".pbm", ".pgm", ".ppm", ".pnm", ".jp2", ".gif",
+})
+# 200 megapixels: bigger than any phone or DSLR photo, far below a decompression bomb.
+MAX_PIXELS = 200_000_000
+
+
+class ImageReadError(Exception):
+    """An image file that cannot be used; the message is one line for the user."""
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def iter_image_files(paths):
+    """Expand files and folders (recursively, sorted) into image file paths.
+
+    Files named explicitly are always yielded, whatever their extension, so the caller can
+    report why they are not images; files found inside folders are filtered by extension.
+    """
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    if is_image_path(name):
+                        yield Path(root) / name
+        else:
+            yield p
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the file header only (no decoding), or None if unknown."""
+    from PIL import Image  # lazy: only needed here
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Exception:
+        return None
+
+
+def decode_image(data: bytes, name: str = "image") -> np.ndarray:
+    """Decode encoded image bytes to an 8-bit BGR array (see `to_bgr8`)."""
+    if not data:
+        raise ImageReadError(f"{name}: empty file")
+    size = _header_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise ImageReadError(
+            f"{name}: header claims {size[0]}x{size[1]} pixels, over the "
+            f"{MAX_PIXELS // 1_000_000} MP limit (corrupt or a decompression bomb); not decoded")
+    buf = np.frombuffer(data, np.uint8)
+    # ANYDEPTH|ANYCOLOR keeps 16-bit and gray as they are and still applies EXIF orientation.
+    image = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if image is None:
+        if size is None:
+            raise ImageReadError(f"{name}: not an image file (unknown or corrupt format)")
+        raise ImageReadError(f"{name}: image data is corrupt or truncated")
+    return to_bgr8(image)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as 8-bit BGR. Raises ImageReadError with a one-line reason."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, str(path))
+
+
+def to_bgr8(frame: np.ndarray, rgb: bool = False) -> np.ndarray:
+    """Any frame (gray, BGR/RGB, BGRA/RGBA, 8/16-bit or float) -> contiguous 8-bit BGR.
+
+    `rgb=True` says the colour channels arrive in RGB(A) order (e.g. from Qt or PIL).
+    """
+    frame = np.asarray(frame)
+    if frame.ndim not in (2, 3) or frame.size == 0:
+        raise ImageReadError(f"unsupported frame shape {frame.shape}")
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype in (np.float32, np.float64):
+        scale = 255.0 if frame.max(initial=0) <= 1.0 else 1.0
+        frame = np.clip(frame * scale, 0, 255).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise ImageReadError(f"unsupported pixel type {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    channels = frame.shape[2]
+    if channels == 4:
+        code = cv2.COLOR_RGBA2BGR if rgb else cv2.COLOR_BGRA2BGR
+        return cv2.cvtColor(frame, code)
+    if channels != 3:
+        raise ImageReadError(f"unsupported channel count {channels}")
+    if rgb:
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    return np.ascontiguousarray(frame)

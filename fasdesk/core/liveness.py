@@ -1,0 +1,104 @@
+"""The ONNX liveness engine: any MiniFAS-style classifier.
+
+A model takes float32 [N, 3, S, S] RGB crops in [0, 1] (see `fasdesk.core.crop`) and
+returns [N, K] logits where class 0 is "real" and the others are kinds of spoof (K = 2
+for real/spoof, more for spoof types). p_real = softmax(logits)[0].
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 0.5
+# Preferred order; CPU is always the last resort.
+PROVIDER_PREFERENCE = (
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "CPUExecutionProvider",
+)
+
+
+class ModelError(Exception):
+    """A liveness model that is missing, unreadable or of the wrong shape."""
+
+
+def best_providers(available: list[str] | None = None) -> list[str]:
+    """The execution providers to use, best first, from those onnxruntime has."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers() if available is None else available
+    chosen = [p for p in PROVIDER_PREFERENCE if p in available]
+    return chosen or ["CPUExecutionProvider"]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def verdict(p_real: float, threshold: float = DEFAULT_THRESHOLD) -> str:
+    """'real' when p_real reaches the threshold, else 'spoof'."""
+    return "real" if p_real >= threshold else "spoof"
+
+
+class LivenessEngine:
+    """An onnxruntime session for a liveness model; faces go through in one batched run."""
+
+    def __init__(self, model_path: str | os.PathLike, providers: list[str] | None = None,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise ModelError(f"liveness model not found: {self.model_path}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        requested = providers or best_providers()
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), options, providers=requested)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load liveness model {self.model_path.name}: {first}") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"{self.model_path.name}: expected one input [N,3,S,S] and an "
+                             f"output [N,K]; got {len(inputs)} inputs, {len(outputs)} outputs")
+        shape = inputs[0].shape
+        if (len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int)
+                or shape[2] != shape[3] or shape[2] < 16):
+            raise ModelError(f"{self.model_path.name}: expected input [N, 3, S, S] (square RGB "
+                             f"crops), got {shape}")
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"{self.model_path.name}: expected a float32 input, got {inputs[0].type}")
+        out_shape = outputs[0].shape
+        if len(out_shape) != 2 or not isinstance(out_shape[1], int) or out_shape[1] < 2:
+            raise ModelError(f"{self.model_path.name}: expected output [N, K] logits with K >= 2 "
+                             f"(class 0 = real), got {out_shape}")
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        self.input_size: int = shape[2]
+        self.num_classes: int = out_shape[1]
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.provider = self.session.get_providers()[0]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits [N, K] for a preprocessed batch [N, 3, S, S]."""
+        if len(batch) == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        if self.fixed_batch is not None and len(batch) != self.fixed_batch:
+            # A model exported with a fixed batch: run it face by face.
+            return np.concatenate([self.logits(batch[i:i + 1]) for i in range(len(batch))])
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def p_real(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p_real [N], logits [N, K]) for a preprocessed batch."""
+        logits = self.logits(batch)
+        return softmax(logits.astype(np.float64))[:, 0], logits
+

@@ -1,0 +1,127 @@
+"""Frame -> face results: detection, quality gate, crop, one batched liveness run."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fasdesk.core.crop import preprocess
+from fasdesk.core.detector import Detection, FaceDetector
+from fasdesk.core.imageio import to_bgr8
+from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, verdict
+
+# The pretrained model's documented minimum face size (longer box side, pixels).
+MIN_FACE_SIZE = 64
+# A box reaching closer than this to the image edge is treated as cut by the border.
+BORDER_MARGIN = 2
+
+UNSURE = "unsure"
+
+
+@dataclass
+class FaceResult:
+    box: tuple[int, int, int, int]  # x, y, w, h in original image pixels
+    detector_score: float
+    p_real: float | None  # None when the face was not judged (see reason)
+    label: str  # "real", "spoof" or "unsure"
+    reason: str | None = None
+    logits: list[float] = field(default_factory=list)
+    landmarks: tuple[tuple[float, float], ...] = ()
+
+    def relabel(self, threshold: float) -> str:
+        """The label under another threshold (no new inference)."""
+        return UNSURE if self.p_real is None else verdict(self.p_real, threshold)
+
+    def to_json(self) -> dict:
+        return {"box": list(self.box), "detector_score": round(self.detector_score, 4),
+                "p_real": None if self.p_real is None else round(self.p_real, 6),
+                "label": self.label, "reason": self.reason,
+                "logits": [round(float(v), 5) for v in self.logits]}
+
+
+@dataclass
+class FrameTimings:
+    """Seconds spent in each stage for one frame."""
+    detect: float = 0.0
+    preprocess: float = 0.0
+    liveness: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.detect + self.preprocess + self.liveness
+
+
+def quality_issue(box, width: int, height: int, min_face: int = MIN_FACE_SIZE) -> str | None:
+    """Why a face cannot be judged fairly, or None when it can."""
+    x, y, w, h = box
+    if max(w, h) < min_face:
+        return f"face too small ({max(w, h):.0f} px, model needs at least {min_face} px)"
+    if (x < BORDER_MARGIN or y < BORDER_MARGIN or x + w > width - BORDER_MARGIN
+            or y + h > height - BORDER_MARGIN):
+        return "face cut by the image border"
+    return None
+
+
+class Pipeline:
+    """Detector + liveness engine + quality gate, for single frames."""
+
+    def __init__(self, detector: FaceDetector, engine: LivenessEngine,
+                 threshold: float = DEFAULT_THRESHOLD, min_face: int = MIN_FACE_SIZE):
+        self.detector = detector
+        self.engine = engine
+        self.threshold = threshold
+        self.min_face = min_face
+        self.last_timings = FrameTimings()
+
+    def process(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
+        """Face results for one frame of any layout (see imageio.to_bgr8)."""
+        image = to_bgr8(frame, rgb=rgb)
+        t0 = time.perf_counter()
+        detections = self.detector.detect(image)
+        results = self.classify_detections(image, detections)
+        self.last_timings.detect = time.perf_counter() - t0 - (
+            self.last_timings.preprocess + self.last_timings.liveness)
+        return results
+
+    def classify_detections(self, image: np.ndarray,
+                            detections: list[Detection]) -> list[FaceResult]:
+        """Quality gate and liveness for faces already found in an 8-bit BGR image."""
+        height, width = image.shape[:2]
+        results: list[FaceResult] = []
+        judged: list[int] = []
+        for det in detections:
+            # Integer boxes (truncated, as upstream does) are both reported and cropped, so
+            # a reported box reproduces its logits exactly.
+            box = tuple(int(v) for v in det.box)
+            reason = quality_issue(box, width, height, self.min_face)
+            results.append(FaceResult(box=box, detector_score=det.score, p_real=None,
+                                      label=UNSURE, reason=reason, landmarks=det.landmarks))
+            if reason is None:
+                judged.append(len(results) - 1)
+        t1 = time.perf_counter()
+        batch = preprocess(image, [results[i].box for i in judged], self.engine.input_size)
+        t2 = time.perf_counter()
+        p_real, logits = self.engine.p_real(batch)
+        t3 = time.perf_counter()
+        for j, i in enumerate(judged):
+            results[i].p_real = float(p_real[j])
+            results[i].logits = [float(v) for v in logits[j]]
+            results[i].label = verdict(results[i].p_real, self.threshold)
+        self.last_timings = FrameTimings(preprocess=t2 - t1, liveness=t3 - t2)
+        return results
+
+
+def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHOLD,
+                   providers: list[str] | None = None) -> Pipeline:
+    """A pipeline from registry ids or file paths (None = the defaults).
+
+    Raises registry.MissingModelError, liveness.ModelError or detector.DetectorError with
+    a message for the user.
+    """
+    from fasdesk.core import registry
+
+    detector_path = registry.resolve(detector, kind="detector")
+    model_path = registry.resolve(model, kind="liveness")
+    return Pipeline(FaceDetector(detector_path), LivenessEngine(model_path, providers=providers),
+                    threshold=threshold)

@@ -1,0 +1,133 @@
+"""The known models and where their files are found.
+
+`models/manifest.json` lists the models fasdesk knows (id, kind, file, url, sha256,
+size, license, input size). A model file is looked for, in order: an explicit path,
+$FASDESK_MODELS_DIR, the project's (or packaged app's) `models/`, and the user data
+dir's `models/`, where downloads and trained models go.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fasdesk.core.paths import app_root, user_models_dir
+
+MODELS_DIR_ENV = "FASDESK_MODELS_DIR"
+REQUIRE_MODELS_ENV = "FASDESK_REQUIRE_MODELS"
+DEFAULT_LIVENESS = "minifasnet-v2se"
+DEFAULT_DETECTOR = "yunet-2023mar"
+
+
+class MissingModelError(Exception):
+    """A model file that is not found anywhere; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    kind: str  # "liveness" or "detector"
+    file: str
+    url: str = ""
+    sha256: str = ""
+    size: int = 0
+    license: str = ""
+    input_size: int = 0
+    classes: tuple[str, ...] = ()
+    description: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelEntry":
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["classes"] = tuple(kwargs.get("classes", ()))
+        return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_json(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+        data["classes"] = list(self.classes)
+        data.update(self.extra)
+        return data
+
+
+def manifest_path() -> Path:
+    return app_root() / "models" / "manifest.json"
+
+
+def user_manifest_path() -> Path:
+    return user_models_dir() / "manifest.json"
+
+
+def _read_manifest(path: Path) -> list[ModelEntry]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        return []
+    return [ModelEntry.from_json(m) for m in data.get("models", [])]
+
+
+def load_manifest() -> list[ModelEntry]:
+    """The shipped models followed by those the user added (trained, optimised)."""
+    entries = _read_manifest(manifest_path())
+    seen = {e.id for e in entries}
+    entries += [e for e in _read_manifest(user_manifest_path()) if e.id not in seen]
+    return entries
+
+
+def get_entry(model_id: str) -> ModelEntry | None:
+    return next((e for e in load_manifest() if e.id == model_id), None)
+
+
+def search_dirs() -> list[Path]:
+    dirs = []
+    env = os.environ.get(MODELS_DIR_ENV)
+    if env:
+        dirs.append(Path(env).expanduser())
+    dirs += [app_root() / "models", user_models_dir()]
+    return dirs
+
+
+def find_file(file_name: str) -> Path | None:
+    for folder in search_dirs():
+        candidate = folder / file_name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve(model: str | os.PathLike | None, kind: str = "liveness") -> Path:
+    """A usable model file from an explicit path, a registry id, or the default for kind.
+
+    Raises MissingModelError with a message that says how to get the model.
+    """
+    if model is not None and (os.sep in str(model) or str(model).endswith(".onnx")
+                              or Path(model).is_file()):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise MissingModelError(f"model file not found: {path}")
+        return path
+    model_id = str(model) if model else (DEFAULT_LIVENESS if kind == "liveness" else DEFAULT_DETECTOR)
+    entry = get_entry(model_id)
+    if entry is None:
+        known = ", ".join(e.id for e in load_manifest())
+        raise MissingModelError(f"unknown model '{model_id}' (known: {known})")
+    path = find_file(entry.file)
+    if path is None:
+        raise MissingModelError(
+            f"{entry.kind} model '{entry.id}' ({entry.file}) not found in "
+            f"{', '.join(str(d) for d in search_dirs())}; run 'fasdesk models pull' to download it, "
+            f"or set {MODELS_DIR_ENV} to a folder that has it")
+    return path
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
