@@ -1,0 +1,81 @@
+"""Shared test fixtures: the real models and samples from ../shared.
+
+Tests never mock the models: they use the reference copies that CI lays out in
+../shared (found through FASDESK_MODELS_DIR). Without them a test is skipped, unless
+FASDESK_REQUIRE_MODELS=1 (CI), where a missing model is a failure.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+SAMPLES_DIR = SHARED / "samples"
+SAMPLE_NAMES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
+
+
+def _models_dir() -> Path:
+    env = os.environ.get("FASDESK_MODELS_DIR")
+    return Path(env) if env else SHARED / "models"
+
+
+def require_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    message = f"real model/sample not found: {path}"
+    if os.environ.get("FASDESK_REQUIRE_MODELS") == "1":
+        pytest.fail(message + " (FASDESK_REQUIRE_MODELS=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Keep tests out of the real user's config and data folders."""
+    home = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(_models_dir()))
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return _models_dir()
+
+
+@pytest.fixture(scope="session")
+def fp32_model() -> Path:
+    return require_file(_models_dir() / "best_model.onnx")
+
+
+@pytest.fixture(scope="session")
+def quantized_model() -> Path:
+    return require_file(_models_dir() / "best_model_quantized.onnx")
+
+
+@pytest.fixture(scope="session")
+def detector_model() -> Path:
+    return require_file(_models_dir() / "detector.onnx")
+
+
+@pytest.fixture(scope="session")
+def checkpoint() -> Path:
+    return require_file(_models_dir() / "best_model.pth")
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    for name in SAMPLE_NAMES:
+        require_file(SAMPLES_DIR / name)
+    return SAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def pipeline(fp32_model, detector_model):
+    from fasdesk.core.pipeline import build_pipeline
+
+    return build_pipeline(fp32_model, detector_model)
