@@ -21,6 +21,21 @@ def is_frozen() -> bool:
     return bool(getattr(sys, "frozen", False))
 
 
+# `fasdesk --backend training ARGS` runs the training backend inside the packaged app,
+# which has no separate Python to run `-m training` with (handled in fasdesk.cli.main).
+BACKEND_FLAG = "--backend"
+
+
+def backend_command() -> list[str]:
+    """The command line that starts the training backend as a child process.
+
+    Append the subcommand and its arguments, e.g. backend_command() + ["prep", src, out].
+    """
+    if is_frozen():
+        return [sys.executable, BACKEND_FLAG, "training"]
+    return [sys.executable, "-m", "training"]
+
+
 def resources_dir() -> Path:
     return app_root() / "resources"
 
