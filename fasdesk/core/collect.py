@@ -1,0 +1,131 @@
+"""Saving live faces as training samples (the Live tab's Collect mode). No Qt.
+
+Samples go into a folders-layout dataset (see fasdesk.core.dataset_info): the full frame
+as `<class folder>/<name>.jpg` plus `<name>_BB.txt` with the face box `x y w h` in the
+frame's pixels, one file pair per face, so `training prep` crops it exactly the way the
+live view does.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fasdesk.core import dataset_info
+from fasdesk.core.imageio import to_bgr8
+from fasdesk.core.paths import data_dir
+
+# Collect classes -> folder in the dataset; each folder name is one prep understands.
+CLASS_FOLDERS = {
+    "real": Path("real"),
+    "print": Path("spoof/print"),
+    "replay": Path("spoof/replay"),
+    "paper_mask": Path("spoof/paper_mask"),
+    "3d_mask": Path("spoof/3d_mask"),
+}
+CLASS_TITLES = {"real": "Real", "print": "Print", "replay": "Replay (screen)",
+                "paper_mask": "Paper mask", "3d_mask": "3D mask"}
+JPEG_QUALITY = 95
+
+
+class CollectError(Exception):
+    """A sample that cannot be saved (disk full, no permission); one line for the user."""
+
+
+def default_dataset_dir() -> Path:
+    return data_dir() / "datasets" / "collected"
+
+
+def collectable_boxes(results) -> list[tuple[int, int, int, int]]:
+    """Boxes of the faces in pipeline results worth keeping: those the model could judge.
+
+    A face that is too small or cut by the border (FaceResult.reason set) would teach the
+    model from a crop it never sees in use.
+    """
+    return [tuple(int(v) for v in r.box) for r in results if r.reason is None]
+
+
+class SampleCollector:
+    """Writes labelled face samples into one dataset folder and counts them per class."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_dataset_dir()
+        self.counts = {name: self._count_on_disk(name) for name in CLASS_FOLDERS}
+        self._serial = 0
+
+    def folder(self, label: str) -> Path:
+        if label not in CLASS_FOLDERS:
+            raise ValueError(f"unknown sample class {label!r}; expected one of "
+                             f"{', '.join(CLASS_FOLDERS)}")
+        return self.root / CLASS_FOLDERS[label]
+
+    def _count_on_disk(self, label: str) -> int:
+        folder = self.folder(label)
+        if not folder.is_dir():
+            return 0
+        return sum(1 for p in folder.iterdir() if p.suffix.lower() == ".jpg")
+
+    def save(self, frame: np.ndarray, boxes, label: str) -> list[Path]:
+        """Save one sample per face box; returns the image paths written.
+
+        The box file is written before the image, and the image through a temporary name,
+        so an image in the dataset always has its box and is never half-written.
+        """
+        folder = self.folder(label)
+        boxes = [tuple(int(v) for v in b) for b in boxes]
+        if not boxes:
+            return []
+        image = to_bgr8(frame)
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise CollectError("the frame could not be encoded as JPEG")
+        written = []
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for box in boxes:
+                path = self._new_path(folder, label)
+                dataset_info.write_box(dataset_info.box_path_for(path), box)
+                tmp = path.with_name(path.name + ".part")
+                tmp.write_bytes(encoded.tobytes())
+                os.replace(tmp, path)
+                written.append(path)
+                self.counts[label] += 1
+        except OSError as exc:
+            raise CollectError(f"cannot save samples into {folder}: "
+                               f"{exc.strerror or exc}") from None
+        return written
+
+    def _new_path(self, folder: Path, label: str) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        while True:
+            self._serial += 1
+            path = folder / f"{label}_{stamp}_{self._serial:05d}.jpg"
+            if not path.exists():
+                return path
+
+
+class AutoCapture:
+    """While a class button is held, say which frames to keep: the first, then every k-th."""
+
+    def __init__(self, every: int = 5):
+        self.every = max(1, int(every))
+        self.label: str | None = None
+        self._frames = 0
+
+    def press(self, label: str) -> None:
+        self.label = label
+        self._frames = 0
+
+    def release(self) -> None:
+        self.label = None
+
+    def tick(self) -> str | None:
+        """Call once per processed frame; returns the label to save this frame under, or None."""
+        if self.label is None:
+            return None
+        due = self._frames % self.every == 0
+        self._frames += 1
+        return self.label if due else None
