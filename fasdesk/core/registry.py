@@ -131,3 +131,23 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def register_user_model(entry: ModelEntry) -> Path:
+    """Add a model (trained, optimised) to the user manifest, replacing one with its id.
+
+    The one writer of the user manifest. `entry.file` is a file name looked up in
+    search_dirs() (normally the model sits in user_models_dir()) or an absolute path.
+    Shipped ids cannot be replaced. Written atomically; returns the manifest path.
+    Raises ValueError for a shipped id, OSError when the folder is not writable.
+    """
+    if any(e.id == entry.id for e in _read_manifest(manifest_path())):
+        raise ValueError(f"'{entry.id}' is a built-in model id; choose another name")
+    path = user_manifest_path()
+    entries = [e for e in _read_manifest(path) if e.id != entry.id] + [entry]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": 1, "models": [e.to_json() for e in entries]},
+                              indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
