@@ -24,6 +24,60 @@ def run_gui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(name: str):
+    """A `func` that imports fasdesk.commands only when the subcommand runs."""
+    def run(args: argparse.Namespace) -> int:
+        from fasdesk import commands
+
+        return getattr(commands, name)(args)
+    return run
+
+
+def add_classify_parser(sub) -> None:
+    from fasdesk.core.liveness import DEFAULT_THRESHOLD
+
+    p = sub.add_parser("classify", help="classify image files and folders (recursively)",
+                       description="Classify faces in images as real or spoof. Exit status: "
+                                   "0 when every file was read, 2 when any was not, "
+                                   "1 when nothing could run (e.g. no model).")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="P",
+                   help=f"p_real at or above this is real (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--model", metavar="FILE", help="liveness model: .onnx file or registry id")
+    p.add_argument("--detector", metavar="FILE", help="face detector: .onnx file or registry id")
+    p.add_argument("--annotate", metavar="DIR",
+                   help="write copies with the faces boxed (green real, red spoof, grey unsure)")
+    p.set_defaults(func=_command("classify"))
+
+
+def add_models_parser(sub) -> None:
+    p = sub.add_parser("models", help="list, download and verify the known models")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION")
+    ls = msub.add_parser("list", help="the known models and where their files are")
+    ls.add_argument("--json", action="store_true",
+                    help='a JSON array of {"id", "kind", "path", "sha256", "default"}')
+    ls.set_defaults(func=_command("models_list"))
+    pull = msub.add_parser("pull", help="download models and check their SHA-256")
+    pull.add_argument("ids", nargs="*", metavar="ID",
+                      help="model ids (default: the default liveness model and detector)")
+    pull.add_argument("--all", action="store_true", help="every model in the manifest")
+    pull.add_argument("--dest", metavar="DIR", help="download here instead of the user data folder")
+    pull.set_defaults(func=_command("models_pull"))
+    verify = msub.add_parser("verify", help="re-check the SHA-256 of the model files found")
+    verify.add_argument("ids", nargs="*", metavar="ID", help="model ids (default: all)")
+    verify.set_defaults(func=_command("models_verify"))
+    # `fasdesk models` alone lists them.
+    p.set_defaults(func=_command("models_list"), json=False)
+
+
+def add_doctor_parser(sub) -> None:
+    p = sub.add_parser("doctor", help="versions, execution providers, models and cameras")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.add_argument("--no-cameras", action="store_true", help="skip the camera probe")
+    p.set_defaults(func=_command("doctor"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fasdesk", description="Face liveness (anti-spoofing) checking: GUI and tools.")

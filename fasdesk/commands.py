@@ -1,0 +1,299 @@
+"""What `fasdesk classify`, `fasdesk models` and `fasdesk doctor` do.
+
+cli.py registers the arguments and calls these lazily, so starting the GUI does not pay
+for their imports. Each returns the exit status. Expected failures (a missing model, an
+unreadable file, no network) print one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+# Exit statuses.
+OK = 0
+FAILED = 1  # the command could not do its job (no model, bad arguments, offline...)
+UNREADABLE = 2  # classify: some files could not be read
+
+PROG = "fasdesk"
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- classify
+
+class _Progress:
+    """'[12/340] folder/file.jpg' on one stderr line while a folder is classified."""
+
+    def __init__(self, stream, enabled: bool):
+        self.stream = stream
+        self.enabled = enabled
+        self.width = 0
+
+    def __call__(self, done: int, total: int, path: Path) -> None:
+        if not self.enabled:
+            return
+        text = f"[{done}/{total}] {path}"
+        if len(text) > 100:
+            text = text[:40] + "..." + text[-57:]
+        self.stream.write("\r" + text + " " * max(self.width - len(text), 0))
+        self.stream.flush()
+        self.width = len(text)
+
+    def clear(self) -> None:
+        if self.enabled and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0
+
+
+def _annotated_name(path: Path, folders: list[Path]) -> Path:
+    """Where under --annotate DIR a file's annotated copy goes.
+
+    Files from a folder argument keep their place under that folder's name; files named
+    directly go to the top. JPEG-like formats stay JPEG, everything else becomes PNG.
+    """
+    rel = Path(path.name)
+    for folder in folders:
+        try:
+            rel = Path(folder.name or "input") / path.relative_to(folder)
+            break
+        except ValueError:
+            continue
+    suffix = path.suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png"):
+        rel = rel.with_name(rel.name + ".png")
+    return rel
+
+
+def _table_rows(result) -> list[str]:
+    name = result.path
+    if result.error:
+        return [f"{name}  ERROR: {result.error}"]
+    size = f"{result.width}x{result.height}"
+    if not result.faces:
+        return [f"{name}  {size}  no face found"]
+    rows = []
+    for i, face in enumerate(result.faces):
+        x, y, w, h = face.box
+        score = "  -  " if face.p_real is None else f"{face.p_real:.3f}"
+        why = f"  ({face.reason})" if face.reason else ""
+        prefix = f"{name}  {size}" if i == 0 else " " * len(f"{name}  {size}")
+        rows.append(f"{prefix}  face {i + 1}: {face.label.upper():6s} p_real {score}  "
+                    f"box {x},{y},{w},{h}{why}")
+    return rows
+
+
+def classify(args: argparse.Namespace) -> int:
+    from fasdesk.core.batch import classify_paths, collect_files
+    from fasdesk.core.detector import DetectorError
+    from fasdesk.core.liveness import ModelError
+    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.registry import MissingModelError
+
+    if not 0.0 <= args.threshold <= 1.0:
+        _err(f"--threshold must be between 0 and 1, got {args.threshold}")
+        return FAILED
+    try:
+        pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold)
+    except (MissingModelError, ModelError, DetectorError) as exc:
+        _err(str(exc))
+        return FAILED
+
+    inputs = [Path(p) for p in args.paths]
+    folders = [p for p in inputs if p.is_dir()]
+    if not collect_files(inputs):
+        _err("no image files found in " + ", ".join(str(p) for p in inputs))
+        return FAILED
+    annotate_dir = Path(args.annotate) if args.annotate else None
+    if annotate_dir is not None:
+        from fasdesk.core.annotate import draw_faces, save_image
+        used: set[Path] = set()
+
+    progress = _Progress(sys.stderr, enabled=bool(folders) and sys.stderr.isatty())
+    counts = {"real": 0, "spoof": 0, "unsure": 0}
+    images = unreadable = 0
+    try:
+        for result in classify_paths(inputs, pipeline, progress=progress,
+                                     keep_images=annotate_dir is not None):
+            progress.clear()
+            images += 1
+            if result.error:
+                unreadable += 1
+            for face in result.faces:
+                counts[face.label] = counts.get(face.label, 0) + 1
+            if args.json:
+                print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            else:
+                print("\n".join(_table_rows(result)), flush=True)
+            if annotate_dir is not None and result.image is not None:
+                rel = _annotated_name(Path(result.path), folders)
+                stem, n = rel, 1
+                while rel in used:  # two inputs with the same name
+                    rel = stem.with_name(f"{stem.stem}_{n}{stem.suffix}")
+                    n += 1
+                used.add(rel)
+                try:
+                    save_image(annotate_dir / rel, draw_faces(result.image, result.faces))
+                except OSError as exc:
+                    _err(f"cannot write annotated copy {annotate_dir / rel}: "
+                         f"{getattr(exc, 'strerror', None) or exc}")
+                    return FAILED
+    finally:
+        progress.clear()
+    if not args.json:
+        faces = sum(counts.values())
+        print(f"{images} image(s), {faces} face(s): {counts['real']} real, {counts['spoof']} "
+              f"spoof, {counts['unsure']} unsure; {unreadable} unreadable")
+    return UNREADABLE if unreadable else OK
+
+
+# ------------------------------------------------------------------------------ models
+
+def _entries_for(ids: list[str]):
+    from fasdesk.core import registry
+
+    entries = registry.load_manifest()
+    if not ids:
+        return entries, []
+    by_id = {e.id: e for e in entries}
+    unknown = [i for i in ids if i not in by_id]
+    return [by_id[i] for i in ids if i in by_id], unknown
+
+
+def models_list(args: argparse.Namespace) -> int:
+    from fasdesk.core import registry
+
+    defaults = (registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR)
+    rows = []
+    for entry in registry.load_manifest():
+        path = registry.find_file(entry.file)
+        rows.append({"id": entry.id, "kind": entry.kind,
+                     "path": str(path) if path else None,
+                     "sha256": entry.sha256 or None, "default": entry.id in defaults})
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return OK
+    width = max((len(r["id"]) for r in rows), default=2)
+    print(f"{'id':{width}s}  kind      default  file")
+    for row in rows:
+        where = row["path"] or "not found (fasdesk models pull " + row["id"] + ")"
+        print(f"{row['id']:{width}s}  {row['kind']:8s}  {'yes' if row['default'] else '':7s}  {where}")
+    print("searched: " + os.pathsep.join(str(d) for d in registry.search_dirs()))
+    return OK
+
+
+def models_verify(args: argparse.Namespace) -> int:
+    from fasdesk.core import registry
+
+    entries, unknown = _entries_for(args.ids)
+    for model_id in unknown:
+        _err(f"unknown model '{model_id}'")
+    bad = len(unknown)
+    for entry in entries:
+        path = registry.find_file(entry.file)
+        if path is None:
+            print(f"{entry.id}: not found (run 'fasdesk models pull {entry.id}')")
+            continue
+        if not entry.sha256:
+            print(f"{entry.id}: {path}: no SHA-256 recorded, not checked")
+            continue
+        try:
+            actual = registry.sha256_of(path)
+        except OSError as exc:
+            print(f"{entry.id}: {path}: cannot read ({exc.strerror or exc})")
+            bad += 1
+            continue
+        if actual == entry.sha256.lower():
+            print(f"{entry.id}: ok ({path})")
+        else:
+            bad += 1
+            print(f"{entry.id}: HASH MISMATCH {path}: SHA-256 {actual[:16]}..., expected "
+                  f"{entry.sha256[:16]}...; the file is corrupt or a different model: remove it "
+                  f"and run 'fasdesk models pull {entry.id}'")
+    if bad:
+        _err(f"{bad} model(s) failed verification")
+        return FAILED
+    return OK
+
+
+def models_pull(args: argparse.Namespace) -> int:
+    from fasdesk.core import registry
+    from fasdesk.core.download import DownloadError, ProgressLine, download_model
+    from fasdesk.core.paths import user_models_dir
+
+    if args.ids:
+        entries, unknown = _entries_for(args.ids)
+        if unknown:
+            known = ", ".join(e.id for e in registry.load_manifest())
+            _err(f"unknown model(s) {', '.join(unknown)} (known: {known})")
+            return FAILED
+    elif args.all:
+        entries = [e for e in registry.load_manifest() if e.url]
+    else:
+        entries = [e for e in (registry.get_entry(registry.DEFAULT_LIVENESS),
+                               registry.get_entry(registry.DEFAULT_DETECTOR)) if e]
+    dest = Path(args.dest) if args.dest else user_models_dir()
+    for entry in entries:
+        # With --dest only that folder counts; otherwise a verified copy anywhere will do.
+        existing = dest / entry.file if args.dest else registry.find_file(entry.file)
+        if (existing is not None and existing.is_file() and entry.sha256
+                and registry.sha256_of(existing) == entry.sha256.lower()):
+            print(f"{entry.id}: already present and verified ({existing})")
+            continue
+        line = ProgressLine(entry.file, sys.stderr)
+        try:
+            path = download_model(entry, dest, progress=line)
+        except DownloadError as exc:
+            line.finish()
+            _err(str(exc))
+            return FAILED
+        line.finish()
+        print(f"{entry.id}: downloaded and verified ({path.stat().st_size} bytes, "
+              f"SHA-256 ok) -> {path}")
+        shadow = registry.find_file(entry.file)
+        if shadow is not None and shadow.resolve() != path.resolve():
+            _err(f"note: {shadow} is found before {path}; remove it if it is damaged")
+    return OK
+
+
+# ------------------------------------------------------------------------------ doctor
+
+def doctor(args: argparse.Namespace) -> int:
+    from fasdesk.core import doctor as checks
+
+    data = checks.report(cameras=not args.no_cameras)
+    found = checks.problems(data)
+    if args.json:
+        data["problems"] = found
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return FAILED if found else OK
+    print("versions:")
+    for name, version in data["versions"].items():
+        print(f"  {name:13s} {version or 'not installed'}")
+    print(f"  {'platform':13s} {data['platform']}")
+    prov = data["providers"]
+    print("execution providers: " + (", ".join(prov["available"]) or "none")
+          + (f" (using {prov['chosen']})" if prov.get("chosen") else ""))
+    print("models:")
+    for model in data["models"]:
+        mark = " (default)" if model["default"] else ""
+        where = f" {model['path']}" if model["path"] else ""
+        print(f"  {model['id']}{mark}: {model['status']}{where}")
+    cams = data["cameras"]
+    if cams is not None:
+        if cams["cameras"]:
+            print("cameras: " + ", ".join(f"{c['index']}: {c['name']}" for c in cams["cameras"]))
+        else:
+            print("cameras: no cameras found" + (f" ({cams['note']})" if cams["note"] else ""))
+    if found:
+        print("problems:")
+        for line in found:
+            print(f"  {line}")
+        return FAILED
+    print("no problems found")
+    return OK

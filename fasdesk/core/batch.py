@@ -1,0 +1,113 @@
+"""Classifying many image files: folders expanded, decoding overlapped with inference.
+
+Image files are decoded on a small thread pool (OpenCV releases the GIL while decoding)
+while the caller's thread runs the pipeline, a few files ahead at most so memory stays
+bounded. Results come back in input order. A file that cannot be read or processed
+becomes a result with an `error` and the batch goes on. Used by `fasdesk classify`, the
+GUI's images tab and the benchmark.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from fasdesk.core.imageio import ImageReadError, iter_image_files, read_image
+from fasdesk.core.pipeline import FaceResult, Pipeline
+
+
+@dataclass
+class ImageResult:
+    path: str
+    width: int = 0
+    height: int = 0
+    faces: list[FaceResult] = field(default_factory=list)
+    error: str | None = None  # one line; None when the file was read and processed
+    image: np.ndarray | None = field(default=None, repr=False)  # 8-bit BGR, if kept
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict:
+        """The `fasdesk classify --json` record (see DESIGN.md)."""
+        return {"path": self.path, "width": self.width, "height": self.height,
+                "faces": [f.to_json() for f in self.faces], "error": self.error}
+
+
+def _short_reason(message: str, path: Path) -> str:
+    """imageio's messages start with the path; the record carries it already."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _load(path: Path) -> np.ndarray | str:
+    """The decoded image, or the one-line reason it cannot be used."""
+    try:
+        return read_image(path)
+    except ImageReadError as exc:
+        return _short_reason(str(exc), path)
+    except MemoryError:
+        return "not enough memory to decode this image"
+    except Exception as exc:  # a decoder failure must not stop the batch
+        return f"cannot decode ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+
+
+def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named explicitly plus image files found (recursively, sorted) in folders."""
+    return list(iter_image_files(paths))
+
+
+def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, workers: int = 2,
+                   progress: Callable[[int, int, Path], None] | None = None,
+                   cancelled: Callable[[], bool] | None = None,
+                   keep_images: bool = False) -> Iterator[ImageResult]:
+    """Classify every image in `paths` (files and folders); yield results in input order.
+
+    progress(done, total, path) is called after each file; cancelled() is polled before
+    each one and stops the batch (the results so far have been yielded). keep_images
+    keeps the decoded BGR image on each result (for annotation or display).
+    """
+    files = collect_files(paths)
+    total = len(files)
+    if total == 0:
+        return
+    workers = max(1, int(workers))
+    lookahead = workers * 2
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-decode")
+    pending: deque[tuple[Path, Future]] = deque()
+    queued = 0
+    try:
+        for done in range(total):
+            if cancelled is not None and cancelled():
+                return
+            while queued < total and len(pending) < lookahead:
+                pending.append((files[queued], pool.submit(_load, files[queued])))
+                queued += 1
+            path, future = pending.popleft()
+            loaded = future.result()
+            result = ImageResult(path=str(path))
+            if isinstance(loaded, str):
+                result.error = loaded
+            else:
+                result.height, result.width = loaded.shape[:2]
+                try:
+                    result.faces = pipeline.process(loaded)
+                except Exception as exc:  # one bad image never stops the batch
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    result.error = f"processing failed ({type(exc).__name__}: {first})"
+                if keep_images:
+                    result.image = loaded
+            del loaded
+            if progress is not None:
+                progress(done + 1, total, path)
+            yield result
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
