@@ -1,0 +1,103 @@
+"""Workers behind the Images tab; each lives in its own QThread and talks by signals.
+
+ClassifyWorker runs batches through `fasdesk.core.batch.classify_paths`; PreviewWorker
+reads one file again and draws its faces for the preview pane. Both hand the UI packed
+RGB bytes (`fasdesk.core.display`), never pixels to process.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from fasdesk.core.annotate import draw_faces
+from fasdesk.core.batch import ImageResult, classify_paths, collect_files
+from fasdesk.core.display import RGBBytes, fit_within, thumbnail, to_rgb_bytes
+from fasdesk.core.imageio import ImageReadError, read_image
+from fasdesk.core.pipeline import Pipeline
+
+# Files decoded in parallel while the worker thread runs the models.
+DECODE_WORKERS = 2
+
+
+@dataclass
+class ClassifiedImage:
+    """One finished file: the core result (image dropped) and its small thumbnail."""
+    result: ImageResult
+    thumb: RGBBytes | None
+
+
+class ClassifyWorker(QObject):
+    """Classifies batches of files and folders with a pipeline built on first use.
+
+    Cancellation is a threading.Event set by the UI thread: while a batch runs this
+    thread's event loop is busy, so a queued "cancel" signal would arrive only afterwards.
+    """
+
+    started = Signal(int)  # number of files in the batch
+    image_done = Signal(object)  # ClassifiedImage
+    finished = Signal(int, int, bool)  # done, total, cancelled
+    failed = Signal(str)  # the pipeline could not be built; nothing was classified
+
+    def __init__(self, cancel_event: threading.Event):
+        super().__init__()
+        self._cancel = cancel_event
+        self._pipeline: Pipeline | None = None
+        self._generation = -1
+
+    @Slot(object, object, int)
+    def run(self, paths: list[str], factory: Callable[[], Pipeline], generation: int) -> None:
+        files = collect_files(paths)
+        if generation != self._generation or self._pipeline is None:
+            try:
+                self._pipeline = factory()
+            except Exception as exc:  # missing/corrupt model: a message, not a crash
+                self._pipeline = None
+                self.failed.emit(str(exc).strip().splitlines()[0] if str(exc).strip()
+                                 else type(exc).__name__)
+                return
+            self._generation = generation
+        total = len(files)
+        self.started.emit(total)
+        done = 0
+        for result in classify_paths(files, self._pipeline, workers=DECODE_WORKERS,
+                                     cancelled=self._cancel.is_set, keep_images=True):
+            thumb = thumbnail(result.image) if result.image is not None else None
+            result.image = None  # keep only the thumbnail; the preview re-reads the file
+            done += 1
+            self.image_done.emit(ClassifiedImage(result, thumb))
+        self.finished.emit(done, total, done < total)
+
+
+class PreviewWorker(QObject):
+    """Reads one file and draws its faces, fitted for display. Only the newest request
+    is drawn; older ones still queued are skipped."""
+
+    ready = Signal(int, object)  # request id, RGBBytes
+    failed = Signal(int, str)  # request id, one-line reason
+
+    def __init__(self):
+        super().__init__()
+        self.latest_request = 0  # written by the UI thread; a plain int is safe to share
+        self._cached_path: str | None = None
+        self._cached_image = None  # the last file read, so a threshold change redraws fast
+
+    @Slot(int, str, object, float, int)
+    def render(self, request: int, path: str, faces: list, threshold: float,
+               max_side: int) -> None:
+        if request != self.latest_request:
+            return
+        if path != self._cached_path:
+            self._cached_path, self._cached_image = None, None
+            try:
+                self._cached_image = read_image(path)
+            except ImageReadError as exc:
+                self.failed.emit(request, str(exc))
+                return
+            self._cached_path = path
+        # Draw at full size, then shrink: boxes are in the original's pixels and
+        # draw_faces sizes lines and captions to the image it draws on.
+        drawn = fit_within(draw_faces(self._cached_image, faces, threshold), max_side)
+        self.ready.emit(request, to_rgb_bytes(drawn))
