@@ -224,6 +224,9 @@ class ImageView(QWidget):
     def has_image(self) -> bool:
         return self._pixmap is not None
 
+    def pixmap(self) -> QPixmap | None:
+        return self._pixmap
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#2b2b2b"))

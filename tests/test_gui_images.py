@@ -1,0 +1,300 @@
+"""The Images tab driven like a user would: real models, real files, offscreen Qt."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from fasdesk.core.liveness import verdict  # noqa: E402
+from fasdesk.ui.images_tab import ImagesTab, ResultsModel  # noqa: E402
+
+GOOD = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
+BAD = {"empty.jpg": "empty file", "notes.jpg": "not an image",
+       "truncated.jpg": "truncated"}
+BATCH_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def mixed_folder(tmp_path, samples_dir):
+    """The three samples (one in a sub-folder) plus three files that are not images."""
+    folder = tmp_path / "drop me"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(samples_dir / "real_T1.jpg", folder)
+    shutil.copy(samples_dir / "spoof_F1.jpg", folder)
+    shutil.copy(samples_dir / "spoof_F2.jpg", folder / "sub")
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("a text file with a .jpg name\n")
+    jpeg = (samples_dir / "real_T1.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 4])
+    (folder / "readme.txt").write_text("skipped inside folders: not an image extension")
+    return folder
+
+
+@pytest.fixture
+def tab(qtbot, pipeline):
+    widget = ImagesTab()
+    qtbot.addWidget(widget)
+    widget.set_pipeline_factory(lambda: pipeline)
+    widget.resize(1100, 650)
+    widget.show()
+    yield widget
+    widget.shutdown()
+
+
+def drop(widget, paths) -> QDropEvent:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the tab must accept dragged files"
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+    return event
+
+
+def wait_done(qtbot, tab):
+    qtbot.waitUntil(lambda: not tab.is_running(), timeout=BATCH_TIMEOUT_MS)
+
+
+def table(tab) -> dict[str, list]:
+    """File name -> the row's displayed cells, as the user sees them (through the proxy)."""
+    view = tab.table.model()
+    rows = {}
+    for r in range(view.rowCount()):
+        cells = [view.index(r, c).data() for c in range(view.columnCount())]
+        rows[cells[ResultsModel.FILE]] = cells
+    return rows
+
+
+def source_row(tab, name: str) -> int:
+    for r in range(tab.model.rowCount()):
+        if tab.model.result(r).path.endswith(name):
+            return r
+    raise AssertionError(f"{name} not in the table")
+
+
+def select(tab, name: str) -> None:
+    proxy_index = tab.proxy.mapFromSource(tab.model.index(source_row(tab, name), 0))
+    tab.table.setCurrentIndex(proxy_index)
+
+
+def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab, mixed_folder):
+    messages = []
+    tab.status_message.connect(messages.append)
+    event = drop(tab, [mixed_folder])
+    assert event.isAccepted()
+    wait_done(qtbot, tab)
+
+    rows = table(tab)
+    assert set(rows) == set(GOOD) | set(BAD)  # recursive, readme.txt skipped
+    for name, expected in GOOD.items():
+        cells = rows[name]
+        assert cells[ResultsModel.VERDICT] == expected, name
+        assert cells[ResultsModel.FACES] == "1"
+        assert cells[ResultsModel.ERROR] == ""
+    for name, words in BAD.items():
+        cells = rows[name]
+        assert cells[ResultsModel.VERDICT] == "error"
+        assert words in cells[ResultsModel.ERROR], cells
+    # Thumbnails only for files that could be read.
+    for r in range(tab.model.rowCount()):
+        thumb = tab.model.index(r, ResultsModel.THUMB).data(Qt.ItemDataRole.DecorationRole)
+        assert (thumb is None) == bool(tab.model.result(r).error)
+        if thumb is not None:
+            assert max(thumb.width(), thumb.height()) <= 64
+    assert any("Classified 6 image(s)" in m and "3 could not be read" in m for m in messages)
+    assert "1 real, 2 spoof, 3 error" in tab.summary.text()
+    assert not tab.progress_row.isVisible()
+
+
+def test_threshold_relabels_table_without_new_inference(qtbot, tab, mixed_folder):
+    tab.add_paths([str(mixed_folder)])
+    wait_done(qtbot, tab)
+    batches = []
+    tab._worker.started.connect(batches.append)
+    p = {name: tab.model.result(source_row(tab, name)).faces[0].p_real for name in GOOD}
+    assert p["real_T1.jpg"] > 0.5 > max(p["spoof_F1.jpg"], p["spoof_F2.jpg"])
+
+    # Between the two spoof scores: the higher-scored spoof now passes as real.
+    low, high = sorted((p["spoof_F1.jpg"], p["spoof_F2.jpg"]))
+    threshold = (low + high) / 2
+    tab.set_threshold(threshold)
+    rows = table(tab)
+    for name in GOOD:
+        assert rows[name][ResultsModel.VERDICT] == verdict(p[name], threshold), name
+    assert sorted(rows[n][ResultsModel.VERDICT] for n in GOOD) == ["real", "real", "spoof"]
+
+    # Above the real photo's score: everything is spoof, and the cell colour follows.
+    tab.set_threshold(min(1.0, p["real_T1.jpg"] + 1e-5))
+    rows = table(tab)
+    assert all(rows[n][ResultsModel.VERDICT] == "spoof" for n in GOOD)
+    r = source_row(tab, "real_T1.jpg")
+    colour = tab.model.index(r, ResultsModel.VERDICT).data(Qt.ItemDataRole.BackgroundRole)
+    assert colour.red() > colour.green()
+    assert "3 spoof" in tab.summary.text()
+    qtbot.wait(50)
+    assert batches == [] and not tab.is_running()
+
+
+def _box_edge_colour(image, box):
+    """The most saturated pixel on the left edge of a face box (anti-aliased lines)."""
+    x, y, w, h = box
+    pixels = [image.pixelColor(xx, y + h // 2) for xx in range(max(0, x - 2), x + 3)]
+    return max(pixels, key=lambda c: max(c.red(), c.green(), c.blue())
+               - min(c.red(), c.green(), c.blue()))
+
+
+def test_selecting_a_row_shows_the_annotated_image_and_follows_the_threshold(
+        qtbot, tab, mixed_folder):
+    tab.add_paths([str(mixed_folder)])
+    wait_done(qtbot, tab)
+    select(tab, "real_T1.jpg")
+    qtbot.waitUntil(tab.preview.has_image, timeout=10_000)
+    result = tab.model.result(source_row(tab, "real_T1.jpg"))
+    image = tab.preview.pixmap().toImage()
+    assert (image.width(), image.height()) == (result.width, result.height)
+    edge = _box_edge_colour(image, result.faces[0].box)
+    assert edge.green() > 150 and edge.red() < 100, edge.name()  # green: real
+    assert "face 1: real" in tab.details.text()
+
+    tab.set_threshold(min(1.0, result.faces[0].p_real + 1e-5))
+    qtbot.waitUntil(lambda: _box_edge_colour(tab.preview.pixmap().toImage(),
+                                             result.faces[0].box).red() > 150,
+                    timeout=10_000)
+    assert "face 1: spoof" in tab.details.text()
+
+    select(tab, "notes.jpg")
+    qtbot.waitUntil(lambda: not tab.preview.has_image(), timeout=5_000)
+    assert "not an image" in tab.details.text()
+
+
+def test_export_csv_and_json_match_the_command_line(qtbot, tab, mixed_folder, tmp_path,
+                                                    fp32_model, detector_model, capsys):
+    from fasdesk.cli import main
+
+    tab.add_paths([str(mixed_folder)])
+    wait_done(qtbot, tab)
+    assert tab.export_json(str(tmp_path / "out.json"))
+    assert tab.export_json(str(tmp_path / "out.jsonl"))
+    assert tab.export_csv(str(tmp_path / "out.csv"))
+
+    capsys.readouterr()
+    status = main(["classify", str(mixed_folder), "--json", "--model", str(fp32_model),
+                   "--detector", str(detector_model)])
+    assert status == 2  # some files unreadable
+    cli = {r["path"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+
+    exported = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    lines = [json.loads(line) for line in
+             (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert lines == exported
+    assert {r["path"] for r in exported} == set(cli)
+    for record in exported:
+        expected = cli[record["path"]]
+        assert record.keys() == expected.keys()
+        assert (record["width"], record["height"], record["error"]) == (
+            expected["width"], expected["height"], expected["error"])
+        assert len(record["faces"]) == len(expected["faces"])
+        for face, cli_face in zip(record["faces"], expected["faces"]):
+            assert face.keys() == cli_face.keys()
+            assert face["box"] == cli_face["box"]
+            assert face["label"] == cli_face["label"]
+            assert face["p_real"] == pytest.approx(cli_face["p_real"], abs=1e-5)
+
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6  # one face in each good image, one row per unreadable file
+    by_path = {row["path"]: row for row in rows}
+    for record in exported:
+        row = by_path[record["path"]]
+        if record["error"]:
+            assert row["error"] == record["error"] and row["face"] == ""
+        else:
+            face = record["faces"][0]
+            assert row["label"] == face["label"]
+            assert float(row["p_real"]) == pytest.approx(face["p_real"])
+            assert [int(row[k]) for k in "xywh"] == face["box"]
+
+    # The export follows the threshold the user set.
+    tab.set_threshold(0.0)
+    assert tab.export_json(str(tmp_path / "all_real.json"))
+    relabelled = json.loads((tmp_path / "all_real.json").read_text(encoding="utf-8"))
+    assert {f["label"] for r in relabelled for f in r["faces"]} == {"real"}
+
+
+def test_export_to_an_unwritable_place_says_so(qtbot, tab, mixed_folder, tmp_path):
+    tab.add_paths([str(mixed_folder / "real_T1.jpg")])
+    wait_done(qtbot, tab)
+    target = tmp_path / "no such folder" / "out.csv"
+    assert not tab.export_csv(str(target))
+    assert not target.exists()
+    assert tab.error_banner.isVisible() and "Could not write CSV" in tab.error_banner.text()
+
+
+def test_cancel_stops_a_long_batch(qtbot, tab, samples_dir, tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(60):
+        name = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")[i % 3]
+        shutil.copy(samples_dir / name, folder / f"{i:02d}_{name}")
+    messages = []
+    tab.status_message.connect(messages.append)
+    tab.add_paths([str(folder)])
+    assert tab.progress_row.isVisible()
+    qtbot.waitUntil(lambda: tab.model.rowCount() >= 3, timeout=BATCH_TIMEOUT_MS)
+    assert tab.progress.maximum() == 60 and " / 60" in tab.progress.format()
+    tab.grab().save(str(tmp_path / "progress.png"))
+    tab.cancel()
+    wait_done(qtbot, tab)
+    done = tab.model.rowCount()
+    assert 3 <= done < 60
+    assert any(f"Cancelled after {done} of 60" in m for m in messages)
+    assert not tab.progress_row.isVisible() and tab.clear_button.isEnabled()
+    # What was classified before the cancel is kept and right.
+    for r in range(done):
+        result = tab.model.result(r)
+        assert tab.model.verdict(r) == ("real" if "real_T1" in result.path else "spoof")
+    # The tab works again after a cancel.
+    tab.add_paths([str(samples_dir / "real_T1.jpg")])
+    wait_done(qtbot, tab)
+    assert tab.model.rowCount() == done + 1
+
+
+def test_model_switch_and_missing_model(qtbot, tab, pipeline, mixed_folder, tmp_path):
+    from fasdesk.core.pipeline import build_pipeline
+
+    built = []
+
+    def counting_factory():
+        built.append(1)
+        return pipeline
+
+    tab.set_pipeline_factory(counting_factory)
+    tab.add_paths([str(mixed_folder / "real_T1.jpg")])
+    tab.add_paths([str(mixed_folder / "spoof_F1.jpg")])  # queued behind the first
+    wait_done(qtbot, tab)
+    qtbot.waitUntil(lambda: tab.model.rowCount() == 2 and not tab.is_running())
+    assert len(built) == 1  # one pipeline for both batches
+
+    tab.set_pipeline_factory(lambda: build_pipeline(model=tmp_path / "missing.onnx"))
+    tab.add_paths([str(mixed_folder / "spoof_F1.jpg")])
+    wait_done(qtbot, tab)
+    assert tab.error_banner.isVisible()
+    assert "missing.onnx" in tab.error_banner.text()
+    assert tab.model.rowCount() == 2  # earlier results stay
+
+    tab.set_pipeline_factory(counting_factory)
+    tab.add_paths([str(mixed_folder / "sub" / "spoof_F2.jpg")])
+    wait_done(qtbot, tab)
+    assert len(built) == 2 and tab.model.rowCount() == 3
+    assert not tab.error_banner.isVisible()
