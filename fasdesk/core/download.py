@@ -170,7 +170,7 @@ class ProgressLine:
         elapsed = max((now or time.monotonic()) - self.start, 1e-6)
         rate = done / elapsed
         pct = f" {100.0 * done / total:5.1f}%" if total else ""
-        size = f"{_mb(done)}/{_mb(total)}" if total else _mb(done)
+        size = f"{done / 1e6:.1f}/{_mb(total)}" if total else _mb(done)
         return f"{self.name}: {size}{pct} {_mb(rate)}/s"
 
     def _write(self, text: str) -> None:

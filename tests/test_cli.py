@@ -1,0 +1,193 @@
+"""The `fasdesk` command line: classify, models, doctor (as a real process and through
+main())."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fasdesk.cli import main
+from fasdesk.core.imageio import read_image
+from imagecases import write_cases
+
+EXPECTED = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
+
+
+def run_fasdesk(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fasdesk", *args], capture_output=True,
+                          text=True, encoding="utf-8", timeout=120)
+
+
+def check_sample_records(records: list[dict], samples_dir) -> None:
+    reference = json.loads((samples_dir / "reference.json").read_text())
+    assert [r["path"].rsplit("/", 1)[-1] for r in records] == sorted(EXPECTED)
+    for record in records:
+        name = record["path"].rsplit("/", 1)[-1]
+        assert (record["width"], record["height"], record["error"]) == (480, 640, None)
+        assert len(record["faces"]) == 1
+        face, ref = record["faces"][0], reference[name][0]
+        assert set(face) == {"box", "detector_score", "p_real", "label", "reason", "logits"}
+        assert face["label"] == EXPECTED[name] and face["reason"] is None
+        assert np.abs(np.subtract(face["box"], ref["box_xywh"])).max() <= 3
+        assert abs(face["p_real"] - ref["best_model.onnx"]["p_real"]) < 0.02
+        assert len(face["logits"]) == 2
+
+
+def test_classify_samples_json_in_a_real_process(samples_dir):
+    proc = run_fasdesk("classify", str(samples_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    check_sample_records([json.loads(line) for line in proc.stdout.splitlines()], samples_dir)
+
+
+def test_classify_samples_json_through_main(samples_dir, capsys, fp32_model, detector_model):
+    args = ["classify", str(samples_dir), "--json", "--model", str(fp32_model),
+            "--detector", str(detector_model)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    check_sample_records([json.loads(line) for line in out.splitlines()], samples_dir)
+
+
+def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, samples_dir):
+    cases = write_cases(tmp_path / "mixed", samples_dir)
+    missing = tmp_path / "not-there.jpg"
+    proc = run_fasdesk("classify", str(tmp_path / "mixed"), str(missing), "--json")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr == ""
+    records = {json.loads(line)["path"]: json.loads(line) for line in proc.stdout.splitlines()}
+    assert len(records) == len(cases) + 1
+    for name, expected in cases.items():
+        record = records[str(tmp_path / "mixed" / name)]
+        if expected.startswith("error:"):
+            assert expected[6:] in record["error"] and "\n" not in record["error"]
+            assert record["faces"] == []
+        else:
+            assert record["error"] is None
+            assert len(record["faces"]) == (1 if expected == "face" else 0), name
+    assert records[str(missing)]["error"] == "file not found"
+
+
+def test_table_threshold_and_annotate(tmp_path, samples_dir, capsys):
+    out_dir = tmp_path / "annotated"
+    elsewhere = tmp_path / "elsewhere" / "spoof_F2.jpg"
+    elsewhere.parent.mkdir()
+    shutil.copy(samples_dir / "spoof_F2.jpg", elsewhere)
+    args = ["classify", str(samples_dir), str(elsewhere), str(samples_dir / "spoof_F1.jpg"),
+            "--annotate", str(out_dir)]
+    assert main(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert "REAL" in table[0] and "SPOOF" in table[1] and "SPOOF" in table[2]
+    assert table[-1] == "5 image(s), 5 face(s): 1 real, 4 spoof, 0 unsure; 0 unreadable"
+    # Files from a folder keep their place under the folder's name, a file named directly
+    # goes on top, and a second copy of the same file does not overwrite the first.
+    written = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.jpg"))
+    assert written == ["samples/real_T1.jpg", "samples/spoof_F1.jpg", "samples/spoof_F1_1.jpg",
+                       "samples/spoof_F2.jpg", "spoof_F2.jpg"]
+    for name, label in EXPECTED.items():
+        drawn = read_image(out_dir / "samples" / name).astype(int)
+        original = read_image(samples_dir / name)
+        assert drawn.shape == original.shape
+        record = json.loads(_classify_json(samples_dir / name, capsys))
+        x, y, w, h = record["faces"][0]["box"]
+        b, g, r = drawn[y + h // 2, x]
+        if label == "real":
+            assert g > r + 80 and g > b + 80
+        else:
+            assert r > g + 80 and r > b + 80
+    # A stricter threshold turns the real face into a spoof.
+    assert main(["classify", str(samples_dir / "real_T1.jpg"), "--threshold", "0.99999"]) == 0
+    assert "SPOOF" in capsys.readouterr().out
+
+
+def _classify_json(path, capsys) -> str:
+    assert main(["classify", str(path), "--json"]) == 0
+    return capsys.readouterr().out
+
+
+def test_classify_refusals_are_one_line(tmp_path, samples_dir, capsys, monkeypatch):
+    def refused(args, *words):
+        assert main(args) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+        for word in words:
+            assert word in captured.err
+
+    refused(["classify", str(samples_dir), "--model", str(tmp_path / "gone.onnx")], "not found")
+    refused(["classify", str(samples_dir), "--threshold", "1.5"], "between 0 and 1")
+    (tmp_path / "empty").mkdir()
+    refused(["classify", str(tmp_path / "empty")], "no image files")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00" * 100)
+    refused(["classify", str(samples_dir), "--model", str(junk)], "cannot load", "junk.onnx")
+    # No models anywhere: say how to get them.
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path / "empty"))
+    refused(["classify", str(samples_dir)], "fasdesk models pull")
+
+
+def test_models_list_json(capsys, models_dir, fp32_model, quantized_model, detector_model):
+    assert main(["models", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(list(row) == ["id", "kind", "path", "sha256", "default"] for row in rows)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["minifasnet-v2se"] == {
+        "id": "minifasnet-v2se", "kind": "liveness", "path": str(fp32_model),
+        "sha256": "af2381b88f38769222ed93379e12444e2a50814575de1c46170de570c55a42b6",
+        "default": True}
+    assert by_id["yunet-2023mar"]["kind"] == "detector" and by_id["yunet-2023mar"]["default"]
+    assert by_id["minifasnet-v2se-dynq"]["default"] is False
+    assert main(["models"]) == 0
+    assert "minifasnet-v2se" in capsys.readouterr().out
+
+
+def test_models_list_without_files(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path))
+    assert main(["models", "list", "--json"]) == 0
+    assert all(row["path"] is None for row in json.loads(capsys.readouterr().out))
+
+
+def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, detector_model):
+    assert main(["models", "verify"]) == 0
+    assert capsys.readouterr().out.count(": ok (") == 3
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = bytearray(detector_model.read_bytes())
+    data[1000] ^= 1
+    (bad / "detector.onnx").write_bytes(bytes(data))
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(bad))
+    assert main(["models", "verify"]) == 1
+    captured = capsys.readouterr()
+    assert "yunet-2023mar: HASH MISMATCH" in captured.out and "models pull" in captured.out
+    assert "minifasnet-v2se: not found" in captured.out
+    assert "1 model(s) failed verification" in captured.err
+
+
+def test_doctor(capsys, fp32_model, detector_model):
+    # A real process, so we can also see that torch is never imported to report it.
+    code = ("import sys; from fasdesk.cli import main; rc = main(['doctor']); "
+            "print('torch imported:', 'torch' in sys.modules, file=sys.stderr); "
+            "raise SystemExit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for word in ("onnxruntime", "opencv", "numpy", "python", "CPUExecutionProvider",
+                 "minifasnet-v2se (default): ok", "yunet-2023mar (default): ok", "cameras:",
+                 "no problems found"):
+        assert word in proc.stdout, word
+    assert proc.stderr.strip() == "torch imported: False"
+    assert main(["doctor", "--json", "--no-cameras"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == [] and report["cameras"] is None
+    assert {"fasdesk", "python", "numpy", "opencv", "onnxruntime", "torch"} <= set(report["versions"])
+    assert "CPUExecutionProvider" in report["providers"]["available"]
+
+
+def test_doctor_reports_a_damaged_model(capsys, monkeypatch, tmp_path, detector_model):
+    (tmp_path / "detector.onnx").write_bytes(b"not the detector")
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path))
+    assert main(["doctor", "--no-cameras"]) == 1
+    out = capsys.readouterr().out
+    assert "yunet-2023mar (default): hash mismatch" in out and "problems:" in out

@@ -1,0 +1,212 @@
+"""Model registry resolution and the downloader, against a real HTTP server on 127.0.0.1
+serving the shared model files (good, corrupted, dropped mid-body) and a port where
+nothing listens (offline)."""
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from fasdesk.cli import main
+from fasdesk.core import registry
+from fasdesk.core.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
+                                   ProgressLine, download_model, model_url)
+from fasdesk.core.paths import user_models_dir
+
+
+def _handler(models_dir: Path):
+    class Handler(BaseHTTPRequestHandler):
+        """/good/F serves F; /corrupt/F one flipped byte; /drop/F half, then hangs up."""
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def do_GET(self):
+            mode, _, name = self.path.strip("/").partition("/")
+            path = models_dir / name
+            if mode not in ("good", "corrupt", "drop") or not path.is_file():
+                self.send_error(404)
+                return
+            data = bytearray(path.read_bytes())
+            if mode == "corrupt":
+                data[len(data) // 2] ^= 0xFF
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if mode == "drop":
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.wfile.write(data)
+
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def server(models_dir):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(models_dir))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def detector_entry(detector_model):
+    return registry.get_entry(registry.DEFAULT_DETECTOR)
+
+
+def test_good_download_is_verified_and_complete(server, detector_entry, detector_model, tmp_path):
+    calls = []
+    path = download_model(detector_entry, tmp_path, url_base=f"{server}/good",
+                          progress=lambda done, total: calls.append((done, total)))
+    assert path == tmp_path / "detector.onnx"
+    assert path.read_bytes() == detector_model.read_bytes()
+    assert registry.sha256_of(path) == detector_entry.sha256
+    assert _leftovers(tmp_path) == ["detector.onnx"]
+    assert calls[0] == (0, detector_entry.size) and calls[-1] == (detector_entry.size,) * 2
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+
+
+def test_corrupted_download_leaves_nothing(server, detector_entry, tmp_path):
+    with pytest.raises(DownloadError, match="SHA-256") as err:
+        download_model(detector_entry, tmp_path, url_base=f"{server}/corrupt")
+    assert "\n" not in str(err.value)
+    assert _leftovers(tmp_path) == []
+
+
+def test_corrupted_download_keeps_the_previous_good_file(server, detector_entry,
+                                                         detector_model, tmp_path):
+    shutil.copy(detector_model, tmp_path / "detector.onnx")
+    with pytest.raises(DownloadError):
+        download_model(detector_entry, tmp_path, url_base=f"{server}/corrupt")
+    assert _leftovers(tmp_path) == ["detector.onnx"]
+    assert registry.sha256_of(tmp_path / "detector.onnx") == detector_entry.sha256
+
+
+def test_dropped_connection_leaves_nothing(server, detector_entry, tmp_path):
+    with pytest.raises(DownloadError, match="connection dropped") as err:
+        download_model(detector_entry, tmp_path, url_base=f"{server}/drop")
+    assert f"of {detector_entry.size} bytes" in str(err.value)
+    assert _leftovers(tmp_path) == []
+
+
+def test_offline_says_so(detector_entry, tmp_path):
+    base = f"http://127.0.0.1:{_unused_port()}"
+    with pytest.raises(DownloadError, match="offline") as err:
+        download_model(detector_entry, tmp_path / "models", url_base=base)
+    assert "connection refused" in str(err.value) and "\n" not in str(err.value)
+    assert _leftovers(tmp_path / "models") == []
+
+
+def test_missing_file_on_server(server, tmp_path):
+    entry = registry.ModelEntry(id="ghost", kind="liveness", file="ghost.onnx", url="x")
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_model(entry, tmp_path, url_base=f"{server}/good")
+    assert _leftovers(tmp_path) == []
+
+
+def test_cancel_leaves_nothing(server, detector_entry, tmp_path):
+    seen = []
+    with pytest.raises(DownloadCancelled):
+        download_model(detector_entry, tmp_path, url_base=f"{server}/good",
+                       progress=lambda done, total: seen.append(done),
+                       cancelled=lambda: len(seen) > 1)
+    assert _leftovers(tmp_path) == []
+
+
+def test_url_base_from_environment(monkeypatch, detector_entry):
+    assert model_url(detector_entry) == detector_entry.url
+    monkeypatch.setenv(URL_BASE_ENV, "http://mirror.example/models/")
+    assert model_url(detector_entry) == "http://mirror.example/models/detector.onnx"
+
+
+def test_progress_line_text():
+    class Tty:
+        text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    stream = Tty()
+    line = ProgressLine("detector.onnx", stream)
+    line(116_294, 232_589)
+    line(232_589, 232_589)
+    line.finish()
+    assert "detector.onnx: 0.2/0.2 MB 100.0%" in stream.text and "MB/s" in stream.text
+    assert stream.text.endswith("\n")
+
+
+def test_models_pull_command(server, monkeypatch, tmp_path, capsys):
+    # Nothing found anywhere: pull downloads the defaults into the user models folder.
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv(URL_BASE_ENV, f"{server}/good")
+    assert main(["models", "pull"]) == 0
+    out = capsys.readouterr().out
+    assert "minifasnet-v2se: downloaded and verified" in out
+    assert _leftovers(user_models_dir()) == ["best_model.onnx", "detector.onnx"]
+    assert registry.resolve(None) == user_models_dir() / "best_model.onnx"
+    # A second pull finds them and downloads nothing.
+    assert main(["models", "pull"]) == 0
+    assert out.count("downloaded") == 2 and "already present" in capsys.readouterr().out
+    # Offline: one line on stderr, non-zero exit, nothing written.
+    monkeypatch.setenv(URL_BASE_ENV, f"http://127.0.0.1:{_unused_port()}")
+    assert main(["models", "pull", "minifasnet-v2se-dynq"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "offline" in err
+    assert _leftovers(user_models_dir()) == ["best_model.onnx", "detector.onnx"]
+    assert main(["models", "pull", "no-such-model"]) == 1
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_resolution_order(monkeypatch, tmp_path, fp32_model):
+    first = tmp_path / "first"
+    first.mkdir()
+    user_models_dir().mkdir(parents=True)
+    shutil.copy(fp32_model, user_models_dir() / "best_model.onnx")
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(first))
+    assert registry.resolve("minifasnet-v2se") == user_models_dir() / "best_model.onnx"
+    shutil.copy(fp32_model, first / "best_model.onnx")
+    assert registry.resolve("minifasnet-v2se") == first / "best_model.onnx"
+    assert registry.resolve(str(fp32_model)) == fp32_model  # an explicit path wins
+    with pytest.raises(registry.MissingModelError, match="not found"):
+        registry.resolve(str(tmp_path / "nope.onnx"))
+    with pytest.raises(registry.MissingModelError, match="unknown model 'nope'"):
+        registry.resolve("nope")
+    with pytest.raises(registry.MissingModelError, match="fasdesk models pull"):
+        registry.resolve(None, kind="detector")  # detector.onnx is nowhere here
+
+
+def test_manifest_matches_the_shared_files(models_dir, fp32_model, quantized_model,
+                                           detector_model):
+    entries = {e.id: e for e in registry.load_manifest()}
+    assert {registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR} <= set(entries)
+    for entry in entries.values():
+        path = models_dir / entry.file
+        assert path.stat().st_size == entry.size, entry.id
+        assert registry.sha256_of(path) == entry.sha256, entry.id
+        assert entry.url.startswith("https://") and entry.license
