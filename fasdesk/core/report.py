@@ -30,14 +30,15 @@ def relabelled(faces: Sequence[FaceResult], threshold: float) -> list[FaceResult
     return [replace(face, label=face.relabel(threshold)) for face in faces]
 
 
-def image_verdict(faces: Sequence[FaceResult], error: str | None = None) -> str:
-    """One word for a whole image: any spoof face makes it "spoof"; "real" needs at least
-    one judged face and all judged faces real; only unjudged faces give "unsure"."""
+def image_verdict(labels: Iterable[str], error: str | None = None) -> str:
+    """One word for a whole image from its faces' labels: any spoof face makes it
+    "spoof"; "real" needs at least one judged face and all judged faces real; only
+    unjudged faces give "unsure"."""
     if error:
         return ERROR
-    if not faces:
+    labels = set(labels)
+    if not labels:
         return NO_FACE
-    labels = {face.label for face in faces}
     if SPOOF in labels:
         return SPOOF
     if REAL in labels:

@@ -15,9 +15,9 @@ from typing import Callable
 from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject,
                             QSize, QSortFilterProxyModel, Qt, QThread, Signal, Slot)
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBoxLayout, QHeaderView,
                                QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
-                               QStackedWidget, QTableView, QVBoxLayout, QWidget)
+                               QStackedWidget, QStyle, QTableView, QVBoxLayout, QWidget)
 
 from fasdesk.core import report
 from fasdesk.core.batch import ImageResult
@@ -30,6 +30,7 @@ from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWor
 # Longest side of the preview image the worker sends; plenty for a pane on any screen.
 PREVIEW_SIDE = 1600
 SORT_ROLE = Qt.ItemDataRole.UserRole
+SUMMARY_INTERVAL_S = 0.25
 
 VERDICT_COLOURS = {  # cell background per image verdict; text stays dark on all of them
     report.REAL: QColor("#c7ecc4"),
@@ -102,7 +103,8 @@ class ResultsModel(QAbstractTableModel):
 
     def verdict(self, row: int) -> str:
         result = self._rows[row].result
-        return report.image_verdict(self.faces(row), result.error)
+        return report.image_verdict((f.relabel(self.threshold) for f in result.faces),
+                                    result.error)
 
     def records(self) -> list[dict]:
         """Every row as a `fasdesk classify --json` record, labelled under the threshold."""
@@ -146,6 +148,9 @@ class ResultsModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_key(row, col, result)
         if role == Qt.ItemDataRole.DecorationRole and col == self.THUMB:
+            if result.error:
+                return QApplication.style().standardIcon(
+                    QStyle.StandardPixmap.SP_MessageBoxWarning)
             return self._rows[row].thumb
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, col, result)
@@ -268,6 +273,7 @@ class ImagesTab(QWidget):
         self._batch_started = 0.0
         self._preview_request = 0
         self._preview_path: str | None = None
+        self._summary_updated = 0.0
 
         self.model = ResultsModel(self)
         self._build_ui()
@@ -410,9 +416,9 @@ class ImagesTab(QWidget):
         self.table.setSortingEnabled(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in ((ResultsModel.THUMB, THUMBNAIL_SIDE + 12), (ResultsModel.FILE, 200),
-                           (ResultsModel.FACES, 50), (ResultsModel.VERDICT, 80),
-                           (ResultsModel.P_REAL, 90)):
+        for col, width in ((ResultsModel.THUMB, THUMBNAIL_SIDE + 12), (ResultsModel.FILE, 170),
+                           (ResultsModel.FACES, 50), (ResultsModel.VERDICT, 76),
+                           (ResultsModel.P_REAL, 76)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_selected())
 
@@ -514,7 +520,10 @@ class ImagesTab(QWidget):
         left = elapsed / self._done * (self._total - self._done)
         self.progress.setValue(self._done)
         self.progress.setFormat(f"{self._done} / {self._total}  ·  {_format_seconds(left)} left")
-        self._update_summary()
+        # Counting verdicts walks every row: a few times a second is plenty mid-batch.
+        now = time.monotonic()
+        if now - self._summary_updated >= SUMMARY_INTERVAL_S:
+            self._update_summary()
         if item.result.path == self._preview_path:
             self._show_selected()
 
@@ -523,6 +532,7 @@ class ImagesTab(QWidget):
         elapsed = time.monotonic() - self._batch_started
         self._running = False
         self.progress_row.hide()
+        self._update_summary()
         if total == 0:
             self.status_message.emit("No image files found there")
         elif cancelled:
@@ -596,6 +606,7 @@ class ImagesTab(QWidget):
 
     # --- helpers ---------------------------------------------------------------------
     def _update_summary(self) -> None:
+        self._summary_updated = time.monotonic()
         counts = self.model.counts()
         total = self.model.rowCount()
         if not total:
