@@ -120,7 +120,8 @@ def classify(args: argparse.Namespace) -> int:
     try:
         for result in classify_paths(inputs, pipeline, progress=progress,
                                      keep_images=annotate_dir is not None):
-            progress.clear()
+            if sys.stdout.isatty():  # same screen: keep result lines clear of the progress line
+                progress.clear()
             images += 1
             if result.error:
                 unreadable += 1

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from fasdesk.cli import main
 from fasdesk.core.imageio import read_image

@@ -46,6 +46,11 @@ def _short_reason(message: str, path: Path) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def _load(path: Path) -> np.ndarray | str:
     """The decoded image, or the one-line reason it cannot be used."""
     try:
@@ -55,7 +60,7 @@ def _load(path: Path) -> np.ndarray | str:
     except MemoryError:
         return "not enough memory to decode this image"
     except Exception as exc:  # a decoder failure must not stop the batch
-        return f"cannot decode ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+        return f"cannot decode ({_first_line(exc)})"
 
 
 def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -99,8 +104,7 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
                 try:
                     result.faces = pipeline.process(loaded)
                 except Exception as exc:  # one bad image never stops the batch
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    result.error = f"processing failed ({type(exc).__name__}: {first})"
+                    result.error = f"processing failed ({_first_line(exc)})"
                 if keep_images:
                     result.image = loaded
             del loaded
