@@ -222,6 +222,15 @@ def models_verify(args: argparse.Namespace) -> int:
     return OK
 
 
+def _hash_ok(path: Path, entry) -> bool:
+    from fasdesk.core import registry
+
+    try:
+        return registry.sha256_of(path) == entry.sha256.lower()
+    except OSError:
+        return False
+
+
 def models_pull(args: argparse.Namespace) -> int:
     from fasdesk.core import registry
     from fasdesk.core.download import DownloadError, ProgressLine, download_model
@@ -242,8 +251,7 @@ def models_pull(args: argparse.Namespace) -> int:
     for entry in entries:
         # With --dest only that folder counts; otherwise a verified copy anywhere will do.
         existing = dest / entry.file if args.dest else registry.find_file(entry.file)
-        if (existing is not None and existing.is_file() and entry.sha256
-                and registry.sha256_of(existing) == entry.sha256.lower()):
+        if existing is not None and existing.is_file() and entry.sha256 and _hash_ok(existing, entry):
             print(f"{entry.id}: already present and verified ({existing})")
             continue
         line = ProgressLine(entry.file, sys.stderr)
@@ -253,7 +261,8 @@ def models_pull(args: argparse.Namespace) -> int:
             line.finish()
             _err(str(exc))
             return FAILED
-        line.finish()
+        finally:
+            line.finish()
         print(f"{entry.id}: downloaded and verified ({path.stat().st_size} bytes, "
               f"SHA-256 ok) -> {path}")
         shadow = registry.find_file(entry.file)

@@ -180,10 +180,11 @@ class ProgressLine:
         self.stream.flush()
 
     def finish(self) -> None:
-        """End the live line so the next message starts on a fresh line."""
+        """End the live line so the next message starts on a fresh line (idempotent)."""
         if self.live and self._width:
             self.stream.write("\n")
             self.stream.flush()
+            self._width = 0
 
 
 def _mb(n: float) -> str:
