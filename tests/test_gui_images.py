@@ -14,7 +14,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMainWindow  # noqa: E402
 
 from fasdesk.core.liveness import verdict  # noqa: E402
 from fasdesk.ui.images_tab import ImagesTab, ResultsModel  # noqa: E402
@@ -138,6 +138,12 @@ def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab
             assert isinstance(thumb, QIcon) and not thumb.isNull()
         else:
             assert isinstance(thumb, QPixmap) and max(thumb.width(), thumb.height()) == 64
+    # Sorting by p_real puts the least real face first; images without a score go last.
+    tab.table.sortByColumn(ResultsModel.P_REAL, Qt.SortOrder.AscendingOrder)
+    order = [tab.proxy.index(r, ResultsModel.FILE).data() for r in range(tab.proxy.rowCount())]
+    p = {n: tab.model.result(source_row(tab, n)).faces[0].p_real for n in GOOD}
+    assert order[:3] == sorted(GOOD, key=p.get)
+    assert set(order[3:]) == set(UNJUDGED) | set(BAD)
     assert any("Classified 8 image(s)" in m and "3 could not be read" in m for m in messages)
     assert tab.summary.text() == "8 image(s): 1 real, 2 spoof, 1 unsure, 1 no face, 3 error"
     assert not tab.progress_row.isVisible()
@@ -274,12 +280,19 @@ def test_export_to_an_unwritable_place_says_so(qtbot, tab, mixed_folder, tmp_pat
     assert tab.error_banner.isVisible() and "Could not write CSV" in tab.error_banner.text()
 
 
-def test_cancel_stops_a_long_batch(qtbot, tab, samples_dir, tmp_path):
+@pytest.fixture
+def many_folder(tmp_path, samples_dir):
+    """60 copies of the samples: a batch long enough to interrupt."""
     folder = tmp_path / "many"
     folder.mkdir()
     for i in range(60):
         name = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")[i % 3]
         shutil.copy(samples_dir / name, folder / f"{i:02d}_{name}")
+    return folder
+
+
+def test_cancel_stops_a_long_batch(qtbot, tab, samples_dir, many_folder, tmp_path):
+    folder = many_folder
     messages = []
     tab.status_message.connect(messages.append)
     tab.add_paths([str(folder)])
@@ -331,3 +344,18 @@ def test_model_switch_and_missing_model(qtbot, tab, pipeline, mixed_folder, tmp_
     wait_done(qtbot, tab)
     assert len(built) == 2 and tab.model.rowCount() == 3
     assert not tab.error_banner.isVisible()
+
+
+def test_closing_the_window_mid_batch_stops_the_threads(qtbot, pipeline, many_folder):
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    tab = ImagesTab()
+    tab.set_pipeline_factory(lambda: pipeline)
+    window.setCentralWidget(tab)
+    window.show()
+    tab.add_paths([str(many_folder)])
+    qtbot.waitUntil(lambda: tab.model.rowCount() >= 1, timeout=BATCH_TIMEOUT_MS)
+    window.close()
+    assert not tab._classify_thread.isRunning() and not tab._preview_thread.isRunning()
+    qtbot.waitUntil(lambda: not tab.is_running())
+    assert tab.model.rowCount() < 60

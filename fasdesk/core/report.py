@@ -47,7 +47,7 @@ def image_verdict(labels: Iterable[str], error: str | None = None) -> str:
 
 
 def csv_rows(records: Iterable[dict]) -> Iterable[dict]:
-    """The CSV rows (dicts keyed by CSV_FIELDS) for records: one per face, at least one per image."""
+    """CSV rows (dicts keyed by CSV_FIELDS): one per face, at least one per image."""
     for record in records:
         image = {"path": record["path"], "width": record["width"],
                  "height": record["height"], "error": record["error"] or ""}

@@ -12,12 +12,13 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QModelIndex, QObject,
-                            QSize, QSortFilterProxyModel, Qt, QThread, Signal, Slot)
+from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QEvent, QModelIndex,
+                            QObject, QSize, QSortFilterProxyModel, Qt, QThread, Signal, Slot)
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBoxLayout, QHeaderView,
-                               QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
-                               QStackedWidget, QStyle, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBoxLayout,
+                               QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy,
+                               QSplitter, QStackedWidget, QStyle, QTableView, QVBoxLayout,
+                               QWidget)
 
 from fasdesk.core import report
 from fasdesk.core.batch import ImageResult
@@ -274,6 +275,7 @@ class ImagesTab(QWidget):
         self._preview_request = 0
         self._preview_path: str | None = None
         self._summary_updated = 0.0
+        self._watched_window: QWidget | None = None
 
         self.model = ResultsModel(self)
         self._build_ui()
@@ -334,12 +336,33 @@ class ImagesTab(QWidget):
         return self._export(path, report.write_json, "JSON")
 
     def shutdown(self) -> None:
-        """Stop the worker threads (call before the window closes; safe to call twice)."""
+        """Cancel any batch and stop the worker threads; waits at most for the image in
+        progress. Called when the tab's window closes and when the app quits; safe to
+        call again, and the tab restarts its threads when used afterwards."""
         self._cancel.set()
         for thread in (self._classify_thread, self._preview_thread):
             if thread.isRunning():
                 thread.quit()
                 thread.wait()
+
+    # --- window lifetime -------------------------------------------------------------
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        window = self.window()
+        if window is not self and window is not self._watched_window:
+            # The tab gets no close event of its own inside a window; the window's tells
+            # it to stop its threads before Qt destroys them.
+            window.installEventFilter(self)
+            self._watched_window = window
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self._watched_window and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def closeEvent(self, event) -> None:  # the tab shown on its own (scripts, tests)
+        self.shutdown()
+        super().closeEvent(event)
 
     # --- drops -----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
@@ -454,6 +477,13 @@ class ImagesTab(QWidget):
         layout.addWidget(self.progress_row)
         layout.addWidget(self.pages, 1)
 
+    def _ensure_threads(self) -> None:
+        """(Re)start the worker threads; they stop on shutdown, e.g. when the window
+        closes, and a window that refused to close keeps working."""
+        for thread in (self._classify_thread, self._preview_thread):
+            if not thread.isRunning():
+                thread.start()
+
     def _start_threads(self) -> None:
         self._cancel = threading.Event()
         self._classify_thread = QThread(self)
@@ -465,7 +495,6 @@ class ImagesTab(QWidget):
         self._worker.image_done.connect(self._on_image_done)
         self._worker.finished.connect(self._on_finished)
         self._worker.failed.connect(self._on_failed)
-        self._classify_thread.finished.connect(self._worker.deleteLater)
 
         self._preview_thread = QThread(self)
         self._preview_thread.setObjectName("fasdesk-images-preview")
@@ -474,10 +503,8 @@ class ImagesTab(QWidget):
         self._preview_requested.connect(self._preview_worker.render)
         self._preview_worker.ready.connect(self._on_preview_ready)
         self._preview_worker.failed.connect(self._on_preview_failed)
-        self._preview_thread.finished.connect(self._preview_worker.deleteLater)
 
-        self._classify_thread.start()
-        self._preview_thread.start()
+        self._ensure_threads()
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -494,6 +521,7 @@ class ImagesTab(QWidget):
         self.cancel_button.setText("Cancel")
         self.progress_row.show()
         self._update_buttons()
+        self._ensure_threads()
         factory = self._factory or self._default_factory
         self._run_requested.emit(paths, factory, self._generation)
 
@@ -575,6 +603,7 @@ class ImagesTab(QWidget):
             return
         self._preview_request += 1
         self._preview_worker.latest_request = self._preview_request
+        self._ensure_threads()
         self._preview_requested.emit(self._preview_request, result.path, result.faces,
                                      self._threshold, PREVIEW_SIDE)
 
