@@ -1,0 +1,208 @@
+"""The packaged app: build it with build_app.spec in a clean folder, then run the result.
+
+The build takes several minutes, so those tests are marked `slow` and left out of the
+default run; run them with
+
+    python -m pytest -m slow tests/test_packaging.py
+
+The built executable runs with a bare environment (no FASDESK_MODELS_DIR, a different
+working folder), so everything it uses must come from inside dist/fasdesk.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fasdesk import __version__
+from fasdesk.core.paths import BACKEND_FLAG, backend_command
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXPECTED = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
+FIRST_FRAME_PREFIX = "fasdesk: first live frame at "
+
+
+# --- backend mode from the source tree (fast) ---------------------------------------
+
+def test_backend_command_runs_the_training_backend():
+    assert backend_command()[:2] == [sys.executable, "-m"]
+    done = subprocess.run(backend_command() + ["--help"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "prep" in done.stdout and "export" in done.stdout
+
+
+def test_backend_flag_dispatches_and_rejects_unknown_backends():
+    ok = subprocess.run([sys.executable, "-m", "fasdesk", BACKEND_FLAG, "training", "--help"],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "prep" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "fasdesk", BACKEND_FLAG, "nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "training" in bad.stderr
+
+
+# --- the packaged app (slow) ---------------------------------------------------------
+
+def _project_files() -> list[str]:
+    """What would be committed: tracked files plus new files that git does not ignore."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
+    return [name for name in out.decode().split("\0") if name]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, models_dir, fp32_model, detector_model) -> Path:
+    """dist/fasdesk/fasdesk built from a clean copy of the project; removed afterwards."""
+    root = tmp_path_factory.mktemp("packaged")
+    src = root / "src"
+    for name in _project_files():
+        if (PROJECT_ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / name, src / name)
+    env = dict(os.environ, FASDESK_MODELS_DIR=str(models_dir))
+    build = subprocess.run(
+        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
+         "--distpath", str(root / "dist"), "--workpath", str(root / "build"), "build_app.spec"],
+        cwd=src, env=env, capture_output=True, text=True, timeout=3600)
+    assert build.returncode == 0, build.stderr[-4000:]
+    exe = root / "dist" / "fasdesk" / ("fasdesk.exe" if os.name == "nt" else "fasdesk")
+    assert exe.is_file()
+    yield exe
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def run_app(app, tmp_path):
+    """Run the packaged executable with nothing from the source tree or the shared models."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FASDESK_MODELS_DIR", "PYTHONPATH", "PYTHONHOME")}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+
+    def run(*args, timeout=300, extra_env=None):
+        return subprocess.run([str(app), *map(str, args)], cwd=tmp_path,
+                              env={**env, **(extra_env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+    run.env = env
+    return run
+
+
+@pytest.mark.slow
+def test_packaged_version(run_app):
+    done = run_app("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"fasdesk {__version__}"
+
+
+@pytest.mark.slow
+def test_packaged_models_resolve_inside_the_bundle(run_app, app):
+    done = run_app("models", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["id"]: row for row in json.loads(done.stdout)}
+    bundle = app.parent.resolve()
+    for model_id in ("minifasnet-v2se", "yunet-2023mar"):
+        assert rows[model_id]["path"] is not None
+        assert Path(rows[model_id]["path"]).resolve().is_relative_to(bundle)
+
+
+@pytest.mark.slow
+def test_packaged_doctor(run_app):
+    done = run_app("doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert __version__ in done.stdout
+    assert "CPUExecutionProvider" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_packaged_classify_gives_the_right_verdicts(run_app, samples_dir):
+    done = run_app("classify", samples_dir, "--json")
+    assert done.returncode == 0, done.stderr
+    results = {Path(r["path"]).name: r for r in map(json.loads, done.stdout.splitlines())}
+    reference = json.loads((samples_dir / "reference.json").read_text())
+    assert set(results) == set(EXPECTED)
+    for name, label in EXPECTED.items():
+        (face,) = results[name]["faces"]
+        assert face["label"] == label, (name, face)
+        expected_logits = reference[name][0]["best_model.onnx"]["logits_real_spoof"]
+        assert np.allclose(face["logits"], expected_logits, atol=1e-3), (name, face["logits"])
+
+
+def _sample_video(samples_dir: Path, path: Path, frames: int = 90) -> Path:
+    """A short MJPG video of the shared samples (30 frames each), as a camera would give."""
+    images = [cv2.imread(str(samples_dir / name)) for name in EXPECTED]
+    height, width = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (width, height))
+    for i in range(frames):
+        writer.write(images[i * len(images) // frames])
+    writer.release()
+    assert path.stat().st_size > 0
+    return path
+
+
+@pytest.mark.slow
+def test_packaged_gui_runs_live_offscreen_and_exits_cleanly(run_app, samples_dir, tmp_path):
+    video = _sample_video(samples_dir, tmp_path / "samples.avi")
+    startups = []
+    for _ in range(3):
+        launched = time.time()
+        done = run_app("--source", video, "--quit-after", 5, timeout=120,
+                       extra_env={"FASDESK_REPORT_FIRST_FRAME": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        lines = [ln for ln in done.stderr.splitlines() if ln.startswith(FIRST_FRAME_PREFIX)]
+        assert len(lines) == 1, done.stderr[-3000:]
+        startups.append(float(lines[0][len(FIRST_FRAME_PREFIX):]) - launched)
+    # A measurement for the README, not a pass/fail threshold.
+    print(f"\npackaged app: launch -> first live frame: median {statistics.median(startups):.2f} s "
+          f"({', '.join(f'{s:.2f}' for s in startups)})")
+
+
+def _tiny_dataset(samples_dir: Path, root: Path, copies: int = 6) -> Path:
+    """A folders-layout dataset (real/, spoof/replay/) of flipped and re-lit sample copies."""
+    for name, label in EXPECTED.items():
+        image = cv2.imread(str(samples_dir / name))
+        folder = root / ("real" if label == "real" else "spoof/replay")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(copies if label == "real" else copies // 2):
+            variant = cv2.flip(image, 1) if i % 2 else image
+            variant = cv2.convertScaleAbs(variant, alpha=1.0, beta=8 * (i // 2))
+            cv2.imwrite(str(folder / f"{Path(name).stem}_{i}.jpg"), variant)
+    return root
+
+
+def _events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_packaged_backend_prep_train_export(run_app, samples_dir, tmp_path, checkpoint):
+    source = _tiny_dataset(samples_dir, tmp_path / "raw")
+    prepared, run_dir, onnx_out = tmp_path / "prepared", tmp_path / "run", tmp_path / "tiny.onnx"
+    steps = [
+        ("prep", source, prepared),
+        ("train", prepared, run_dir, "--epochs", 1, "--batch-size", 4, "--device", "cpu",
+         "--init", checkpoint),
+        ("export", run_dir / "best.pth", onnx_out),
+    ]
+    for step in steps:
+        done = run_app(BACKEND_FLAG, "training", *step, "--events", timeout=900)
+        assert done.returncode == 0, f"{step[0]}: {done.stderr[-3000:]}"
+        events = _events(done.stdout)
+        assert events[-1]["event"] == "done", events[-3:]
+    assert onnx_out.is_file()
+    done = run_app("classify", samples_dir, "--json", "--model", onnx_out)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(results) == 3
+    assert all(0.0 <= r["faces"][0]["p_real"] <= 1.0 for r in results)
