@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QPixmap  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMainWindow  # noqa: E402
 
 from fasdesk.core.liveness import verdict  # noqa: E402
@@ -135,7 +135,7 @@ def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab
     for r in range(tab.model.rowCount()):
         thumb = tab.model.index(r, ResultsModel.THUMB).data(Qt.ItemDataRole.DecorationRole)
         if tab.model.result(r).error:
-            assert isinstance(thumb, QIcon) and not thumb.isNull()
+            assert isinstance(thumb, QPixmap) and 0 < thumb.width() < 64
         else:
             assert isinstance(thumb, QPixmap) and max(thumb.width(), thumb.height()) == 64
     # Sorting by p_real puts the least real face first; images without a score go last.
@@ -145,7 +145,8 @@ def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab
     assert order[:3] == sorted(GOOD, key=p.get)
     assert set(order[3:]) == set(UNJUDGED) | set(BAD)
     assert any("Classified 8 image(s)" in m and "3 could not be read" in m for m in messages)
-    assert tab.summary.text() == "8 image(s): 1 real, 2 spoof, 1 unsure, 1 no face, 3 error"
+    assert tab.summary.text() == ("8 image(s) at threshold 0.50: "
+                                  "1 real, 2 spoof, 1 unsure, 1 no face, 3 error")
     assert not tab.progress_row.isVisible()
 
 

@@ -32,6 +32,7 @@ from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWor
 PREVIEW_SIDE = 1600
 SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
+ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
 
 VERDICT_COLOURS = {  # cell background per image verdict; text stays dark on all of them
     report.REAL: QColor("#c7ecc4"),
@@ -68,6 +69,7 @@ class ResultsModel(QAbstractTableModel):
         self._rows: list[_Row] = []
         self._row_of_path: dict[str, int] = {}
         self.threshold = DEFAULT_THRESHOLD
+        self._warning_pixmap: QPixmap | None = None
 
     # --- content -------------------------------------------------------------------
     def add(self, item: ClassifiedImage) -> None:
@@ -149,10 +151,7 @@ class ResultsModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_key(row, col, result)
         if role == Qt.ItemDataRole.DecorationRole and col == self.THUMB:
-            if result.error:
-                return QApplication.style().standardIcon(
-                    QStyle.StandardPixmap.SP_MessageBoxWarning)
-            return self._rows[row].thumb
+            return self._error_icon() if result.error else self._rows[row].thumb
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, col, result)
         if role == Qt.ItemDataRole.BackgroundRole and col == self.VERDICT:
@@ -166,6 +165,12 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.FACES, self.VERDICT):
             return int(Qt.AlignmentFlag.AlignCenter)
         return None
+
+    def _error_icon(self) -> QPixmap:
+        if self._warning_pixmap is None:  # made on first use: needs a running QApplication
+            icon = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            self._warning_pixmap = icon.pixmap(ERROR_ICON_SIDE, ERROR_ICON_SIDE)
+        return self._warning_pixmap
 
     def _display(self, row, col, result):
         if col == self.FILE:
@@ -643,7 +648,8 @@ class ImagesTab(QWidget):
             return
         order = (report.REAL, report.SPOOF, UNSURE, report.NO_FACE, report.ERROR)
         parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-        self.summary.setText(f"{total} image(s): " + ", ".join(parts))
+        self.summary.setText(f"{total} image(s) at threshold {self._threshold:.2f}: "
+                             + ", ".join(parts))
 
     def _update_buttons(self) -> None:
         has_rows = self.model.rowCount() > 0
