@@ -88,6 +88,11 @@ def test_big_portrait_photo_finds_the_face(pipeline, samples_dir, reference):
     ref_centre = ref_box[:2] + ref_box[2:] / 2
     assert np.abs(centre - ref_centre).max() < 0.1 * ref_box[2:].max()
     assert faces[0].label == "real"
+    # What the reference does (YuNet once, at full resolution) finds nothing here.
+    from fasdesk.core.detector import FaceDetector
+
+    full_res = FaceDetector(pipeline.detector.model_path, max_side=max(big.shape), fine_side=0)
+    assert full_res.detect(big) == []
 
 
 def test_exif_orientation_is_applied(pipeline, samples_dir, reference, tmp_path):
