@@ -24,6 +24,18 @@ def _err(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
+def _tolerant_output() -> None:
+    """Never die on a file name the console's encoding cannot show (Windows code pages):
+    JSON output is ASCII-escaped anyway; human text gets backslash escapes instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
 # ---------------------------------------------------------------------------- classify
 
 class _Progress:
@@ -95,6 +107,7 @@ def classify(args: argparse.Namespace) -> int:
     from fasdesk.core.pipeline import build_pipeline
     from fasdesk.core.registry import MissingModelError
 
+    _tolerant_output()
     if not 0.0 <= args.threshold <= 1.0:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
@@ -128,7 +141,7 @@ def classify(args: argparse.Namespace) -> int:
             for face in result.faces:
                 counts[face.label] = counts.get(face.label, 0) + 1
             if args.json:
-                print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+                print(json.dumps(result.to_json()), flush=True)
             else:
                 print("\n".join(_table_rows(result)), flush=True)
             if annotate_dir is not None and result.image is not None:
@@ -177,7 +190,7 @@ def models_list(args: argparse.Namespace) -> int:
                      "path": str(path) if path else None,
                      "sha256": entry.sha256 or None, "default": entry.id in defaults})
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps(rows, indent=2))
         return OK
     width = max((len(r["id"]) for r in rows), default=2)
     print(f"{'id':{width}s}  kind      default  file")
@@ -280,7 +293,7 @@ def doctor(args: argparse.Namespace) -> int:
     found = checks.problems(data)
     if args.json:
         data["problems"] = found
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(json.dumps(data, indent=2))
         return FAILED if found else OK
     print("versions:")
     for name, version in data["versions"].items():
