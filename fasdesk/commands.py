@@ -70,9 +70,11 @@ def _annotated_name(path: Path, folders: list[Path]) -> Path:
     directly go to the top. JPEG-like formats stay JPEG, everything else becomes PNG.
     """
     rel = Path(path.name)
+    path = Path(os.path.abspath(path))
     for folder in folders:
+        folder = Path(os.path.abspath(folder))  # '.' and '..' get their real names
         try:
-            rel = Path(folder.name or "input") / path.relative_to(folder)
+            rel = Path(folder.name or "root") / path.relative_to(folder)
             break
         except ValueError:
             continue

@@ -73,7 +73,7 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, samples_dir):
     assert records[str(missing)]["error"] == "file not found"
 
 
-def test_table_threshold_and_annotate(tmp_path, samples_dir, capsys):
+def test_table_threshold_and_annotate(tmp_path, samples_dir, capsys, monkeypatch):
     out_dir = tmp_path / "annotated"
     elsewhere = tmp_path / "elsewhere" / "spoof_F2.jpg"
     elsewhere.parent.mkdir()
@@ -100,6 +100,11 @@ def test_table_threshold_and_annotate(tmp_path, samples_dir, capsys):
             assert g > r + 80 and g > b + 80
         else:
             assert r > g + 80 and r > b + 80
+    # '.' is named after the folder it stands for; nothing lands outside DIR.
+    monkeypatch.chdir(samples_dir / "..")
+    assert main(["classify", "samples/.", "--annotate", str(tmp_path / "dot")]) == 0
+    assert sorted(p.name for p in (tmp_path / "dot" / "samples").iterdir()) == sorted(EXPECTED)
+    capsys.readouterr()
     # A stricter threshold turns the real face into a spoof.
     assert main(["classify", str(samples_dir / "real_T1.jpg"), "--threshold", "0.99999"]) == 0
     assert "SPOOF" in capsys.readouterr().out
