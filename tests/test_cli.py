@@ -101,8 +101,8 @@ def test_table_threshold_and_annotate(tmp_path, samples_dir, capsys, monkeypatch
         else:
             assert r > g + 80 and r > b + 80
     # '.' is named after the folder it stands for; nothing lands outside DIR.
-    monkeypatch.chdir(samples_dir / "..")
-    assert main(["classify", "samples/.", "--annotate", str(tmp_path / "dot")]) == 0
+    monkeypatch.chdir(samples_dir)
+    assert main(["classify", ".", "--annotate", str(tmp_path / "dot")]) == 0
     assert sorted(p.name for p in (tmp_path / "dot" / "samples").iterdir()) == sorted(EXPECTED)
     capsys.readouterr()
     # A stricter threshold turns the real face into a spoof.
