@@ -1,0 +1,1040 @@
+"""The five pages of the Training tab. Each builds backend arguments from its form, follows
+the run's events, and hands its result to the next step."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
+                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QListView, QListWidget,
+                               QListWidgetItem, QPushButton, QSpinBox, QTableWidget,
+                               QTableWidgetItem, QWidget)
+
+from fasdesk.core import dataset_info as dsi
+from fasdesk.core import eval_report, registry
+from fasdesk.core.collect import default_dataset_dir
+from fasdesk.core.display import thumbnail
+from fasdesk.core.imageio import ImageReadError, read_image
+from fasdesk.core.paths import user_models_dir
+from fasdesk.ui.training_widgets import (MessageBox, PathField, ProgressRow, StepPage,
+                                         format_seconds)
+
+THUMB_SIDE = 96
+LATEST_CHECKPOINT = "latest.pth"  # what `train --resume auto` continues from
+TRAIN_COLOURS = {"train": "#1f77b4", "val": "#d62728"}
+
+
+def _tab_helpers():
+    from fasdesk.ui import training_tab
+
+    return training_tab
+
+
+def _buttons(*buttons) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for button in buttons:
+        row.addWidget(button)
+    row.addStretch(1)
+    return box
+
+
+def _item(text, align_right=False) -> QTableWidgetItem:
+    item = QTableWidgetItem(str(text))
+    item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+    if align_right:
+        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    return item
+
+
+def _pixmap(path: Path, side: int = THUMB_SIDE) -> QPixmap | None:
+    try:
+        rgb = thumbnail(read_image(path), side)
+    except ImageReadError:
+        return None
+    image = QImage(rgb.data, rgb.width, rgb.height, rgb.stride, QImage.Format_RGB888)
+    return QPixmap.fromImage(image.copy())
+
+
+# -- 1. Dataset ------------------------------------------------------------------------------
+
+class DatasetStep(StepPage):
+    KEY = "dataset"
+    TITLE = "Dataset"
+    HELP = ("Pick a raw dataset: a CelebA-Spoof folder (metas/labels/train_label.json), or "
+            "folders real/ and spoof/ (optionally spoof/print, spoof/replay, ...), e.g. the "
+            "samples Collect mode saved in the Live tab.")
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        self.info: dsi.DatasetInfo | None = None
+        self.folder = PathField("dir", placeholder="dataset folder")
+        self.folder.changed.connect(lambda _: self.scan())
+        collected = QPushButton("Collected samples")
+        collected.setToolTip(f"The dataset Collect mode fills: {default_dataset_dir()}")
+        collected.clicked.connect(lambda: self.set_folder(str(default_dataset_dir())))
+        rescan = QPushButton("Scan again")
+        rescan.clicked.connect(self.scan)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Folder:"))
+        top.addWidget(self.folder, 1)
+        top.addWidget(collected)
+        top.addWidget(rescan)
+        self.layout_.addLayout(top)
+
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.layout_.addWidget(self.summary)
+        self.layout_.addWidget(self.message)
+        self.warnings = MessageBox()
+        self.layout_.addWidget(self.warnings)
+
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Use", "Type", "Category", "Images"])
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.setSelectionMode(QAbstractItemView.NoSelection)
+        self.table.setMaximumHeight(240)
+        self.layout_.addWidget(self.table)
+
+        self.layout_.addWidget(QLabel("Examples"))
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListView.IconMode)
+        self.thumbs.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
+        self.thumbs.setGridSize(QSize(THUMB_SIDE + 28, THUMB_SIDE + 34))
+        self.thumbs.setMovement(QListView.Static)
+        self.thumbs.setResizeMode(QListView.Adjust)
+        self.thumbs.setMinimumHeight(THUMB_SIDE + 44)
+        self.layout_.addWidget(self.thumbs, 1)
+
+        self.next_button = QPushButton("Prepare this dataset →")
+        self.next_button.clicked.connect(self.to_prepare)
+        self.layout_.addWidget(_buttons(self.next_button))
+
+    def memory_values(self) -> dict:
+        return {"folder": self.folder.text(), "spoof_types": self.selected_spoof_types()}
+
+    def apply_memory(self, values: dict) -> None:
+        self._remembered_types = values.get("spoof_types")
+        if values.get("folder"):
+            self.set_folder(values["folder"])
+
+    def set_folder(self, folder: str) -> None:
+        self.folder.set_text(folder)
+        self.scan()
+
+    def scan(self) -> None:
+        path = self.folder.path()
+        self.table.setRowCount(0)
+        self.thumbs.clear()
+        self.warnings.clear_message()
+        self.message.clear_message()
+        if path is None:
+            self.info = None
+            self.summary.setText("")
+            self.next_button.setEnabled(False)
+            return
+        self.info = info = dsi.scan(path)
+        if info.layout is None:
+            self.summary.setText("")
+        else:
+            layout = "CelebA-Spoof" if info.layout == dsi.CELEBA else "folders (real/, spoof/)"
+            splits = ", ".join(f"{n} {s}" for s, n in info.split_counts.items())
+            self.summary.setText(
+                f"<b>Layout:</b> {layout} &nbsp; <b>Images:</b> {info.total} "
+                f"({info.live} real, {info.spoof} spoof)" + (f" &nbsp; <b>Splits:</b> {splits}"
+                                                            if info.layout == dsi.CELEBA else ""))
+        if info.problems:
+            self.message.show_message("error", "This dataset cannot be prepared yet:",
+                                      info.problems)
+        if info.warnings:
+            self.warnings.show_message("warning", "Worth knowing:", info.warnings)
+        self._fill_table(info)
+        self._fill_thumbs(info)
+        self.next_button.setEnabled(info.ok)
+        self.remember()
+
+    def _fill_table(self, info: dsi.DatasetInfo) -> None:
+        remembered = getattr(self, "_remembered_types", None)
+        default = (set(dsi.DEFAULT_SPOOF_TYPES) if info.layout == dsi.CELEBA
+                   else set(info.counts))
+        use = set(remembered) if remembered else default
+        self._remembered_types = None
+        self.table.setRowCount(len(info.counts))
+        for row, (spoof_type, count) in enumerate(info.counts.items()):
+            check = QTableWidgetItem()
+            check.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled)
+            check.setCheckState(Qt.Checked if spoof_type in use else Qt.Unchecked)
+            check.setData(Qt.UserRole, spoof_type)
+            self.table.setItem(row, 0, check)
+            self.table.setItem(row, 1, _item(f"{spoof_type}  {dsi.type_name(spoof_type)}"))
+            self.table.setItem(row, 2, _item(dsi.category_of(spoof_type)))
+            self.table.setItem(row, 3, _item(count, align_right=True))
+        self.table.resizeColumnToContents(0)
+
+    def _fill_thumbs(self, info: dsi.DatasetInfo) -> None:
+        for spoof_type, paths in info.examples.items():
+            for path in paths[:3]:
+                pixmap = _pixmap(path)
+                if pixmap is None:
+                    continue
+                item = QListWidgetItem(QIcon(pixmap), dsi.type_name(spoof_type))
+                item.setToolTip(str(path))
+                self.thumbs.addItem(item)
+
+    def selected_spoof_types(self) -> list[int]:
+        types = []
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.checkState() == Qt.Checked:
+                types.append(int(item.data(Qt.UserRole)))
+        return types
+
+    def to_prepare(self) -> None:
+        if self.info is None or not self.info.ok:
+            return
+        self.remember()
+        all_types = set(self.info.counts)
+        chosen = self.selected_spoof_types()
+        self.tab.prepare.set_inputs(self.info.root, chosen if set(chosen) != all_types
+                                    or self.info.layout == dsi.CELEBA else None)
+        self.tab.go_to("prepare")
+
+
+# -- 2. Prepare ------------------------------------------------------------------------------
+
+class PrepareStep(StepPage):
+    KEY = "prepare"
+    TITLE = "Prepare"
+    HELP = ("Crops every face to the model's input (the same crop the live view uses) and "
+            "writes a labels file. Re-running only does what is missing.")
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        form = QFormLayout()
+        self.source = PathField("dir", placeholder="raw dataset folder")
+        self.out = PathField("dir", placeholder="where the prepared crops go")
+        self.size = QSpinBox()
+        self.size.setRange(32, 512)
+        self.size.setValue(128)
+        self.types = QLineEdit()
+        self.types.setPlaceholderText("all types in the dataset (CelebA-Spoof: 0 1 2 3 7 8 9)")
+        form.addRow("Dataset:", self.source)
+        form.addRow("Output:", self.out)
+        form.addRow("Crop size:", self.size)
+        form.addRow("Spoof types:", self.types)
+        self.layout_.addLayout(form)
+        self.start_button = QPushButton("Prepare")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.tab.cancel_backend)
+        self.cancel_button.setEnabled(False)
+        self.next_button = QPushButton("Train on it →")
+        self.next_button.clicked.connect(self.to_train)
+        self.layout_.addWidget(_buttons(self.start_button, self.cancel_button, self.next_button))
+        self.progress = ProgressRow()
+        self.layout_.addWidget(self.progress)
+        self.layout_.addWidget(self.message)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.layout_.addWidget(self.summary)
+        self.layout_.addWidget(QLabel("Skipped images"))
+        self.skipped = QTableWidget(0, 2)
+        self.skipped.setHorizontalHeaderLabels(["Image", "Reason"])
+        self.skipped.verticalHeader().hide()
+        self.skipped.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.skipped.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.layout_.addWidget(self.skipped, 1)
+        self._started = 0.0
+
+    def memory_values(self) -> dict:
+        return {"source": self.source.text(), "out": self.out.text(),
+                "size": self.size.value(), "spoof_types": self.types.text()}
+
+    def apply_memory(self, values: dict) -> None:
+        self.source.set_text(values.get("source", ""))
+        self.out.set_text(values.get("out", ""))
+        self.size.setValue(int(values.get("size", 128)))
+        self.types.setText(values.get("spoof_types", ""))
+        if self.out.text():
+            self.show_manifest(Path(self.out.text()))
+
+    def set_inputs(self, source: Path, spoof_types: list[int] | None) -> None:
+        if self.source.path() != Path(source) or not self.out.text():
+            self.out.set_text(_tab_helpers().work_dir(source) / "prepared")
+        self.source.set_text(source)
+        self.types.setText(" ".join(str(t) for t in spoof_types) if spoof_types else "")
+        self.remember()
+
+    def spoof_types(self) -> list[str] | None:
+        parts = self.types.text().replace(",", " ").split()
+        if not parts:
+            return None
+        if not all(p.isdigit() for p in parts):
+            raise ValueError("spoof types are numbers separated by spaces, e.g. 0 1 2 3 7 8 9")
+        return parts
+
+    def start(self) -> None:
+        self.message.clear_message()
+        if self.source.path() is None or not self.source.path().is_dir():
+            self.message.show_message("error", "Choose the raw dataset folder first.")
+            return
+        if self.out.path() is None:
+            self.out.set_text(_tab_helpers().work_dir(self.source.path()) / "prepared")
+        try:
+            types = self.spoof_types()
+        except ValueError as exc:
+            self.message.show_message("error", str(exc))
+            return
+        args = ["prep", str(self.source.path()), str(self.out.path()),
+                "--size", str(self.size.value())]
+        if types:
+            args += ["--spoof-types", *types]
+        self.remember()
+        self.skipped.setRowCount(0)
+        self.summary.setText("")
+        if self.tab.start_backend(self, args):
+            self._started = time.monotonic()
+            self.progress.busy("listing images…")
+
+    def set_running(self, mine: bool) -> None:
+        self.start_button.setEnabled(not self.tab.busy)
+        self.cancel_button.setEnabled(mine)
+
+    def on_event(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "progress":
+            skipped = event.get("skipped", 0)
+            self.progress.update_progress(event.get("done", 0), event.get("total", 1),
+                                          event.get("eta_s"), f"skipped {skipped}")
+
+    def on_finished(self, ok: bool, message: str) -> None:
+        if ok:
+            self.progress.finish(f"done in {format_seconds(time.monotonic() - self._started)}")
+            self.tab.train.set_data(self.out.path())
+            self.tab.evaluate.set_data(self.out.path())
+            self.tab.export.set_calibration(self.out.path())
+        else:
+            self.progress.finish(message if message == "cancelled" else "failed")
+        if self.out.path() is not None:
+            self.show_manifest(self.out.path())
+
+    def show_manifest(self, out: Path) -> None:
+        manifest = _tab_helpers().read_json(out / "manifest.json")
+        if manifest is None:
+            return
+        counts = manifest.get("counts", {})
+        by_type = ", ".join(f"{k} {v}" for k, v in counts.get("by_type", {}).items())
+        self.summary.setText(
+            f"<b>{counts.get('crops', 0)}</b> crops ({counts.get('real', 0)} real, "
+            f"{counts.get('spoof', 0)} spoof; {by_type}) in {out}; "
+            f"<b>{counts.get('skipped', 0)}</b> skipped.")
+        skipped = manifest.get("skipped", [])
+        self.skipped.setRowCount(len(skipped))
+        for row, entry in enumerate(skipped):
+            self.skipped.setItem(row, 0, _item(entry.get("source", "")))
+            self.skipped.setItem(row, 1, _item(entry.get("reason", "")))
+        self.skipped.resizeColumnToContents(0)
+
+    def to_train(self) -> None:
+        if self.out.path() is not None:
+            self.tab.train.set_data(self.out.path())
+        self.tab.go_to("train")
+
+
+# -- 3. Train --------------------------------------------------------------------------------
+
+def cuda_present() -> bool:
+    """Whether an NVIDIA GPU driver is visible (without importing torch in the GUI)."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def pretrained_checkpoint() -> Path | None:
+    """The shipped model's training checkpoint (best_model.pth) if it is on this machine."""
+    return registry.find_file("best_model.pth")
+
+
+def run_checkpoints(run_dir: Path | None) -> list[Path]:
+    """Checkpoints a run folder holds that `--resume auto` can continue from."""
+    if run_dir is None or not run_dir.is_dir():
+        return []
+    latest = run_dir / LATEST_CHECKPOINT
+    return [latest] if latest.is_file() else []
+
+
+class TrainStep(StepPage):
+    KEY = "train"
+    TITLE = "Train"
+    HELP = ("Fine-tunes MiniFASNetV2-SE on the prepared crops (20% held out for validation). "
+            "Checkpoints are written every epoch: a cancelled, crashed or closed run resumes.")
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        grid = QGridLayout()
+        self.data = PathField("dir", placeholder="prepared folder (output of Prepare)")
+        self.run_dir = PathField("dir", placeholder="run folder (checkpoints go here)")
+        self.run_dir.changed.connect(lambda _: self._update_resume())
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(10)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 4096)
+        self.batch.setValue(64)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(0.00001, 1.0)
+        self.lr.setSingleStep(0.001)
+        self.lr.setValue(0.01)
+        self.classes = QComboBox()
+        self.classes.addItem("2: real / spoof", 2)
+        self.classes.addItem("3: real / print / replay", 3)
+        self.device = QComboBox()
+        self.device.addItem("Auto", "auto")
+        self.device.addItem("CPU", "cpu")
+        if cuda_present():
+            self.device.addItem("CUDA (GPU)", "cuda")
+        self.pretrained = QCheckBox("Start from the pretrained model")
+        self.pretrained.setChecked(True)
+        checkpoint = pretrained_checkpoint()
+        self.pretrained.setToolTip(str(checkpoint) if checkpoint else
+                                   "best_model.pth not found; set FASDESK_MODELS_DIR to its folder")
+        grid.addWidget(QLabel("Prepared data:"), 0, 0)
+        grid.addWidget(self.data, 0, 1, 1, 5)
+        grid.addWidget(QLabel("Run folder:"), 1, 0)
+        grid.addWidget(self.run_dir, 1, 1, 1, 5)
+        for col, (label, widget) in enumerate((("Epochs:", self.epochs), ("Batch:", self.batch),
+                                               ("Learning rate:", self.lr))):
+            grid.addWidget(QLabel(label), 2, col * 2)
+            grid.addWidget(widget, 2, col * 2 + 1)
+        grid.addWidget(QLabel("Classes:"), 3, 0)
+        grid.addWidget(self.classes, 3, 1)
+        grid.addWidget(QLabel("Device:"), 3, 2)
+        grid.addWidget(self.device, 3, 3)
+        grid.addWidget(self.pretrained, 3, 4, 1, 2)
+        self.layout_.addLayout(grid)
+
+        self.start_button = QPushButton("Start training")
+        self.start_button.clicked.connect(lambda: self.start(resume=False))
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the run in the run folder from its last checkpoint")
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.tab.cancel_backend)
+        self.cancel_button.setEnabled(False)
+        self.next_button = QPushButton("Evaluate →")
+        self.next_button.clicked.connect(lambda: self.tab.go_to("evaluate"))
+        self.layout_.addWidget(_buttons(self.start_button, self.resume_button,
+                                        self.cancel_button, self.next_button))
+        self.progress = ProgressRow()
+        self.layout_.addWidget(self.progress)
+        self.stats = QLabel("")
+        self.layout_.addWidget(self.stats)
+        self.layout_.addWidget(self.message)
+
+        self.loss_plot = pg.PlotWidget(title="Loss")
+        self.acc_plot = pg.PlotWidget(title="Accuracy")
+        self.curves = {}
+        for plot, metric in ((self.loss_plot, "loss"), (self.acc_plot, "acc")):
+            plot.setBackground("w")
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            plot.setLabel("bottom", "epoch")
+            plot.addLegend(offset=(-10, 10))
+            self.curves[f"step_{metric}"] = plot.plot(
+                pen=pg.mkPen(QColor(TRAIN_COLOURS["train"]).lighter(160), width=1),
+                name="train (per step)")
+            for split, colour in TRAIN_COLOURS.items():
+                self.curves[f"{split}_{metric}"] = plot.plot(
+                    pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
+                    symbolBrush=colour, name=f"{split} (epoch)")
+        self.acc_plot.setYRange(0, 1)
+        plots = QHBoxLayout()
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.acc_plot)
+        self.layout_.addLayout(plots, 1)
+        self._reset_series()
+
+    def _reset_series(self) -> None:
+        self.series = {key: ([], []) for key in self.curves}
+        self.epochs_total = self.epochs.value()
+        for curve in self.curves.values():
+            curve.setData([], [])
+        self.best_val = None
+
+    def memory_values(self) -> dict:
+        return {"data": self.data.text(), "run_dir": self.run_dir.text(),
+                "epochs": self.epochs.value(), "batch": self.batch.value(),
+                "lr": self.lr.value(), "classes": self.classes.currentData(),
+                "device": self.device.currentData(), "pretrained": self.pretrained.isChecked()}
+
+    def apply_memory(self, values: dict) -> None:
+        self.data.set_text(values.get("data", ""))
+        self.run_dir.set_text(values.get("run_dir", ""))
+        self.epochs.setValue(int(values.get("epochs", 10)))
+        self.batch.setValue(int(values.get("batch", 64)))
+        self.lr.setValue(float(values.get("lr", 0.01)))
+        for combo, key in ((self.classes, "classes"), (self.device, "device")):
+            index = combo.findData(values.get(key))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        self.pretrained.setChecked(bool(values.get("pretrained", True)))
+        self._update_resume()
+
+    def set_data(self, prepared: Path) -> None:
+        self.data.set_text(prepared)
+        self.remember()
+
+    def _update_resume(self) -> None:
+        can = bool(run_checkpoints(self.run_dir.path())) and not self.tab.busy
+        self.resume_button.setEnabled(can)
+        if can and not self.tab.busy:
+            self.stats.setText(f"An unfinished run can be resumed from {self.run_dir.text()}.")
+
+    def _new_run_dir(self) -> Path:
+        base = self.data.path().parent if self.data.path() else _tab_helpers().work_dir("run")
+        return base / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
+
+    def start(self, resume: bool) -> None:
+        self.message.clear_message()
+        data = self.data.path()
+        if data is None or not (data / "labels.csv").is_file():
+            self.message.show_message("error", "Choose a prepared folder (the output of "
+                                      "Prepare, with labels.csv) first.")
+            return
+        if resume:
+            run_dir = self.run_dir.path()
+            args = ["train", str(data), str(run_dir), "--resume", "auto"]
+        else:
+            run_dir = self._new_run_dir()
+            self.run_dir.set_text(run_dir)
+            args = ["train", str(data), str(run_dir), "--epochs", str(self.epochs.value()),
+                    "--batch-size", str(self.batch.value()), "--lr", f"{self.lr.value():g}",
+                    "--classes", str(self.classes.currentData())]
+            if self.pretrained.isChecked():
+                checkpoint = pretrained_checkpoint()
+                if checkpoint is None:
+                    self.message.show_message(
+                        "error", "The pretrained checkpoint best_model.pth is not on this "
+                        "machine.", ["Untick 'Start from the pretrained model' to train from "
+                                     "scratch, or set FASDESK_MODELS_DIR to the folder that has it."])
+                    return
+                args += ["--init", str(checkpoint)]
+        args += ["--device", self.device.currentData()]
+        self.remember()
+        if not resume:
+            self._reset_series()
+        if self.tab.start_backend(self, args):
+            self.progress.busy("starting (loading torch)…")
+            self.stats.setText("")
+
+    def set_running(self, mine: bool) -> None:
+        busy = self.tab.busy
+        self.start_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(mine)
+        self._update_resume()
+
+    def _add(self, key: str, x: float, y) -> None:
+        if y is None:
+            return
+        xs, ys = self.series[key]
+        xs.append(float(x))
+        ys.append(float(y))
+        self.curves[key].setData(xs, ys)
+
+    def _add_epoch(self, metrics: dict) -> None:
+        """One epoch's point (at its end; the pretrained model's own score at 0)."""
+        epoch = float(metrics.get("epoch", 0))
+        for split in ("train", "val"):
+            self._add(f"{split}_loss", epoch, metrics.get(f"{split}_loss"))
+            self._add(f"{split}_acc", epoch, metrics.get(f"{split}_acc"))
+        val = metrics.get("val_acc")
+        if val is not None:
+            self.best_val = max(val, self.best_val or 0.0)
+            text = (f"epoch {int(epoch)}: validation accuracy {val:.4f} "
+                    f"(best {self.best_val:.4f})" if epoch else
+                    f"before training: validation accuracy {val:.4f}")
+            if metrics.get("train_loss") is not None:
+                text += f", train loss {metrics['train_loss']:.4f}"
+            self.stats.setText(text)
+
+    def _load_history(self) -> None:
+        """Curves of the epochs a resumed run already did (from its history.json)."""
+        history = _tab_helpers().read_json_any(self.run_dir.path() / "history.json")
+        if isinstance(history, list):
+            for metrics in history:
+                if isinstance(metrics, dict):
+                    self._add_epoch(metrics)
+
+    def on_event(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "start":
+            self.epochs_total = int(event.get("epochs") or self.epochs.value())
+            if not any(xs for xs, _ in self.series.values()):
+                self._load_history()  # a resumed run after a restart: its earlier epochs
+        elif kind == "progress":
+            # Epochs are 1-based in events; a step's point sits inside its epoch.
+            epoch = int(event.get("epoch", 1))
+            steps = event.get("steps") or 0
+            x = epoch - 1 + (float(event.get("step", 0)) / steps if steps else 0.0)
+            self._add("step_loss", x, event.get("loss"))
+            self._add("step_acc", x, event.get("acc"))
+            speed = event.get("images_s")
+            self.progress.update_progress(
+                event.get("done", 0), event.get("total", 1), event.get("eta_s"),
+                f"epoch {epoch}/{event.get('epochs', self.epochs_total)}"
+                + (f"   {speed:.0f} images/s" if speed else ""))
+        elif kind == "metric" and event.get("scope") in ("epoch", "init"):
+            self._add_epoch(event)
+
+    def on_finished(self, ok: bool, message: str) -> None:
+        run_dir = self.run_dir.path()
+        if ok:
+            self.progress.finish("finished")
+            best = run_dir / "best.pth" if run_dir else None
+            if best is not None and best.is_file():
+                self.tab.evaluate.set_model(best, self.data.path())
+                self.tab.export.set_checkpoint(best)
+                self.message.show_message("ok", f"Training finished: {best}",
+                                          ["Next: evaluate it, then export it for the live view."])
+        else:
+            self.progress.finish(message if message == "cancelled" else "stopped")
+            if run_checkpoints(run_dir):
+                self.message.show_message(
+                    "warning" if message == "cancelled" else "error",
+                    "Training stopped before the end." if message == "cancelled"
+                    else f"Training failed: {message}",
+                    [f"Its checkpoints are kept in {run_dir}; press Resume to continue."],
+                    pre="" if message == "cancelled" else "\n".join(list(self.tab.run.tail)[-8:]))
+            elif message != "cancelled":
+                super().show_failure(message, "\n".join(list(self.tab.run.tail)[-8:]))
+        self._update_resume()
+
+    def show_failure(self, message: str, tail: str) -> None:
+        pass  # on_finished shows it, with the resume advice when there is a checkpoint
+
+
+# -- 4. Evaluate -----------------------------------------------------------------------------
+
+class EvaluateStep(StepPage):
+    KEY = "evaluate"
+    TITLE = "Evaluate"
+    HELP = ("Measures a model (.pth or .onnx) on prepared crops: by default the validation "
+            "images the training run held out.")
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        self.report: eval_report.EvalReport | None = None
+        form = QFormLayout()
+        self.data = PathField("dir", placeholder="prepared folder")
+        self.model = PathField("file", "Models (*.pth *.onnx)", placeholder="best.pth or .onnx")
+        self.split = QComboBox()
+        for label, value in (("validation (held out by training)", "val"),
+                             ("all crops", "all"), ("test subset (CelebA-Spoof)", "test")):
+            self.split.addItem(label, value)
+        form.addRow("Prepared data:", self.data)
+        form.addRow("Model:", self.model)
+        form.addRow("Images:", self.split)
+        self.layout_.addLayout(form)
+        self.start_button = QPushButton("Evaluate")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.tab.cancel_backend)
+        self.cancel_button.setEnabled(False)
+        self.layout_.addWidget(_buttons(self.start_button, self.cancel_button))
+        self.progress = ProgressRow()
+        self.layout_.addWidget(self.progress)
+        self.layout_.addWidget(self.message)
+
+        results = QHBoxLayout()
+        left = QVBoxLayoutWidget()
+        self.metrics = QTableWidget(0, 2)
+        self.metrics.setHorizontalHeaderLabels(["Metric", "Value"])
+        self.metrics.verticalHeader().hide()
+        self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        left.add(self.metrics, 1)
+        left.add(QLabel("Confusion matrix (rows: truth, columns: predicted)"))
+        self.confusion = QTableWidget(0, 0)
+        self.confusion.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.confusion.setMaximumHeight(130)
+        left.add(self.confusion)
+        threshold_box = QGroupBox("Threshold for the live view")
+        threshold_row = QGridLayout(threshold_box)
+        self.target_kind = QComboBox()
+        self.target_kind.addItem("BPCER (real faces rejected)", "bpcer")
+        self.target_kind.addItem("APCER (attacks accepted)", "apcer")
+        self.target_rate = QDoubleSpinBox()
+        self.target_rate.setRange(0.1, 50.0)
+        self.target_rate.setSingleStep(0.5)
+        self.target_rate.setValue(1.0)
+        self.target_rate.setSuffix(" %")
+        self.suggestion = QLabel("")
+        self.apply_button = QPushButton("Apply to live")
+        self.apply_button.setEnabled(False)
+        self.apply_button.clicked.connect(self.apply_threshold)
+        self.target_kind.currentIndexChanged.connect(self.update_suggestion)
+        self.target_rate.valueChanged.connect(self.update_suggestion)
+        threshold_row.addWidget(QLabel("Target:"), 0, 0)
+        threshold_row.addWidget(self.target_kind, 0, 1)
+        threshold_row.addWidget(self.target_rate, 0, 2)
+        threshold_row.addWidget(self.suggestion, 1, 0, 1, 2)
+        threshold_row.addWidget(self.apply_button, 1, 2)
+        left.add(threshold_box)
+        results.addWidget(left, 2)
+
+        self.roc_plot = pg.PlotWidget(title="ROC (spoof detected vs real rejected)")
+        self.pr_plot = pg.PlotWidget(title="Precision / recall (spoof)")
+        for plot, (x, y) in ((self.roc_plot, ("APCER-free: false alarm rate (BPCER)",
+                                              "attack detection rate (1 - APCER)")),
+                             (self.pr_plot, ("recall", "precision"))):
+            plot.setBackground("w")
+            plot.showGrid(x=True, y=True, alpha=0.3)
+            plot.setXRange(0, 1, padding=0.02)
+            plot.setYRange(0, 1, padding=0.02)
+            plot.setLabel("bottom", x)
+            plot.setLabel("left", y)
+            plot.setMinimumWidth(240)
+        self.roc_plot.setLabel("bottom", "real rejected (BPCER)")
+        self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen("#999999", style=Qt.DashLine))
+        self.roc_curve = self.roc_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
+        self.roc_marker = self.roc_plot.plot(pen=None, symbol="o", symbolSize=10,
+                                             symbolBrush="#d62728")
+        self.pr_curve = self.pr_plot.plot(pen=pg.mkPen("#2ca02c", width=2))
+        results.addWidget(self.roc_plot, 3)
+        results.addWidget(self.pr_plot, 3)
+        self.layout_.addLayout(results, 1)
+
+    def memory_values(self) -> dict:
+        return {"data": self.data.text(), "model": self.model.text(),
+                "split": self.split.currentData(), "target_kind": self.target_kind.currentData(),
+                "target_rate": self.target_rate.value()}
+
+    def apply_memory(self, values: dict) -> None:
+        self.data.set_text(values.get("data", ""))
+        self.model.set_text(values.get("model", ""))
+        for combo, key in ((self.split, "split"), (self.target_kind, "target_kind")):
+            index = combo.findData(values.get(key))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        self.target_rate.setValue(float(values.get("target_rate", 1.0)))
+        report = self.report_path()
+        if report is not None and report.is_file():
+            self.show_report(report)
+
+    def set_data(self, prepared: Path) -> None:
+        self.data.set_text(prepared)
+        self.remember()
+
+    def set_model(self, model: Path, prepared: Path | None) -> None:
+        self.model.set_text(model)
+        if prepared is not None:
+            self.data.set_text(prepared)
+        self.remember()
+
+    def report_path(self) -> Path | None:
+        model = self.model.path()
+        if model is None:
+            return None
+        split = self.split.currentData()
+        return model.with_name(f"{model.stem}.eval-{split}.json")
+
+    def start(self) -> None:
+        self.message.clear_message()
+        data, model = self.data.path(), self.model.path()
+        if data is None or not (data / "labels.csv").is_file():
+            self.message.show_message("error", "Choose a prepared folder (with labels.csv).")
+            return
+        if model is None or not model.is_file():
+            self.message.show_message("error", "Choose the model to evaluate (.pth or .onnx).")
+            return
+        self.remember()
+        args = ["eval", str(data), str(model), "--out", str(self.report_path()),
+                "--split", self.split.currentData()]
+        if self.tab.start_backend(self, args):
+            self.progress.busy("evaluating…")
+
+    def set_running(self, mine: bool) -> None:
+        self.start_button.setEnabled(not self.tab.busy)
+        self.cancel_button.setEnabled(mine)
+
+    def on_event(self, event: dict) -> None:
+        if event["event"] == "progress":
+            self.progress.update_progress(event.get("done", 0), event.get("total", 1),
+                                          event.get("eta_s"))
+
+    def on_finished(self, ok: bool, message: str) -> None:
+        if ok:
+            self.progress.finish("finished")
+            self.show_report(self.report_path())
+        else:
+            self.progress.finish(message if message == "cancelled" else "failed")
+
+    def show_report(self, path: Path) -> None:
+        try:
+            self.report = eval_report.load(path)
+        except eval_report.ReportError as exc:
+            self.message.show_message("error", str(exc))
+            return
+        report = self.report
+        rows = report.metric_rows()
+        self.metrics.setRowCount(len(rows))
+        for row, (name, value) in enumerate(rows):
+            self.metrics.setItem(row, 0, _item(name))
+            self.metrics.setItem(row, 1, _item(value, align_right=True))
+        self.metrics.resizeRowsToContents()
+        self._show_confusion(report)
+        self.roc_curve.setData(report.roc_bpcer, report.roc_detect)
+        self.pr_curve.setData(report.pr_recall, report.pr_precision)
+        self.update_suggestion()
+
+    def _show_confusion(self, report) -> None:
+        names, matrix = report.class_names, report.confusion
+        self.confusion.setRowCount(len(names))
+        self.confusion.setColumnCount(len(names))
+        self.confusion.setHorizontalHeaderLabels(names)
+        self.confusion.setVerticalHeaderLabels(names)
+        for i, row in enumerate(matrix):
+            total = max(1, sum(row))
+            for j, count in enumerate(row):
+                item = _item(f"{count}  ({100.0 * count / total:.1f}%)", align_right=True)
+                share = count / total
+                good = i == j
+                colour = QColor(46, 125, 50) if good else QColor(198, 40, 40)
+                colour.setAlphaF(0.12 + 0.6 * share)
+                item.setBackground(colour)
+                self.confusion.setItem(i, j, item)
+        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+
+    def update_suggestion(self) -> None:
+        if self.report is None:
+            return
+        kind = self.target_kind.currentData()
+        target = self.target_rate.value() / 100.0
+        choice = self.report.threshold_for(kind, target)
+        if choice is None:
+            self.suggestion.setText("no threshold meets this target on these images")
+            self.apply_button.setEnabled(False)
+            self.roc_marker.setData([], [])
+            return
+        self.suggested = choice.threshold
+        self.suggestion.setText(
+            f"threshold <b>{choice.threshold:.3f}</b>: APCER {100 * choice.apcer:.2f}%, "
+            f"BPCER {100 * choice.bpcer:.2f}%")
+        self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
+        self.apply_button.setEnabled(True)
+        self.remember()
+
+    def apply_threshold(self) -> None:
+        self.tab.threshold_requested.emit(float(self.suggested))
+        self.tab.log(f"live threshold set to {self.suggested:.3f}")
+
+
+class QVBoxLayoutWidget(QWidget):
+    def __init__(self):
+        super().__init__()
+        from PySide6.QtWidgets import QVBoxLayout
+
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+
+    def add(self, widget, stretch: int = 0) -> None:
+        self._layout.addWidget(widget, stretch)
+
+
+# -- 5. Export -------------------------------------------------------------------------------
+
+class ExportStep(StepPage):
+    KEY = "export"
+    TITLE = "Export"
+    HELP = ("Writes the checkpoint as an ONNX model for the live view (checked against the "
+            "torch model), optionally an INT8 copy with an agreement report, and adds it to "
+            "the model list.")
+
+    def __init__(self, tab):
+        super().__init__(tab)
+        form = QFormLayout()
+        self.checkpoint = PathField("file", "Checkpoints (*.pth)", placeholder="best.pth")
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("model name, e.g. office-camera-v1")
+        self.int8 = QCheckBox("Also write an INT8 model (calibrated on prepared crops)")
+        self.calibration = PathField("dir", placeholder="prepared folder for calibration")
+        form.addRow("Checkpoint:", self.checkpoint)
+        form.addRow("Model name:", self.name)
+        form.addRow("", self.int8)
+        form.addRow("Calibration data:", self.calibration)
+        self.layout_.addLayout(form)
+        self.start_button = QPushButton("Export")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.tab.cancel_backend)
+        self.cancel_button.setEnabled(False)
+        self.use_button = QPushButton("Use this model in Live")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self.use_in_live)
+        self.use_choice = QComboBox()
+        self.layout_.addWidget(_buttons(self.start_button, self.cancel_button,
+                                        self.use_choice, self.use_button))
+        self.progress = ProgressRow()
+        self.layout_.addWidget(self.progress)
+        self.layout_.addWidget(self.message)
+        self.report = QTableWidget(0, 2)
+        self.report.setHorizontalHeaderLabels(["", ""])
+        self.report.horizontalHeader().hide()
+        self.report.verticalHeader().hide()
+        self.report.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.report.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.layout_.addWidget(self.report, 1)
+        self.outputs: list[tuple[str, Path]] = []  # (artifact kind, path) as written
+        self.summary: dict = {}
+
+    def memory_values(self) -> dict:
+        return {"checkpoint": self.checkpoint.text(), "name": self.name.text(),
+                "int8": self.int8.isChecked(), "calibration": self.calibration.text()}
+
+    def apply_memory(self, values: dict) -> None:
+        self.checkpoint.set_text(values.get("checkpoint", ""))
+        self.name.setText(values.get("name", ""))
+        self.int8.setChecked(bool(values.get("int8", False)))
+        self.calibration.set_text(values.get("calibration", ""))
+
+    def set_checkpoint(self, checkpoint: Path) -> None:
+        self.checkpoint.set_text(checkpoint)
+        if not self.name.text():
+            run = checkpoint.parent.name
+            dataset = checkpoint.parent.parent.parent.name
+            self.name.setText(f"{dataset}-{run}".replace(" ", "-"))
+        self.remember()
+
+    def set_calibration(self, prepared: Path) -> None:
+        self.calibration.set_text(prepared)
+        self.remember()
+
+    def model_id(self) -> str:
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.name.text().strip())
+        return name.strip("-.")
+
+    def start(self) -> None:
+        self.message.clear_message()
+        checkpoint = self.checkpoint.path()
+        if checkpoint is None or not checkpoint.is_file():
+            self.message.show_message("error", "Choose the checkpoint to export (best.pth of a run).")
+            return
+        model_id = self.model_id()
+        if not model_id:
+            self.message.show_message("error", "Give the model a name.")
+            return
+        if registry.get_entry(model_id) is not None and model_id in {
+                e.id for e in registry._read_manifest(registry.manifest_path())}:
+            self.message.show_message("error", f"'{model_id}' is a built-in model; choose another name.")
+            return
+        # With INT8 the OUT file is the INT8 model (fp32 beside it): name it so.
+        stem = f"{model_id}-int8" if self.int8.isChecked() else model_id
+        out = user_models_dir() / f"{stem}.onnx"
+        args = ["export", str(checkpoint), str(out)]
+        if self.int8.isChecked():
+            calibration = self.calibration.path()
+            if calibration is None or not (calibration / "labels.csv").is_file():
+                self.message.show_message("error", "INT8 needs calibration data: a prepared "
+                                          "folder (with labels.csv).")
+                return
+            args += ["--int8", "--calibration", str(calibration)]
+        self.remember()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.outputs = []
+        self.summary = {}
+        self.report.setRowCount(0)
+        self.use_button.setEnabled(False)
+        self.use_choice.clear()
+        if self.tab.start_backend(self, args):
+            self.progress.busy("exporting (loading torch)…")
+
+    def set_running(self, mine: bool) -> None:
+        self.start_button.setEnabled(not self.tab.busy)
+        self.cancel_button.setEnabled(mine)
+
+    def on_event(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "artifact":
+            self.outputs.append((event.get("kind", "file"), Path(event.get("path", ""))))
+        elif kind == "progress":
+            self.progress.update_progress(event.get("done", 0), event.get("total", 1),
+                                          event.get("eta_s"))
+        elif kind in ("metric", "done"):
+            self.summary.update({k: v for k, v in event.items() if k not in ("event", "time")})
+
+    def on_finished(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.progress.finish(message if message == "cancelled" else "failed")
+            return
+        self.progress.finish("finished")
+        try:
+            registered = self.register()
+        except (OSError, ValueError) as exc:
+            self.message.show_message("error", f"Exported, but the model could not be added "
+                                      f"to the model list: {exc}")
+            return
+        self._show_summary(registered)
+        for model_id, path in registered:
+            self.use_choice.addItem(f"{model_id}  ({path.name})", model_id)
+        self.use_button.setEnabled(bool(registered))
+        self.message.show_message("ok", f"Model '{registered[0][0]}' is ready.",
+                                  ["'Use this model in Live' switches the live view to it now; "
+                                   "it is also in the model list from now on."])
+
+    def register(self) -> list[tuple[str, Path]]:
+        """Add the exported model(s) to the user manifest; returns (id, path) pairs.
+
+        Without INT8 the export writes one fp32 model; with INT8 its OUT is the INT8 model
+        and the fp32 one sits beside it as `<stem>.fp32.onnx`. The fp32 model takes the
+        plain name, the INT8 one the name with `-int8`.
+        """
+        model_id = self.model_id()
+        onnx = [path for kind, path in self.outputs if kind == "onnx" and path.is_file()]
+        if not onnx:
+            raise OSError("the export finished but wrote no .onnx file")
+        out = onnx[-1]  # the OUT argument, always written last
+        card = _tab_helpers().read_json(out.with_name(out.stem + ".card.json")) or {}
+        fp32 = next((p for p in onnx if p.name.endswith(".fp32.onnx")), None)
+        found = [(model_id, fp32), (f"{model_id}-int8", out)] if fp32 else [(model_id, out)]
+        classes = tuple(card.get("classes", ("real", "spoof")))
+        for entry_id, path in found:
+            registry.register_user_model(registry.ModelEntry(
+                id=entry_id, kind="liveness",
+                file=path.name if path.parent == user_models_dir() else str(path),
+                sha256=registry.sha256_of(path), size=path.stat().st_size,
+                input_size=int((card.get("input") or {}).get("size", 128)), classes=classes,
+                description=f"trained in fasdesk from {self.checkpoint.text()}",
+                extra={"source": "training", "checkpoint": self.checkpoint.text(),
+                       "suggested_threshold": card.get("suggested_threshold")}))
+        return found
+
+    def _show_summary(self, registered) -> None:
+        rows = [(f"model '{model_id}'", str(path)) for model_id, path in registered]
+        rows += [(kind.replace("_", " "), str(path)) for kind, path in self.outputs
+                 if path not in {p for _, p in registered}]
+        for key, value in self.summary.items():
+            if isinstance(value, (int, float, str)) and key not in ("command",):
+                rows.append((key.replace("_", " "), f"{value:.6g}" if isinstance(value, float)
+                             else str(value)))
+            elif isinstance(value, dict):
+                for sub, sub_value in value.items():
+                    if isinstance(sub_value, (int, float, str)):
+                        rows.append((f"{key} {sub}".replace("_", " "),
+                                     f"{sub_value:.6g}" if isinstance(sub_value, float)
+                                     else str(sub_value)))
+        self.report.setRowCount(len(rows))
+        for row, (name, value) in enumerate(rows):
+            self.report.setItem(row, 0, _item(name))
+            self.report.setItem(row, 1, _item(value))
+        self.report.resizeColumnToContents(0)
+
+    def use_in_live(self) -> None:
+        model_id = self.use_choice.currentData()
+        if model_id:
+            self.tab.use_model_requested.emit(model_id)
+            self.tab.log(f"live view switched to model '{model_id}'")

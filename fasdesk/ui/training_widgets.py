@@ -1,0 +1,183 @@
+"""Small widgets the Training tab's steps share: path fields, progress rows, a base page."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+
+def format_seconds(seconds) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(max(0.0, float(seconds))))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class PathField(QWidget):
+    """A path in a line edit with a Browse button; `kind` is "dir", "file" or "save"."""
+    changed = Signal(str)
+
+    def __init__(self, kind: str = "dir", file_filter: str = "", placeholder: str = "",
+                 parent=None):
+        super().__init__(parent)
+        self.kind = kind
+        self.file_filter = file_filter
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+    def path(self) -> Path | None:
+        return Path(self.text()).expanduser() if self.text() else None
+
+    def set_text(self, text: str | Path, notify: bool = False) -> None:
+        self.edit.setText(str(text) if text else "")
+        if notify:
+            self.changed.emit(self.text())
+
+    def _browse(self) -> None:
+        start = self.text() or str(Path.home())
+        if self.kind == "dir":
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", start)
+        elif self.kind == "save":
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save as", start, self.file_filter)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Choose a file", start, self.file_filter)
+        if chosen:
+            self.set_text(chosen, notify=True)
+
+
+class ProgressRow(QWidget):
+    """A progress bar with `done / total`, ETA and extra text beside it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.label = QLabel("")
+        self.label.setMinimumWidth(260)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.label)
+
+    def reset(self, text: str = "") -> None:
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("%p%")
+        self.label.setText(text)
+
+    def busy(self, text: str) -> None:
+        self.bar.setRange(0, 0)  # indeterminate until the first progress event
+        self.label.setText(text)
+
+    def update_progress(self, done: int, total: int, eta_s, extra: str = "") -> None:
+        total = max(1, int(total))
+        self.bar.setRange(0, total)
+        self.bar.setValue(min(int(done), total))
+        self.bar.setFormat(f"{int(done)} / {total}  (%p%)")
+        text = f"ETA {format_seconds(eta_s)}"
+        self.label.setText(f"{text}   {extra}" if extra else text)
+
+    def finish(self, text: str) -> None:
+        if self.bar.maximum() == 0:
+            self.bar.setRange(0, 1)
+        self.bar.setValue(self.bar.maximum())
+        self.label.setText(text)
+
+
+class MessageBox(QLabel):
+    """An inline message: problems in red, warnings in amber, success in green."""
+    STYLES = {"error": ("#fdecea", "#b3261e"), "warning": ("#fff4e0", "#8a5300"),
+              "ok": ("#e8f5e9", "#1b5e20"), "info": ("#eef3fb", "#1f3b66")}
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(self.textInteractionFlags())
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        self.hide()
+
+    def show_message(self, kind: str, title: str, lines: list[str] | None = None,
+                     pre: str = "") -> None:
+        background, colour = self.STYLES.get(kind, self.STYLES["info"])
+        self.setStyleSheet(f"QLabel {{ background: {background}; color: {colour}; "
+                           f"border: 1px solid {colour}; border-radius: 4px; padding: 6px; }}")
+        body = f"<b>{html.escape(title)}</b>"
+        if lines:
+            body += "<ul style='margin:0'>" + "".join(
+                f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
+        if pre:
+            body += f"<pre style='margin:4px 0 0 0'>{html.escape(pre)}</pre>"
+        self.setText(body)
+        self.show()
+
+    def clear_message(self) -> None:
+        self.setText("")
+        self.hide()
+
+
+class StepPage(QWidget):
+    """One step of the flow: remembers its inputs, runs the backend, shows the result."""
+    KEY = ""
+    TITLE = ""
+    HELP = ""
+
+    def __init__(self, tab):
+        super().__init__()
+        self.tab = tab
+        self.layout_ = QVBoxLayout(self)
+        heading = QLabel(f"<h2 style='margin:0'>{self.TITLE}</h2>")
+        self.layout_.addWidget(heading)
+        if self.HELP:
+            help_label = QLabel(self.HELP)
+            help_label.setWordWrap(True)
+            help_label.setStyleSheet("color: palette(mid);")
+            self.layout_.addWidget(help_label)
+        self.message = MessageBox()
+
+    # Inputs kept between sessions.
+    def memory_values(self) -> dict:
+        return {}
+
+    def apply_memory(self, values: dict) -> None:
+        pass
+
+    def restore(self) -> None:
+        self.apply_memory(self.tab.memory.get(self.KEY))
+
+    def remember(self) -> None:
+        self.tab.memory.put(self.KEY, self.memory_values())
+
+    # The backend run this page started.
+    def set_running(self, mine: bool) -> None:
+        pass
+
+    def on_event(self, event: dict) -> None:
+        pass
+
+    def on_finished(self, ok: bool, message: str) -> None:
+        pass
+
+    def show_failure(self, message: str, tail: str) -> None:
+        self.message.show_message(
+            "error", f"{self.TITLE} failed: {message}",
+            ["Fix what the message says and press the button again; finished work is kept "
+             "(prep skips done crops, training resumes from its last checkpoint).",
+             "The full backend output is in the log below."],
+            pre=tail)
