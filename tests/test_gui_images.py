@@ -300,6 +300,8 @@ def test_cancel_stops_a_long_batch(qtbot, tab, samples_dir, many_folder, tmp_pat
     assert tab.progress_row.isVisible()
     qtbot.waitUntil(lambda: tab.model.rowCount() >= 3, timeout=BATCH_TIMEOUT_MS)
     assert tab.progress.maximum() == 60 and " / 60" in tab.progress.format()
+    assert "left" in tab.progress.format()  # the time-left estimate
+    assert not tab.export_csv_button.isEnabled() and not tab.clear_button.isEnabled()
     tab.grab().save(str(tmp_path / "progress.png"))
     tab.cancel()
     wait_done(qtbot, tab)

@@ -652,11 +652,11 @@ class ImagesTab(QWidget):
                              + ", ".join(parts))
 
     def _update_buttons(self) -> None:
-        has_rows = self.model.rowCount() > 0
-        for button in (self.export_csv_button, self.export_json_button):
-            button.setEnabled(has_rows)
-        self.clear_button.setEnabled(has_rows and not self._running)
-        if not has_rows:
+        # Exports and Clear wait for the batch to finish: an export is then complete.
+        ready = self.model.rowCount() > 0 and not self._running
+        for button in (self.export_csv_button, self.export_json_button, self.clear_button):
+            button.setEnabled(ready)
+        if self.model.rowCount() == 0:
             self.pages.setCurrentIndex(0)
 
     def _show_error(self, message: str) -> None:
