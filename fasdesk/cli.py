@@ -20,8 +20,10 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    print("fasdesk: the desktop GUI is not built yet; use 'fasdesk classify --help'.")
-    return 0
+    # Imported here so the subcommands never load Qt.
+    from fasdesk.ui.app import run
+
+    return run(args)
 
 
 def _command(name: str):

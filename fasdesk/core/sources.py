@@ -268,15 +268,18 @@ class Pacer:
         self._due = None
 
     def wait_time(self, now: float | None = None) -> float:
-        """Seconds to wait before reading the next frame (0 when due or unpaced)."""
+        """Seconds until the next frame is due (0 when due, late, or unpaced)."""
         if not self.interval:
             return 0.0
         now = time.monotonic() if now is None else now
         if self._due is None or now - self._due > self.interval:
-            self._due = now
-        wait = max(0.0, self._due - now)
-        self._due += self.interval
-        return wait
+            self._due = now  # first frame, or fell behind: restart the schedule
+        return max(0.0, self._due - now)
+
+    def advance(self) -> None:
+        """A frame was taken: the next one is due one interval after this one."""
+        if self.interval and self._due is not None:
+            self._due += self.interval
 
 
 @dataclass(frozen=True)

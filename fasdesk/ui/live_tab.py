@@ -1,0 +1,403 @@
+"""The Live tab: source picker, the live view, threshold, score plot and snapshot."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout,
+                               QWidget)
+
+from fasdesk.core.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.pipeline import Pipeline
+from fasdesk.core.settings import Settings
+from fasdesk.core.sources import VIDEO_EXTENSIONS, CameraInfo, SourceSpec, probe_cameras
+from fasdesk.ui.frame_view import COLOURS, FrameView, render_annotated
+from fasdesk.ui.live_worker import LiveController, LiveOptions
+from fasdesk.ui.score_plot import ScorePlot
+
+STATS_INTERVAL = 0.25  # seconds between status bar updates
+PLOT_INTERVAL = 0.1  # seconds between plot redraws
+
+
+class CameraProbe(QThread):
+    """Lists the cameras off the UI thread (opening devices can take seconds)."""
+    found = Signal(list)
+
+    def run(self) -> None:
+        try:
+            cameras = probe_cameras()
+        except Exception:  # a broken driver must not take the window down
+            cameras = []
+        self.found.emit(cameras)
+
+
+class MessageBar(QFrame):
+    """A coloured line with a message and one action button (Retry, Play again...)."""
+    action = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("messageBar")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.button = QPushButton("Retry")
+        self.button.clicked.connect(self.action)
+        self.close_button = QPushButton("Dismiss")
+        self.close_button.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button)
+        layout.addWidget(self.close_button)
+        self.hide()
+
+    def show_message(self, text: str, action: str | None = "Retry", level: str = "error") -> None:
+        self.setProperty("level", level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.label.setText(text)
+        self.button.setVisible(action is not None)
+        if action:
+            self.button.setText(action)
+        self.show()
+
+
+def _swatch(colour, text: str) -> str:
+    return f'<span style="color:{colour.name()}">&#9632;</span>&nbsp;{text}'
+
+
+class LiveTab(QWidget):
+    threshold_changed = Signal(float)
+    confirm_frames_changed = Signal(int)
+    source_changed = Signal(str)
+    status_message = Signal(str)
+    stats_changed = Signal(str)
+    pipeline_changed = Signal(str, str)  # model file, provider
+    frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
+
+    def __init__(self, settings: Settings, pipeline_factory: Callable[[], Pipeline], parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.controller = LiveController(pipeline_factory, self)
+        self.controller.set_mirror(settings.mirror)
+        worker = self.controller.worker
+        worker.frame_ready.connect(self._on_frame_ready)
+        worker.started.connect(self._on_started)
+        worker.failed.connect(self._on_failed)
+        worker.ended.connect(self._on_ended)
+        worker.stopped.connect(self._on_stopped)
+        worker.pipeline_ready.connect(self.pipeline_changed)
+        self.running = False
+        self.spec: SourceSpec | None = None
+        self.cameras: list[CameraInfo] = []
+        self.frames_shown = 0
+        self.last_frame = None
+        self._last_stats = 0.0
+        self._last_plot = 0.0
+        self.options = LiveOptions(loop=settings.loop_playback, smoothing=settings.smoothing,
+                                   recent_len=max(10, settings.confirm_frames))
+        self._build()
+        self._probe = CameraProbe(self)
+        self._probe.found.connect(self._on_cameras)
+        self._probe.start()
+
+    # -- layout -------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.source_combo = QComboBox()
+        self.source_combo.setMinimumWidth(260)
+        self.source_combo.setToolTip("Camera, video file or image folder to run live")
+        self.source_combo.activated.connect(self._on_source_activated)
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.start_button.clicked.connect(self.toggle)
+        self.mirror_box = QCheckBox("Mirror")
+        self.mirror_box.setChecked(self.settings.mirror)
+        self.mirror_box.toggled.connect(self._on_mirror)
+        self.snapshot_button = QPushButton("Snapshot")
+        self.snapshot_button.setToolTip("Save the annotated frame as an image")
+        self.snapshot_button.clicked.connect(lambda: self.snapshot())
+        self.snapshot_button.setEnabled(False)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Source:"))
+        bar.addWidget(self.source_combo, 1)
+        bar.addWidget(self.start_button)
+        bar.addWidget(self.mirror_box)
+        bar.addWidget(self.snapshot_button)
+
+        self.message = MessageBar()
+        self.message.action.connect(self.retry)
+        self.view = FrameView()
+        self.view.set_threshold(self.settings.threshold)
+        self.view.set_confirm_frames(self.settings.confirm_frames)
+
+        self.slider = QSlider(Qt.Horizontal)
+        self.slider.setRange(0, 100)
+        self.slider.setValue(round(self.settings.threshold * 100))
+        self.slider.setToolTip("A face is real when p_real reaches this value")
+        self.slider.valueChanged.connect(self._on_slider)
+        self.threshold_label = QLabel(f"{self.settings.threshold:.2f}")
+        self.threshold_label.setObjectName("thresholdValue")
+        self.threshold_label.setMinimumWidth(40)
+        self.confirm_spin = QSpinBox()
+        self.confirm_spin.setRange(1, 30)
+        self.confirm_spin.setValue(self.settings.confirm_frames)
+        self.confirm_spin.setSuffix(" frames")
+        self.confirm_spin.setToolTip("Confirmed real after this many consecutive real frames")
+        self.confirm_spin.valueChanged.connect(self._on_confirm)
+
+        controls = QGroupBox("Decision")
+        grid = QVBoxLayout(controls)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Threshold"))
+        row.addWidget(self.slider, 1)
+        row.addWidget(self.threshold_label)
+        grid.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Confirm real after"))
+        row.addWidget(self.confirm_spin)
+        row.addStretch(1)
+        grid.addLayout(row)
+        legend = QLabel("  ".join([_swatch(COLOURS["real"], "real"), _swatch(COLOURS["spoof"], "spoof"),
+                                   _swatch(COLOURS["unsure"], "unsure"),
+                                   f"\u2713 double box: confirmed real"]))
+        legend.setTextFormat(Qt.RichText)
+        grid.addWidget(legend)
+
+        self.plot = ScorePlot()
+        self.plot.set_threshold(self.settings.threshold)
+        plot_box = QGroupBox("p_real per face, last 30 s")
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.addWidget(self.plot)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(controls)
+        side_layout.addWidget(plot_box, 1)
+
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.view)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([640, 380])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.message)
+        layout.addWidget(splitter, 1)
+        self._fill_sources()
+
+    # -- sources ------------------------------------------------------------------------
+    def _fill_sources(self, probing: bool = True) -> None:
+        combo = self.source_combo
+        combo.clear()
+        for cam in self.cameras:
+            combo.addItem(cam.label, SourceSpec("camera", str(cam.index)))
+        if not self.cameras:
+            combo.addItem("Looking for cameras..." if probing else "No camera found", None)
+            combo.model().item(combo.count() - 1).setEnabled(False)
+        for spec in self._recent_specs():
+            combo.addItem(f"{spec.label}  ({spec.kind})", spec)
+        combo.insertSeparator(combo.count())
+        combo.addItem("Video file...", "pick-video")
+        combo.addItem("Image folder...", "pick-folder")
+        self._select_spec(self.spec)
+
+    def _recent_specs(self) -> list[SourceSpec]:
+        specs = []
+        for text in [self.spec.target if self.spec else None, self.settings.source]:
+            if text and not text.isdigit():
+                spec = self.spec if self.spec and self.spec.target == text else SourceSpec.parse(text)
+                if spec not in specs:
+                    specs.append(spec)
+        return specs
+
+    def _select_spec(self, spec: SourceSpec | None) -> None:
+        combo = self.source_combo
+        for i in range(combo.count()):
+            if spec is not None and combo.itemData(i) == spec:
+                combo.setCurrentIndex(i)
+                return
+        for i in range(combo.count()):
+            if isinstance(combo.itemData(i), SourceSpec):
+                combo.setCurrentIndex(i)
+                return
+
+    def _on_cameras(self, cameras: list) -> None:
+        self.cameras = cameras
+        self.options.camera_names = {c.index: c.name for c in cameras}
+        self._fill_sources(probing=False)
+
+    def _on_source_activated(self, index: int) -> None:
+        data = self.source_combo.itemData(index)
+        if data == "pick-video":
+            spec = self._pick("video")
+        elif data == "pick-folder":
+            spec = self._pick("folder")
+        else:
+            spec = data
+        if spec is None:
+            self._select_spec(self.spec)
+            return
+        self.start(spec)
+
+    def _pick(self, kind: str) -> SourceSpec | None:
+        start_dir = self.settings.last_folders.get(kind, str(Path.home()))
+        if kind == "video":
+            patterns = " ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS))
+            images = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open a video file", start_dir,
+                f"Videos ({patterns});;Images ({images});;All files (*)")
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Open an image folder", start_dir)
+        if not path:
+            return None
+        self.settings.last_folders[kind] = str(Path(path).parent if kind == "video" else path)
+        return SourceSpec.parse(path)
+
+    # -- running ------------------------------------------------------------------------
+    def start(self, spec: SourceSpec) -> None:
+        """Run live on `spec` (switching from whatever runs now)."""
+        self.spec = spec
+        self.message.hide()
+        self.plot.clear_tracks()
+        self.view.show_frame(None)
+        self.view.set_placeholder(f"Opening {spec.label}...")
+        self.start_button.setEnabled(False)
+        self.options.recent_len = max(10, self.settings.confirm_frames)
+        self.controller.start(spec, self.options)
+        self.source_changed.emit(spec.target)
+        self._fill_sources(probing=not self.cameras and self._probe.isRunning())
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def toggle(self) -> None:
+        if self.running:
+            self.stop()
+            return
+        data = self.source_combo.currentData()
+        spec = data if isinstance(data, SourceSpec) else self.spec
+        if spec is None:
+            self.message.show_message("Pick a camera, a video file or an image folder first.",
+                                      action=None, level="info")
+            return
+        self.start(spec)
+
+    def retry(self) -> None:
+        if self.spec is not None:
+            self.start(self.spec)
+
+    def set_pipeline_factory(self, factory: Callable[[], Pipeline]) -> None:
+        self.controller.set_pipeline_factory(factory)
+
+    def _on_started(self, name: str) -> None:
+        self.running = True
+        self.frames_shown = 0
+        self.start_button.setEnabled(True)
+        self.start_button.setText("Stop")
+        self.view.set_placeholder(f"Waiting for frames from {name}...")
+        self.status_message.emit(f"Live: {name}")
+
+    def _set_idle(self, placeholder: str) -> None:
+        self.running = False
+        self.start_button.setEnabled(True)
+        self.start_button.setText("Start")
+        if self.last_frame is None:
+            self.view.set_placeholder(placeholder)
+
+    def _on_failed(self, message: str) -> None:
+        self._set_idle("No picture: see the message above")
+        self.message.show_message(message, action="Retry", level="error")
+        self.status_message.emit(message)
+
+    def _on_ended(self, name: str) -> None:
+        self._set_idle("")
+        self.message.show_message(f"{name}: end of the video.", action="Play again", level="info")
+
+    def _on_stopped(self) -> None:
+        self._set_idle("Stopped")
+
+    def _on_frame_ready(self) -> None:
+        frame = self.controller.worker.take()
+        if frame is None:
+            return
+        self.last_frame = frame
+        self.frames_shown += 1
+        self.snapshot_button.setEnabled(True)
+        self.view.show_frame(frame)
+        self.frame_shown.emit(frame)
+        now = time.monotonic()
+        if now - self._last_plot >= PLOT_INTERVAL:
+            self._last_plot = now
+            self.plot.update_histories(frame.histories, frame.time)
+        if now - self._last_stats >= STATS_INTERVAL:
+            self._last_stats = now
+            t = frame.timings
+            self.stats_changed.emit(
+                f"{frame.fps:4.1f} fps | detect {t.detect * 1000:.1f} ms, crop {t.preprocess * 1000:.1f} ms, "
+                f"liveness {t.liveness * 1000:.1f} ms")
+
+    # -- controls -----------------------------------------------------------------------
+    def set_threshold(self, value: float) -> None:
+        """Show a threshold set elsewhere (menu, settings); does not re-emit."""
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(value * 100))
+        self.slider.blockSignals(False)
+        self._show_threshold(value)
+
+    def _show_threshold(self, value: float) -> None:
+        self.threshold_label.setText(f"{value:.2f}")
+        self.view.set_threshold(value)
+        self.plot.set_threshold(value)
+
+    def _on_slider(self, position: int) -> None:
+        value = position / 100.0
+        self._show_threshold(value)
+        self.threshold_changed.emit(value)
+
+    def _on_confirm(self, n: int) -> None:
+        self.settings.confirm_frames = n
+        self.options.recent_len = max(10, n)
+        self.view.set_confirm_frames(n)
+        self.confirm_frames_changed.emit(n)
+
+    def _on_mirror(self, on: bool) -> None:
+        self.settings.mirror = on
+        self.controller.set_mirror(on)
+
+    def snapshot(self, path: str | None = None) -> Path | None:
+        """Save the annotated current frame; asks where when no path is given."""
+        frame = self.last_frame
+        if frame is None:
+            self.status_message.emit("Nothing to save yet: start the live view first")
+            return None
+        if path is None:
+            folder = self.settings.last_folders.get("snapshot", str(Path.home()))
+            name = f"fasdesk-{time.strftime('%Y%m%d-%H%M%S')}.png"
+            path, _ = QFileDialog.getSaveFileName(self, "Save snapshot", str(Path(folder) / name),
+                                                  "PNG image (*.png);;JPEG image (*.jpg)")
+            if not path:
+                return None
+        path = Path(path)
+        image = render_annotated(frame, self.view.threshold, self.view.confirm_n)
+        if not image.save(str(path)):
+            self.message.show_message(f"Could not save the snapshot to {path} (folder missing "
+                                      f"or not writable, or unknown image type).",
+                                      action=None, level="error")
+            return None
+        self.settings.last_folders["snapshot"] = str(path.parent)
+        self.status_message.emit(f"Snapshot saved: {path}")
+        return path
+
+    def shutdown(self) -> None:
+        """Stop the worker and helper threads; call before the window goes away."""
+        self.controller.shutdown()
+        self._probe.wait(3000)

@@ -1,0 +1,329 @@
+"""The main window: tabs (Live, Images, and any added later), menus, model and settings."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from fasdesk.core import registry
+from fasdesk.core.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.liveness import LivenessEngine, ModelError
+from fasdesk.core.pipeline import build_pipeline
+from fasdesk.core.settings import Settings, load_settings, save_settings
+from fasdesk.core.sources import SourceSpec
+from fasdesk.ui.dialogs import AboutDialog, ModelInfoDialog
+from fasdesk.ui.live_tab import LiveTab, MessageBar
+from fasdesk.ui.model_banner import ModelBanner, missing_models
+
+
+def _images_tab_class():
+    """The Images tab, built in its own module (imported late so a missing one is survivable)."""
+    try:
+        from fasdesk.ui.images_tab import ImagesTab
+    except ImportError:
+        return None
+    return ImagesTab
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, settings_warning: str | None = None,
+                 source: str | None = None, save: bool = True):
+        super().__init__()
+        if settings is None:
+            settings, settings_warning = load_settings()
+        self.settings = settings
+        self._save_enabled = save
+        self.setWindowTitle("fasdesk - face liveness")
+        self.setAcceptDrops(True)
+        self.resize(1180, 760)
+
+        self.notice = MessageBar()
+        self.notice.action.connect(self.notice.hide)
+        self.banner = ModelBanner()
+        self.banner.open_file.connect(self.open_model_file)
+        self.banner.downloaded.connect(self._on_downloaded)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabBar().setDrawBase(False)
+        self.live_tab = LiveTab(settings, self._pipeline_factory())
+        self.live_tab.threshold_changed.connect(self.set_threshold)
+        self.live_tab.source_changed.connect(self._on_source_changed)
+        self.live_tab.status_message.connect(self.show_status)
+        self.live_tab.stats_changed.connect(lambda text: self.stats_label.setText(text))
+        self.live_tab.pipeline_changed.connect(self._on_pipeline_changed)
+        self.live_tab.confirm_frames_changed.connect(lambda _n: self.save_settings())
+        self.tabs.addTab(self.live_tab, "Live")
+        images_cls = _images_tab_class()
+        self.images_tab = images_cls() if images_cls else None
+        if self.images_tab is not None:
+            self.images_tab.set_pipeline_factory(self._pipeline_factory())
+            self.images_tab.set_threshold(settings.threshold)
+            if settings.last_folders.get("images"):
+                self.images_tab.last_folder = settings.last_folders["images"]
+            self.images_tab.status_message.connect(self.show_status)
+            self.tabs.addTab(self.images_tab, "Images")
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self.stats_label = QLabel("")
+        self.model_label = QLabel("")
+        self.provider_label = QLabel("")
+        for label in (self.stats_label, self.model_label, self.provider_label):
+            self.statusBar().addPermanentWidget(label)
+
+        self._build_menus()
+        if settings.geometry:
+            self.restoreGeometry(QByteArray.fromBase64(settings.geometry.encode("ascii")))
+        if settings_warning:
+            self.notice.show_message(settings_warning, action="OK", level="warning")
+        self.check_models()
+        if source is not None:
+            self.live_tab.start(SourceSpec.parse(source))
+
+    # -- tabs for other parts of the app ------------------------------------------------
+    def add_tab(self, widget: QWidget, title: str) -> int:
+        """Add a tab (e.g. Training); returns its index."""
+        return self.tabs.addTab(widget, title)
+
+    # -- threshold ----------------------------------------------------------------------
+    def set_threshold(self, value: float) -> None:
+        """The one threshold: the Live slider, the Images table and the settings follow it."""
+        value = min(1.0, max(0.0, float(value)))
+        self.settings.threshold = value
+        self.live_tab.set_threshold(value)
+        if self.images_tab is not None:
+            self.images_tab.set_threshold(value)
+
+    # -- models -------------------------------------------------------------------------
+    def _pipeline_factory(self):
+        return functools.partial(build_pipeline, self.settings.model or None, None,
+                                 self.settings.threshold)
+
+    def current_model_path(self) -> Path | None:
+        try:
+            return registry.resolve(self.settings.model or None, kind="liveness")
+        except registry.MissingModelError:
+            return None
+
+    def use_model(self, model: str | Path) -> bool:
+        """Switch the live view and the Images tab to a registry id or an .onnx path."""
+        model = str(model)
+        try:
+            path = registry.resolve(model, kind="liveness")
+            LivenessEngine(path)  # refuse a broken or wrong-shaped model before switching
+        except (registry.MissingModelError, ModelError) as exc:
+            self.notice.show_message(f"Model not changed: {exc}", action="OK", level="error")
+            return False
+        entry = registry.get_entry(model)
+        self.settings.model = model if entry is not None else str(path)
+        factory = self._pipeline_factory()
+        self.live_tab.set_pipeline_factory(factory)
+        if self.images_tab is not None:
+            self.images_tab.set_pipeline_factory(factory)
+        self._refresh_model_menu()
+        self.check_models()
+        self.show_status(f"Model: {entry.id if entry else path.name}")
+        self.save_settings()
+        return True
+
+    def check_models(self) -> bool:
+        """Show or hide the no-model banner; True when the app has what it needs."""
+        problems = []
+        for model, kind in ((self.settings.model or None, "liveness"), (None, "detector")):
+            try:
+                registry.resolve(model, kind=kind)
+            except registry.MissingModelError as exc:
+                problems.append(str(exc).split(";")[0] + ".")
+        if not problems:
+            self.banner.hide()
+            self.model_label.setText(self._model_name())
+            return True
+        self.banner.show_missing(missing_models(self.settings.model or None), " ".join(problems))
+        self.model_label.setText("no model")
+        return False
+
+    def _model_name(self) -> str:
+        model = self.settings.model
+        if not model:
+            return registry.DEFAULT_LIVENESS
+        return model if registry.get_entry(model) else Path(model).name
+
+    def _on_downloaded(self) -> None:
+        if self.check_models():
+            factory = self._pipeline_factory()
+            self.live_tab.set_pipeline_factory(factory)
+            if self.images_tab is not None:
+                self.images_tab.set_pipeline_factory(factory)
+            self.show_status("Models downloaded and verified")
+        self._refresh_model_menu()
+
+    def _on_pipeline_changed(self, model_file: str, provider: str) -> None:
+        self.model_label.setText(f"model: {self._model_name()}")
+        self.provider_label.setText(provider.replace("ExecutionProvider", ""))
+
+    def open_model_file(self) -> None:
+        folder = self.settings.last_folders.get("model", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Open an ONNX liveness model", folder,
+                                              "ONNX models (*.onnx);;All files (*)")
+        if path:
+            self.settings.last_folders["model"] = str(Path(path).parent)
+            self.use_model(path)
+
+    def show_model_info(self) -> ModelInfoDialog | None:
+        path = self.current_model_path()
+        if path is None:
+            self.check_models()
+            return None
+        dialog = ModelInfoDialog(path, self)
+        dialog.open()
+        return dialog
+
+    def show_about(self) -> AboutDialog:
+        dialog = AboutDialog(self)
+        dialog.open()
+        return dialog
+
+    # -- menus --------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        act = file_menu.addAction("Open images...", self.open_images)
+        act.setShortcut(QKeySequence.Open)
+        file_menu.addAction("Open folder...", self.open_image_folder)
+        file_menu.addSeparator()
+        act = file_menu.addAction("Save snapshot...", lambda: self.live_tab.snapshot())
+        act.setShortcut(QKeySequence("Ctrl+S"))
+        file_menu.addSeparator()
+        act = file_menu.addAction("Quit", self.close)
+        act.setShortcut(QKeySequence.Quit)
+
+        live_menu = bar.addMenu("&Live")
+        self.loop_action = live_menu.addAction("Loop videos and image folders")
+        self.loop_action.setCheckable(True)
+        self.loop_action.setChecked(self.settings.loop_playback)
+        self.loop_action.toggled.connect(self._on_loop)
+        self.smooth_action = live_menu.addAction("Smooth scores over frames")
+        self.smooth_action.setCheckable(True)
+        self.smooth_action.setChecked(self.settings.smoothing > 0)
+        self.smooth_action.toggled.connect(self._on_smooth)
+
+        self.model_menu = bar.addMenu("&Model")
+        self.model_group = QActionGroup(self)
+        self.model_group.setExclusive(True)
+        self._refresh_model_menu()
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction("About fasdesk", self.show_about)
+
+    def _refresh_model_menu(self) -> None:
+        menu = self.model_menu
+        menu.clear()
+        for action in self.model_group.actions():
+            self.model_group.removeAction(action)
+        current = self.settings.model or registry.DEFAULT_LIVENESS
+        for entry in registry.load_manifest():
+            if entry.kind != "liveness":
+                continue
+            found = registry.find_file(entry.file)
+            action = QAction(entry.id + ("" if found else "  (not downloaded)"), menu)
+            action.setCheckable(True)
+            action.setChecked(entry.id == current)
+            action.setEnabled(found is not None)
+            action.setToolTip(entry.description)
+            action.setStatusTip(entry.description)
+            action.triggered.connect(lambda _=False, mid=entry.id: self.use_model(mid))
+            self.model_group.addAction(action)
+            menu.addAction(action)
+        if self.settings.model and registry.get_entry(self.settings.model) is None:
+            action = QAction(Path(self.settings.model).name, menu)
+            action.setCheckable(True)
+            action.setChecked(True)
+            action.setToolTip(self.settings.model)
+            self.model_group.addAction(action)
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction("Open ONNX...", self.open_model_file)
+        menu.addAction("Model info...", self.show_model_info)
+
+    def _on_loop(self, on: bool) -> None:
+        self.settings.loop_playback = on
+        self.live_tab.options.loop = on
+
+    def _on_smooth(self, on: bool) -> None:
+        self.settings.smoothing = 0.6 if on else 0.0
+        self.live_tab.options.smoothing = self.settings.smoothing
+        if self.live_tab.running and self.live_tab.spec is not None:
+            self.live_tab.start(self.live_tab.spec)  # a new tracker with the new smoothing
+
+    # -- images -------------------------------------------------------------------------
+    def open_images(self) -> None:
+        folder = self.settings.last_folders.get("images", str(Path.home()))
+        patterns = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
+        paths, _ = QFileDialog.getOpenFileNames(self, "Classify images", folder,
+                                                f"Images ({patterns});;All files (*)")
+        if paths:
+            self.settings.last_folders["images"] = str(Path(paths[0]).parent)
+            self.classify_paths(paths)
+
+    def open_image_folder(self) -> None:
+        folder = self.settings.last_folders.get("images", str(Path.home()))
+        path = QFileDialog.getExistingDirectory(self, "Classify a folder of images", folder)
+        if path:
+            self.settings.last_folders["images"] = path
+            self.classify_paths([path])
+
+    def classify_paths(self, paths: list[str]) -> None:
+        if self.images_tab is None:
+            self.notice.show_message("The Images tab is not available in this build.",
+                                     action="OK", level="error")
+            return
+        self.tabs.setCurrentWidget(self.images_tab)
+        self.images_tab.add_paths([str(p) for p in paths])
+
+    def dragEnterEvent(self, event) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.classify_paths(paths)
+
+    # -- status and settings -------------------------------------------------------------
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def _on_source_changed(self, target: str) -> None:
+        self.settings.source = target
+        self.save_settings()
+
+    def save_settings(self) -> None:
+        if not self._save_enabled:
+            return
+        if self.images_tab is not None and getattr(self.images_tab, "last_folder", None):
+            self.settings.last_folders["images"] = self.images_tab.last_folder
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.show_status(f"Settings not saved: {exc}")
+
+    def closeEvent(self, event) -> None:
+        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.live_tab.shutdown()
+        if self.images_tab is not None:
+            self.images_tab.shutdown()
+        self.banner.shutdown()
+        self.save_settings()
+        super().closeEvent(event)

@@ -1,0 +1,69 @@
+"""The live p_real plot: one curve per tracked face over the last 30 s, and the threshold."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtGui import QColor
+
+from fasdesk.core.tracking import HISTORY_SECONDS
+
+# Distinct, colour-blind-friendly hues (Okabe-Ito), cycled by face id.
+PALETTE = ["#56B4E9", "#E69F00", "#CC79A7", "#009E73", "#F0E442", "#0072B2", "#D55E00"]
+
+
+class ScorePlot(pg.PlotWidget):
+    def __init__(self, parent=None, window: float = HISTORY_SECONDS):
+        super().__init__(parent, background="#16181c")
+        self.window = window
+        self.curves: dict[int, pg.PlotDataItem] = {}
+        self.last_seen: dict[int, float] = {}
+        item = self.getPlotItem()
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        self.setMouseEnabled(x=False, y=False)
+        self.setXRange(-window, 0, padding=0)
+        self.setYRange(0, 1, padding=0.02)
+        item.setLabel("left", "p_real")
+        item.setLabel("bottom", "seconds")
+        item.showGrid(x=True, y=True, alpha=0.15)
+        self.legend = item.addLegend(offset=(6, 6), labelTextSize="8pt")
+        self.threshold_line = pg.InfiniteLine(
+            pos=0.5, angle=0, movable=False,
+            pen=pg.mkPen(QColor(255, 255, 255, 170), width=1.5, style=pg.QtCore.Qt.DashLine),
+            label="threshold {value:.2f}",
+            labelOpts={"position": 0.08, "color": (220, 220, 220), "anchors": [(0, 1), (0, 1)]})
+        self.addItem(self.threshold_line)
+
+    def set_threshold(self, value: float) -> None:
+        self.threshold_line.setValue(value)
+
+    def clear_tracks(self) -> None:
+        for tid in list(self.curves):
+            self._remove(tid)
+
+    def _remove(self, tid: int) -> None:
+        curve = self.curves.pop(tid)
+        self.legend.removeItem(curve)
+        self.removeItem(curve)
+        self.last_seen.pop(tid, None)
+
+    def update_histories(self, histories: dict, now: float) -> None:
+        """histories: track id -> (times, values) with times on the monotonic clock."""
+        for tid, (times, values) in histories.items():
+            curve = self.curves.get(tid)
+            if curve is None:
+                colour = PALETTE[(tid - 1) % len(PALETTE)]
+                curve = self.plot([], [], pen=pg.mkPen(colour, width=2), name=f"face #{tid}")
+                self.curves[tid] = curve
+            curve.setData(times - now, values)
+            self.last_seen[tid] = float(times[-1]) if len(times) else now
+        # A face gone for longer than the window has nothing left to show.
+        for tid in [t for t, seen in self.last_seen.items() if seen < now - self.window]:
+            self._remove(tid)
+        for tid, curve in self.curves.items():
+            if tid not in histories:
+                # Keep the stale curve, shifted so it scrolls out as time passes.
+                x, y = curve.getData()
+                if x is not None and len(x):
+                    shift = now - getattr(curve, "_fasdesk_now", now)
+                    curve.setData(x - shift, y)
+            curve._fasdesk_now = now

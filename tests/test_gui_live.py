@@ -1,0 +1,410 @@
+"""The real app on the offscreen platform: Live tab, models, settings, banner, dialogs.
+
+Live runs on a video written from the shared samples (640x480 MJPG: a live face, then two
+recaptured ones) through the real models; nothing is mocked.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+
+from fasdesk.core.settings import Settings, load_settings, settings_path  # noqa: E402
+from fasdesk.core.sources import SourceSpec  # noqa: E402
+
+FRAMES_PER_SAMPLE = 4
+# The samples in the order the video shows them, with the verdict each must get.
+SEQUENCE = (("real_T1.jpg", "real"), ("spoof_F1.jpg", "spoof"), ("spoof_F2.jpg", "spoof"))
+TIMEOUT_MS = 30000
+
+
+def write_video(path: Path, samples_dir: Path, frames_per_sample: int = FRAMES_PER_SAMPLE) -> Path:
+    """A 640x480 MJPG video: each portrait sample centred on a black frame."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for name, _ in SEQUENCE:
+        image = cv2.imread(str(samples_dir / name))
+        small = cv2.resize(image, (360, 480), interpolation=cv2.INTER_AREA)
+        frame = np.zeros((480, 640, 3), np.uint8)
+        frame[:, 140:500] = small
+        for _ in range(frames_per_sample):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, samples_dir, fp32_model, detector_model) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "samples.avi", samples_dir)
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """MainWindow factory; every window is closed (workers stopped) at the end."""
+    from fasdesk.ui.app import create_app
+    from fasdesk.ui.main_window import MainWindow
+
+    create_app()
+    windows = []
+
+    def make(size=(1100, 700), **kwargs):
+        window = MainWindow(**kwargs)
+        qtbot.addWidget(window)
+        if size:
+            window.resize(*size)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    import shiboken6
+
+    for window in windows:
+        if shiboken6.isValid(window):
+            window.close()
+
+
+def collect_frames(qtbot, tab, count: int) -> list:
+    frames = []
+
+    def keep(frame):
+        frames.append(frame)
+
+    tab.frame_shown.connect(keep)
+    try:
+        qtbot.waitUntil(lambda: len(frames) >= count, timeout=TIMEOUT_MS)
+    finally:
+        tab.frame_shown.disconnect(keep)
+    return frames
+
+
+def expected_label(frame) -> str:
+    return SEQUENCE[frame.index // FRAMES_PER_SAMPLE][1]
+
+
+def view_pixels(view, frame, x: float, y: float) -> list:
+    """The colours the view shows at frame pixel (x, y) and one screen pixel either side."""
+    image = view.grab().toImage()
+    scale = min(view.width() / frame.width, view.height() / frame.height)
+    ox = (view.width() - frame.width * scale) / 2
+    oy = (view.height() - frame.height * scale) / 2
+    ratio = image.width() / view.width()
+    px, py = round((ox + x * scale) * ratio), round((oy + y * scale) * ratio)
+    return [image.pixelColor(px + d, py) for d in (-1, 0, 1)]
+
+
+def is_green(c) -> bool:
+    return c.green() > 150 and c.red() < 120
+
+
+def is_red(c) -> bool:
+    return c.red() > 150 and c.green() < 120
+
+
+def test_live_video_boxes_verdicts_plot_and_slider(make_window, qtbot, video):
+    window = make_window(settings=Settings(mirror=False), save=False)
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    frames = collect_frames(qtbot, tab, 2 * FRAMES_PER_SAMPLE * len(SEQUENCE))
+
+    for frame in frames:
+        assert frame.width == 640 and frame.height == 480
+        assert len(frame.faces) == 1, f"frame {frame.index}: {len(frame.faces)} faces"
+        face = frame.faces[0]
+        x, y, w, h = face.result.box
+        assert 140 <= x and x + w <= 500 and min(w, h) >= 100  # on the face, not the bars
+        assert face.label(0.5) == expected_label(frame), f"frame {frame.index}"
+    # Stable ids: every frame of one sample carries the same face id.
+    ids = {}
+    for frame in frames:
+        ids.setdefault((frame.index // FRAMES_PER_SAMPLE, frame.source_name), set()).add(
+            frame.faces[0].track_id)
+    assert all(len(v) == 1 for v in ids.values()), ids
+    # Confirmation needs 3 consecutive real frames: the live face is confirmed once it
+    # has been seen 3 times in a row, the recaptured ones never.
+    real_frames = [f for f in frames if expected_label(f) == "real"]
+    assert any(f.faces[0].confirmed(0.5, 3) for f in real_frames)
+    assert not any(f.faces[0].confirmed(0.5, 3) for f in frames if expected_label(f) == "spoof")
+
+    # The plot has a curve per face with the scores of the last 30 s.
+    assert tab.plot.curves
+    ys = np.concatenate([c.getData()[1] for c in tab.plot.curves.values()])
+    assert len(ys) >= 2 and ys.min() >= 0.0 and ys.max() <= 1.0
+    assert ys.max() > 0.9 and ys.min() < 0.1  # both the live and the spoof faces
+
+    # Freeze on a live-face frame, then move the slider: the box turns red at once with
+    # no new inference (the worker is stopped, the shown frame is the same object).
+    tab.stop()
+    qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
+    frame = next(f for f in reversed(frames) if expected_label(f) == "real")
+    tab.view.show_frame(frame)
+    x, y, w, h = frame.faces[0].result.box
+    edge = (x, y + h / 2)  # on the box's left edge
+    assert any(is_green(c) for c in view_pixels(tab.view, frame, *edge))
+    shown = tab.frames_shown
+    tab.slider.setValue(100)  # threshold 1.00: nothing short of certainty is real
+    assert window.settings.threshold == 1.0
+    assert tab.threshold_label.text() == "1.00"
+    assert tab.plot.threshold_line.value() == 1.0
+    if window.images_tab is not None:
+        assert window.images_tab.threshold == 1.0
+    assert frame.faces[0].score < 1.0
+    assert any(is_red(c) for c in view_pixels(tab.view, frame, *edge))
+    assert tab.frames_shown == shown and tab.view.frame is frame
+
+
+def test_snapshot_and_source_switch(make_window, qtbot, video, samples_dir, tmp_path):
+    from fasdesk.core.imageio import read_image
+
+    window = make_window(settings=Settings(mirror=True), save=False)
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    frame = collect_frames(qtbot, tab, 2)[-1]
+    # Mirrored: the box is flipped with the picture (the face is centred at x ~ 320).
+    x, y, w, h = frame.faces[0].result.box
+    assert frame.mirrored and 140 <= x and x + w <= 500
+
+    shot = tab.last_frame  # what the snapshot saves (no events run until it is written)
+    out = tab.snapshot(str(tmp_path / "snap.png"))
+    assert out is not None and out.is_file()
+    saved = read_image(out)
+    assert saved.shape == (480, 640, 3)
+    x, y, w, h = shot.faces[0].result.box
+    colour = saved[int(y + h / 2), int(x)]  # BGR on the box's left edge
+    label = shot.faces[0].label(0.5)
+    assert (colour[1] > 150) if label == "real" else (colour[2] > 150)
+    assert tab.snapshot(str(tmp_path / "missing-folder" / "snap.png")) is None
+    assert tab.message.isVisible() and "Could not save" in tab.message.label.text()
+
+    # Switch to the image folder: frames now come from it, faces get new tracks.
+    tab.start(SourceSpec.parse(str(samples_dir)))
+    frames = [f for f in collect_frames(qtbot, tab, 4) if f.source_name == samples_dir.name]
+    assert frames, "no frame from the image folder"
+    assert all(len(f.faces) == 1 for f in frames)
+    assert window.settings.source == str(samples_dir)
+    assert tab.source_combo.currentData() == SourceSpec("folder", str(samples_dir))
+
+
+@pytest.mark.parametrize("kind", ["missing", "broken", "camera"])
+def test_failing_source_shows_message_and_retry(make_window, qtbot, video, tmp_path, kind):
+    window = make_window(settings=Settings(), save=False)
+    tab = window.live_tab
+    if kind == "camera":
+        spec, expect = SourceSpec("camera", "87"), "could not be opened"
+    elif kind == "missing":
+        spec, expect = SourceSpec("video", str(tmp_path / "clip.avi")), "not found"
+    else:
+        broken = tmp_path / "clip.avi"
+        broken.write_bytes(os.urandom(5000))
+        spec, expect = SourceSpec("video", str(broken)), "clip.avi"
+    tab.start(spec)
+    qtbot.waitUntil(lambda: tab.message.isVisible(), timeout=TIMEOUT_MS)
+    assert expect in tab.message.label.text()
+    assert tab.message.button.isVisible() and tab.message.button.text() == "Retry"
+    assert not tab.running and tab.start_button.text() == "Start"
+    assert "Traceback" not in tab.message.label.text()
+    if kind == "camera":
+        return
+    # The file appears (copied into place): Retry plays it.
+    (tmp_path / "clip.avi").write_bytes(video.read_bytes())
+    tab.message.button.click()
+    collect_frames(qtbot, tab, 2)
+    assert tab.running and not tab.message.isVisible()
+
+
+def test_source_ending_mid_stream_offers_replay(make_window, qtbot, video):
+    window = make_window(settings=Settings(loop_playback=False), save=False)
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    qtbot.waitUntil(lambda: tab.message.isVisible(), timeout=TIMEOUT_MS)
+    assert "end of the video" in tab.message.label.text()
+    assert tab.message.button.text() == "Play again" and not tab.running
+    assert tab.last_frame is not None  # the last picture stays on screen
+
+
+def test_close_while_running_has_no_qt_warnings(make_window, qtbot, qtlog, video):
+    import gc
+
+    from fasdesk.ui.main_window import MainWindow
+
+    make_window  # the app and its style, but this window is deleted here, not by qtbot
+    window = MainWindow(settings=Settings(), save=False)
+    window.show()
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    collect_frames(qtbot, tab, 2)
+    thread = tab.controller.thread
+    assert thread.isRunning()
+    before = len(qtlog.records)  # (the offscreen plugin warns once on show; not ours)
+    window.close()
+    assert not thread.isRunning()
+    window.deleteLater()
+    qtbot.wait(50)
+    del window, tab, thread
+    gc.collect()
+    qtbot.wait(50)
+    bad = [r.message for r in qtlog.records[before:] if r.type.name in ("QtWarningMsg", "QtCriticalMsg",
+                                                                "QtFatalMsg")]
+    assert bad == []
+
+
+def test_settings_persist_and_corrupt_file(make_window, qtbot, samples_dir):
+    window = make_window()
+    window.live_tab.slider.setValue(73)
+    window.live_tab.confirm_spin.setValue(5)
+    window.resize(760, 540)  # fits the offscreen screen (800x600), which restore clamps to
+    window.settings.last_folders["images"] = str(samples_dir)
+    window.live_tab.start(SourceSpec.parse(str(samples_dir)))
+    qtbot.waitUntil(lambda: window.live_tab.running, timeout=TIMEOUT_MS)
+    window.close()
+
+    saved, warning = load_settings()
+    assert warning is None
+    assert saved.threshold == 0.73 and saved.confirm_frames == 5
+    assert saved.source == str(samples_dir) and saved.geometry
+
+    again = make_window(size=None)
+    assert again.settings.threshold == 0.73
+    assert again.live_tab.slider.value() == 73 and again.live_tab.confirm_spin.value() == 5
+    assert again.size().width() == 760 and again.size().height() == 540
+    assert not again.notice.isVisible()
+    again.close()
+
+    settings_path().write_text('{"threshold": 0.73, "confirm_fr', encoding="utf-8")
+    broken = make_window()
+    assert broken.notice.isVisible()
+    assert "corrupt" in broken.notice.label.text()
+    assert broken.settings.threshold == 0.5  # defaults
+    broken.close()
+    assert load_settings()[1] is None  # replaced by a good file on close
+
+
+def test_model_switch_without_restart(make_window, qtbot, video, quantized_model, tmp_path):
+    window = make_window(settings=Settings(), save=False)
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    fp32 = collect_frames(qtbot, tab, 1)[-1]
+    assert window.model_label.text() == "model: minifasnet-v2se"
+    assert window.provider_label.text()
+
+    assert window.use_model("minifasnet-v2se-dynq")
+    qtbot.waitUntil(lambda: "dynq" in window.model_label.text(), timeout=TIMEOUT_MS)
+    quant = collect_frames(qtbot, tab, 2)[-1]
+    assert tab.running and quant.faces[0].label(0.5) == expected_label(quant)
+    assert window.settings.model == "minifasnet-v2se-dynq"
+    checked = [a.text() for a in window.model_group.actions() if a.isChecked()]
+    assert checked == ["minifasnet-v2se-dynq"]
+    assert fp32.faces  # the fp32 frames were fine too
+
+    # A bad file is refused with a message, and the running model stays.
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    assert not window.use_model(str(junk))
+    assert window.notice.isVisible() and "junk.onnx" in window.notice.label.text()
+    assert not window.use_model(str(tmp_path / "absent.onnx"))
+    assert window.settings.model == "minifasnet-v2se-dynq"
+
+    # A model opened by path is listed in the menu and used.
+    assert window.use_model(str(quantized_model))
+    assert window.settings.model == str(quantized_model)
+    collect_frames(qtbot, tab, 1)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path, models_dir,
+                                       fp32_model, detector_model, video):
+    from fasdesk.core import registry
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
+    # Only the (empty) env folder and the user folder: the project's models/ may hold builds.
+    monkeypatch.setattr(registry, "search_dirs",
+                        lambda: [empty, registry.user_models_dir()])
+    window = make_window(settings=Settings(), save=False)
+    assert window.banner.isVisible()
+    assert "No model found" in window.banner.label.text()
+    assert window.banner.download_button.isVisible()
+    assert window.model_label.text() == "no model"
+
+    # The rest of the app works: the Live tab says why it cannot start.
+    window.live_tab.start(SourceSpec.parse(str(video)))
+    qtbot.waitUntil(lambda: window.live_tab.message.isVisible(), timeout=TIMEOUT_MS)
+    assert "Cannot start" in window.live_tab.message.label.text()
+    window.show_about().close()
+
+    # Download from a local server with the real files: the banner goes away.
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(models_dir)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("FASDESK_MODELS_URL_BASE", f"http://127.0.0.1:{server.server_port}")
+        window.banner.download_button.click()
+        qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=TIMEOUT_MS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (registry.user_models_dir() / fp32_model.name).is_file()
+    window.live_tab.retry()
+    collect_frames(qtbot, window.live_tab, 1)
+
+
+def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
+    from fasdesk.core.registry import get_entry
+
+    window = make_window(settings=Settings(), save=False)
+    info = window.show_model_info()
+    entry = get_entry("minifasnet-v2se")
+    assert info.info["SHA-256"].startswith(entry.sha256)
+    assert "matches the registry" in info.info["SHA-256"]
+    assert info.info["Input"].startswith("128 x 128")
+    assert info.info["Classes"] == "real, spoof"
+    assert info.info["License"] == "Apache-2.0"
+    assert float(info.info["Latency (1 face)"].split()[0]) > 0
+    info.close()
+    about = window.show_about()
+    licenses = {about.table.item(r, 0).text(): about.table.item(r, 2).text()
+                for r in range(about.table.rowCount())}
+    assert licenses["minifasnet-v2se"] == "Apache-2.0" and licenses["yunet-2023mar"] == "MIT"
+    about.close()
+
+
+def test_drop_on_window_goes_to_images_tab(make_window, qtbot, samples_dir):
+    window = make_window(settings=Settings(), save=False)
+    if window.images_tab is None:
+        pytest.skip("the Images tab is not in this tree yet")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(samples_dir))])
+    event = QDropEvent(QPointF(20, 20), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    assert window.tabs.currentWidget() is window.images_tab
+    qtbot.waitUntil(lambda: window.images_tab.model.rowCount() == 3 and
+                    not window.images_tab.is_running(), timeout=TIMEOUT_MS)
+
+
+def test_add_tab_and_cli_does_not_load_qt(make_window):
+    from PySide6.QtWidgets import QLabel
+
+    window = make_window(settings=Settings(), save=False)
+    index = window.add_tab(QLabel("training"), "Training")
+    assert window.tabs.tabText(index) == "Training"
+    code = ("import sys, fasdesk.cli as c; a = c.build_parser().parse_args(['--source', '0']); "
+            "print(a.source, a.func.__name__, any(m.startswith('PySide6') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "run_gui", "False"]
