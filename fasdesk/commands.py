@@ -121,7 +121,8 @@ def classify(args: argparse.Namespace) -> int:
 
     inputs = [Path(p) for p in args.paths]
     folders = [p for p in inputs if p.is_dir()]
-    if not collect_files(inputs):
+    files = collect_files(inputs)  # walked once; classify_paths takes the list as is
+    if not files:
         _err("no image files found in " + ", ".join(str(p) for p in inputs))
         return FAILED
     annotate_dir = Path(args.annotate) if args.annotate else None
@@ -133,7 +134,7 @@ def classify(args: argparse.Namespace) -> int:
     counts = {"real": 0, "spoof": 0, "unsure": 0}
     images = unreadable = 0
     try:
-        for result in classify_paths(inputs, pipeline, progress=progress,
+        for result in classify_paths(files, pipeline, progress=progress,
                                      keep_images=annotate_dir is not None):
             if sys.stdout.isatty():  # same screen: keep result lines clear of the progress line
                 progress.clear()
