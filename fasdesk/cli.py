@@ -17,6 +17,8 @@ SUBCOMMANDS = ("classify", "models", "bench", "doctor")
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="start live on this camera index, video file or image folder")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
+                        help="close the window after SECONDS (smoke tests, start-up timing)")
 
 
 def run_gui(args: argparse.Namespace) -> int:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -11,6 +14,8 @@ from fasdesk import __version__
 from fasdesk.core.paths import resources_dir
 from fasdesk.core.settings import load_settings
 
+# With FASDESK_REPORT_FIRST_FRAME=1 the app reports when the first live frame shows.
+FIRST_FRAME_ENV = "FASDESK_REPORT_FIRST_FRAME"
 ICON_FILE = "icon.png"
 STYLE_FILE = "style.qss"
 
@@ -40,5 +45,18 @@ def run(args: argparse.Namespace) -> int:
 
     settings, warning = load_settings()
     window = MainWindow(settings, warning, source=getattr(args, "source", None))
+    if os.environ.get(FIRST_FRAME_ENV) == "1":
+        _report_first_frame(window.live_tab)
+    if getattr(args, "quit_after", None) is not None:
+        QTimer.singleShot(round(args.quit_after * 1000), window.close)
     window.show()
     return app.exec()
+
+
+def _report_first_frame(live_tab) -> None:
+    """Print the wall-clock time of the first painted live frame once, on stderr, so a
+    launcher can measure the time from launch to the first live frame."""
+    def report(_frame) -> None:
+        live_tab.frame_shown.disconnect(report)
+        print(f"fasdesk: first live frame at {time.time():.3f}", file=sys.stderr, flush=True)
+    live_tab.frame_shown.connect(report)
