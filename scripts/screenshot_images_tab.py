@@ -26,6 +26,13 @@ def make_folders(base: Path) -> tuple[Path, Path]:
     mixed.mkdir()
     for name in NAMES:
         shutil.copy(SAMPLES / name, mixed)
+    import cv2
+    import numpy as np
+
+    real, spoof = (cv2.imread(str(SAMPLES / n)) for n in NAMES[:2])
+    cv2.imwrite(str(mixed / "two_faces.jpg"), np.hstack([real, spoof]))
+    cv2.imwrite(str(mixed / "small_face.png"), cv2.resize(real, None, fx=0.2, fy=0.2,
+                                                          interpolation=cv2.INTER_AREA))
     (mixed / "empty.jpg").write_bytes(b"")
     (mixed / "notes.jpg").write_text("a text file with a .jpg name\n")
     jpeg = (SAMPLES / "real_T1.jpg").read_bytes()
@@ -90,6 +97,12 @@ def main() -> int:
         select(tab, "spoof_F2.jpg")
         pump(lambda: False, 0.5)
         shot("results-spoof")
+        select(tab, "two_faces.jpg")
+        pump(lambda: False, 0.5)
+        shot("two-faces")
+        select(tab, "small_face.png")
+        pump(lambda: False, 0.5)
+        shot("unsure")
         select(tab, "truncated.jpg")
         pump(lambda: False, 0.3)
         shot("error-row")

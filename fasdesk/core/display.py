@@ -5,16 +5,23 @@ The UI holds no pixel math: it only wraps the bytes made here in a QImage
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import replace
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
 
+from fasdesk.core.annotate import draw_faces
 from fasdesk.core.imageio import to_bgr8
+from fasdesk.core.pipeline import FaceResult
 
 # Longest side of a results-table thumbnail: small enough that thousands of rows stay in
 # a few tens of MB, big enough to recognise the photo.
 THUMBNAIL_SIDE = 64
+# A preview's longer side: at most enough for a screen pane; tiny photos are enlarged to at
+# least this so their boxes and captions are drawn at a legible size, not blown up after.
+PREVIEW_MAX_SIDE = 1600
+PREVIEW_MIN_SIDE = 480
 
 
 class RGBBytes(NamedTuple):
@@ -47,3 +54,22 @@ def to_rgb_bytes(image: np.ndarray, rgb: bool = False) -> RGBBytes:
 def thumbnail(image: np.ndarray, max_side: int = THUMBNAIL_SIDE) -> RGBBytes:
     """A small RGB copy of a BGR image for lists and tables."""
     return to_rgb_bytes(fit_within(image, max_side))
+
+
+def annotated_preview(image: np.ndarray, faces: Sequence[FaceResult],
+                      threshold: float | None = None, max_side: int = PREVIEW_MAX_SIDE,
+                      min_side: int = PREVIEW_MIN_SIDE) -> RGBBytes:
+    """A display-sized copy of a BGR image with its faces drawn (see annotate.draw_faces).
+
+    The image is resized first (area shrinking, linear enlarging) and the boxes scaled
+    with it, so lines and captions suit the size shown, whatever the photo's size.
+    """
+    height, width = image.shape[:2]
+    longer = max(height, width)
+    scale = min(1.0, max_side / longer) if longer > min_side else min_side / longer
+    if scale != 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        image = cv2.resize(image, size, interpolation=interpolation)
+        faces = [replace(face, box=tuple(round(v * scale) for v in face.box)) for face in faces]
+    return to_rgb_bytes(draw_faces(image, faces, threshold))

@@ -28,8 +28,6 @@ from fasdesk.core.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.pipeline import UNSURE, Pipeline
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 
-# Longest side of the preview image the worker sends; plenty for a pane on any screen.
-PREVIEW_SIDE = 1600
 SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
 ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
@@ -263,7 +261,7 @@ class ImagesTab(QWidget):
 
     status_message = Signal(str)
     _run_requested = Signal(object, object, int)  # paths, pipeline factory, generation
-    _preview_requested = Signal(int, str, object, float, int)
+    _preview_requested = Signal(int, str, object, float)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -610,7 +608,7 @@ class ImagesTab(QWidget):
         self._preview_worker.latest_request = self._preview_request
         self._ensure_threads()
         self._preview_requested.emit(self._preview_request, result.path, result.faces,
-                                     self._threshold, PREVIEW_SIDE)
+                                     self._threshold)
 
     def _details_text(self, row: int) -> str:
         result = self.model.result(row)

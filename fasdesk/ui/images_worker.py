@@ -1,8 +1,8 @@
 """Workers behind the Images tab; each lives in its own QThread and talks by signals.
 
 ClassifyWorker runs batches through `fasdesk.core.batch.classify_paths`; PreviewWorker
-reads one file again and draws its faces for the preview pane. Both hand the UI packed
-RGB bytes (`fasdesk.core.display`), never pixels to process.
+reads one file again and has `fasdesk.core.display` draw its faces for the preview pane.
+Both hand the UI packed RGB bytes, never pixels to process.
 """
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from fasdesk.core.annotate import draw_faces
 from fasdesk.core.batch import ImageResult, classify_paths, collect_files
-from fasdesk.core.display import RGBBytes, fit_within, thumbnail, to_rgb_bytes
+from fasdesk.core.display import RGBBytes, annotated_preview, thumbnail
 from fasdesk.core.imageio import ImageReadError, read_image
 from fasdesk.core.pipeline import Pipeline
 
@@ -84,9 +83,8 @@ class PreviewWorker(QObject):
         self._cached_path: str | None = None
         self._cached_image = None  # the last file read, so a threshold change redraws fast
 
-    @Slot(int, str, object, float, int)
-    def render(self, request: int, path: str, faces: list, threshold: float,
-               max_side: int) -> None:
+    @Slot(int, str, object, float)
+    def render(self, request: int, path: str, faces: list, threshold: float) -> None:
         if request != self.latest_request:
             return
         if path != self._cached_path:
@@ -97,7 +95,4 @@ class PreviewWorker(QObject):
                 self.failed.emit(request, str(exc))
                 return
             self._cached_path = path
-        # Draw at full size, then shrink: boxes are in the original's pixels and
-        # draw_faces sizes lines and captions to the image it draws on.
-        drawn = fit_within(draw_faces(self._cached_image, faces, threshold), max_side)
-        self.ready.emit(request, to_rgb_bytes(drawn))
+        self.ready.emit(request, annotated_preview(self._cached_image, faces, threshold))
