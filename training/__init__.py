@@ -1,0 +1,5 @@
+"""The MiniFAS training backend (torch): `python -m training prep|train|eval|export`.
+
+Runs as a separate process; the GUI reads its `--events` output through
+training.events, which, unlike the rest of this package, does not import torch.
+"""

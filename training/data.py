@@ -1,0 +1,248 @@
+"""A prepared dataset (the output of `prep`): rows, classes, the validation split, batches
+and the training augmentation.
+
+Classes: 2 gives real/spoof; N > 2 groups spoof types into their categories (print,
+paper_mask, replay, 3d_mask, other; see fasdesk.core.dataset_info.CATEGORIES) and needs
+exactly N-1 categories in the data, e.g. `--classes 3` for live/print/replay. Class 0 is
+always "real".
+
+Splits: rows of CelebA-Spoof's own test subset ("test") are never trained on. The other
+rows are split per class with a seeded permutation: `round(val_fraction * n)` of each
+class (at least one when the class has two or more) go to validation. `split_indices`
+is the one definition of it, used by train and eval alike, so `eval --split val` sees
+exactly the images the run held out.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fasdesk.core import dataset_info as dsi
+from fasdesk.core.crop import to_tensor
+from training.prep import LABEL_COLUMNS, LABELS_FILE, MANIFEST_FILE
+
+SPLITS = ("val", "train", "test", "all")
+CATEGORY_ORDER = tuple(dsi.CATEGORIES)  # real first
+
+
+class DataError(Exception):
+    """A prepared dataset that cannot be used; one line for the user."""
+
+
+@dataclass
+class Prepared:
+    root: Path
+    rows: list[dict]
+    size: int
+
+    @property
+    def categories(self) -> list[str]:
+        return [r["category"] for r in self.rows]
+
+    def crop_path(self, i: int) -> Path:
+        return self.root / self.rows[i]["crop"]
+
+
+def load_prepared(root: str | os.PathLike) -> Prepared:
+    root = Path(root)
+    labels = root / LABELS_FILE
+    if not root.is_dir():
+        raise DataError(f"{root} is not a folder; give the OUT folder of 'prep'")
+    if not labels.is_file():
+        raise DataError(f"no labels: {labels} not found; run 'python -m training prep SOURCE {root}' first")
+    try:
+        with open(labels, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("crop", "category") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{labels}: not a prep labels file (columns {', '.join(LABEL_COLUMNS)} expected)")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {labels}: {exc}") from None
+    if not rows:
+        raise DataError(f"no labels: {labels} lists no crops")
+    size = 128
+    try:
+        size = int(json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        first = cv2.imread(str(root / rows[0]["crop"]))
+        if first is not None:
+            size = first.shape[0]
+    return Prepared(root, rows, size)
+
+
+def class_names(categories: list[str], num_classes: int) -> list[str]:
+    """Class names for a dataset: real/spoof, or real + the spoof categories present."""
+    if num_classes < 2:
+        raise DataError(f"--classes must be 2 or more, got {num_classes}")
+    if num_classes == 2:
+        return ["real", "spoof"]
+    present = [c for c in CATEGORY_ORDER if c != "real" and c in set(categories)]
+    if len(present) != num_classes - 1:
+        raise DataError(f"--classes {num_classes} needs {num_classes - 1} spoof categories; "
+                        f"this dataset has {len(present)} ({', '.join(present) or 'none'}): "
+                        f"use --classes {len(present) + 1} or --classes 2")
+    return ["real"] + present
+
+
+def class_index(categories: list[str], classes: list[str]) -> np.ndarray:
+    """Class index per row: 0 real; for two classes every spoof is 1."""
+    if len(classes) == 2:
+        return np.array([0 if c == "real" else 1 for c in categories], np.int64)
+    lookup = {name: i for i, name in enumerate(classes)}
+    missing = sorted({c for c in categories if c not in lookup})
+    if missing:
+        raise DataError(f"the model's classes {classes} do not cover the dataset's "
+                        f"categories {missing}")
+    return np.array([lookup[c] for c in categories], np.int64)
+
+
+def split_indices(rows: list[dict], labels: np.ndarray, val_fraction: float = 0.2,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """{"train", "val", "test", "all"} -> row indices (see the module docstring)."""
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    test = np.array([i for i, r in enumerate(rows) if r.get("subset") == "test"], np.int64)
+    pool = np.array([i for i, r in enumerate(rows) if r.get("subset") != "test"], np.int64)
+    rng = np.random.RandomState(seed)
+    val = []
+    for c in np.unique(labels[pool]) if len(pool) else []:
+        members = pool[labels[pool] == c]
+        n_val = int(round(val_fraction * len(members)))
+        if val_fraction > 0 and len(members) >= 2:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        val.extend(rng.permutation(members)[:n_val].tolist())
+    val = np.array(sorted(val), np.int64)
+    train = np.setdiff1d(pool, val)
+    return {"train": train, "val": val, "test": test, "all": np.arange(len(rows), dtype=np.int64)}
+
+
+class CropStore:
+    """Reads crops by row index; keeps them in memory when they fit under `cache_bytes`."""
+
+    def __init__(self, data: Prepared, indices: np.ndarray, cache_bytes: int = 2 << 30):
+        self.data = data
+        self.size = data.size
+        self._cache: dict[int, np.ndarray] | None = None
+        if len(indices) * self.size * self.size * 3 <= cache_bytes:
+            self._cache = {int(i): self._read(int(i)) for i in indices}
+
+    def _read(self, i: int) -> np.ndarray:
+        path = self.data.crop_path(i)
+        crop = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if crop is None:
+            raise DataError(f"crop {path} is missing or corrupt; re-run 'prep' on the dataset")
+        if crop.shape[:2] != (self.size, self.size):
+            raise DataError(f"crop {path} is {crop.shape[1]}x{crop.shape[0]}, expected "
+                            f"{self.size}x{self.size}; re-run 'prep' into a fresh folder")
+        return crop
+
+    def batch(self, indices) -> np.ndarray:
+        """BGR uint8 [B, S, S, 3]."""
+        get = self._cache.__getitem__ if self._cache is not None else self._read
+        return np.stack([get(int(i)) for i in indices])
+
+
+def tensor_batch(crops_bgr: np.ndarray) -> torch.Tensor:
+    """The network input for BGR uint8 crops: fasdesk.core.crop.to_tensor, as torch."""
+    return torch.from_numpy(to_tensor(crops_bgr))
+
+
+def epoch_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int = 0,
+                  world: int = 1) -> list[np.ndarray]:
+    """This rank's batches (positions into the training index list) for one epoch.
+
+    The shuffle depends only on (seed, epoch), so every rank and every resumed run sees
+    the same order; each rank gets the same number of batches (DDP needs that).
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).numpy()
+    if world > 1:
+        pad = (-len(order)) % world
+        order = np.concatenate([order, order[:pad]])
+        order = order[rank::world]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one image
+        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+    return batches
+
+
+# -- augmentation (torch only, on the batch, on the training device) -----------------------
+
+@dataclass
+class AugmentConfig:
+    scale: tuple[float, float] = (0.9, 1.1)  # zoom of the random resized crop
+    shift: float = 0.05  # max translation, fraction of the side
+    rotation_deg: float = 10.0
+    flip: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.05  # fraction of a full turn
+
+
+def _uniform(gen: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+    """Random geometry (zoom, shift, rotation, flip; reflect borders) and colour jitter.
+
+    x: RGB [B, 3, S, S] in [0, 1]. The random numbers come from `gen` (CPU), so a run is
+    reproducible and resumable whatever the device.
+    """
+    n = x.shape[0]
+    zoom = _uniform(gen, n, *cfg.scale)
+    angle = _uniform(gen, n, -cfg.rotation_deg, cfg.rotation_deg) * (math.pi / 180)
+    flip = torch.where(torch.rand(n, generator=gen) < cfg.flip, -1.0, 1.0)
+    tx = _uniform(gen, n, -cfg.shift, cfg.shift) * 2
+    ty = _uniform(gen, n, -cfg.shift, cfg.shift) * 2
+    bright = _uniform(gen, n, 1 - cfg.brightness, 1 + cfg.brightness)
+    contrast = _uniform(gen, n, 1 - cfg.contrast, 1 + cfg.contrast)
+    satur = _uniform(gen, n, 1 - cfg.saturation, 1 + cfg.saturation)
+    hue = _uniform(gen, n, -cfg.hue, cfg.hue) * (2 * math.pi)
+
+    # theta maps output to input coordinates: a zoom > 1 shows more of the image.
+    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
+                         torch.stack([sin * flip, cos, ty], 1)], 1).to(x.device, x.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
+                                        align_corners=False)
+
+    def per_image(v):
+        return v.to(x.device, x.dtype).view(n, 1, 1, 1)
+
+    x = x * per_image(bright)
+    mean = _grey(x).mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * per_image(contrast) + mean
+    grey = _grey(x)
+    x = grey + (x - grey) * per_image(satur)
+    x = _rotate_hue(x, hue.to(x.device, x.dtype))
+    return x.clamp_(0.0, 1.0)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+# RGB <-> YIQ: a hue shift is a rotation of the I/Q chroma plane.
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def _rotate_hue(x: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    yiq = _YIQ.to(x.device, x.dtype)
+    rgb = torch.linalg.inv(yiq)
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(c), torch.zeros_like(c)
+    rot = torch.stack([torch.stack([one, zero, zero], 1), torch.stack([zero, c, -s], 1),
+                       torch.stack([zero, s, c], 1)], 1)  # [B, 3, 3]
+    m = rgb @ rot @ yiq  # per-image RGB -> RGB
+    return torch.einsum("bij,bjhw->bihw", m, x)

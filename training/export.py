@@ -1,0 +1,193 @@
+"""`export CHECKPOINT OUT.onnx`: the classifier of a checkpoint as an ONNX model.
+
+The model takes `input` float32 [N, 3, S, S] (RGB in [0, 1], fasdesk.core.crop.to_tensor)
+and returns `output` [N, K] logits (class 0 real); the batch is dynamic and the Fourier
+branch is left out. Before anything is written the ONNX model is run with onnxruntime
+against the torch model on random inputs and on prepared crops when given; a max |diff|
+above 1e-4 stops the export.
+
+`--int8 --calibration DATA`: OUT.onnx is then the static INT8 (QDQ) model, calibrated on
+crops of the prepared dataset DATA, and the fp32 model is kept beside it as
+`<stem>.fp32.onnx`; the model card records the agreement of the two.
+
+The model card `<stem>.card.json` (see evaluate.card_path) holds: format, file, sha256,
+input (name, size), output, classes, suggested_threshold, metrics (what is known: the
+checkpoint's validation accuracy, an eval report's figures with --report), split
+(val_fraction, seed, so eval finds the held-out images), source_checkpoint (path,
+sha256), created, max_abs_diff_vs_torch, and for INT8 the agreement report.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fasdesk.core.registry import sha256_of
+from training.evaluate import card_path
+from training.events import Emitter
+from training.model import CheckpointError, load_model
+
+TOLERANCE = 1e-4
+OPSET = 13
+CARD_FORMAT = 1
+
+
+class ExportError(Exception):
+    """One line for the user."""
+
+
+def export_onnx(classifier: torch.nn.Module, input_size: int, path: Path) -> None:
+    """Write the classifier (eval mode) as ONNX with a dynamic batch."""
+    dummy = torch.zeros(1, 3, input_size, input_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(classifier, (dummy,), str(path), input_names=["input"],
+                          output_names=["output"],
+                          dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}},
+                          opset_version=OPSET, dynamo=False)
+
+
+def max_abs_diff(classifier: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = classifier(torch.from_numpy(inputs)).numpy()
+    got = session.run(["output"], {"input": inputs})[0]
+    return float(np.abs(got - expected).max())
+
+
+def _calibration_crops(data_dir, size: int, limit: int, seed: int = 0) -> np.ndarray:
+    """Up to `limit` prepared crops (seeded choice) as the model input [N, 3, S, S]."""
+    from training import data as D
+
+    try:
+        prepared = D.load_prepared(data_dir)
+    except D.DataError as exc:
+        raise ExportError(f"--calibration: {exc}") from None
+    if prepared.size != size:
+        raise ExportError(f"--calibration: {data_dir} has {prepared.size}x{prepared.size} crops, "
+                          f"the model takes {size}x{size}")
+    n = len(prepared.rows)
+    idx = np.sort(np.random.RandomState(seed).permutation(n)[:limit])
+    try:
+        crops = D.CropStore(prepared, idx, cache_bytes=0).batch(idx)
+    except D.DataError as exc:
+        raise ExportError(f"--calibration: {exc}") from None
+    return D.tensor_batch(crops).numpy()
+
+
+def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, threshold=0.5,
+        report=None, emitter: Emitter | None = None) -> dict:
+    em = emitter or Emitter()
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ExportError(f"the output must be an .onnx file, got {out.name}")
+    if int8 and not calibration:
+        raise ExportError("--int8 needs --calibration DATA (a prepared dataset) to calibrate on")
+    eval_report = None
+    if report:
+        try:
+            eval_report = json.loads(Path(report).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"--report {report}: cannot read it ({exc})") from None
+    try:
+        model, ckpt = load_model(checkpoint)
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from None
+    config = ckpt["config"]
+    size = int(config["input_size"])
+    steps = 4 if int8 else 3
+    em.start("export", total=steps, checkpoint=str(checkpoint), out=str(out), int8=bool(int8))
+    classifier = model.model.eval()
+
+    calib = None
+    if calibration:
+        calib = _calibration_crops(calibration, size, calibration_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmpdir:
+        fp32_tmp = Path(tmpdir) / "model.onnx"
+        export_onnx(classifier, size, fp32_tmp)
+        em.progress(1, steps, None, stage="exported")
+        check = np.random.RandomState(0).rand(8, 3, size, size).astype(np.float32)
+        if calib is not None:
+            check = np.concatenate([check, calib[:64]])
+        diff = max_abs_diff(classifier, fp32_tmp, check)
+        em.progress(2, steps, None, stage="verified", max_abs_diff=diff)
+        if not diff <= TOLERANCE:
+            raise ExportError(f"the ONNX model differs from the torch model by {diff:.3g} "
+                              f"(> {TOLERANCE:g}); nothing was written")
+        em.log(f"export: ONNX matches torch (max |diff| {diff:.2e} on {len(check)} inputs)")
+        agreement = None
+        if int8:
+            from fasdesk.core.quantize import QuantizeError, agreement_report, quantize_static_int8
+
+            int8_tmp = Path(tmpdir) / "model.int8.onnx"
+            half = max(1, len(calib) // 2)
+            try:
+                quantize_static_int8(fp32_tmp, int8_tmp, calib[:half] if len(calib) > 1 else calib)
+            except QuantizeError as exc:
+                raise ExportError(str(exc)) from None
+            em.progress(3, steps, None, stage="quantized")
+            held_out = calib[half:] if len(calib) > 1 else calib
+            agreement = agreement_report(fp32_tmp, int8_tmp, held_out, threshold)
+            agreement["calibration_images"] = int(half)
+            em.metric(scope="export", **agreement)
+            em.log(f"export: INT8 agrees with fp32 on {agreement['agreement']:.2%} of "
+                   f"{agreement['images']} held-out crops (median |dp_real| "
+                   f"{agreement['median_abs_delta_p_real']:.4f})")
+            fp32_out = out.with_name(out.stem + ".fp32.onnx")
+            os.replace(fp32_tmp, fp32_out)
+            os.replace(int8_tmp, out)
+            em.artifact(fp32_out, "onnx")
+        else:
+            os.replace(fp32_tmp, out)
+    em.artifact(out, "onnx")
+    card = _model_card(out, checkpoint, ckpt, threshold, diff, eval_report, agreement)
+    cpath = card_path(out)
+    tmp = cpath.with_name(cpath.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
+    os.replace(tmp, cpath)
+    em.artifact(cpath, "model_card")
+    em.progress(steps, steps, 0.0, stage="done")
+    em.done(onnx=str(out), model_card=str(cpath), max_abs_diff=diff, int8=bool(int8),
+            agreement=agreement)
+    return card
+
+
+def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float, diff: float,
+                eval_report: dict | None, agreement: dict | None) -> dict:
+    config = ckpt["config"]
+    metrics = {}
+    if ckpt.get("validation_accuracy") is not None:
+        metrics["validation_accuracy"] = float(ckpt["validation_accuracy"])
+    if eval_report:
+        for key in ("split", "n", "accuracy", "roc_auc", "average_precision", "apcer", "bpcer",
+                    "acer", "eer", "per_class_accuracy", "operating_points"):
+            if key in eval_report:
+                metrics[key] = eval_report[key]
+    train_args = ckpt.get("train_args") or {}
+    return {
+        "format": CARD_FORMAT,
+        "file": out.name,
+        "sha256": sha256_of(out),
+        "precision": "int8" if agreement is not None else "fp32",
+        "input": {"name": "input", "shape": ["N", 3, config["input_size"], config["input_size"]],
+                  "size": int(config["input_size"]), "layout": "NCHW RGB float32 in [0, 1]"},
+        "output": {"name": "output", "shape": ["N", len(config["classes"])], "kind": "logits"},
+        "classes": list(config["classes"]),
+        "suggested_threshold": float(threshold),
+        "metrics": metrics,
+        "split": {"val_fraction": train_args.get("val_fraction", 0.2), "seed": train_args.get("seed", 0)},
+        "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_of(checkpoint),
+                              "epoch": ckpt.get("epoch")},
+        "max_abs_diff_vs_torch": diff,
+        "int8_agreement": agreement,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

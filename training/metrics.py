@@ -1,0 +1,169 @@
+"""Classification and presentation-attack-detection metrics, numpy only.
+
+Conventions (ISO/IEC 30107-3): a spoof is an attack presentation, a real face a bona fide
+presentation. The model's score is p_real; a face is accepted as bona fide (real) when
+p_real >= threshold.
+
+- APCER: share of attack presentations accepted as bona fide (p_real >= t). Per PAI
+  species (spoof type) too; the standard's headline APCER is the worst species.
+- BPCER: share of bona fide presentations rejected as attacks (p_real < t).
+- ACER: (APCER + BPCER) / 2 (with the overall APCER).
+
+ROC and PR curves treat "attack" as the positive class with score p_spoof = 1 - p_real:
+ROC x = BPCER (false positive rate), y = 1 - APCER (attack detection rate); PR precision
+and recall of attack detection. ROC-AUC is the Mann-Whitney probability that a random
+attack scores above a random bona fide (ties count half); AP is the step-wise area under
+the PR curve (sum of precision x recall increase over the distinct thresholds).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """[true, predicted] counts."""
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> list[float | None]:
+    totals = cm.sum(axis=1)
+    return [float(cm[i, i] / t) if t else None for i, t in enumerate(totals)]
+
+
+def roc_auc(is_attack, p_spoof) -> float | None:
+    """Probability a random attack outscores a random bona fide (ties 1/2); None if one
+    class is absent."""
+    y = np.asarray(is_attack, bool)
+    s = np.asarray(p_spoof, np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = _average_ranks(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_vals = values[order]
+    ranks = np.empty(len(values), np.float64)
+    boundaries = np.flatnonzero(np.diff(sorted_vals)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(values)]])
+    for a, b in zip(starts, ends):
+        ranks[order[a:b]] = (a + 1 + b) / 2.0
+    return ranks
+
+
+def _sweep(is_attack, p_spoof):
+    """Cumulative true/false positives at each distinct score, highest score first."""
+    y = np.asarray(is_attack, bool)
+    s = np.asarray(p_spoof, np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.concatenate([np.flatnonzero(np.diff(s)), [len(s) - 1]])  # end of each tie group
+    tp = np.cumsum(y)[last].astype(np.float64)
+    fp = np.cumsum(~y)[last].astype(np.float64)
+    return s[last], tp, fp
+
+
+def roc_curve(is_attack, p_spoof) -> dict:
+    """{"fpr", "tpr", "thresholds"} (thresholds on p_spoof: predict attack if >=)."""
+    thresholds, tp, fp = _sweep(is_attack, p_spoof)
+    n_pos, n_neg = tp[-1] if len(tp) else 0, fp[-1] if len(fp) else 0
+    fpr = np.concatenate([[0.0], fp / n_neg if n_neg else np.zeros_like(fp)])
+    tpr = np.concatenate([[0.0], tp / n_pos if n_pos else np.zeros_like(tp)])
+    return {"fpr": fpr, "tpr": tpr, "thresholds": np.concatenate([[np.inf], thresholds])}
+
+
+def pr_curve(is_attack, p_spoof) -> dict:
+    """{"precision", "recall", "thresholds"} for attack detection, highest threshold first."""
+    thresholds, tp, fp = _sweep(is_attack, p_spoof)
+    n_pos = tp[-1] if len(tp) else 0
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / n_pos if n_pos else np.zeros_like(tp)
+    return {"precision": precision, "recall": recall, "thresholds": thresholds}
+
+
+def average_precision(is_attack, p_spoof) -> float | None:
+    y = np.asarray(is_attack, bool)
+    if not y.any():
+        return None
+    pr = pr_curve(y, p_spoof)
+    recall = np.concatenate([[0.0], pr["recall"]])
+    return float(np.sum(np.diff(recall) * pr["precision"]))
+
+
+def pad_errors(is_attack, p_real, threshold: float, attack_type=None) -> dict:
+    """APCER, BPCER, ACER at `threshold` on p_real, plus APCER per attack type."""
+    y = np.asarray(is_attack, bool)
+    p = np.asarray(p_real, np.float64)
+    accepted = p >= threshold
+    apcer = float(accepted[y].mean()) if y.any() else None
+    bpcer = float((~accepted[~y]).mean()) if (~y).any() else None
+    result = {"threshold": float(threshold), "apcer": apcer, "bpcer": bpcer,
+              "acer": (apcer + bpcer) / 2 if apcer is not None and bpcer is not None else None}
+    if attack_type is not None:
+        types = np.asarray(attack_type)
+        per_type = {str(t): float(accepted[y & (types == t)].mean())
+                    for t in sorted(set(types[y].tolist()))}
+        result["apcer_per_type"] = per_type
+        result["apcer_max"] = max(per_type.values()) if per_type else None
+    return result
+
+
+def threshold_for_bpcer(is_attack, p_real, target: float) -> dict:
+    """The highest p_real threshold whose BPCER <= target (the least APCER there)."""
+    y = np.asarray(is_attack, bool)
+    p = np.asarray(p_real, np.float64)
+    real = np.sort(p[~y])
+    if len(real) == 0:
+        return {"target_bpcer": target, "threshold": None, "apcer": None, "bpcer": None}
+    # BPCER(t) = share of real scores below t; rejecting k real faces allows t = real[k].
+    k = int(np.floor(target * len(real) + 1e-9))
+    t = float(real[min(k, len(real) - 1)])
+    if k >= len(real):
+        t = float(np.nextafter(real[-1], np.inf))
+    errors = pad_errors(y, p, t)
+    return {"target_bpcer": target, "threshold": t, "apcer": errors["apcer"], "bpcer": errors["bpcer"]}
+
+
+def threshold_for_apcer(is_attack, p_real, target: float) -> dict:
+    """The lowest p_real threshold whose APCER <= target (the least BPCER there)."""
+    y = np.asarray(is_attack, bool)
+    p = np.asarray(p_real, np.float64)
+    attacks = np.sort(p[y])[::-1]
+    if len(attacks) == 0:
+        return {"target_apcer": target, "threshold": None, "apcer": None, "bpcer": None}
+    # Accepting k attacks allows any t above the (k+1)-th highest attack score.
+    k = int(np.floor(target * len(attacks) + 1e-9))
+    t = float(np.nextafter(attacks[k], np.inf)) if k < len(attacks) else 0.0
+    errors = pad_errors(y, p, t)
+    return {"target_apcer": target, "threshold": t, "apcer": errors["apcer"], "bpcer": errors["bpcer"]}
+
+
+def equal_error_rate(is_attack, p_real) -> dict:
+    """The threshold (among the scores) where APCER and BPCER are closest, and their mean."""
+    y = np.asarray(is_attack, bool)
+    p = np.asarray(p_real, np.float64)
+    if not y.any() or y.all():
+        return {"eer": None, "threshold": None}
+    candidates = np.unique(np.concatenate([p, [np.nextafter(p.max(), np.inf)]]))
+    accepted = p[None, :] >= candidates[:, None]
+    apcer = accepted[:, y].mean(axis=1)
+    bpcer = (~accepted[:, ~y]).mean(axis=1)
+    i = int(np.argmin(np.abs(apcer - bpcer)))
+    return {"eer": float((apcer[i] + bpcer[i]) / 2), "threshold": float(candidates[i])}
+
+
+def downsample_curve(curve: dict, max_points: int = 500) -> dict:
+    """At most max_points evenly spaced points (first and last kept), as JSON-ready lists."""
+    n = len(next(iter(curve.values())))
+    keep = np.arange(n) if n <= max_points else np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+    out = {}
+    for key, values in curve.items():
+        v = np.asarray(values, np.float64)[keep]
+        out[key] = [None if not np.isfinite(x) else round(float(x), 6) for x in v]
+    return out

@@ -1,0 +1,277 @@
+"""`prep SOURCE OUT`: a raw dataset -> face crops, a labels file and a manifest.
+
+The input layouts (CelebA-Spoof, folders) are read by `fasdesk.core.dataset_info`; the
+crop is `fasdesk.core.crop.face_crop`, the same code the live view runs. Output:
+
+    OUT/crops/<path of the image under SOURCE, extension .png>   SIZE x SIZE BGR crops
+    OUT/labels.csv     one row per crop: crop (relative to OUT), label (real|spoof),
+                       spoof_type (CelebA-Spoof number: 0 live, 1-3 print, 4-6 paper
+                       masks, 7-9 replay, 10 3D mask, 11 other), category (real, print,
+                       paper_mask, replay, 3d_mask, other), subset (train|test: CelebA's
+                       own split; folders are all train), source (image path under SOURCE)
+    OUT/manifest.json  {"format", "layout", "source", "size", "spoof_types", "counts":
+                       {"listed", "crops", "real", "spoof", "by_type", "by_category",
+                       "by_subset", "skipped", "skipped_by_reason", "reused"},
+                       "skipped": [{"source", "reason"}]}
+
+A crop already on disk (from an earlier run with the same size) is kept, so a re-run
+only does the missing work. Unreadable images, images without a usable box and images
+where the detector finds no face are skipped, counted and listed with the reason.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+
+from fasdesk.core import dataset_info as dsi
+from fasdesk.core.crop import face_crop
+from fasdesk.core.imageio import ImageReadError, read_image
+from training.events import Emitter, ProgressLine, eta
+
+MANIFEST_FORMAT = 1
+LABELS_FILE = "labels.csv"
+MANIFEST_FILE = "manifest.json"
+CROPS_DIR = "crops"
+LABEL_COLUMNS = ("crop", "label", "spoof_type", "category", "subset", "source")
+
+
+class PrepError(Exception):
+    """A dataset that cannot be prepared; the message is one line for the user."""
+
+
+# -- one image (runs in a worker process) --------------------------------------------------
+
+_detector = None
+
+
+def _init_worker(detector_path: str | None) -> None:
+    global _detector
+    cv2.setNumThreads(1)  # the parallelism is across images, one per core
+    _detector = None
+    if detector_path:
+        from fasdesk.core.detector import FaceDetector
+
+        _detector = FaceDetector(detector_path)
+
+
+def _largest_face(image) -> tuple[float, float, float, float] | None:
+    faces = _detector.detect(image)
+    if not faces:
+        return None
+    return max(faces, key=lambda d: d.box[2] * d.box[3]).box
+
+
+def crop_one(job: tuple) -> tuple[int, str | None]:
+    """(index, None) when the crop was written, (index, reason) when the image is skipped."""
+    index, image_path, box_path, layout, crop_path, size = job
+    try:
+        image = read_image(image_path)
+    except ImageReadError as exc:
+        return index, f"unreadable: {exc}"
+    height, width = image.shape[:2]
+    if box_path is not None:
+        try:
+            box = dsi.read_box(box_path, layout, width, height)
+        except ValueError as exc:
+            return index, f"bad box: {exc}"
+        x, y, w, h = box
+        if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+            return index, "bad box: the box lies outside the image"
+    else:
+        if _detector is None:
+            return index, "no face: no box file and no detector"
+        box = _largest_face(image)
+        if box is None:
+            return index, "no face: the detector found none"
+    crop = face_crop(image, box, size)
+    crop_path = Path(crop_path)
+    crop_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = crop_path.with_name(crop_path.stem + ".tmp.png")  # rename: never a half-written crop
+    if not cv2.imwrite(str(tmp), crop):
+        return index, f"cannot write {crop_path}"
+    os.replace(tmp, crop_path)
+    return index, None
+
+
+# -- the whole dataset ---------------------------------------------------------------------
+
+def _crop_name(image: Path, root: Path) -> Path:
+    try:
+        rel = image.resolve().relative_to(root.resolve())
+    except ValueError:  # a CelebA label pointing outside the root
+        rel = Path(*[p for p in image.parts if p not in ("/", "..")])
+    return Path(CROPS_DIR) / rel.with_suffix(".png")
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def _previous_size(out: Path) -> int | None:
+    try:
+        return int(json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
+        spoof_types=None, workers: int | None = None, detector: str | None = None,
+        emitter: Emitter | None = None) -> dict:
+    """Prepare a dataset; returns the manifest. Raises PrepError for unusable datasets."""
+    emitter = emitter or Emitter()
+    source, out = Path(source), Path(out)
+    if size < 16:
+        raise PrepError(f"--size must be at least 16, got {size}")
+    layout = dsi.detect_layout(source)
+    if layout is None:
+        raise PrepError(dsi._not_a_dataset(source))
+    # CelebA-Spoof defaults to upstream's subset; a folders dataset keeps every type it has.
+    if spoof_types is None and layout == dsi.CELEBA:
+        spoof_types = dsi.DEFAULT_SPOOF_TYPES
+    try:
+        samples = list(dsi.iter_samples(source, spoof_types))
+    except dsi.DatasetError as exc:
+        raise PrepError(str(exc)) from None
+    _check_classes(Counter(s.spoof_type for s in samples), layout, "listed")
+
+    out.mkdir(parents=True, exist_ok=True)
+    reuse = _previous_size(out) == size
+    names = [_crop_name(s.path, source) for s in samples]
+    todo = [i for i, name in enumerate(names) if not (reuse and (out / name).is_file())]
+    needs_detector = any(samples[i].box_path is None for i in todo)
+    detector_path = None
+    if needs_detector:
+        from fasdesk.core import registry
+
+        try:
+            detector_path = str(registry.resolve(detector, "detector"))
+        except registry.MissingModelError as exc:
+            raise PrepError(f"images without _BB.txt need the face detector: {exc}") from None
+
+    total = len(samples)
+    reused = total - len(todo)
+    emitter.start("prep", total=total, source=str(source), out=str(out), layout=layout,
+                  size=size, reused=reused)
+    emitter.log(f"prep: {total} images listed ({layout}), {reused} already cropped, "
+                f"{len(todo)} to do")
+    jobs = [(i, str(samples[i].path), None if samples[i].box_path is None else str(samples[i].box_path),
+             layout, str(out / names[i]), size) for i in todo]
+    skipped: dict[int, str] = {}
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    line = ProgressLine("prep")
+    started = time.monotonic()
+    done = reused
+
+    def results():
+        if workers == 1:
+            _init_worker(detector_path)
+            yield from map(crop_one, jobs)
+            return
+        with multiprocessing.Pool(workers, _init_worker, (detector_path,)) as pool:
+            yield from pool.imap_unordered(crop_one, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 8))))
+
+    last_event = 0.0
+    for index, reason in results():
+        done += 1
+        if reason is not None:
+            skipped[index] = reason
+        now = time.monotonic()
+        if now - last_event >= 0.2 or done == total:
+            last_event = now
+            left = eta(done - reused, total - reused, now - started)
+            emitter.progress(done, total, left, skipped=len(skipped))
+            line.update(done, total, f"skipped {len(skipped)}")
+    line.update(done, total, f"skipped {len(skipped)}", force=True)
+
+    kept = [i for i in range(total) if i not in skipped]
+    manifest = _write_outputs(source, out, layout, size, spoof_types, samples, names, kept,
+                              skipped, reused)
+    emitter.artifact(out / LABELS_FILE, "labels")
+    emitter.artifact(out / MANIFEST_FILE, "manifest")
+    counts = manifest["counts"]
+    _check_classes(Counter(samples[i].spoof_type for i in kept), layout, "usable",
+                   hint=f" ({counts['skipped']} images were skipped; reasons in {out / MANIFEST_FILE})")
+    emitter.log(f"prep: {counts['crops']} crops ({counts['real']} real, {counts['spoof']} spoof), "
+                f"{counts['skipped']} skipped -> {out}")
+    emitter.done(**counts)
+    return manifest
+
+
+def _check_classes(types: Counter, layout: str, what: str, hint: str = "") -> None:
+    live = types.get(dsi.LIVE, 0)
+    spoof = sum(n for t, n in types.items() if t != dsi.LIVE)
+    if live + spoof == 0:
+        raise PrepError(f"no {what} images: nothing to prepare" + hint)
+    if live == 0:
+        where = "real/" if layout == dsi.FOLDERS else "the selected spoof types"
+        raise PrepError(f"the real (live) class is empty: no {what} images in {where}" + hint)
+    if spoof == 0:
+        where = "spoof/" if layout == dsi.FOLDERS else "the selected spoof types (--spoof-types)"
+        raise PrepError(f"the spoof class is empty: no {what} images in {where}" + hint)
+
+
+def _write_outputs(source, out, layout, size, spoof_types, samples, names, kept, skipped,
+                   reused) -> dict:
+    rows = []
+    for i in kept:
+        s = samples[i]
+        rows.append({
+            "crop": names[i].as_posix(),
+            "label": "real" if s.is_live else "spoof",
+            "spoof_type": s.spoof_type,
+            "category": dsi.category_of(s.spoof_type),
+            "subset": s.split,
+            "source": _rel(s.path, source),
+        })
+    tmp = out / (LABELS_FILE + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, LABEL_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out / LABELS_FILE)
+    skipped_list = [{"source": _rel(samples[i].path, source), "reason": r}
+                    for i, r in sorted(skipped.items())]
+    counts = {
+        "listed": len(samples),
+        "crops": len(rows),
+        "real": sum(r["label"] == "real" for r in rows),
+        "spoof": sum(r["label"] == "spoof" for r in rows),
+        "by_type": {dsi.type_name(t): n for t, n in sorted(Counter(r["spoof_type"] for r in rows).items())},
+        "by_category": dict(sorted(Counter(r["category"] for r in rows).items())),
+        "by_subset": dict(sorted(Counter(r["subset"] for r in rows).items())),
+        "skipped": len(skipped),
+        "skipped_by_reason": dict(sorted(Counter(_reason_kind(r) for r in skipped.values()).items())),
+        "reused": reused,
+    }
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "layout": layout,
+        "source": str(source.resolve()),
+        "size": size,
+        "spoof_types": None if spoof_types is None else sorted(int(t) for t in spoof_types),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": counts,
+        "skipped": skipped_list,
+    }
+    _write_text_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
