@@ -56,11 +56,27 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Image.MAX_IMAGE_PIXELS = None  # we apply our own limit below
             with Image.open(io.BytesIO(data)) as im:
                 return im.size
+    except Image.DecompressionBombError:
+        # Pillow refuses very large headers itself; read the size without its check.
+        return _header_size_unchecked(data)
     except Exception:
         return None
+
+
+def _header_size_unchecked(data: bytes) -> tuple[int, int] | None:
+    from PIL import Image, ImageFile
+
+    parser = ImageFile.Parser()
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        parser.feed(data[:1 << 16])
+        return parser.image.size if parser.image is not None else None
+    except Exception:
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
