@@ -31,6 +31,7 @@ class Settings:
     loop_playback: bool = True  # a video or image folder starts again at its end
     geometry: str = ""  # QMainWindow.saveGeometry(), base64
     last_folders: dict = field(default_factory=dict)  # purpose -> folder
+    training: dict = field(default_factory=dict)  # Training tab: last inputs per step
 
     def validate(self) -> list[str]:
         """Clamp or reset values out of range; returns what was fixed."""
