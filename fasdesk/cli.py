@@ -71,8 +71,47 @@ def add_models_parser(sub) -> None:
     verify = msub.add_parser("verify", help="re-check the SHA-256 of the model files found")
     verify.add_argument("ids", nargs="*", metavar="ID", help="model ids (default: all)")
     verify.set_defaults(func=_command("models_verify"))
+    opt = msub.add_parser(
+        "optimize", help="build the fast liveness model (the default once built)",
+        description="Rewrite the fp32 liveness model for onnxruntime's CPU kernels (same "
+                    "logits, ~2-3x faster), check it against the original and install it in "
+                    "the user models folder, where it becomes the default.")
+    opt.add_argument("--images", nargs="+", metavar="PATH",
+                     help="face photos (files/folders) for the agreement report on jittered "
+                          "crops (default: the sample photos, when present)")
+    opt.add_argument("--crops", type=int, default=510, metavar="N",
+                     help="jittered face crops in the agreement report (default 510)")
+    opt.add_argument("--json", action="store_true", help="the report as JSON")
+    opt.set_defaults(func=_perf("models_optimize"))
     # `fasdesk models` alone lists them.
     p.set_defaults(func=_command("models_list"), json=False)
+
+
+def _perf(name: str):
+    """A `func` that imports fasdesk.perf (bench, models optimize) only when it runs."""
+    def run(args: argparse.Namespace) -> int:
+        from fasdesk import perf
+
+        return getattr(perf, name)(args)
+    return run
+
+
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure the pipeline against the reference configuration",
+                       description="Per-stage median latency (decode, detect, crop+preprocess, "
+                                   "liveness), frames per second, 1 and 8 faces per frame, "
+                                   "liveness per face and folder throughput, for the default "
+                                   "configuration and upstream's (full-resolution detection, "
+                                   "quantized model), in one process, with the ratios.")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.add_argument("--source", metavar="FILE|DIR",
+                   help="images (file or folder) or a video to use as frames "
+                        "(default: the sample photos)")
+    p.add_argument("--repeats", type=int, default=20, metavar="N",
+                   help="rounds over the frames per configuration (default 20)")
+    p.add_argument("--folder-images", type=int, default=200, metavar="N",
+                   help="photos in the folder-classification test; 0 skips it (default 200)")
+    p.set_defaults(func=_perf("bench"))
 
 
 def add_doctor_parser(sub) -> None:

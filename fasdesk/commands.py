@@ -185,7 +185,7 @@ def _entries_for(ids: list[str]):
 def models_list(args: argparse.Namespace) -> int:
     from fasdesk.core import registry
 
-    defaults = (registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR)
+    defaults = (registry.default_liveness_id(), registry.DEFAULT_DETECTOR)
     rows = []
     for entry in registry.load_manifest():
         path = registry.find_file(entry.file)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fasdesk.core.crop import preprocess
-from fasdesk.core.detector import Detection, FaceDetector
+from fasdesk.core.detector import LIVE_MAX_SIDE, Detection, FaceDetector
 from fasdesk.core.imageio import to_bgr8
 from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, verdict
 
@@ -113,8 +113,11 @@ class Pipeline:
 
 
 def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHOLD,
-                   providers: list[str] | None = None) -> Pipeline:
+                   providers: list[str] | None = None, live: bool = False) -> Pipeline:
     """A pipeline from registry ids or file paths (None = the defaults).
+
+    live=True sizes detection for camera frames (detector.LIVE_MAX_SIDE, one pass);
+    photos keep the default passes that also find small faces in large images.
 
     Raises registry.MissingModelError, liveness.ModelError or detector.DetectorError with
     a message for the user.
@@ -123,5 +126,7 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
 
     detector_path = registry.resolve(detector, kind="detector")
     model_path = registry.resolve(model, kind="liveness")
-    return Pipeline(FaceDetector(detector_path), LivenessEngine(model_path, providers=providers),
+    face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0) if live
+                     else FaceDetector(detector_path))
+    return Pipeline(face_detector, LivenessEngine(model_path, providers=providers),
                     threshold=threshold)

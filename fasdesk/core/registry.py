@@ -19,6 +19,9 @@ MODELS_DIR_ENV = "FASDESK_MODELS_DIR"
 REQUIRE_MODELS_ENV = "FASDESK_REQUIRE_MODELS"
 DEFAULT_LIVENESS = "minifasnet-v2se"
 DEFAULT_DETECTOR = "yunet-2023mar"
+# Built from DEFAULT_LIVENESS by `fasdesk models optimize` (fasdesk.core.optimize); the
+# default whenever its file is present and intact.
+FAST_LIVENESS = "minifasnet-v2se-fast"
 
 
 class MissingModelError(Exception):
@@ -100,6 +103,17 @@ def find_file(file_name: str) -> Path | None:
     return None
 
 
+def default_liveness_id() -> str:
+    """The optimised model when it was built here and its file matches its recorded hash,
+    else the shipped fp32 model."""
+    entry = get_entry(FAST_LIVENESS)
+    if entry is not None and entry.sha256:
+        path = find_file(entry.file)
+        if path is not None and sha256_of(path) == entry.sha256:
+            return entry.id
+    return DEFAULT_LIVENESS
+
+
 def resolve(model: str | os.PathLike | None, kind: str = "liveness") -> Path:
     """A usable model file from an explicit path, a registry id, or the default for kind.
 
@@ -111,7 +125,7 @@ def resolve(model: str | os.PathLike | None, kind: str = "liveness") -> Path:
         if not path.is_file():
             raise MissingModelError(f"model file not found: {path}")
         return path
-    model_id = str(model) if model else (DEFAULT_LIVENESS if kind == "liveness" else DEFAULT_DETECTOR)
+    model_id = str(model) if model else (default_liveness_id() if kind == "liveness" else DEFAULT_DETECTOR)
     entry = get_entry(model_id)
     if entry is None:
         known = ", ".join(e.id for e in load_manifest())

@@ -1,0 +1,340 @@
+"""`fasdesk bench`: per-stage latency of the pipeline against a reference configuration.
+
+The reference mirrors the upstream demo: YuNet on the full-resolution frame, then
+upstream's dynamically quantized model. Both configurations run in this process on the
+same frames, interleaved frame by frame, so a busy machine slows both alike; we report
+medians and ratios, not best cases.
+
+Measured: decode (JPEG -> BGR), detect, crop+preprocess, liveness (per frame and per
+face), total per frame and frames per second, for 1-face frames (the samples or --source)
+and an 8-face frame (a 4x2 mosaic of sample faces, each >= 64 px); liveness per face at
+batch 1 for the default, fp32 and upstream-quantized models; and folder classification
+(`fasdesk classify`'s path) against a one-image-at-a-time loop of the reference.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from fasdesk.core import registry
+from fasdesk.core.crop import preprocess
+from fasdesk.core.detector import FaceDetector
+from fasdesk.core.imageio import decode_image, iter_image_files, read_image
+from fasdesk.core.liveness import LivenessEngine
+from fasdesk.core.paths import app_root
+from fasdesk.core.pipeline import Pipeline, build_pipeline
+
+REFERENCE_MODEL = "minifasnet-v2se-dynq"
+FULL_RESOLUTION = 1 << 20  # a max_side no frame reaches: detect on the frame as it is
+MOSAIC_COLUMNS, MOSAIC_ROWS = 4, 2
+MOSAIC_CELL = (160, 240)  # width, height: each face ends up about 90 px wide
+FOLDER_IMAGES = 200
+MAX_VIDEO_FRAMES = 60
+JPEG_QUALITY = 95
+
+
+class BenchError(Exception):
+    """One line for the user."""
+
+
+@dataclass
+class Frame:
+    name: str
+    jpeg: bytes  # frames are kept encoded so every run pays the same decode
+
+
+def _encode(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise BenchError("cannot encode a benchmark frame")
+    return data.tobytes()
+
+
+def default_samples_dir() -> Path | None:
+    """The shared sample photos, when this checkout sits next to them."""
+    env = os.environ.get("FASDESK_SAMPLES_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(app_root().parent / "shared" / "samples")
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def load_frames(source: str | os.PathLike | None) -> list[Frame]:
+    """Frames from image files/folders or a video (first MAX_VIDEO_FRAMES frames)."""
+    if source is None:
+        samples = default_samples_dir()
+        if samples is None:
+            raise BenchError("no sample photos found; give --source FILE|DIR (images or a video) "
+                             "or set FASDESK_SAMPLES_DIR")
+        source = samples
+    path = Path(source)
+    if not path.exists():
+        raise BenchError(f"--source not found: {path}")
+    files = list(iter_image_files([path]))
+    if files:
+        return [Frame(f.name, _encode(read_image(f))) for f in files]
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while capture.isOpened() and len(frames) < MAX_VIDEO_FRAMES:
+            ok, image = capture.read()
+            if not ok:
+                break
+            frames.append(Frame(f"{path.name}#{len(frames)}", _encode(image)))
+    finally:
+        capture.release()
+    if not frames:
+        raise BenchError(f"no images or video frames could be read from {path}")
+    return frames
+
+
+def mosaic(images: list[np.ndarray], detector: FaceDetector) -> np.ndarray:
+    """A MOSAIC_COLUMNS x MOSAIC_ROWS frame with one face per cell, cut from `images`
+    (mirrored every other time for variety)."""
+    faces = []
+    for image in images:
+        found = detector.detect(image)
+        if found:
+            faces.append((image, max(found, key=lambda d: d.box[2] * d.box[3]).box))
+    if not faces:
+        raise BenchError("no face found in the frames to build the 8-face mosaic from")
+    cell_w, cell_h = MOSAIC_CELL
+    canvas = np.zeros((cell_h * MOSAIC_ROWS, cell_w * MOSAIC_COLUMNS, 3), np.uint8)
+    for i in range(MOSAIC_COLUMNS * MOSAIC_ROWS):
+        image, (x, y, w, h) = faces[i % len(faces)]
+        region_w = 1.8 * w
+        region_h = region_w * cell_h / cell_w
+        cx, cy = x + w / 2, y + h / 2
+        src = np.float32([[cx - region_w / 2, cy - region_h / 2], [cx + region_w / 2, cy - region_h / 2],
+                          [cx - region_w / 2, cy + region_h / 2]])
+        dst = np.float32([[0, 0], [cell_w, 0], [0, cell_h]])
+        cell = cv2.warpAffine(image, cv2.getAffineTransform(src, dst), (cell_w, cell_h),
+                              flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT_101)
+        if (i // len(faces)) % 2:
+            cell = cell[:, ::-1]
+        r, c = divmod(i, MOSAIC_COLUMNS)
+        canvas[r * cell_h:(r + 1) * cell_h, c * cell_w:(c + 1) * cell_w] = cell
+    return canvas
+
+
+def reference_pipeline(threshold: float = 0.5) -> Pipeline:
+    """Upstream's demo: full-resolution YuNet, then the dynamically quantized model."""
+    detector = FaceDetector(registry.resolve(None, kind="detector"), max_side=FULL_RESOLUTION,
+                            fine_side=0)
+    return Pipeline(detector, LivenessEngine(registry.resolve(REFERENCE_MODEL)), threshold)
+
+
+def _median_ms(values: list[float]) -> float | None:
+    return round(1e3 * statistics.median(values), 3) if values else None
+
+
+def _frame_stats(samples: dict[str, list[float]], faces: list[int]) -> dict:
+    out = {stage: _median_ms(v) for stage, v in samples.items()}
+    out["faces_per_frame"] = int(statistics.median(faces)) if faces else 0
+    out["fps"] = round(1e3 / out["total"], 1) if out.get("total") else None
+    return out
+
+
+def _run_frames(configs: dict[str, Pipeline], frames: list[Frame], repeats: int,
+                warmup: int = 2) -> dict[str, dict]:
+    """Median per-stage ms per configuration; configurations alternate frame by frame."""
+    stages = ("decode", "detect", "preprocess", "liveness", "liveness_per_face", "total")
+    samples = {name: {s: [] for s in stages} for name in configs}
+    faces = {name: [] for name in configs}
+    verdicts: dict[str, dict[str, list[str]]] = {name: {} for name in configs}
+    for round_ in range(warmup + repeats):
+        for frame in frames:
+            for name, pipeline in configs.items():
+                t0 = time.perf_counter()
+                image = decode_image(frame.jpeg, frame.name)
+                t1 = time.perf_counter()
+                results = pipeline.process(image)
+                t2 = time.perf_counter()
+                if round_ < warmup:
+                    verdicts[name][frame.name] = [r.label for r in results]
+                    continue
+                timing = pipeline.last_timings
+                judged = sum(r.p_real is not None for r in results)
+                s = samples[name]
+                s["decode"].append(t1 - t0)
+                s["detect"].append(timing.detect)
+                s["preprocess"].append(timing.preprocess)
+                s["liveness"].append(timing.liveness)
+                if judged:
+                    s["liveness_per_face"].append(timing.liveness / judged)
+                s["total"].append(t2 - t0)
+                faces[name].append(judged)
+    report = {name: _frame_stats(samples[name], faces[name]) for name in configs}
+    for name in configs:
+        report[name]["verdicts"] = verdicts[name]
+    return report
+
+
+def _per_face(engines: dict[str, LivenessEngine], crop: np.ndarray, runs: int) -> dict:
+    """Median ms of one batch-1 inference per engine, engines interleaved."""
+    times = {name: [] for name in engines}
+    for engine in engines.values():
+        for _ in range(5):
+            engine.logits(crop)
+    for _ in range(runs):
+        for name, engine in engines.items():
+            t = time.perf_counter()
+            engine.logits(crop)
+            times[name].append(time.perf_counter() - t)
+    return {name: _median_ms(v) for name, v in times.items()}
+
+
+def _folder(default: Callable[[Path], int], reference: Pipeline, files: list[Path],
+            folder: Path) -> dict:
+    t = time.perf_counter()
+    for path in files:  # the reference: one image at a time, nothing overlapped
+        reference.process(read_image(path))
+    ref_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    done = default(folder)
+    seconds = time.perf_counter() - t
+    return {"images": len(files), "default_images_per_s": round(done / seconds, 1),
+            "reference_images_per_s": round(len(files) / ref_seconds, 1),
+            "speedup": round(ref_seconds / seconds * done / len(files), 2)}
+
+
+def _ratio(reference: float | None, value: float | None) -> float | None:
+    return round(reference / value, 2) if reference and value else None
+
+
+def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_images: int = FOLDER_IMAGES,
+        log: Callable[[str], None] = lambda message: None) -> dict:
+    """Run every measurement; returns the report (see format_report)."""
+    from fasdesk.core.batch import classify_paths
+
+    frames = load_frames(source)
+    default_live = build_pipeline(live=True)
+    reference = reference_pipeline()
+    configs = {"default": default_live, "reference": reference}
+    report: dict = {
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "onnxruntime": _ort_version(), "opencv": cv2.__version__},
+        "default_config": {"model": default_live.engine.model_path.name,
+                           "detect_max_side": default_live.detector.max_side,
+                           "fine_side": default_live.detector.fine_side},
+        "reference_config": {"model": reference.engine.model_path.name,
+                             "detect_max_side": "full resolution", "fine_side": 0},
+        "repeats": repeats,
+    }
+    log(f"1-face frames: {len(frames)} frame(s) x {repeats} ...")
+    one = _run_frames(configs, frames, repeats)
+    one["speedup"] = _ratio(one["reference"]["total"], one["default"]["total"])
+    one["same_verdicts"] = one["default"].pop("verdicts") == one["reference"].pop("verdicts")
+    report["frames"] = {"source": str(source) if source else "samples", "count": len(frames),
+                        "size": list(decode_image(frames[0].jpeg).shape[1::-1]), **one}
+
+    log("8-face frame ...")
+    images = [decode_image(f.jpeg) for f in frames[:8]]
+    eight = [Frame("mosaic", _encode(mosaic(images, reference.detector)))]
+    many = _run_frames(configs, eight, max(5, repeats))
+    for name in configs:
+        many[name].pop("verdicts")
+    many["speedup"] = _ratio(many["reference"]["total"], many["default"]["total"])
+    many["default_8_vs_1_face_time"] = _ratio(many["default"]["total"], one["default"]["total"])
+    report["frames_8_faces"] = many
+
+    log("liveness per face, batch 1 ...")
+    engines = {"default": default_live.engine,
+               "fp32": LivenessEngine(registry.resolve(registry.DEFAULT_LIVENESS)),
+               "dynq": reference.engine}
+    image = decode_image(frames[0].jpeg)
+    found = reference.detector.detect(image)
+    box = tuple(int(v) for v in found[0].box) if found else (0, 0, image.shape[1], image.shape[0])
+    crop = preprocess(image, [box], default_live.engine.input_size)
+    per_face = _per_face(engines, crop, runs=max(50, 10 * repeats))
+    per_face["default_model"] = default_live.engine.model_path.name
+    per_face["speedup_vs_fp32"] = _ratio(per_face["fp32"], per_face["default"])
+    per_face["speedup_vs_dynq"] = _ratio(per_face["dynq"], per_face["default"])
+    report["liveness_batch1_ms"] = per_face
+
+    if folder_images > 0:
+        log(f"folder of {folder_images} photos ...")
+        photo_pipeline = build_pipeline()
+        with tempfile.TemporaryDirectory(prefix="fasdesk-bench-") as tmp:
+            folder = Path(tmp)
+            files = []
+            for i in range(folder_images):
+                frame = frames[i % len(frames)]
+                path = folder / f"{i:04d}.jpg"
+                path.write_bytes(frame.jpeg)
+                files.append(path)
+
+            def classify_folder(path: Path) -> int:
+                return sum(1 for r in classify_paths([path], photo_pipeline) if r.ok)
+
+            report["folder"] = _folder(classify_folder, reference, files, folder)
+    return report
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def format_report(r: dict) -> str:
+    def row(label, d, ref):
+        return (f"  {label:26s} {_fmt(d):>9s} {_fmt(ref):>11s}   "
+                f"{_fmt(_ratio(ref, d), 'x') if isinstance(d, (int, float)) else ''}")
+    lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, onnxruntime "
+             f"{r['machine']['onnxruntime']}, OpenCV {r['machine']['opencv']}",
+             f"default:   {r['default_config']['model']}, detection at max side "
+             f"{r['default_config']['detect_max_side']}",
+             f"reference: {r['reference_config']['model']}, detection at full resolution",
+             f"medians of {r['repeats']} rounds, configurations interleaved"]
+    for key, title in (("frames", f"{r['frames']['count']} frame(s) {r['frames']['size'][0]}x"
+                                  f"{r['frames']['size'][1]}, 1 face"),
+                       ("frames_8_faces", "8-face frame (4x2 mosaic)")):
+        block = r[key]
+        d, ref = block["default"], block["reference"]
+        lines.append(f"\n{title}: faces judged {d['faces_per_frame']} (default), "
+                     f"{ref['faces_per_frame']} (reference)")
+        lines.append(f"  {'stage (ms)':26s} {'default':>9s} {'reference':>11s}   speedup")
+        for stage in ("decode", "detect", "preprocess", "liveness", "liveness_per_face", "total"):
+            lines.append(row(stage.replace("_", " "), d[stage], ref[stage]))
+        lines.append(f"  {'frames per second':26s} {_fmt(d['fps']):>9s} {_fmt(ref['fps']):>11s}")
+    lines.append(f"\n1-face verdicts identical to the reference: {r['frames']['same_verdicts']}")
+    lines.append(f"8-face frame / 1-face frame time (default): "
+                 f"{_fmt(r['frames_8_faces']['default_8_vs_1_face_time'], 'x')}")
+    lv = r["liveness_batch1_ms"]
+    lines.append(f"\nliveness per face, batch 1 (ms): default {_fmt(lv['default'])} "
+                 f"({lv['default_model']}), fp32 {_fmt(lv['fp32'])}, dynq {_fmt(lv['dynq'])}; "
+                 f"{_fmt(lv['speedup_vs_fp32'], 'x')} vs fp32")
+    if "folder" in r:
+        f = r["folder"]
+        lines.append(f"\nfolder of {f['images']} photos: {_fmt(f['default_images_per_s'])} images/s "
+                     f"(fasdesk classify) vs {_fmt(f['reference_images_per_s'])} images/s "
+                     f"(reference, one at a time): {_fmt(f['speedup'], 'x')}")
+    return "\n".join(lines)
+
+
+def _fmt(value, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}{suffix}"
+    return f"{value}{suffix}"

@@ -1,0 +1,73 @@
+"""Command-line glue for `fasdesk bench` and `fasdesk models optimize` (see fasdesk.core.benchmark
+and fasdesk.core.optimize for what they measure and build)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+OK, FAILED = 0, 1
+
+
+def _err(message: str) -> None:
+    print(f"fasdesk: {message}", file=sys.stderr)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def bench(args: argparse.Namespace) -> int:
+    from fasdesk.core import benchmark
+    from fasdesk.core.detector import DetectorError
+    from fasdesk.core.imageio import ImageReadError
+    from fasdesk.core.liveness import ModelError
+    from fasdesk.core.registry import MissingModelError
+
+    if args.repeats < 1:
+        _err(f"--repeats must be at least 1, got {args.repeats}")
+        return FAILED
+    if args.folder_images < 0:
+        _err(f"--folder-images must be 0 or more, got {args.folder_images}")
+        return FAILED
+    try:
+        report = benchmark.run(args.source, repeats=args.repeats, folder_images=args.folder_images,
+                               log=_log if not args.json else (lambda message: None))
+    except (benchmark.BenchError, MissingModelError, ModelError, DetectorError,
+            ImageReadError) as exc:
+        _err(str(exc))
+        return FAILED
+    print(json.dumps(report, indent=2) if args.json else benchmark.format_report(report))
+    return OK
+
+
+def models_optimize(args: argparse.Namespace) -> int:
+    from fasdesk.core import optimize
+    from fasdesk.core.liveness import ModelError
+    from fasdesk.core.registry import MissingModelError
+
+    if args.crops < 1:
+        _err(f"--crops must be at least 1, got {args.crops}")
+        return FAILED
+    images = list(args.images or [])
+    if not images:
+        from fasdesk.core.benchmark import default_samples_dir
+
+        samples = default_samples_dir()
+        if samples is not None:
+            images = [samples]
+    try:
+        path, report = optimize.build_fast_model(images, crops=args.crops, log=_log)
+    except (optimize.OptimizeError, MissingModelError, ModelError, ValueError) as exc:
+        _err(str(exc))
+        return FAILED
+    except OSError as exc:
+        _err(f"cannot write the optimised model: {exc.strerror or exc}")
+        return FAILED
+    if args.json:
+        print(json.dumps({"id": optimize.FAST_ID, "path": str(path), **report}, indent=2))
+    else:
+        print(f"built {optimize.FAST_ID}: {path} (now the default liveness model; "
+              f"'--model minifasnet-v2se' selects the fp32 original)")
+        print(optimize.format_report(report))
+    return OK
