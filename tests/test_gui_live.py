@@ -13,36 +13,20 @@ import sys
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from fasdesk.core.settings import Settings, load_settings, settings_path  # noqa: E402
 from fasdesk.core.sources import SourceSpec  # noqa: E402
 
-FRAMES_PER_SAMPLE = 4
-# The samples in the order the video shows them, with the verdict each must get.
-SEQUENCE = (("real_T1.jpg", "real"), ("spoof_F1.jpg", "spoof"), ("spoof_F2.jpg", "spoof"))
+from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video  # noqa: E402
+
 TIMEOUT_MS = 30000
-
-
-def write_video(path: Path, samples_dir: Path, frames_per_sample: int = FRAMES_PER_SAMPLE) -> Path:
-    """A 640x480 MJPG video: each portrait sample centred on a black frame."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
-    for name, _ in SEQUENCE:
-        image = cv2.imread(str(samples_dir / name))
-        small = cv2.resize(image, (360, 480), interpolation=cv2.INTER_AREA)
-        frame = np.zeros((480, 640, 3), np.uint8)
-        frame[:, 140:500] = small
-        for _ in range(frames_per_sample):
-            writer.write(frame)
-    writer.release()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -85,12 +85,14 @@ class LiveTab(QWidget):
         self.controller = LiveController(pipeline_factory, self)
         self.controller.set_mirror(settings.mirror)
         worker = self.controller.worker
-        worker.frame_ready.connect(self._on_frame_ready)
-        worker.started.connect(self._on_started)
-        worker.failed.connect(self._on_failed)
-        worker.ended.connect(self._on_ended)
-        worker.stopped.connect(self._on_stopped)
-        worker.pipeline_ready.connect(self.pipeline_changed)
+        # Explicitly queued: these slots must run on the UI thread, never the worker's.
+        queued = Qt.QueuedConnection
+        worker.frame_ready.connect(self._on_frame_ready, queued)
+        worker.started.connect(self._on_started, queued)
+        worker.failed.connect(self._on_failed, queued)
+        worker.ended.connect(self._on_ended, queued)
+        worker.stopped.connect(self._on_stopped, queued)
+        worker.pipeline_ready.connect(self.pipeline_changed, queued)
         self.running = False
         self.spec: SourceSpec | None = None
         self.cameras: list[CameraInfo] = []

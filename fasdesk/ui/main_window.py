@@ -50,7 +50,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.tabBar().setDrawBase(False)
-        self.live_tab = LiveTab(settings, self._pipeline_factory())
+        self.live_tab = LiveTab(settings, self._pipeline_factory(live=True))
         self.live_tab.threshold_changed.connect(self.set_threshold)
         self.live_tab.source_changed.connect(self._on_source_changed)
         self.live_tab.status_message.connect(self.show_status)
@@ -106,9 +106,16 @@ class MainWindow(QMainWindow):
             self.images_tab.set_threshold(value)
 
     # -- models -------------------------------------------------------------------------
-    def _pipeline_factory(self):
+    def _pipeline_factory(self, live: bool = False):
+        """Builds a pipeline for the current model (live=True: detection sized for camera
+        frames; False: photos of any size)."""
         return functools.partial(build_pipeline, self.settings.model or None, None,
-                                 self.settings.threshold)
+                                 self.settings.threshold, live=live)
+
+    def _push_factories(self) -> None:
+        self.live_tab.set_pipeline_factory(self._pipeline_factory(live=True))
+        if self.images_tab is not None:
+            self.images_tab.set_pipeline_factory(self._pipeline_factory())
 
     def current_model_path(self) -> Path | None:
         try:
@@ -127,10 +134,7 @@ class MainWindow(QMainWindow):
             return False
         entry = registry.get_entry(model)
         self.settings.model = model if entry is not None else str(path)
-        factory = self._pipeline_factory()
-        self.live_tab.set_pipeline_factory(factory)
-        if self.images_tab is not None:
-            self.images_tab.set_pipeline_factory(factory)
+        self._push_factories()
         self._refresh_model_menu()
         self.check_models()
         self.show_status(f"Model: {entry.id if entry else path.name}")
@@ -161,10 +165,7 @@ class MainWindow(QMainWindow):
 
     def _on_downloaded(self) -> None:
         if self.check_models():
-            factory = self._pipeline_factory()
-            self.live_tab.set_pipeline_factory(factory)
-            if self.images_tab is not None:
-                self.images_tab.set_pipeline_factory(factory)
+            self._push_factories()
             self.show_status("Models downloaded and verified")
         self._refresh_model_menu()
 
