@@ -29,7 +29,7 @@ import numpy as np
 from fasdesk.core import registry
 from fasdesk.core.crop import preprocess
 from fasdesk.core.detector import FaceDetector
-from fasdesk.core.imageio import decode_image, iter_image_files, read_image
+from fasdesk.core.imageio import decode_image, is_image_path, iter_image_files, read_image
 from fasdesk.core.liveness import LivenessEngine
 from fasdesk.core.paths import app_root
 from fasdesk.core.pipeline import Pipeline, build_pipeline
@@ -79,7 +79,7 @@ def load_frames(source: str | os.PathLike | None) -> list[Frame]:
     path = Path(source)
     if not path.exists():
         raise BenchError(f"--source not found: {path}")
-    files = list(iter_image_files([path]))
+    files = list(iter_image_files([path])) if path.is_dir() or is_image_path(path) else []
     if files:
         return [Frame(f.name, _encode(read_image(f))) for f in files]
     capture = cv2.VideoCapture(str(path))
@@ -240,7 +240,7 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     log("8-face frame ...")
     images = [decode_image(f.jpeg) for f in frames[:8]]
     eight = [Frame("mosaic", _encode(mosaic(images, reference.detector)))]
-    many = _run_frames(configs, eight, max(5, repeats))
+    many = _run_frames(configs, eight, repeats)
     for name in configs:
         many[name].pop("verdicts")
     many["speedup"] = _ratio(many["reference"]["total"], many["default"]["total"])
@@ -255,7 +255,7 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     found = reference.detector.detect(image)
     box = tuple(int(v) for v in found[0].box) if found else (0, 0, image.shape[1], image.shape[0])
     crop = preprocess(image, [box], default_live.engine.input_size)
-    per_face = _per_face(engines, crop, runs=max(50, 10 * repeats))
+    per_face = _per_face(engines, crop, runs=max(20, 10 * repeats))
     per_face["default_model"] = default_live.engine.model_path.name
     per_face["speedup_vs_fp32"] = _ratio(per_face["fp32"], per_face["default"])
     per_face["speedup_vs_dynq"] = _ratio(per_face["dynq"], per_face["default"])

@@ -1,0 +1,167 @@
+"""The fast liveness model: built from the real fp32 model, same logits and verdicts, its
+agreement on jittered crops, the registry making it the default only while it is intact,
+and the live detection size keeping the boxes and verdicts."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+
+from fasdesk.core import optimize, registry
+from fasdesk.core.crop import preprocess
+from fasdesk.core.imageio import read_image
+from fasdesk.core.liveness import LivenessEngine
+
+SAMPLES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
+
+
+@pytest.fixture(scope="module")
+def reference(samples_dir):
+    return json.loads((samples_dir / "reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def fast_model(fp32_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fast") / "fast.onnx"
+    optimize.optimize_model(fp32_model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_crops(samples_dir, reference):
+    return np.concatenate([preprocess(read_image(samples_dir / n), [reference[n][0]["box_xywh"]])
+                           for n in SAMPLES])
+
+
+def test_rewritten_graph_has_no_prelu_and_blocked_widths(fast_model, fp32_model):
+    before = Counter(n.op_type for n in onnx.load(str(fp32_model)).graph.node)
+    model = onnx.load(str(fast_model))
+    after = Counter(n.op_type for n in model.graph.node)
+    assert before["PRelu"] == 33 and after["PRelu"] == 0
+    assert after["Relu"] == before["Relu"] + 33
+    groups = [a.i for n in model.graph.node if n.op_type == "Conv"
+              for a in n.attribute if a.name == "group" and a.i > 1]
+    assert groups and all(g % optimize.CHANNEL_BLOCK == 0 for g in groups)
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param and not batch.dim_value  # dynamic batch kept
+
+
+def test_same_logits_and_verdicts_as_fp32_on_the_samples(fast_model, sample_crops, reference):
+    fast = LivenessEngine(fast_model)
+    p_real, logits = fast.p_real(sample_crops)
+    for i, name in enumerate(SAMPLES):
+        want = reference[name][0]["best_model.onnx"]
+        np.testing.assert_allclose(logits[i], want["logits_real_spoof"], atol=1e-4)
+        assert ("real" if p_real[i] >= 0.5 else "spoof") == want["label"]
+
+
+def test_batch_of_eight_equals_single_runs(fast_model, sample_crops):
+    fast = LivenessEngine(fast_model)
+    eight = np.concatenate([sample_crops, sample_crops, sample_crops[:2]])
+    together = fast.logits(eight)
+    np.testing.assert_allclose(together, np.concatenate([fast.logits(c[None]) for c in eight]),
+                               atol=1e-5)
+
+
+def test_rewrite_is_deterministic(fast_model, fp32_model, tmp_path):
+    again = tmp_path / "again.onnx"
+    optimize.optimize_model(fp32_model, again)
+    assert registry.sha256_of(again) == registry.sha256_of(fast_model)
+
+
+def test_equivalence_check_catches_a_changed_weight(fast_model, fp32_model, tmp_path):
+    assert optimize.max_logit_difference(fp32_model, fast_model) < optimize.EQUIVALENCE_TOLERANCE
+    model = onnx.load(str(fast_model))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    weight = next(i for i in model.graph.initializer if i.name == convs[len(convs) // 2].input[1])
+    values = onnx.numpy_helper.to_array(weight) * np.float32(1.2)
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    assert optimize.max_logit_difference(fp32_model, broken) > optimize.EQUIVALENCE_TOLERANCE
+
+
+def test_agreement_on_500_jittered_crops(fast_model, fp32_model, samples_dir, detector_model):
+    photos, boxes = optimize.face_photos([samples_dir], detector_model)
+    assert len(photos) == 3
+    crops = optimize.jittered_crops(photos, boxes, 500)
+    assert crops.shape == (500, 3, 128, 128)
+    # The jitter is real: no two crops alike, and the fp32 scores spread across the range.
+    flat = crops.reshape(len(crops), -1)
+    assert len(np.unique(flat[:, ::997], axis=0)) == 500
+    p_fp32 = LivenessEngine(fp32_model).p_real(crops[:100])[0]
+    assert p_fp32.min() < 0.1 and p_fp32.max() > 0.9
+    report = optimize.agreement(fp32_model, fast_model, crops)
+    assert report["crops"] == 500
+    assert report["agreement"] >= 0.995
+    assert report["median_abs_delta_p_real"] <= 0.005
+    assert report["max_abs_delta_p_real"] < 1e-3
+
+
+def test_jittered_crops_are_deterministic(samples_dir, detector_model):
+    photos, boxes = optimize.face_photos([samples_dir], detector_model)
+    a = optimize.jittered_crops(photos, boxes, 12, seed=3)
+    b = optimize.jittered_crops(photos, boxes, 12, seed=3)
+    c = optimize.jittered_crops(photos, boxes, 12, seed=4)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_registry_prefers_the_fast_model_only_while_intact(fp32_model, samples_dir, detector_model):
+    assert registry.default_liveness_id() == registry.DEFAULT_LIVENESS
+    path, report = optimize.build_fast_model([samples_dir], crops=30)
+    assert path.parent == registry.user_models_dir()
+    assert report["agreement"]["agreement"] == 1.0
+    entry = registry.get_entry(optimize.FAST_ID)
+    assert entry.sha256 == registry.sha256_of(path) == report["sha256"]
+    assert entry.extra["agreement"]["crops"] == 30
+    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == entry.sha256
+    assert registry.default_liveness_id() == optimize.FAST_ID
+    assert registry.resolve(None, kind="liveness") == path
+    assert registry.resolve(registry.DEFAULT_LIVENESS) == fp32_model  # fp32 stays selectable
+
+    from fasdesk.core.pipeline import build_pipeline
+
+    fast_pipe, fp32_pipe = build_pipeline(), build_pipeline(registry.DEFAULT_LIVENESS)
+    assert fast_pipe.engine.model_path == path
+    for name in SAMPLES:
+        image = read_image(samples_dir / name)
+        a, b = fast_pipe.process(image), fp32_pipe.process(image)
+        assert [f.label for f in a] == [f.label for f in b]
+        assert a[0].p_real == pytest.approx(b[0].p_real, abs=1e-4)
+
+    with open(path, "ab") as fh:  # a damaged file is never used
+        fh.write(b"\0")
+    assert registry.default_liveness_id() == registry.DEFAULT_LIVENESS
+    assert registry.resolve(None, kind="liveness") == fp32_model
+
+
+def test_models_optimize_command(samples_dir, capsys):
+    from fasdesk.cli import main
+
+    assert main(["models", "optimize", "--images", str(samples_dir), "--crops", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["id"] == optimize.FAST_ID and out["agreement"]["agreement"] == 1.0
+    assert main(["models", "list", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[optimize.FAST_ID]["default"] and not rows[registry.DEFAULT_LIVENESS]["default"]
+    assert rows[optimize.FAST_ID]["sha256"] == out["sha256"]
+
+    assert main(["models", "optimize", "--crops", "0"]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_live_detection_keeps_boxes_and_verdicts(samples_dir, reference, fp32_model, detector_model):
+    from fasdesk.core.pipeline import build_pipeline
+
+    live = build_pipeline(fp32_model, detector_model, live=True)
+    assert live.detector.max_side == 320 and live.detector.fine_side == 0
+    for name in SAMPLES:
+        faces = live.process(read_image(samples_dir / name))
+        want = reference[name][0]
+        assert len(faces) == 1
+        side = max(want["box_xywh"][2:])
+        assert np.abs(np.subtract(faces[0].box, want["box_xywh"])).max() <= 0.07 * side, name
+        assert faces[0].label == want["best_model.onnx"]["label"]
