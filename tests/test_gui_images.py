@@ -209,7 +209,13 @@ def test_selecting_a_row_shows_the_annotated_image_and_follows_the_threshold(
 
     select(tab, "notes.jpg")
     qtbot.waitUntil(lambda: not tab.preview.has_image(), timeout=5_000)
-    assert "not an image" in tab.details.text()
+    assert "not an image" in tab.details.text() and "not an image" in tab.preview.text()
+
+    # A file removed since it was classified: the preview says so, the row stays.
+    (mixed_folder / "spoof_F1.jpg").unlink()
+    select(tab, "spoof_F1.jpg")
+    qtbot.waitUntil(lambda: "file not found" in tab.preview.text(), timeout=5_000)
+    assert table(tab)["spoof_F1.jpg"][ResultsModel.VERDICT] == "spoof"
 
 
 def test_export_csv_and_json_match_the_command_line(qtbot, tab, mixed_folder, tmp_path,

@@ -236,6 +236,9 @@ class ImageView(QWidget):
     def pixmap(self) -> QPixmap | None:
         return self._pixmap
 
+    def text(self) -> str:
+        return self._text
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#2b2b2b"))

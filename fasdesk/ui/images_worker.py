@@ -21,6 +21,11 @@ from fasdesk.core.pipeline import Pipeline
 DECODE_WORKERS = 2
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass
 class ClassifiedImage:
     """One finished file: the core result (image dropped) and its small thumbnail."""
@@ -54,19 +59,23 @@ class ClassifyWorker(QObject):
                 self._pipeline = factory()
             except Exception as exc:  # missing/corrupt model: a message, not a crash
                 self._pipeline = None
-                self.failed.emit(str(exc).strip().splitlines()[0] if str(exc).strip()
-                                 else type(exc).__name__)
+                self.failed.emit(_first_line(exc))
                 return
             self._generation = generation
         total = len(files)
         self.started.emit(total)
         done = 0
-        for result in classify_paths(files, self._pipeline, workers=DECODE_WORKERS,
-                                     cancelled=self._cancel.is_set, keep_images=True):
-            thumb = thumbnail(result.image) if result.image is not None else None
-            result.image = None  # keep only the thumbnail; the preview re-reads the file
-            done += 1
-            self.image_done.emit(ClassifiedImage(result, thumb))
+        try:
+            for result in classify_paths(files, self._pipeline, workers=DECODE_WORKERS,
+                                         cancelled=self._cancel.is_set, keep_images=True):
+                thumb = thumbnail(result.image) if result.image is not None else None
+                result.image = None  # keep only the thumbnail; the preview re-reads the file
+                done += 1
+                self.image_done.emit(ClassifiedImage(result, thumb))
+        except Exception as exc:  # not a bad file (those are rows): say so, keep the rows
+            self.failed.emit(f"classification stopped after {done} of {total} image(s): "
+                             f"{_first_line(exc)}")
+            return
         self.finished.emit(done, total, done < total)
 
 
@@ -87,12 +96,16 @@ class PreviewWorker(QObject):
     def render(self, request: int, path: str, faces: list, threshold: float) -> None:
         if request != self.latest_request:
             return
-        if path != self._cached_path:
-            self._cached_path, self._cached_image = None, None
-            try:
+        try:
+            if path != self._cached_path:
+                self._cached_path, self._cached_image = None, None
                 self._cached_image = read_image(path)
-            except ImageReadError as exc:
-                self.failed.emit(request, str(exc))
-                return
-            self._cached_path = path
-        self.ready.emit(request, annotated_preview(self._cached_image, faces, threshold))
+                self._cached_path = path
+            preview = annotated_preview(self._cached_image, faces, threshold)
+        except ImageReadError as exc:  # e.g. the file changed or went away since
+            self.failed.emit(request, str(exc))
+            return
+        except Exception as exc:
+            self.failed.emit(request, f"cannot show this image: {_first_line(exc)}")
+            return
+        self.ready.emit(request, preview)
