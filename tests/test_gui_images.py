@@ -354,6 +354,11 @@ def test_model_switch_and_missing_model(qtbot, tab, pipeline, mixed_folder, tmp_
     assert len(built) == 2 and tab.model.rowCount() == 3
     assert not tab.error_banner.isVisible()
 
+    # A file classified again replaces its row rather than adding a second one.
+    tab.add_paths([str(mixed_folder / "real_T1.jpg")])
+    wait_done(qtbot, tab)
+    assert tab.model.rowCount() == 3 and table(tab)["real_T1.jpg"][ResultsModel.VERDICT] == "real"
+
 
 def test_closing_the_window_mid_batch_stops_the_threads(qtbot, pipeline, many_folder):
     window = QMainWindow()
