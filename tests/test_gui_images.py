@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 import warnings
 
 import cv2
@@ -112,10 +113,14 @@ def select(tab, name: str) -> None:
 def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab, mixed_folder):
     messages = []
     tab.status_message.connect(messages.append)
+    on_ui_thread = set()  # rows must be added by the UI thread, never by the worker
+    tab.model.rowsInserted.connect(
+        lambda *_: on_ui_thread.add(threading.current_thread() is threading.main_thread()))
     event = drop(tab, [mixed_folder])
     assert event.isAccepted()
     wait_done(qtbot, tab)
 
+    assert on_ui_thread == {True}
     rows = table(tab)
     assert set(rows) == set(GOOD) | set(UNJUDGED) | set(BAD)  # recursive, no readme.txt
     for name, expected in GOOD.items():

@@ -496,19 +496,22 @@ class ImagesTab(QWidget):
         self._classify_thread.setObjectName("fasdesk-images-classify")
         self._worker = ClassifyWorker(self._cancel)
         self._worker.moveToThread(self._classify_thread)
-        self._run_requested.connect(self._worker.run)
-        self._worker.started.connect(self._on_started)
-        self._worker.image_done.connect(self._on_image_done)
-        self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(self._on_failed)
+        # Every link crosses threads: queued explicitly, so each slot runs in its
+        # object's own thread whatever PySide infers from the callable.
+        queued = Qt.ConnectionType.QueuedConnection
+        self._run_requested.connect(self._worker.run, queued)
+        self._worker.started.connect(self._on_started, queued)
+        self._worker.image_done.connect(self._on_image_done, queued)
+        self._worker.finished.connect(self._on_finished, queued)
+        self._worker.failed.connect(self._on_failed, queued)
 
         self._preview_thread = QThread(self)
         self._preview_thread.setObjectName("fasdesk-images-preview")
         self._preview_worker = PreviewWorker()
         self._preview_worker.moveToThread(self._preview_thread)
-        self._preview_requested.connect(self._preview_worker.render)
-        self._preview_worker.ready.connect(self._on_preview_ready)
-        self._preview_worker.failed.connect(self._on_preview_failed)
+        self._preview_requested.connect(self._preview_worker.render, queued)
+        self._preview_worker.ready.connect(self._on_preview_ready, queued)
+        self._preview_worker.failed.connect(self._on_preview_failed, queued)
 
         self._ensure_threads()
         app = QCoreApplication.instance()
