@@ -1,6 +1,6 @@
 """The Training tab driven like a user would, with the real backend as child processes.
 
-A tiny synthetic dataset (tests/training_data.py) goes through prep -> train (cancelled
+A tiny synthetic dataset (tests/training_synth.py, plus one corrupt file) goes through prep -> train (cancelled
 mid-run, then resumed) -> eval -> export, and the exported model ends up in the live view.
 Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
 """
@@ -20,7 +20,7 @@ from fasdesk.core import registry  # noqa: E402
 from fasdesk.core.paths import data_dir, user_models_dir  # noqa: E402
 from fasdesk.core.settings import Settings  # noqa: E402
 from fasdesk.ui.training_tab import TrainingTab  # noqa: E402
-from training_data import make_dataset  # noqa: E402
+from training_synth import make_folders  # noqa: E402
 
 # Child processes load torch on a shared, busy machine: generous, never a speed check.
 RUN_TIMEOUT_MS = 180_000
@@ -29,9 +29,16 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
               pytest.mark.qt_log_ignore("propagateSizeHints")]
 
 
+PER_CLASS = 6
+
+
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory, samples_dir, pipeline) -> Path:
-    return make_dataset(tmp_path_factory.mktemp("raw") / "office cam", samples_dir, pipeline)
+def dataset(tmp_path_factory, samples_dir) -> Path:
+    """6 real, 6 simulated screen recaptures (spoof/replay) and one corrupt image there."""
+    root = make_folders(tmp_path_factory.mktemp("raw") / "office cam", samples_dir,
+                        per_class=PER_CLASS)
+    (root / "spoof" / "replay" / "cut_short.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
 
 
 def _shot(widget, name: str) -> None:
@@ -73,22 +80,25 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, tab, dataset):
     tab.dataset.set_folder(str(dataset))
     info = tab.dataset.info
     assert info.ok and info.layout == "folders"
-    assert info.counts == {0: 6, 7: 6, 11: 2}
-    assert tab.dataset.table.rowCount() == 3 and tab.dataset.thumbs.count() >= 3
+    assert info.counts == {0: PER_CLASS, 7: PER_CLASS + 1}
+    assert tab.dataset.table.rowCount() == 2 and tab.dataset.thumbs.count() >= 2
     assert tab.dataset.next_button.isEnabled()
     _shot(tab, "1_dataset")
 
     # 2. Prepare into the user data dir.
     tab.dataset.next_button.click()
-    assert tab.stack.currentWidget() is tab.prepare
+    assert tab.current_page() is tab.prepare
     prepared = tab.prepare.out.path()
     assert prepared.is_relative_to(data_dir())
     ok, message = _run(qtbot, tab, tab.prepare.start_button)
     assert ok, message
     assert (prepared / "labels.csv").is_file()
-    assert tab.prepare.progress.bar.value() == tab.prepare.progress.bar.maximum() == 14
-    assert "14</b> crops" in tab.prepare.summary.text()
-    assert tab.prepare.skipped.rowCount() == 0
+    assert tab.prepare.progress.bar.value() == tab.prepare.progress.bar.maximum() == 13
+    assert "12</b> crops" in tab.prepare.summary.text()
+    # The corrupt image is listed with its reason; the run went on.
+    assert tab.prepare.skipped.rowCount() == 1
+    assert tab.prepare.skipped.item(0, 0).text().endswith("cut_short.jpg")
+    assert tab.prepare.skipped.item(0, 1).text().startswith("unreadable")
     _shot(tab, "2_prepare")
 
     # 3. Train: 2 epochs, cancelled at its first step, then resumed where it stopped.
@@ -112,15 +122,16 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, tab, dataset):
     assert (run_dir / "latest.pth").is_file()
     assert train.resume_button.isEnabled()
     assert "Resume" in train.message.text()
+    total = next(e["total"] for e in events if e["event"] == "start")
     first_steps = [e["done"] for e in events if e["event"] == "progress"]
-    assert first_steps and max(first_steps) < 6  # stopped before the end (2 x 3 steps)
+    assert first_steps and max(first_steps) < total  # stopped before the end
 
     events.clear()
     ok, message = _run(qtbot, tab, train.resume_button)
     assert ok, message
     resumed = [e["done"] for e in events if e["event"] == "progress"]
     assert resumed[0] == max(first_steps) + 1  # continued, not started over
-    assert resumed[-1] == 6
+    assert resumed[-1] == total
     assert (run_dir / "best.pth").is_file()
     xs, ys = train.series["val_acc"]
     # The pretrained model's own score (0), then both epochs.
@@ -136,7 +147,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, tab, dataset):
     ok, message = _run(qtbot, tab, evaluate.start_button)
     assert ok, message
     report = evaluate.report
-    assert sum(map(sum, report.confusion)) == 14 and report.class_names == ["real", "spoof"]
+    assert sum(map(sum, report.confusion)) == 12 and report.class_names == ["real", "spoof"]
     names = [evaluate.metrics.item(r, 0).text() for r in range(evaluate.metrics.rowCount())]
     assert {"accuracy", "ROC-AUC", "average precision", "EER"} <= set(names)
     assert any(n.startswith("APCER @") for n in names) and any(n.startswith("ACER @") for n in names)
@@ -232,3 +243,98 @@ def test_a_crashing_backend_shows_its_last_lines(qtbot, tab, dataset, tmp_path):
     assert "Evaluate failed" in text and "broken.onnx" in text
     assert "press the button again" in text
     assert tab.evaluate.start_button.isEnabled()
+
+
+# -- in the main window: Collect mode in the Live tab, and the tab's hand-over ------------
+
+@pytest.fixture
+def window(qtbot):
+    from fasdesk.ui.app import create_app
+    from fasdesk.ui.main_window import MainWindow
+
+    create_app()
+    win = MainWindow(settings=Settings(), save=False)
+    qtbot.addWidget(win)
+    win.resize(1100, 760)
+    win.show()
+    yield win
+    import shiboken6
+
+    if shiboken6.isValid(win):
+        win.close()
+
+
+def _frames_while(qtbot, live_tab, count: int) -> list:
+    frames = []
+    live_tab.frame_shown.connect(frames.append)
+    try:
+        qtbot.waitUntil(lambda: len(frames) >= count, timeout=30_000)
+    finally:
+        live_tab.frame_shown.disconnect(frames.append)
+    return frames
+
+
+def _box_matches(saved: Path, pipeline) -> bool:
+    """The saved _BB.txt box is the face the detector finds again in the saved frame."""
+    from fasdesk.core import dataset_info
+    from fasdesk.core.imageio import read_image
+
+    image = read_image(saved)
+    box = dataset_info.read_box(dataset_info.box_path_for(saved), dataset_info.FOLDERS,
+                                image.shape[1], image.shape[0])
+    again = pipeline.process(image)[0].box
+    x0, y0 = max(box[0], again[0]), max(box[1], again[1])
+    x1 = min(box[0] + box[2], again[0] + again[2])
+    y1 = min(box[1] + box[3], again[1] + again[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    union = box[2] * box[3] + again[2] * again[3] - inter
+    return inter / union > 0.8
+
+
+def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, samples_dir,
+                                                    pipeline):
+    from livevideo import FRAMES_PER_SAMPLE, write_video
+    from PySide6.QtCore import Qt
+
+    from fasdesk.core.collect import default_dataset_dir
+    from fasdesk.core.sources import SourceSpec
+
+    video = write_video(tmp_path / "session.avi", samples_dir)
+    panel = window.collect_panel
+    assert not panel.isChecked() and not panel.body.isVisible()
+    assert panel.collector.root == default_dataset_dir()
+    panel.setChecked(True)
+    panel.set_folder(tmp_path / "collected")
+
+    live = window.live_tab
+    live.start(SourceSpec.parse(str(video)))
+    # One click on "Real" while the live sample is on screen.
+    qtbot.waitUntil(lambda: panel.last_frame is not None
+                    and panel.last_frame.index < FRAMES_PER_SAMPLE - 1, timeout=30_000)
+    live.stop()
+    qtbot.waitUntil(lambda: not live.running, timeout=10_000)
+    assert panel.last_frame.index // FRAMES_PER_SAMPLE == 0
+    panel.buttons["real"].click()
+    assert panel.collector.counts["real"] == 1 and panel.counters["real"].text() == "1"
+    real_files = sorted((tmp_path / "collected" / "real").glob("*.jpg"))
+    assert len(real_files) == 1 and _box_matches(real_files[0], pipeline)
+
+    # Auto-capture: hold "Replay" for 6 frames, one in every 2 is kept.
+    panel.auto_box.setChecked(True)
+    panel.every.setValue(2)
+    live.start(SourceSpec.parse(str(video)))
+    _frames_while(qtbot, live, 1)
+    qtbot.mousePress(panel.buttons["replay"], Qt.LeftButton)
+    held = _frames_while(qtbot, live, 6)
+    qtbot.mouseRelease(panel.buttons["replay"], Qt.LeftButton)
+    live.stop()
+    judged = [f for f in held[::2] if any(face.result.reason is None for face in f.faces)]
+    replay_files = sorted((tmp_path / "collected" / "spoof" / "replay").glob("*.jpg"))
+    assert len(replay_files) == len(judged) >= 2
+    assert panel.counters["replay"].text() == str(len(judged))
+    assert all(_box_matches(path, pipeline) for path in replay_files)
+
+    # The Training tab opens the collected dataset with the right counts.
+    panel.open_in_training.emit(str(panel.collector.root))
+    assert window.tabs.currentWidget() is window.training_tab
+    assert window.training_tab.dataset.info.counts == {0: 1, 7: len(judged)}

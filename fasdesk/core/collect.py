@@ -68,8 +68,11 @@ class SampleCollector:
             return 0
         return sum(1 for p in folder.iterdir() if p.suffix.lower() == ".jpg")
 
-    def save(self, frame: np.ndarray, boxes, label: str) -> list[Path]:
+    def save(self, frame: np.ndarray, boxes, label: str, rgb: bool = False) -> list[Path]:
         """Save one sample per face box; returns the image paths written.
+
+        `frame` is any layout imageio.to_bgr8 takes (`rgb`: its channels are RGB, as the
+        live view's display frames are); boxes are (x, y, w, h) in its pixels.
 
         The box file is written before the image, and the image through a temporary name,
         so an image in the dataset always has its box and is never half-written.
@@ -78,7 +81,7 @@ class SampleCollector:
         boxes = [tuple(int(v) for v in b) for b in boxes]
         if not boxes:
             return []
-        image = to_bgr8(frame)
+        image = to_bgr8(frame, rgb=rgb)
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise CollectError("the frame could not be encoded as JPEG")

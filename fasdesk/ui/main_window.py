@@ -42,7 +42,6 @@ class MainWindow(QMainWindow):
         self.resize(1180, 760)
 
         self.notice = MessageBar()
-        self.notice.action.connect(self.notice.hide)
         self.banner = ModelBanner()
         self.banner.open_file.connect(self.open_model_file)
         self.banner.downloaded.connect(self._on_downloaded)
@@ -67,6 +66,10 @@ class MainWindow(QMainWindow):
                 self.images_tab.last_folder = settings.last_folders["images"]
             self.images_tab.status_message.connect(self.show_status)
             self.tabs.addTab(self.images_tab, "Images")
+        # The Training tab, and the Collect panel under the live view (issue 6).
+        from fasdesk.ui.training_tab import install as install_training
+
+        self.training_tab = install_training(self)
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -86,7 +89,7 @@ class MainWindow(QMainWindow):
         if settings.geometry:
             self.restoreGeometry(QByteArray.fromBase64(settings.geometry.encode("ascii")))
         if settings_warning:
-            self.notice.show_message(settings_warning, action="OK", level="warning")
+            self.notice.show_message(settings_warning, action=None, level="warning")
         self.check_models()
         if source is not None:
             self.live_tab.start(SourceSpec.parse(source))
@@ -130,7 +133,7 @@ class MainWindow(QMainWindow):
             path = registry.resolve(model, kind="liveness")
             LivenessEngine(path)  # refuse a broken or wrong-shaped model before switching
         except (registry.MissingModelError, ModelError) as exc:
-            self.notice.show_message(f"Model not changed: {exc}", action="OK", level="error")
+            self.notice.show_message(f"Model not changed: {exc}", action=None, level="error")
             return False
         entry = registry.get_entry(model)
         self.settings.model = model if entry is not None else str(path)
@@ -143,17 +146,21 @@ class MainWindow(QMainWindow):
 
     def check_models(self) -> bool:
         """Show or hide the no-model banner; True when the app has what it needs."""
-        problems = []
+        problems = {}
         for model, kind in ((self.settings.model or None, "liveness"), (None, "detector")):
             try:
                 registry.resolve(model, kind=kind)
             except registry.MissingModelError as exc:
-                problems.append(str(exc).split(";")[0] + ".")
+                problems[kind] = str(exc)
         if not problems:
             self.banner.hide()
-            self.model_label.setText(self._model_name())
+            self.model_label.setText(f"model: {self._model_name()}")
             return True
-        self.banner.show_missing(missing_models(self.settings.model or None), " ".join(problems))
+        what = {"liveness": "the liveness model", "detector": "the face detector"}
+        self.banner.show_missing(missing_models(self.settings.model or None),
+                                 " and ".join(what[k] for k in problems).capitalize()
+                                 + " could not be found on this computer.",
+                                 "\n".join(problems.values()))
         self.model_label.setText("no model")
         return False
 
@@ -287,7 +294,7 @@ class MainWindow(QMainWindow):
     def classify_paths(self, paths: list[str]) -> None:
         if self.images_tab is None:
             self.notice.show_message("The Images tab is not available in this build.",
-                                     action="OK", level="error")
+                                     action=None, level="error")
             return
         self.tabs.setCurrentWidget(self.images_tab)
         self.images_tab.add_paths([str(p) for p in paths])
@@ -321,6 +328,9 @@ class MainWindow(QMainWindow):
             self.show_status(f"Settings not saved: {exc}")
 
     def closeEvent(self, event) -> None:
+        if not self.training_tab.confirm_close():  # a training step runs: ask first
+            event.ignore()
+            return
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.live_tab.shutdown()
         if self.images_tab is not None:

@@ -2,6 +2,8 @@
 the run's events, and hands its result to the next step."""
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -12,15 +14,15 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
                                QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListView, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QWidget)
+                               QListWidgetItem, QPushButton, QSpinBox, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fasdesk.core import dataset_info as dsi
 from fasdesk.core import eval_report, registry
 from fasdesk.core.collect import default_dataset_dir
 from fasdesk.core.display import thumbnail
 from fasdesk.core.imageio import ImageReadError, read_image
-from fasdesk.core.paths import user_models_dir
+from fasdesk.core.paths import data_dir, user_models_dir
 from fasdesk.ui.training_widgets import (MessageBox, PathField, ProgressRow, StepPage,
                                          format_seconds)
 
@@ -45,12 +47,29 @@ def _buttons(*buttons) -> QWidget:
     return box
 
 
+def _column(*widgets, stretch_first: bool = False) -> QWidget:
+    box = QWidget()
+    column = QVBoxLayout(box)
+    column.setContentsMargins(0, 0, 0, 0)
+    for i, widget in enumerate(widgets):
+        column.addWidget(widget, 1 if stretch_first and i == 0 else 0)
+    return box
+
+
 def _item(text, align_right=False) -> QTableWidgetItem:
     item = QTableWidgetItem(str(text))
     item.setFlags(item.flags() & ~Qt.ItemIsEditable)
     if align_right:
         item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
     return item
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100.0 * float(value):.2f}%"
+
+
+def _fixed(value) -> str:
+    return "n/a" if value is None else f"{float(value):.4f}"
 
 
 def _pixmap(path: Path, side: int = THUMB_SIDE) -> QPixmap | None:
@@ -223,6 +242,7 @@ class PrepareStep(StepPage):
         self.size = QSpinBox()
         self.size.setRange(32, 512)
         self.size.setValue(128)
+        self.size.setMaximumWidth(90)
         self.types = QLineEdit()
         self.types.setPlaceholderText("all types in the dataset (CelebA-Spoof: 0 1 2 3 7 8 9)")
         form.addRow("Dataset:", self.source)
@@ -244,7 +264,8 @@ class PrepareStep(StepPage):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.layout_.addWidget(self.summary)
-        self.layout_.addWidget(QLabel("Skipped images"))
+        self.skipped_title = QLabel("Skipped images")
+        self.layout_.addWidget(self.skipped_title)
         self.skipped = QTableWidget(0, 2)
         self.skipped.setHorizontalHeaderLabels(["Image", "Reason"])
         self.skipped.verticalHeader().hide()
@@ -333,9 +354,11 @@ class PrepareStep(StepPage):
         by_type = ", ".join(f"{k} {v}" for k, v in counts.get("by_type", {}).items())
         self.summary.setText(
             f"<b>{counts.get('crops', 0)}</b> crops ({counts.get('real', 0)} real, "
-            f"{counts.get('spoof', 0)} spoof; {by_type}) in {out}; "
-            f"<b>{counts.get('skipped', 0)}</b> skipped.")
+            f"{counts.get('spoof', 0)} spoof: {by_type}), <b>{counts.get('skipped', 0)}</b> "
+            f"skipped.<br>Output: {out}")
         skipped = manifest.get("skipped", [])
+        self.skipped_title.setText(f"Skipped images ({len(skipped)})" if skipped
+                                   else "Skipped images: none")
         self.skipped.setRowCount(len(skipped))
         for row, entry in enumerate(skipped):
             self.skipped.setItem(row, 0, _item(entry.get("source", "")))
@@ -376,6 +399,7 @@ class TrainStep(StepPage):
 
     def __init__(self, tab):
         super().__init__(tab)
+        self.finished_run = ""  # the run folder of the last run that reached its end
         grid = QGridLayout()
         self.data = PathField("dir", placeholder="prepared folder (output of Prepare)")
         self.run_dir = PathField("dir", placeholder="run folder (checkpoints go here)")
@@ -405,18 +429,17 @@ class TrainStep(StepPage):
         self.pretrained.setToolTip(str(checkpoint) if checkpoint else
                                    "best_model.pth not found; set FASDESK_MODELS_DIR to its folder")
         grid.addWidget(QLabel("Prepared data:"), 0, 0)
-        grid.addWidget(self.data, 0, 1, 1, 5)
+        grid.addWidget(self.data, 0, 1, 1, 3)
         grid.addWidget(QLabel("Run folder:"), 1, 0)
-        grid.addWidget(self.run_dir, 1, 1, 1, 5)
-        for col, (label, widget) in enumerate((("Epochs:", self.epochs), ("Batch:", self.batch),
-                                               ("Learning rate:", self.lr))):
-            grid.addWidget(QLabel(label), 2, col * 2)
-            grid.addWidget(widget, 2, col * 2 + 1)
-        grid.addWidget(QLabel("Classes:"), 3, 0)
-        grid.addWidget(self.classes, 3, 1)
-        grid.addWidget(QLabel("Device:"), 3, 2)
-        grid.addWidget(self.device, 3, 3)
-        grid.addWidget(self.pretrained, 3, 4, 1, 2)
+        grid.addWidget(self.run_dir, 1, 1, 1, 3)
+        for i, (label, widget) in enumerate((("Epochs:", self.epochs), ("Batch size:", self.batch),
+                                             ("Learning rate:", self.lr), ("Classes:", self.classes),
+                                             ("Device:", self.device))):
+            grid.addWidget(QLabel(label), 2 + i // 2, (i % 2) * 2)
+            grid.addWidget(widget, 2 + i // 2, (i % 2) * 2 + 1)
+        grid.addWidget(self.pretrained, 4, 2, 1, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
         self.layout_.addLayout(grid)
 
         self.start_button = QPushButton("Start training")
@@ -444,7 +467,9 @@ class TrainStep(StepPage):
             plot.setBackground("w")
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setLabel("bottom", "epoch")
-            plot.addLegend(offset=(-10, 10))
+            # Loss falls and accuracy rises: keep each legend where its curves are not.
+            plot.addLegend(offset=(-10, 10) if metric == "loss" else (-10, -30),
+                           brush=pg.mkBrush(255, 255, 255, 210))
             self.curves[f"step_{metric}"] = plot.plot(
                 pen=pg.mkPen(QColor(TRAIN_COLOURS["train"]).lighter(160), width=1),
                 name="train (per step)")
@@ -468,13 +493,14 @@ class TrainStep(StepPage):
 
     def memory_values(self) -> dict:
         return {"data": self.data.text(), "run_dir": self.run_dir.text(),
-                "epochs": self.epochs.value(), "batch": self.batch.value(),
+                "finished_run": self.finished_run, "epochs": self.epochs.value(), "batch": self.batch.value(),
                 "lr": self.lr.value(), "classes": self.classes.currentData(),
                 "device": self.device.currentData(), "pretrained": self.pretrained.isChecked()}
 
     def apply_memory(self, values: dict) -> None:
         self.data.set_text(values.get("data", ""))
         self.run_dir.set_text(values.get("run_dir", ""))
+        self.finished_run = values.get("finished_run", "")
         self.epochs.setValue(int(values.get("epochs", 10)))
         self.batch.setValue(int(values.get("batch", 64)))
         self.lr.setValue(float(values.get("lr", 0.01)))
@@ -490,14 +516,17 @@ class TrainStep(StepPage):
         self.remember()
 
     def _update_resume(self) -> None:
-        can = bool(run_checkpoints(self.run_dir.path())) and not self.tab.busy
-        self.resume_button.setEnabled(can)
-        if can and not self.tab.busy:
+        unfinished = (bool(run_checkpoints(self.run_dir.path()))
+                      and self.run_dir.text() != self.finished_run)
+        self.resume_button.setEnabled(unfinished and not self.tab.busy)
+        if unfinished and not self.tab.busy and not self.stats.text():
             self.stats.setText(f"An unfinished run can be resumed from {self.run_dir.text()}.")
 
     def _new_run_dir(self) -> Path:
-        base = self.data.path().parent if self.data.path() else _tab_helpers().work_dir("run")
-        return base / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
+        """A fresh run folder under the user data dir, grouped by dataset."""
+        data = self.data.path()
+        name = data.parent.name if data.name == "prepared" else data.name
+        return _tab_helpers().work_dir(name) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
 
     def start(self, resume: bool) -> None:
         self.message.clear_message()
@@ -594,6 +623,8 @@ class TrainStep(StepPage):
     def on_finished(self, ok: bool, message: str) -> None:
         run_dir = self.run_dir.path()
         if ok:
+            self.finished_run = self.run_dir.text()
+            self.remember()
             self.progress.finish("finished")
             best = run_dir / "best.pth" if run_dir else None
             if best is not None and best.is_file():
@@ -650,64 +681,71 @@ class EvaluateStep(StepPage):
         self.layout_.addWidget(self.progress)
         self.layout_.addWidget(self.message)
 
-        results = QHBoxLayout()
-        left = QVBoxLayoutWidget()
         self.metrics = QTableWidget(0, 2)
         self.metrics.setHorizontalHeaderLabels(["Metric", "Value"])
         self.metrics.verticalHeader().hide()
+        self.metrics.verticalHeader().setDefaultSectionSize(22)
         self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        left.add(self.metrics, 1)
-        left.add(QLabel("Confusion matrix (rows: truth, columns: predicted)"))
         self.confusion = QTableWidget(0, 0)
         self.confusion.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.confusion.setMaximumHeight(130)
-        left.add(self.confusion)
+        self.confusion.setFixedHeight(96)
         threshold_box = QGroupBox("Threshold for the live view")
         threshold_row = QGridLayout(threshold_box)
         self.target_kind = QComboBox()
-        self.target_kind.addItem("BPCER (real faces rejected)", "bpcer")
-        self.target_kind.addItem("APCER (attacks accepted)", "apcer")
+        self.target_kind.addItem("BPCER at most (real rejected)", "bpcer")
+        self.target_kind.addItem("APCER at most (attacks passed)", "apcer")
         self.target_rate = QDoubleSpinBox()
         self.target_rate.setRange(0.1, 50.0)
         self.target_rate.setSingleStep(0.5)
         self.target_rate.setValue(1.0)
         self.target_rate.setSuffix(" %")
         self.suggestion = QLabel("")
+        self.suggestion.setWordWrap(True)
         self.apply_button = QPushButton("Apply to live")
         self.apply_button.setEnabled(False)
         self.apply_button.clicked.connect(self.apply_threshold)
         self.target_kind.currentIndexChanged.connect(self.update_suggestion)
         self.target_rate.valueChanged.connect(self.update_suggestion)
-        threshold_row.addWidget(QLabel("Target:"), 0, 0)
-        threshold_row.addWidget(self.target_kind, 0, 1)
-        threshold_row.addWidget(self.target_rate, 0, 2)
-        threshold_row.addWidget(self.suggestion, 1, 0, 1, 2)
-        threshold_row.addWidget(self.apply_button, 1, 2)
-        left.add(threshold_box)
-        results.addWidget(left, 2)
+        threshold_row.addWidget(self.target_kind, 0, 0)
+        threshold_row.addWidget(self.target_rate, 0, 1)
+        threshold_row.addWidget(self.suggestion, 1, 0)
+        threshold_row.addWidget(self.apply_button, 1, 1)
+        left = _column(self.metrics, threshold_box, stretch_first=True)
+        left.setMinimumWidth(250)
+        left.setMaximumWidth(430)
 
-        self.roc_plot = pg.PlotWidget(title="ROC (spoof detected vs real rejected)")
-        self.pr_plot = pg.PlotWidget(title="Precision / recall (spoof)")
-        for plot, (x, y) in ((self.roc_plot, ("APCER-free: false alarm rate (BPCER)",
-                                              "attack detection rate (1 - APCER)")),
+        self.roc_plot = pg.PlotWidget(title="ROC")
+        self.pr_plot = pg.PlotWidget(title="Precision-recall (attacks)")
+        for plot, (x, y) in ((self.roc_plot, ("real rejected (BPCER)", "attacks caught (1 - APCER)")),
                              (self.pr_plot, ("recall", "precision"))):
             plot.setBackground("w")
             plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setXRange(0, 1, padding=0.02)
-            plot.setYRange(0, 1, padding=0.02)
+            plot.setYRange(0, 1, padding=0.04)
             plot.setLabel("bottom", x)
             plot.setLabel("left", y)
-            plot.setMinimumWidth(240)
-        self.roc_plot.setLabel("bottom", "real rejected (BPCER)")
+            plot.setMinimumWidth(140)
         self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen("#999999", style=Qt.DashLine))
         self.roc_curve = self.roc_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
         self.roc_marker = self.roc_plot.plot(pen=None, symbol="o", symbolSize=10,
                                              symbolBrush="#d62728")
         self.pr_curve = self.pr_plot.plot(pen=pg.mkPen("#2ca02c", width=2))
-        results.addWidget(self.roc_plot, 3)
-        results.addWidget(self.pr_plot, 3)
-        self.layout_.addLayout(results, 1)
+        plots = QWidget()
+        plots_row = QHBoxLayout(plots)
+        plots_row.setContentsMargins(0, 0, 0, 0)
+        plots_row.addWidget(self.roc_plot)
+        plots_row.addWidget(self.pr_plot)
+        confusion_title = QLabel("Confusion matrix (rows: truth, columns: predicted at the "
+                                 "report's threshold)")
+        confusion_title.setWordWrap(True)
+        right = _column(plots, confusion_title, self.confusion, stretch_first=True)
+        results = QSplitter(Qt.Horizontal)
+        results.addWidget(left)
+        results.addWidget(right)
+        results.setStretchFactor(1, 1)
+        results.setChildrenCollapsible(False)
+        self.layout_.addWidget(results, 1)
 
     def memory_values(self) -> dict:
         return {"data": self.data.text(), "model": self.model.text(),
@@ -740,8 +778,11 @@ class EvaluateStep(StepPage):
         model = self.model.path()
         if model is None:
             return None
-        split = self.split.currentData()
-        return model.with_name(f"{model.stem}.eval-{split}.json")
+        # Under the user data dir, never beside the model (it may be read-only or shared);
+        # named by the model's full path so each model keeps its own last report.
+        tag = hashlib.sha1(str(model.expanduser().resolve()).encode("utf-8")).hexdigest()[:10]
+        return (data_dir() / "training" / "reports"
+                / f"{model.stem}-{tag}.eval-{self.split.currentData()}.json")
 
     def start(self) -> None:
         self.message.clear_message()
@@ -809,6 +850,10 @@ class EvaluateStep(StepPage):
                 item.setBackground(colour)
                 self.confusion.setItem(i, j, item)
         self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.confusion.resizeRowsToContents()
+        height = self.confusion.horizontalHeader().height() + 4 + sum(
+            self.confusion.rowHeight(i) for i in range(len(names)))
+        self.confusion.setFixedHeight(height)
 
     def update_suggestion(self) -> None:
         if self.report is None:
@@ -822,8 +867,9 @@ class EvaluateStep(StepPage):
             self.roc_marker.setData([], [])
             return
         self.suggested = choice.threshold
+        shown = f"{choice.threshold:.3f}" if choice.threshold >= 0.001 else f"{choice.threshold:.1e}"
         self.suggestion.setText(
-            f"threshold <b>{choice.threshold:.3f}</b>: APCER {100 * choice.apcer:.2f}%, "
+            f"threshold <b>{shown}</b>: APCER {100 * choice.apcer:.2f}%, "
             f"BPCER {100 * choice.bpcer:.2f}%")
         self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
         self.apply_button.setEnabled(True)
@@ -832,18 +878,6 @@ class EvaluateStep(StepPage):
     def apply_threshold(self) -> None:
         self.tab.threshold_requested.emit(float(self.suggested))
         self.tab.log(f"live threshold set to {self.suggested:.3f}")
-
-
-class QVBoxLayoutWidget(QWidget):
-    def __init__(self):
-        super().__init__()
-        from PySide6.QtWidgets import QVBoxLayout
-
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-
-    def add(self, widget, stretch: int = 0) -> None:
-        self._layout.addWidget(widget, stretch)
 
 
 # -- 5. Export -------------------------------------------------------------------------------
@@ -867,6 +901,8 @@ class ExportStep(StepPage):
         form.addRow("Model name:", self.name)
         form.addRow("", self.int8)
         form.addRow("Calibration data:", self.calibration)
+        self.int8.toggled.connect(self.calibration.setEnabled)
+        self.calibration.setEnabled(False)
         self.layout_.addLayout(form)
         self.start_button = QPushButton("Export")
         self.start_button.clicked.connect(self.start)
@@ -877,6 +913,7 @@ class ExportStep(StepPage):
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(self.use_in_live)
         self.use_choice = QComboBox()
+        self.use_choice.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.layout_.addWidget(_buttons(self.start_button, self.cancel_button,
                                         self.use_choice, self.use_button))
         self.progress = ProgressRow()
@@ -1000,6 +1037,11 @@ class ExportStep(StepPage):
         out = onnx[-1]  # the OUT argument, always written last
         card = _tab_helpers().read_json(out.with_name(out.stem + ".card.json")) or {}
         fp32 = next((p for p in onnx if p.name.endswith(".fp32.onnx")), None)
+        if fp32 is not None:
+            # The backend names it after the INT8 file; give it the plain model name.
+            plain = fp32.with_name(f"{model_id}.onnx")
+            os.replace(fp32, plain)
+            fp32 = plain
         found = [(model_id, fp32), (f"{model_id}-int8", out)] if fp32 else [(model_id, out)]
         classes = tuple(card.get("classes", ("real", "spoof")))
         for entry_id, path in found:
@@ -1014,19 +1056,23 @@ class ExportStep(StepPage):
         return found
 
     def _show_summary(self, registered) -> None:
+        """The models written, the check against torch, and the INT8 agreement report."""
         rows = [(f"model '{model_id}'", str(path)) for model_id, path in registered]
         rows += [(kind.replace("_", " "), str(path)) for kind, path in self.outputs
-                 if path not in {p for _, p in registered}]
-        for key, value in self.summary.items():
-            if isinstance(value, (int, float, str)) and key not in ("command",):
-                rows.append((key.replace("_", " "), f"{value:.6g}" if isinstance(value, float)
-                             else str(value)))
-            elif isinstance(value, dict):
-                for sub, sub_value in value.items():
-                    if isinstance(sub_value, (int, float, str)):
-                        rows.append((f"{key} {sub}".replace("_", " "),
-                                     f"{sub_value:.6g}" if isinstance(sub_value, float)
-                                     else str(sub_value)))
+                 if kind != "onnx"]
+        diff = self.summary.get("max_abs_diff")
+        if diff is not None:
+            rows.append(("max |logit diff| ONNX vs torch", f"{diff:.2e}"))
+        agreement = self.summary.get("agreement")
+        if isinstance(agreement, dict):
+            rows += [
+                ("INT8 vs fp32: same verdict", _percent(agreement.get("agreement"))
+                 + f" of {agreement.get('images', '?')} held-out crops at threshold "
+                 f"{agreement.get('threshold', 0.5):g}"),
+                ("INT8 vs fp32: median |Δ p_real|", _fixed(agreement.get("median_abs_delta_p_real"))),
+                ("INT8 vs fp32: max |Δ p_real|", _fixed(agreement.get("max_abs_delta_p_real"))),
+                ("calibration crops", str(agreement.get("calibration_images", "?"))),
+            ]
         self.report.setRowCount(len(rows))
         for row, (name, value) in enumerate(rows):
             self.report.setItem(row, 0, _item(name))

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QMessageBox,
-                               QPlainTextEdit, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QMessageBox,
+                               QPlainTextEdit, QScrollArea, QSplitter, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from fasdesk.core.paths import data_dir
 from fasdesk.ui.backend_process import BackendRun
@@ -24,7 +25,7 @@ LOG_LINES = 5000
 
 
 class StepMemory:
-    """The remembered inputs of each step, kept in the app's Settings (`training` field).
+    """The remembered inputs of each step, kept in the app's Settings (`training`).
 
     With a window, it shares the window's Settings object and save function, so the two
     never overwrite each other; on its own it loads and saves the settings file itself.
@@ -41,14 +42,9 @@ class StepMemory:
 
     @property
     def _store(self) -> dict:
-        store = getattr(self.settings, "training", None)
-        if not isinstance(store, dict):
-            store = {}
-            try:
-                self.settings.training = store
-            except AttributeError:
-                pass
-        return store
+        if not isinstance(self.settings.training, dict):
+            self.settings.training = {}
+        return self.settings.training
 
     def get(self, step: str) -> dict:
         value = self._store.get(step)
@@ -87,7 +83,7 @@ class TrainingTab(QWidget):
 
         self.steps_list = QListWidget()
         self.steps_list.setObjectName("trainingSteps")
-        self.steps_list.setFixedWidth(150)
+        self.steps_list.setFixedWidth(120)
         self.stack = QStackedWidget()
         self.dataset = DatasetStep(self)
         self.prepare = PrepareStep(self)
@@ -98,7 +94,12 @@ class TrainingTab(QWidget):
                       "evaluate": self.evaluate, "export": self.export}
         for key, title in self.STEPS:
             self.steps_list.addItem(title)
-            self.stack.addWidget(self.pages[key])
+            # Scrollable, so a small window still shows every step whole.
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.NoFrame)
+            scroll.setWidget(self.pages[key])
+            self.stack.addWidget(scroll)
         self.steps_list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.steps_list.setCurrentRow(0)
 
@@ -106,6 +107,7 @@ class TrainingTab(QWidget):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(LOG_LINES)
         self.log_view.setPlaceholderText("The backend's messages appear here.")
+        self.log_view.setMinimumHeight(48)
         log_box = QWidget()
         log_layout = QVBoxLayout(log_box)
         log_layout.setContentsMargins(0, 0, 0, 0)
@@ -128,6 +130,9 @@ class TrainingTab(QWidget):
 
     def go_to(self, key: str) -> None:
         self.steps_list.setCurrentRow([k for k, _ in self.STEPS].index(key))
+
+    def current_page(self):
+        return self.pages[self.STEPS[self.stack.currentIndex()][0]]
 
     def offer_dataset(self, folder: str | Path) -> None:
         """Open a dataset (e.g. the one Collect mode fills) in the Dataset step."""
@@ -172,10 +177,10 @@ class TrainingTab(QWidget):
                 owner.show_failure(message, tail)
         elif not ok:
             self.log("cancelled")
-        for page in self.pages.values():
-            page.set_running(False)
         if owner is not None:
             owner.on_finished(ok, message)
+        for page in self.pages.values():
+            page.set_running(False)
 
     def log(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -215,3 +220,29 @@ def read_json_any(path: str | Path):
 def read_json(path: str | Path) -> dict | None:
     data = read_json_any(path)
     return data if isinstance(data, dict) else None
+
+
+def install(window) -> TrainingTab:
+    """Add the Training tab, and the Collect panel under the Live view, to the main window.
+
+    The tab shares the window's settings and save; "use in Live" and "apply to live" go
+    through the window's own model and threshold switches.
+    """
+    from fasdesk.ui.collect_panel import CollectPanel
+
+    tab = TrainingTab(window.settings, window.save_settings)
+    tab.use_model_requested.connect(window.use_model)
+    tab.threshold_requested.connect(window.set_threshold)
+    window.add_tab(tab, "Training")
+
+    panel = CollectPanel(window.settings)
+    window.live_tab.frame_shown.connect(panel.on_frame)
+    window.live_tab.layout().addWidget(panel)
+
+    def open_dataset(folder: str) -> None:
+        tab.offer_dataset(folder)
+        window.tabs.setCurrentWidget(tab)
+
+    panel.open_in_training.connect(open_dataset)
+    window.collect_panel = panel
+    return tab

@@ -70,7 +70,7 @@ class ProgressRow(QWidget):
         self.bar.setValue(0)
         self.bar.setTextVisible(True)
         self.label = QLabel("")
-        self.label.setMinimumWidth(260)
+        self.label.setMinimumWidth(200)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.bar, 1)
