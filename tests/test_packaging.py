@@ -5,6 +5,8 @@ default run; run them with
 
     python -m pytest -m slow tests/test_packaging.py
 
+(FASDESK_PACKAGED_APP=dist/fasdesk/fasdesk tests an existing build instead of building.)
+
 The built executable runs with a bare environment (no FASDESK_MODELS_DIR, a different
 working folder), so everything it uses must come from inside dist/fasdesk.
 """
@@ -63,7 +65,14 @@ def _project_files() -> list[str]:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, models_dir, fp32_model, detector_model) -> Path:
-    """dist/fasdesk/fasdesk built from a clean copy of the project; removed afterwards."""
+    """dist/fasdesk/fasdesk built from a clean copy of the project; removed afterwards.
+
+    FASDESK_PACKAGED_APP=path/to/dist/fasdesk/fasdesk tests an existing build instead.
+    """
+    prebuilt = os.environ.get("FASDESK_PACKAGED_APP")
+    if prebuilt:
+        yield Path(prebuilt).resolve()
+        return
     root = tmp_path_factory.mktemp("packaged")
     src = root / "src"
     for name in _project_files():
@@ -186,14 +195,16 @@ def _events(stdout: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_packaged_backend_prep_train_export(run_app, samples_dir, tmp_path, checkpoint):
+def test_packaged_backend_prep_train_export_eval(run_app, samples_dir, tmp_path, checkpoint):
     source = _tiny_dataset(samples_dir, tmp_path / "raw")
-    prepared, run_dir, onnx_out = tmp_path / "prepared", tmp_path / "run", tmp_path / "tiny.onnx"
+    prepared, run_dir = tmp_path / "prepared", tmp_path / "run"
+    onnx_out, report = tmp_path / "tiny.onnx", tmp_path / "report.json"
     steps = [
         ("prep", source, prepared),
         ("train", prepared, run_dir, "--epochs", 1, "--batch-size", 4, "--device", "cpu",
          "--init", checkpoint),
         ("export", run_dir / "best.pth", onnx_out),
+        ("eval", prepared, onnx_out, "--out", report),
     ]
     for step in steps:
         done = run_app(BACKEND_FLAG, "training", *step, "--events", timeout=900)
@@ -201,6 +212,7 @@ def test_packaged_backend_prep_train_export(run_app, samples_dir, tmp_path, chec
         events = _events(done.stdout)
         assert events[-1]["event"] == "done", events[-3:]
     assert onnx_out.is_file()
+    assert 0.0 <= json.loads(report.read_text())["accuracy"] <= 1.0
     done = run_app("classify", samples_dir, "--json", "--model", onnx_out)
     assert done.returncode == 0, done.stderr
     results = [json.loads(line) for line in done.stdout.splitlines()]
