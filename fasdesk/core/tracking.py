@@ -17,7 +17,9 @@ from fasdesk.core.liveness import verdict
 from fasdesk.core.pipeline import UNSURE, FaceResult
 
 DEFAULT_CONFIRM_FRAMES = 3
-IOU_MATCH = 0.3
+# Consecutive boxes of one face overlap far more than this even at 5 fps; two people
+# side by side, or a cut to another face in a video, overlap less.
+IOU_MATCH = 0.4
 HISTORY_SECONDS = 30.0
 # A face unseen for this many frames loses its track (and its id).
 MAX_MISSED = 15

@@ -7,7 +7,7 @@ import sys
 import time
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from fasdesk import __version__
@@ -20,6 +20,26 @@ ICON_FILE = "icon.png"
 STYLE_FILE = "style.qss"
 
 
+# Dark UI colours: the live picture and the verdict colours should be what stands out.
+PALETTE = {
+    QPalette.Window: "#1f2227", QPalette.WindowText: "#e3e6ea", QPalette.Base: "#1b1d21",
+    QPalette.AlternateBase: "#22252a", QPalette.Text: "#e3e6ea", QPalette.Button: "#2c3038",
+    QPalette.ButtonText: "#e3e6ea", QPalette.BrightText: "#ffffff", QPalette.Highlight: "#2f6fdb",
+    QPalette.HighlightedText: "#ffffff", QPalette.ToolTipBase: "#2c3038",
+    QPalette.ToolTipText: "#e3e6ea", QPalette.PlaceholderText: "#7d838c", QPalette.Link: "#6ea8ff",
+}
+DISABLED_TEXT = "#6d737c"
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    for role, colour in PALETTE.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
+        palette.setColor(QPalette.Disabled, role, QColor(DISABLED_TEXT))
+    return palette
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     """The QApplication with fasdesk's name, icon and style (reuses an existing one)."""
     import pyqtgraph as pg
@@ -28,6 +48,8 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("fasdesk")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("fasdesk")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
     icon = resources_dir() / ICON_FILE
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))

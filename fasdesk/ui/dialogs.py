@@ -38,15 +38,16 @@ def model_info(model_path: Path) -> dict[str, str]:
     entry = next((e for e in registry.load_manifest() if e.kind == "liveness"
                   and e.file == model_path.name), None)
     digest = registry.sha256_of(model_path)
+    shown = f"{digest[:32]}\n{digest[32:]}"  # 64 hex digits do not word-wrap
     if entry and entry.sha256:
         check = "matches the registry" if digest == entry.sha256.lower() else "DIFFERS from the registry"
-        digest = f"{digest}\n({check})"
+        shown += f"\n({check})"
     classes = ", ".join(entry.classes) if entry and entry.classes else f"{engine.num_classes} (class 0 = real)"
     return {
         "Model": entry.id if entry else "(not in the registry)",
         "File": str(model_path),
         "Size": f"{model_path.stat().st_size / 1e6:.2f} MB",
-        "SHA-256": digest,
+        "SHA-256": shown,
         "Input": f"{engine.input_size} x {engine.input_size} RGB",
         "Classes": classes,
         "License": entry.license if entry and entry.license else "unknown",

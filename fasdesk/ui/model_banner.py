@@ -88,15 +88,17 @@ class ModelBanner(QFrame):
     def downloading(self) -> bool:
         return self.cancel_button.isVisible()
 
-    def show_missing(self, entries: list, detail: str) -> None:
+    def show_missing(self, entries: list, summary: str, details: str = "") -> None:
+        """summary: one sentence; details (where it looked) go in the tooltip."""
         self.entries = entries
-        what = ", ".join(f"{e.id} ({e.size / 1e6:.1f} MB)" for e in entries)
-        text = f"<b>No model found.</b> {detail}"
+        what = " and ".join(f"{e.id} ({e.size / 1e6:.1f} MB)" for e in entries)
+        text = f"<b>No model found.</b> {summary}"
         if entries:
             text += f"<br>Download {what}, or open an ONNX model you have."
         else:
             text += "<br>Open an ONNX liveness model you have."
         self.label.setText(text)
+        self.label.setToolTip(details)
         self.download_button.setVisible(bool(entries) and not self.downloading)
         self.show()
 

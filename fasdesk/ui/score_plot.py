@@ -8,6 +8,8 @@ from fasdesk.core.tracking import HISTORY_SECONDS
 
 # Distinct, colour-blind-friendly hues (Okabe-Ito), cycled by face id.
 PALETTE = ["#56B4E9", "#E69F00", "#CC79A7", "#009E73", "#F0E442", "#0072B2", "#D55E00"]
+# The legend names only the most recent faces; older curves stay drawn until they age out.
+LEGEND_MAX = 5
 
 
 class ScorePlot(pg.PlotWidget):
@@ -25,12 +27,14 @@ class ScorePlot(pg.PlotWidget):
         item.setLabel("left", "p_real")
         item.setLabel("bottom", "seconds")
         item.showGrid(x=True, y=True, alpha=0.15)
-        self.legend = item.addLegend(offset=(6, 6), labelTextSize="8pt")
+        # Right-hand side, below the p = 1 line where live faces' curves run.
+        self.legend = item.addLegend(offset=(-6, 30), labelTextSize="8pt",
+                                     brush=pg.mkBrush(22, 24, 28, 200))
         self.threshold_line = pg.InfiniteLine(
             pos=0.5, angle=0, movable=False,
             pen=pg.mkPen(QColor(255, 255, 255, 170), width=1.5, style=pg.QtCore.Qt.DashLine),
             label="threshold {value:.2f}",
-            labelOpts={"position": 0.08, "color": (220, 220, 220), "anchors": [(0, 1), (0, 1)]})
+            labelOpts={"position": 0.05, "color": (220, 220, 220), "anchors": [(0, 1), (0, 1)]})
         self.addItem(self.threshold_line)
 
     def set_threshold(self, value: float) -> None:
@@ -42,7 +46,8 @@ class ScorePlot(pg.PlotWidget):
 
     def _remove(self, tid: int) -> None:
         curve = self.curves.pop(tid)
-        self.legend.removeItem(curve)
+        if getattr(curve, "_in_legend", True):
+            self.legend.removeItem(curve)
         self.removeItem(curve)
         self.last_seen.pop(tid, None)
 
@@ -54,6 +59,10 @@ class ScorePlot(pg.PlotWidget):
                 colour = PALETTE[(tid - 1) % len(PALETTE)]
                 curve = self.plot([], [], pen=pg.mkPen(colour, width=2), name=f"face #{tid}")
                 self.curves[tid] = curve
+                named = [t for t in sorted(self.curves) if getattr(self.curves[t], "_in_legend", True)]
+                for old in named[:-LEGEND_MAX]:
+                    self.legend.removeItem(self.curves[old])
+                    self.curves[old]._in_legend = False
             curve.setData(times - now, values)
             self.last_seen[tid] = float(times[-1]) if len(times) else now
         # A face gone for longer than the window has nothing left to show.
