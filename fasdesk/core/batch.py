@@ -1,14 +1,15 @@
-"""Classifying many image files: folders expanded, decoding overlapped with inference.
+"""Classifying many image files: folders expanded, images processed in parallel.
 
-Image files are decoded on a small thread pool (OpenCV releases the GIL while decoding)
-while the caller's thread runs the pipeline, a few files ahead at most so memory stays
-bounded. Results come back in input order. A file that cannot be read or processed
+A small thread pool decodes and classifies whole images (OpenCV and onnxruntime release
+the GIL), each worker with its own pipeline replica, a few files ahead at most so memory
+stays bounded. Results come back in input order. A file that cannot be read or processed
 becomes a result with an `error` and the batch goes on. Used by `fasdesk classify`, the
 GUI's images tab and the benchmark.
 """
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,12 +69,31 @@ def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return list(iter_image_files(paths))
 
 
+def _classify_one(path: Path, pipeline: Callable[[], Pipeline], keep_images: bool) -> ImageResult:
+    result = ImageResult(path=str(path))
+    loaded = _load(path)
+    if isinstance(loaded, str):
+        result.error = loaded
+        return result
+    result.height, result.width = loaded.shape[:2]
+    try:
+        result.faces = pipeline().process(loaded)
+    except Exception as exc:  # one bad image never stops the batch
+        result.error = f"processing failed ({_first_line(exc)})"
+    if keep_images:
+        result.image = loaded
+    return result
+
+
 def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, workers: int = 2,
                    progress: Callable[[int, int, Path], None] | None = None,
                    cancelled: Callable[[], bool] | None = None,
                    keep_images: bool = False) -> Iterator[ImageResult]:
     """Classify every image in `paths` (files and folders); yield results in input order.
 
+    Each of `workers` threads decodes and runs a whole image (OpenCV and onnxruntime
+    release the GIL), with its own replica of `pipeline` when there are several, so all
+    cores work on different images instead of sharing one image's small operations.
     progress(done, total, path) is called after each file; cancelled() is polled before
     each one and stops the batch (the results so far have been yielded). keep_images
     keeps the decoded BGR image on each result (for annotation or display).
@@ -84,7 +104,14 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
         return
     workers = max(1, int(workers))
     lookahead = workers * 2
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-decode")
+    local = threading.local()
+
+    def worker_pipeline() -> Pipeline:
+        if not hasattr(local, "pipeline"):
+            local.pipeline = pipeline.replica() if workers > 1 else pipeline
+        return local.pipeline
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-classify")
     pending: deque[tuple[Path, Future]] = deque()
     queued = 0
     try:
@@ -92,22 +119,11 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
             if cancelled is not None and cancelled():
                 return
             while queued < total and len(pending) < lookahead:
-                pending.append((files[queued], pool.submit(_load, files[queued])))
+                pending.append((files[queued], pool.submit(_classify_one, files[queued],
+                                                           worker_pipeline, keep_images)))
                 queued += 1
             path, future = pending.popleft()
-            loaded = future.result()
-            result = ImageResult(path=str(path))
-            if isinstance(loaded, str):
-                result.error = loaded
-            else:
-                result.height, result.width = loaded.shape[:2]
-                try:
-                    result.faces = pipeline.process(loaded)
-                except Exception as exc:  # one bad image never stops the batch
-                    result.error = f"processing failed ({_first_line(exc)})"
-                if keep_images:
-                    result.image = loaded
-            del loaded
+            result = future.result()
             if progress is not None:
                 progress(done + 1, total, path)
             yield result
