@@ -64,6 +64,9 @@ def models_optimize(args: argparse.Namespace) -> int:
     except OSError as exc:
         _err(f"cannot write the optimised model: {exc.strerror or exc}")
         return FAILED
+    except ImportError as exc:
+        _err(f"'models optimize' needs the onnx package ({exc}); pip install onnx")
+        return FAILED
     if args.json:
         print(json.dumps({"id": optimize.FAST_ID, "path": str(path), **report}, indent=2))
     else:
