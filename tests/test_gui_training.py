@@ -71,10 +71,11 @@ def tab(qtbot, checkpoint):
     widget.shutdown()
 
 
-def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, tab, dataset):
-    applied, used = [], []
-    tab.threshold_requested.connect(applied.append)
-    tab.use_model_requested.connect(used.append)
+def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset, samples_dir,
+                                                          tmp_path):
+    """The whole flow inside the main window, ending with the live view on the new model."""
+    tab = window.training_tab
+    window.tabs.setCurrentWidget(tab)
 
     # 1. Dataset: layout, counts per type, examples, nothing wrong.
     tab.dataset.set_folder(str(dataset))
@@ -158,7 +159,8 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, tab, dataset):
     point = report.threshold_for("bpcer", 0.20)
     assert point.bpcer <= 0.20
     evaluate.apply_button.click()
-    assert applied == [pytest.approx(point.threshold)]
+    assert window.settings.threshold == pytest.approx(point.threshold)
+    assert window.live_tab.slider.value() == round(point.threshold * 100)
     _shot(tab, "4_evaluate")
 
     # 5. Export, register, hand to the live view.
@@ -172,9 +174,21 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, tab, dataset):
     assert registry.resolve("office-cam") == model
     assert registry.get_entry("office-cam").extra["source"] == "training"
     assert export.use_button.isEnabled()
-    export.use_button.click()
-    assert used == ["office-cam"]
     _shot(tab, "5_export")
+    export.use_button.click()
+    assert window.settings.model == "office-cam"
+    assert window.current_model_path() == model
+
+    # The live view now runs the new model (no restart).
+    from livevideo import write_video
+
+    from fasdesk.core.sources import SourceSpec
+
+    video = write_video(tmp_path / "session.avi", samples_dir)
+    with qtbot.waitSignal(window.live_tab.pipeline_changed, timeout=60_000) as blocker:
+        window.live_tab.start(SourceSpec.parse(str(video)))
+    assert blocker.args[0] == "office-cam.onnx"
+    window.live_tab.stop()
 
 
 def test_closing_mid_run_keeps_a_run_that_a_new_window_resumes(qtbot, tab, dataset, monkeypatch,

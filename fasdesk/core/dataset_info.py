@@ -288,17 +288,21 @@ def scan(root: str | os.PathLike, spoof_types=None, examples_per_type: int = 4,
     info.counts = dict(sorted(counts.items()))
     info.split_counts = dict(splits)
     if missing_files:
-        info.warnings.append(f"{missing_files} of the first {checked} listed images are "
-                             "missing on disk; prep will skip them")
+        info.warnings.append(f"{missing_files} of the first {checked} listed images "
+                             "missing on disk: prep will skip them")
     if info.missing_boxes and info.layout == FOLDERS:
-        info.warnings.append(f"{info.missing_boxes} images have no _BB.txt; the face "
-                             "detector will find their faces")
+        info.warnings.append(f"{_images(info.missing_boxes)} without a _BB.txt: the face "
+                             "detector will find the face")
     if info.layout == CELEBA and info.missing_boxes:
-        info.warnings.append(f"{info.missing_boxes} checked images have no _BB.txt; "
-                             "prep will skip them")
+        info.warnings.append(f"{_images(info.missing_boxes)} (of those checked) without a "
+                             "_BB.txt: prep will skip them")
     if not info.problems:
         _class_problems(info)
     return info
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
 
 
 def _class_problems(info: DatasetInfo) -> None:

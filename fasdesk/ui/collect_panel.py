@@ -81,6 +81,7 @@ class CollectPanel(QGroupBox):
             shortcut.setContext(Qt.WindowShortcut)
             shortcut.activated.connect(lambda label=label: self._key(label))
             self._shortcuts.append(shortcut)
+        grid.setColumnStretch(6, 1)  # buttons and counts stay together on the left
         self.status = QLabel("")
         self.status.setWordWrap(True)
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
                                QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListView, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QSplitter,
+                               QListWidgetItem, QPushButton, QSizePolicy, QSpinBox, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fasdesk.core import dataset_info as dsi
@@ -24,17 +24,12 @@ from fasdesk.core.display import thumbnail
 from fasdesk.core.imageio import ImageReadError, read_image
 from fasdesk.core.paths import data_dir, user_models_dir
 from fasdesk.ui.training_widgets import (MessageBox, PathField, ProgressRow, StepPage,
-                                         format_seconds)
+                                         format_seconds, read_json, read_json_any,
+                                         theme_colours, work_dir)
 
 THUMB_SIDE = 96
 LATEST_CHECKPOINT = "latest.pth"  # what `train --resume auto` continues from
-TRAIN_COLOURS = {"train": "#1f77b4", "val": "#d62728"}
-
-
-def _tab_helpers():
-    from fasdesk.ui import training_tab
-
-    return training_tab
+TRAIN_COLOURS = {"train": "#3b8ee8", "val": "#e5534b"}  # readable on light and dark
 
 
 def _buttons(*buttons) -> QWidget:
@@ -54,6 +49,29 @@ def _column(*widgets, stretch_first: bool = False) -> QWidget:
     for i, widget in enumerate(widgets):
         column.addWidget(widget, 1 if stretch_first and i == 0 else 0)
     return box
+
+
+def _plot(title: str) -> pg.PlotWidget:
+    """A plot that takes the room left over: its large size hint must not make the page
+    scroll (the pages sit in scroll areas, which size them by preferred height)."""
+    background, foreground = theme_colours()
+    plot = pg.PlotWidget()
+    plot.setTitle(title, color=foreground.name())
+    plot.setBackground(background)
+    for side in ("left", "bottom"):
+        axis = plot.getAxis(side)
+        axis.setPen(foreground)
+        axis.setTextPen(foreground)
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Ignored)
+    plot.setMinimumHeight(170)
+    return plot
+
+
+def _legend(plot: pg.PlotWidget, offset) -> None:
+    background, foreground = theme_colours()
+    background.setAlpha(215)
+    plot.addLegend(offset=offset, brush=pg.mkBrush(background), labelTextColor=foreground)
 
 
 def _item(text, align_right=False) -> QTableWidgetItem:
@@ -119,7 +137,6 @@ class DatasetStep(StepPage):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
-        self.table.setMaximumHeight(240)
         self.layout_.addWidget(self.table)
 
         self.layout_.addWidget(QLabel("Examples"))
@@ -179,6 +196,15 @@ class DatasetStep(StepPage):
         self.next_button.setEnabled(info.ok)
         self.remember()
 
+    @staticmethod
+    def _type_label(info: dsi.DatasetInfo, spoof_type: int) -> str:
+        """CelebA-Spoof's own type names; for folders, what the folder said."""
+        if info.layout == dsi.CELEBA:
+            return f"{spoof_type}  {dsi.type_name(spoof_type)}"
+        if spoof_type == dsi.LIVE:
+            return "real"
+        return dsi.category_of(spoof_type).replace("_", " ")
+
     def _fill_table(self, info: dsi.DatasetInfo) -> None:
         remembered = getattr(self, "_remembered_types", None)
         default = (set(dsi.DEFAULT_SPOOF_TYPES) if info.layout == dsi.CELEBA
@@ -192,10 +218,13 @@ class DatasetStep(StepPage):
             check.setCheckState(Qt.Checked if spoof_type in use else Qt.Unchecked)
             check.setData(Qt.UserRole, spoof_type)
             self.table.setItem(row, 0, check)
-            self.table.setItem(row, 1, _item(f"{spoof_type}  {dsi.type_name(spoof_type)}"))
+            self.table.setItem(row, 1, _item(self._type_label(info, spoof_type)))
             self.table.setItem(row, 2, _item(dsi.category_of(spoof_type)))
             self.table.setItem(row, 3, _item(count, align_right=True))
         self.table.resizeColumnToContents(0)
+        self.table.resizeRowsToContents()
+        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        self.table.setFixedHeight(min(240, self.table.horizontalHeader().height() + rows + 4))
 
     def _fill_thumbs(self, info: dsi.DatasetInfo) -> None:
         for spoof_type, paths in info.examples.items():
@@ -203,7 +232,7 @@ class DatasetStep(StepPage):
                 pixmap = _pixmap(path)
                 if pixmap is None:
                     continue
-                item = QListWidgetItem(QIcon(pixmap), dsi.type_name(spoof_type))
+                item = QListWidgetItem(QIcon(pixmap), self._type_label(info, spoof_type))
                 item.setToolTip(str(path))
                 self.thumbs.addItem(item)
 
@@ -288,7 +317,7 @@ class PrepareStep(StepPage):
 
     def set_inputs(self, source: Path, spoof_types: list[int] | None) -> None:
         if self.source.path() != Path(source) or not self.out.text():
-            self.out.set_text(_tab_helpers().work_dir(source) / "prepared")
+            self.out.set_text(work_dir(source) / "prepared")
         self.source.set_text(source)
         self.types.setText(" ".join(str(t) for t in spoof_types) if spoof_types else "")
         self.remember()
@@ -307,7 +336,7 @@ class PrepareStep(StepPage):
             self.message.show_message("error", "Choose the raw dataset folder first.")
             return
         if self.out.path() is None:
-            self.out.set_text(_tab_helpers().work_dir(self.source.path()) / "prepared")
+            self.out.set_text(work_dir(self.source.path()) / "prepared")
         try:
             types = self.spoof_types()
         except ValueError as exc:
@@ -347,11 +376,13 @@ class PrepareStep(StepPage):
             self.show_manifest(self.out.path())
 
     def show_manifest(self, out: Path) -> None:
-        manifest = _tab_helpers().read_json(out / "manifest.json")
+        manifest = read_json(out / "manifest.json")
         if manifest is None:
             return
         counts = manifest.get("counts", {})
-        by_type = ", ".join(f"{k} {v}" for k, v in counts.get("by_type", {}).items())
+        # Folders name categories (real, replay...); CelebA-Spoof has finer types.
+        groups = counts.get("by_type" if manifest.get("layout") == dsi.CELEBA else "by_category", {})
+        by_type = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in groups.items())
         self.summary.setText(
             f"<b>{counts.get('crops', 0)}</b> crops ({counts.get('real', 0)} real, "
             f"{counts.get('spoof', 0)} spoof: {by_type}), <b>{counts.get('skipped', 0)}</b> "
@@ -460,19 +491,17 @@ class TrainStep(StepPage):
         self.layout_.addWidget(self.stats)
         self.layout_.addWidget(self.message)
 
-        self.loss_plot = pg.PlotWidget(title="Loss")
-        self.acc_plot = pg.PlotWidget(title="Accuracy")
+        self.loss_plot = _plot("Loss")
+        self.acc_plot = _plot("Accuracy")
         self.curves = {}
         for plot, metric in ((self.loss_plot, "loss"), (self.acc_plot, "acc")):
-            plot.setBackground("w")
-            plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setLabel("bottom", "epoch")
             # Loss falls and accuracy rises: keep each legend where its curves are not.
-            plot.addLegend(offset=(-10, 10) if metric == "loss" else (-10, -30),
-                           brush=pg.mkBrush(255, 255, 255, 210))
-            self.curves[f"step_{metric}"] = plot.plot(
-                pen=pg.mkPen(QColor(TRAIN_COLOURS["train"]).lighter(160), width=1),
-                name="train (per step)")
+            _legend(plot, (-10, 10) if metric == "loss" else (-10, -30))
+            step_colour = QColor(TRAIN_COLOURS["train"])
+            step_colour.setAlpha(120)
+            self.curves[f"step_{metric}"] = plot.plot(pen=pg.mkPen(step_colour, width=1),
+                                                      name="train (per step)")
             for split, colour in TRAIN_COLOURS.items():
                 self.curves[f"{split}_{metric}"] = plot.plot(
                     pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
@@ -526,7 +555,7 @@ class TrainStep(StepPage):
         """A fresh run folder under the user data dir, grouped by dataset."""
         data = self.data.path()
         name = data.parent.name if data.name == "prepared" else data.name
-        return _tab_helpers().work_dir(name) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
+        return work_dir(name) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
 
     def start(self, resume: bool) -> None:
         self.message.clear_message()
@@ -593,7 +622,7 @@ class TrainStep(StepPage):
 
     def _load_history(self) -> None:
         """Curves of the epochs a resumed run already did (from its history.json)."""
-        history = _tab_helpers().read_json_any(self.run_dir.path() / "history.json")
+        history = read_json_any(self.run_dir.path() / "history.json")
         if isinstance(history, list):
             for metrics in history:
                 if isinstance(metrics, dict):
@@ -715,22 +744,20 @@ class EvaluateStep(StepPage):
         left.setMinimumWidth(250)
         left.setMaximumWidth(430)
 
-        self.roc_plot = pg.PlotWidget(title="ROC")
-        self.pr_plot = pg.PlotWidget(title="Precision-recall (attacks)")
+        self.roc_plot = _plot("ROC")
+        self.pr_plot = _plot("Precision-recall (attacks)")
         for plot, (x, y) in ((self.roc_plot, ("real rejected (BPCER)", "attacks caught (1 - APCER)")),
                              (self.pr_plot, ("recall", "precision"))):
-            plot.setBackground("w")
-            plot.showGrid(x=True, y=True, alpha=0.3)
             plot.setXRange(0, 1, padding=0.02)
             plot.setYRange(0, 1, padding=0.04)
             plot.setLabel("bottom", x)
             plot.setLabel("left", y)
             plot.setMinimumWidth(140)
-        self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen("#999999", style=Qt.DashLine))
-        self.roc_curve = self.roc_plot.plot(pen=pg.mkPen("#1f77b4", width=2))
-        self.roc_marker = self.roc_plot.plot(pen=None, symbol="o", symbolSize=10,
-                                             symbolBrush="#d62728")
-        self.pr_curve = self.pr_plot.plot(pen=pg.mkPen("#2ca02c", width=2))
+        self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen("#8a8f98", style=Qt.DashLine))
+        self.roc_curve = self.roc_plot.plot(pen=pg.mkPen(TRAIN_COLOURS["train"], width=2))
+        self.roc_marker = self.roc_plot.plot(pen=None, symbol="o", symbolSize=11,
+                                             symbolBrush="#f0b429")
+        self.pr_curve = self.pr_plot.plot(pen=pg.mkPen("#3fb27f", width=2))
         plots = QWidget()
         plots_row = QHBoxLayout(plots)
         plots_row.setContentsMargins(0, 0, 0, 0)
@@ -827,7 +854,6 @@ class EvaluateStep(StepPage):
         for row, (name, value) in enumerate(rows):
             self.metrics.setItem(row, 0, _item(name))
             self.metrics.setItem(row, 1, _item(value, align_right=True))
-        self.metrics.resizeRowsToContents()
         self._show_confusion(report)
         self.roc_curve.setData(report.roc_bpcer, report.roc_detect)
         self.pr_curve.setData(report.pr_recall, report.pr_precision)
@@ -965,9 +991,11 @@ class ExportStep(StepPage):
         if not model_id:
             self.message.show_message("error", "Give the model a name.")
             return
-        if registry.get_entry(model_id) is not None and model_id in {
-                e.id for e in registry._read_manifest(registry.manifest_path())}:
-            self.message.show_message("error", f"'{model_id}' is a built-in model; choose another name.")
+        existing = registry.get_entry(model_id)
+        if existing is not None and existing.extra.get("source") != "training":
+            # Only models trained here may be replaced by a new export of the same name.
+            self.message.show_message("error", f"'{model_id}' is already the name of another "
+                                      "model; choose another name.")
             return
         # With INT8 the OUT file is the INT8 model (fp32 beside it): name it so.
         stem = f"{model_id}-int8" if self.int8.isChecked() else model_id
@@ -1035,7 +1063,7 @@ class ExportStep(StepPage):
         if not onnx:
             raise OSError("the export finished but wrote no .onnx file")
         out = onnx[-1]  # the OUT argument, always written last
-        card = _tab_helpers().read_json(out.with_name(out.stem + ".card.json")) or {}
+        card = read_json(out.with_name(out.stem + ".card.json")) or {}
         fp32 = next((p for p in onnx if p.name.endswith(".fp32.onnx")), None)
         if fp32 is not None:
             # The backend names it after the INT8 file; give it the plain model name.

@@ -7,7 +7,6 @@ can be used on its own, and an interrupted run can be resumed after a restart.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QMessag
                                QPlainTextEdit, QScrollArea, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
-from fasdesk.core.paths import data_dir
 from fasdesk.ui.backend_process import BackendRun
 from fasdesk.ui.training_steps import (DatasetStep, EvaluateStep, ExportStep, PrepareStep,
                                        TrainStep)
@@ -57,12 +55,6 @@ class StepMemory:
                 self._save()
             except OSError:
                 pass  # remembering inputs is a convenience; never block a run on it
-
-
-def work_dir(dataset: str | Path) -> Path:
-    """Where the tab puts prepared data and runs for a dataset, under the user data dir."""
-    name = Path(dataset).name or "dataset"
-    return data_dir() / "training" / name
 
 
 class TrainingTab(QWidget):
@@ -207,19 +199,6 @@ class TrainingTab(QWidget):
         """Stop a running child gracefully (it writes its checkpoint) and wait for it."""
         if self.run.running:
             self.run.stop_and_wait()
-
-
-def read_json_any(path: str | Path):
-    """A JSON file's content, or None when it is missing or broken."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def read_json(path: str | Path) -> dict | None:
-    data = read_json_any(path)
-    return data if isinstance(data, dict) else None
 
 
 def install(window) -> TrainingTab:

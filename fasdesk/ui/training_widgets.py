@@ -2,11 +2,34 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                               QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
+
+from fasdesk.core.paths import data_dir
+
+
+def work_dir(dataset: str | Path) -> Path:
+    """Where the tab puts prepared data and runs for a dataset, under the user data dir."""
+    name = Path(dataset).name or "dataset"
+    return data_dir() / "training" / name
+
+
+def read_json_any(path: str | Path):
+    """A JSON file's content, or None when it is missing or broken."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_json(path: str | Path) -> dict | None:
+    data = read_json_any(path)
+    return data if isinstance(data, dict) else None
 
 
 def format_seconds(seconds) -> str:
@@ -101,10 +124,24 @@ class ProgressRow(QWidget):
         self.label.setText(text)
 
 
+def dark_theme() -> bool:
+    """Whether the application palette is dark (the app's own theme) or light."""
+    return QApplication.palette().color(QPalette.Window).lightness() < 128
+
+
+def theme_colours() -> tuple[QColor, QColor]:
+    """(background, foreground) for plots, from the application palette."""
+    palette = QApplication.palette()
+    return palette.color(QPalette.Base), palette.color(QPalette.Text)
+
+
 class MessageBox(QLabel):
     """An inline message: problems in red, warnings in amber, success in green."""
-    STYLES = {"error": ("#fdecea", "#b3261e"), "warning": ("#fff4e0", "#8a5300"),
-              "ok": ("#e8f5e9", "#1b5e20"), "info": ("#eef3fb", "#1f3b66")}
+    # kind -> (background, text, border), for a light and for a dark palette.
+    LIGHT = {"error": ("#fdecea", "#b3261e", "#b3261e"), "warning": ("#fff4e0", "#8a5300", "#8a5300"),
+             "ok": ("#e8f5e9", "#1b5e20", "#1b5e20"), "info": ("#eef3fb", "#1f3b66", "#1f3b66")}
+    DARK = {"error": ("#5b2326", "#f2f2f2", "#a8393f"), "warning": ("#574516", "#f2f2f2", "#b38a1d"),
+            "ok": ("#1e4a2a", "#f2f2f2", "#3d8b54"), "info": ("#1f3a5c", "#f2f2f2", "#2f6fdb")}
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -115,9 +152,10 @@ class MessageBox(QLabel):
 
     def show_message(self, kind: str, title: str, lines: list[str] | None = None,
                      pre: str = "") -> None:
-        background, colour = self.STYLES.get(kind, self.STYLES["info"])
+        styles = self.DARK if dark_theme() else self.LIGHT
+        background, colour, border = styles.get(kind, styles["info"])
         self.setStyleSheet(f"QLabel {{ background: {background}; color: {colour}; "
-                           f"border: 1px solid {colour}; border-radius: 4px; padding: 6px; }}")
+                           f"border: 1px solid {border}; border-radius: 4px; padding: 6px; }}")
         body = f"<b>{html.escape(title)}</b>"
         if lines:
             body += "<ul style='margin:0'>" + "".join(
