@@ -200,7 +200,7 @@ def test_packaged_backend_prep_train_export_eval(run_app, samples_dir, tmp_path,
     prepared, run_dir = tmp_path / "prepared", tmp_path / "run"
     onnx_out, report = tmp_path / "tiny.onnx", tmp_path / "report.json"
     steps = [
-        ("prep", source, prepared),
+        ("prep", source, prepared, "--workers", 2),  # a multiprocessing pool in the frozen app
         ("train", prepared, run_dir, "--epochs", 1, "--batch-size", 4, "--device", "cpu",
          "--init", checkpoint),
         ("export", run_dir / "best.pth", onnx_out),
