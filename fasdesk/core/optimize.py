@@ -140,8 +140,9 @@ def pad_channels(model, block: int = CHANNEL_BLOCK) -> int:
         per_channel += [n.input[2] for n in (expand, dw) if len(n.input) > 2 and n.input[2]]
         if not all(g.private_weight(n) for n in per_channel + [project.input[1]]):
             continue
-        if any(g.array(n).shape[0] != width for n in per_channel):
-            continue  # e.g. a scalar PRelu slope: leave the block alone
+        if any(g.array(n).shape[0] != width for n in per_channel) or any(
+                g.array(a.input[1]).shape != (width, 1, 1) for a in (act1, act2)):
+            continue  # slopes not one per channel: leave the block alone
         extra = -width % block
         for name in per_channel:
             g.put(name, _pad(g.array(name), 0, extra))
@@ -174,14 +175,13 @@ def decompose_prelu(model) -> int:
         conv = g.producer.get(x)
         foldable = (conv is not None and conv.op_type == "Conv" and g.only_consumer(x) is node
                     and bool((slope < 1).all()) and g.private_weight(conv.input[1])
-                    and (len(conv.input) < 3 or not conv.input[2] or g.private_weight(conv.input[2])))
-        if foldable:
-            out_channels = g.array(conv.input[1]).shape[0]
-            scale = np.broadcast_to((1.0 - slope).reshape(-1), (out_channels,)) \
-                if slope.size in (1, out_channels) else None
-            foldable = scale is not None and slope.ndim in (0, 1, 3)
+                    and (len(conv.input) < 3 or not conv.input[2] or g.private_weight(conv.input[2]))
+                    # one slope, or one per output channel ([C, 1, 1]; ONNX broadcasting
+                    # would apply a [C] slope along the width, which a Conv cannot absorb)
+                    and (slope.size == 1 or slope.shape == (g.array(conv.input[1]).shape[0], 1, 1)))
         if foldable:
             w = g.array(conv.input[1])
+            scale = np.broadcast_to((1.0 - slope).reshape(-1), (w.shape[0],))
             g.put(conv.input[1], w * scale.reshape(-1, 1, 1, 1))
             if len(conv.input) > 2 and conv.input[2]:
                 g.put(conv.input[2], g.array(conv.input[2]) * scale)
