@@ -78,7 +78,8 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     window.tabs.setCurrentWidget(tab)
 
     # 1. Dataset: layout, counts per type, examples, nothing wrong.
-    tab.dataset.set_folder(str(dataset))
+    with qtbot.waitSignal(tab.dataset.scanned, timeout=30_000):
+        tab.dataset.set_folder(str(dataset))
     info = tab.dataset.info
     assert info.ok and info.layout == "folders"
     assert info.counts == {0: PER_CLASS, 7: PER_CLASS + 1}
@@ -219,13 +220,15 @@ def test_closing_mid_run_keeps_a_run_that_a_new_window_resumes(qtbot, tab, datas
     assert again.train.run_dir.path() == run_dir
     assert again.train.resume_button.isEnabled()
     assert again.train.epochs.value() == 3
+    again.shutdown()
 
 
 def test_broken_dataset_is_explained_before_and_by_prep(qtbot, tab, dataset, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(dataset / "real", broken / "real")
     (broken / "spoof").mkdir()
-    tab.dataset.set_folder(str(broken))
+    with qtbot.waitSignal(tab.dataset.scanned, timeout=30_000):
+        tab.dataset.set_folder(str(broken))
     assert tab.dataset.message.isVisible()
     assert "spoof class is empty" in tab.dataset.message.text()
     assert not tab.dataset.next_button.isEnabled()
@@ -349,6 +352,7 @@ def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, sam
     assert all(_box_matches(path, pipeline) for path in replay_files)
 
     # The Training tab opens the collected dataset with the right counts.
-    panel.open_in_training.emit(str(panel.collector.root))
+    with qtbot.waitSignal(window.training_tab.dataset.scanned, timeout=30_000):
+        panel.open_in_training.emit(str(panel.collector.root))
     assert window.tabs.currentWidget() is window.training_tab
     assert window.training_tab.dataset.info.counts == {0: 1, 7: len(judged)}

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, QThread, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
                                QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
@@ -101,7 +101,24 @@ def _pixmap(path: Path, side: int = THUMB_SIDE) -> QPixmap | None:
 
 # -- 1. Dataset ------------------------------------------------------------------------------
 
+_SCANS: set = set()  # scan threads still running
+
+
+class _ScanThread(QThread):
+    """dataset_info.scan off the UI thread; `result` carries the request's generation."""
+    result = Signal(int, object)
+
+    def __init__(self, generation: int, path: Path, parent=None):
+        super().__init__(parent)
+        self.generation = generation
+        self.path = path
+
+    def run(self) -> None:
+        self.result.emit(self.generation, dsi.scan(self.path))
+
+
 class DatasetStep(StepPage):
+    scanned = Signal()  # a scan's result is on screen
     KEY = "dataset"
     TITLE = "Dataset"
     HELP = ("Pick a raw dataset: a CelebA-Spoof folder (metas/labels/train_label.json), or "
@@ -111,11 +128,13 @@ class DatasetStep(StepPage):
     def __init__(self, tab):
         super().__init__(tab)
         self.info: dsi.DatasetInfo | None = None
+        self._generation = 0
+        self._threads: set[_ScanThread] = set()
         self.folder = PathField("dir", placeholder="dataset folder")
         self.folder.changed.connect(lambda _: self.scan())
         collected = QPushButton("Collected samples")
-        collected.setToolTip(f"The dataset Collect mode fills: {default_dataset_dir()}")
-        collected.clicked.connect(lambda: self.set_folder(str(default_dataset_dir())))
+        collected.setToolTip("The dataset the Live tab's Collect mode fills")
+        collected.clicked.connect(lambda: self.set_folder(str(self.collected_dir())))
         rescan = QPushButton("Scan again")
         rescan.clicked.connect(self.scan)
         top = QHBoxLayout()
@@ -153,6 +172,11 @@ class DatasetStep(StepPage):
         self.next_button.clicked.connect(self.to_prepare)
         self.layout_.addWidget(_buttons(self.next_button))
 
+    def collected_dir(self) -> Path:
+        """The folder the Live tab's Collect mode saves into."""
+        chosen = self.tab.memory.settings.last_folders.get("collect")
+        return Path(chosen) if chosen else default_dataset_dir()
+
     def memory_values(self) -> dict:
         return {"folder": self.folder.text(), "spoof_types": self.selected_spoof_types()}
 
@@ -166,17 +190,40 @@ class DatasetStep(StepPage):
         self.scan()
 
     def scan(self) -> None:
+        """Read the folder in a thread (a CelebA-Spoof label file has ~600k entries)."""
         path = self.folder.path()
         self.table.setRowCount(0)
         self.thumbs.clear()
         self.warnings.clear_message()
         self.message.clear_message()
+        self.info = None
+        self.next_button.setEnabled(False)
+        self._generation += 1
         if path is None:
-            self.info = None
             self.summary.setText("")
-            self.next_button.setEnabled(False)
             return
-        self.info = info = dsi.scan(path)
+        self.summary.setText(f"Reading {path}…")
+        # No Qt parent, and held in _SCANS until it ends: a page closed mid-scan must not
+        # delete a running thread.
+        thread = _ScanThread(self._generation, path)
+        thread.result.connect(self._on_scanned)
+        thread.finished.connect(lambda: (self._threads.discard(thread), _SCANS.discard(thread)))
+        self._threads.add(thread)
+        _SCANS.add(thread)
+        thread.start()
+
+    @property
+    def scanning(self) -> bool:
+        return any(t.isRunning() for t in self._threads)
+
+    def wait_for_scans(self) -> None:
+        for thread in list(self._threads):
+            thread.wait()
+
+    def _on_scanned(self, generation: int, info: dsi.DatasetInfo) -> None:
+        if generation != self._generation:
+            return  # the folder changed meanwhile; a newer scan is coming
+        self.info = info
         if info.layout is None:
             self.summary.setText("")
         else:
@@ -195,6 +242,7 @@ class DatasetStep(StepPage):
         self._fill_thumbs(info)
         self.next_button.setEnabled(info.ok)
         self.remember()
+        self.scanned.emit()
 
     @staticmethod
     def _type_label(info: dsi.DatasetInfo, spoof_type: int) -> str:

@@ -183,6 +183,7 @@ class TrainingTab(QWidget):
     def confirm_close(self) -> bool:
         """Ask before closing while a run is going; stops it (it saves) when confirmed."""
         if not self.run.running:
+            self.dataset.wait_for_scans()
             return True
         what = self._owner.TITLE if self._owner is not None else "A training step"
         answer = QMessageBox.question(
@@ -199,6 +200,7 @@ class TrainingTab(QWidget):
         """Stop a running child gracefully (it writes its checkpoint) and wait for it."""
         if self.run.running:
             self.run.stop_and_wait()
+        self.dataset.wait_for_scans()
 
 
 def install(window) -> TrainingTab:
