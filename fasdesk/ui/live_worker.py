@@ -8,6 +8,8 @@ boxes it paints always come in the same object as the pixels they belong to.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +30,10 @@ class LiveOptions:
     smoothing: float = 0.0
     recent_len: int = 10
     camera_names: dict = field(default_factory=dict)
+
+
+# Nice value of the live worker thread on Linux: the UI thread keeps precedence.
+WORKER_NICE = 10
 
 
 def _one_line(exc: BaseException) -> str:
@@ -72,6 +78,22 @@ class LiveWorker(QObject):
             self.frame_ready.emit()
 
     # -- slots (worker thread) ----------------------------------------------------------
+    @Slot()
+    def lower_priority(self) -> None:
+        """Yield the CPU to the UI thread when both want it (run in the worker thread).
+
+        QThread priorities are ignored on Linux, where the nice value is per thread: set
+        it for this thread before the pipeline is built, so the inference threads that
+        onnxruntime and OpenCV start from here inherit it.
+        """
+        if sys.platform.startswith("linux"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+            except OSError:
+                pass
+        else:
+            QThread.currentThread().setPriority(QThread.LowPriority)
+
     @Slot(object)
     def set_pipeline_factory(self, factory: Callable[[], Pipeline]) -> None:
         """Use another model from the next frame on (the old pipeline is dropped)."""
@@ -181,6 +203,7 @@ class LiveController(QObject):
         # quits: a queued call could be dropped with the event loop's pending events.
         self._stop_and_wait.connect(self.worker.stop, Qt.BlockingQueuedConnection)
         self._factory.connect(self.worker.set_pipeline_factory)
+        self.thread.started.connect(self.worker.lower_priority, Qt.DirectConnection)
         self.thread.start()
 
     def start(self, spec: SourceSpec, options: LiveOptions | None = None) -> None:
