@@ -147,6 +147,16 @@ def test_packaged_classify_gives_the_right_verdicts(run_app, samples_dir):
         assert np.allclose(face["logits"], expected_logits, atol=1e-3), (name, face["logits"])
 
 
+@pytest.mark.slow
+def test_packaged_bench(run_app, samples_dir):
+    done = run_app("bench", "--json", "--source", samples_dir, "--repeats", 2,
+                   "--folder-images", 0)
+    assert done.returncode == 0, done.stderr
+    frames = json.loads(done.stdout)["frames"]
+    assert frames["count"] == len(EXPECTED)
+    assert frames["default"]["total"] > 0 and frames["default"]["faces_per_frame"] == 1
+
+
 def _sample_video(samples_dir: Path, path: Path, frames: int = 90) -> Path:
     """A short MJPG video of the shared samples (30 frames each), as a camera would give."""
     images = [cv2.imread(str(samples_dir / name)) for name in EXPECTED]
