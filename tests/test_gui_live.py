@@ -200,6 +200,7 @@ def test_failing_source_shows_message_and_retry(make_window, qtbot, video, tmp_p
     assert not tab.running and tab.start_button.text() == "Start"
     assert "Traceback" not in tab.message.label.text()
     if kind == "camera":
+        assert tab.source_combo.currentData() == spec  # shown, though the probe did not find it
         return
     # The file appears (copied into place): Retry plays it.
     (tmp_path / "clip.avi").write_bytes(video.read_bytes())

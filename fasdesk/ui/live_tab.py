@@ -201,6 +201,9 @@ class LiveTab(QWidget):
         combo.clear()
         for cam in self.cameras:
             combo.addItem(cam.label, SourceSpec("camera", str(cam.index)))
+        known = {str(c.index) for c in self.cameras}
+        if self.spec is not None and self.spec.kind == "camera" and self.spec.target not in known:
+            combo.addItem(self.spec.label, self.spec)  # asked for, though not found by the probe
         if not self.cameras:
             combo.addItem("Looking for cameras..." if probing else "No camera found", None)
             combo.model().item(combo.count() - 1).setEnabled(False)

@@ -230,6 +230,8 @@ class MainWindow(QMainWindow):
         self.model_group = QActionGroup(self)
         self.model_group.setExclusive(True)
         self._refresh_model_menu()
+        # Models appear while the app runs (downloads, Training tab exports): list them anew.
+        self.model_menu.aboutToShow.connect(self._refresh_model_menu)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("About fasdesk", self.show_about)
