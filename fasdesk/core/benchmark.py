@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import statistics
 import tempfile
 import time
@@ -225,7 +224,8 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
                     "onnxruntime": _ort_version(), "opencv": cv2.__version__},
         "default_config": {"model": default_live.engine.model_path.name,
                            "detect_max_side": default_live.detector.max_side,
-                           "fine_side": default_live.detector.fine_side},
+                           "fine_side": default_live.detector.fine_side,
+                           "fast_model": registry.default_liveness_id() == registry.FAST_LIVENESS},
         "reference_config": {"model": reference.engine.model_path.name,
                              "detect_max_side": "full resolution", "fine_side": 0},
         "repeats": repeats,
@@ -305,6 +305,8 @@ def format_report(r: dict) -> str:
              f"default:   {r['default_config']['model']}, detection at max side "
              f"{r['default_config']['detect_max_side']}",
              f"reference: {r['reference_config']['model']}, detection at full resolution",
+             *([f"(the fast model is not built: 'fasdesk models optimize' makes it the default)"]
+               if not r["default_config"]["fast_model"] else []),
              f"medians of {r['repeats']} rounds, configurations interleaved"]
     for key, title in (("frames", f"{r['frames']['count']} frame(s) {r['frames']['size'][0]}x"
                                   f"{r['frames']['size'][1]}, 1 face"),
