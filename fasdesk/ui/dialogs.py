@@ -79,23 +79,17 @@ class ModelInfoDialog(QDialog):
 
 
 def versions() -> dict[str, str]:
-    import cv2
-    import numpy
+    """What the About box lists: the packages `fasdesk doctor` reports, plus Qt's runtime."""
     import onnxruntime
-    import pyqtgraph
-    import PySide6
     from PySide6.QtCore import qVersion
 
-    return {
-        "fasdesk": __version__,
-        "Python": platform.python_version(),
-        "PySide6 / Qt": f"{PySide6.__version__} / {qVersion()}",
-        "pyqtgraph": pyqtgraph.__version__,
-        "onnxruntime": f"{onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})",
-        "OpenCV": cv2.__version__,
-        "NumPy": numpy.__version__,
-        "System": f"{platform.system()} {platform.release()} ({platform.machine()})",
-    }
+    from fasdesk.core.doctor import versions as package_versions
+
+    shown = {name: version for name, version in package_versions().items() if version}
+    shown["Qt runtime"] = qVersion()
+    shown["execution providers"] = ", ".join(onnxruntime.get_available_providers())
+    shown["system"] = f"{platform.system()} {platform.release()} ({platform.machine()})"
+    return shown
 
 
 class AboutDialog(QDialog):

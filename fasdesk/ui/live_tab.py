@@ -1,11 +1,12 @@
 """The Live tab: source picker, the live view, threshold, score plot and snapshot."""
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout,
                                QWidget)
@@ -22,16 +23,28 @@ STATS_INTERVAL = 0.25  # seconds between status bar updates
 PLOT_INTERVAL = 0.1  # seconds between plot redraws
 
 
-class CameraProbe(QThread):
-    """Lists the cameras off the UI thread (opening devices can take seconds)."""
+class CameraProbe(QObject):
+    """Lists the cameras off the UI thread: opening devices can take seconds, and a driver
+    that never answers must not keep the app from closing (hence a daemon thread)."""
     found = Signal(list)
 
-    def run(self) -> None:
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fasdesk-camera-probe",
+                                        daemon=True)
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
         try:
             cameras = probe_cameras()
-        except Exception:  # a broken driver must not take the window down
+        except Exception:  # a broken camera stack must not take the window down
             cameras = []
-        self.found.emit(cameras)
+        try:
+            self.found.emit(cameras)
+        except RuntimeError:  # the window closed first
+            pass
 
 
 class MessageBar(QFrame):
@@ -104,7 +117,7 @@ class LiveTab(QWidget):
                                    recent_len=max(10, settings.confirm_frames))
         self._build()
         self._probe = CameraProbe(self)
-        self._probe.found.connect(self._on_cameras)
+        self._probe.found.connect(self._on_cameras, Qt.QueuedConnection)
         self._probe.start()
 
     # -- layout -------------------------------------------------------------------------
@@ -279,7 +292,7 @@ class LiveTab(QWidget):
         self.options.recent_len = max(10, self.settings.confirm_frames)
         self.controller.start(spec, self.options)
         self.source_changed.emit(spec.target)
-        self._fill_sources(probing=not self.cameras and self._probe.isRunning())
+        self._fill_sources(probing=not self.cameras and self._probe.is_running())
 
     def stop(self) -> None:
         self.controller.stop()
@@ -405,4 +418,3 @@ class LiveTab(QWidget):
     def shutdown(self) -> None:
         """Stop the worker and helper threads; call before the window goes away."""
         self.controller.shutdown()
-        self._probe.wait(3000)
