@@ -213,7 +213,7 @@ def test_packaged_backend_prep_train_export_eval(run_app, samples_dir, tmp_path,
         ("prep", source, prepared, "--workers", 2),  # a multiprocessing pool in the frozen app
         ("train", prepared, run_dir, "--epochs", 1, "--batch-size", 4, "--device", "cpu",
          "--init", checkpoint),
-        ("export", run_dir / "best.pth", onnx_out),
+        ("export", run_dir / "best.pth", onnx_out, "--int8", "--calibration", prepared),
         ("eval", prepared, onnx_out, "--out", report),
     ]
     for step in steps:
@@ -221,7 +221,7 @@ def test_packaged_backend_prep_train_export_eval(run_app, samples_dir, tmp_path,
         assert done.returncode == 0, f"{step[0]}: {done.stderr[-3000:]}"
         events = _events(done.stdout)
         assert events[-1]["event"] == "done", events[-3:]
-    assert onnx_out.is_file()
+    assert onnx_out.is_file() and onnx_out.with_suffix(".fp32.onnx").is_file()
     assert 0.0 <= json.loads(report.read_text())["accuracy"] <= 1.0
     done = run_app("classify", samples_dir, "--json", "--model", onnx_out)
     assert done.returncode == 0, done.stderr
