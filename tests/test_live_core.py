@@ -159,3 +159,25 @@ def test_settings_round_trip_and_bad_files(tmp_path):
     assert "threshold" in warning and "mirror" in warning
     path.write_text("[1, 2]", encoding="utf-8")
     assert load_settings(path)[0] == Settings()
+
+
+def test_camera_that_stops_sending_frames_raises_a_clear_error():
+    """A webcam unplugged mid-stream: reads fail; after a short grace the source says so."""
+    from fasdesk.core.sources import CAMERA_MAX_FAILURES, CameraSource
+
+    class UnpluggedCapture:  # what cv2.VideoCapture.read returns once the device is gone
+        reads = 0
+
+        def read(self):
+            self.reads += 1
+            return False, None
+
+        def release(self):
+            pass
+
+    camera = CameraSource(0, "USB Camera")
+    camera._cap, camera._opened = UnpluggedCapture(), True
+    with pytest.raises(SourceError, match="USB Camera stopped sending frames"):
+        camera.read()
+    assert camera._cap.reads == CAMERA_MAX_FAILURES
+    camera.close()
