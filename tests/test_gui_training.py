@@ -192,8 +192,8 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     window.live_tab.stop()
 
 
-def test_closing_mid_run_keeps_a_run_that_a_new_window_resumes(qtbot, tab, dataset, monkeypatch,
-                                                              tmp_path):
+def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab, dataset,
+                                                                      monkeypatch, tmp_path):
     prepared = tmp_path / "prepared"
     tab.prepare.source.set_text(dataset)
     tab.prepare.out.set_text(prepared)
@@ -202,10 +202,24 @@ def test_closing_mid_run_keeps_a_run_that_a_new_window_resumes(qtbot, tab, datas
     train = tab.train
     train.epochs.setValue(3)
     train.batch.setValue(4)
+
+    # A crash (the backend killed outright) after its first epoch's checkpoint.
+    with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
+                          check_params_cb=lambda e: e["event"] == "artifact"
+                          and e["kind"] == "checkpoint"):
+        train.start_button.click()
+    with qtbot.waitSignal(tab.run.finished, timeout=30_000) as blocker:
+        tab.run.process.kill()  # SIGKILL / TerminateProcess: no chance to save anything
+    ok, message = blocker.args
+    assert not ok and "crashed" in message
+    text = train.message.text()
+    assert "Training failed" in text and "press Resume" in text
+    assert train.resume_button.isEnabled()
+
+    # Resumed, then the app is closed mid-run: it asks; "No" keeps the run going.
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
                           check_params_cb=lambda e: e["event"] == "progress"):
-        train.start_button.click()
-    # Closing asks first; "No" keeps the run going.
+        train.resume_button.click()
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
     assert tab.confirm_close() is False and tab.run.running
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)

@@ -270,6 +270,8 @@ class DatasetStep(StepPage):
             self.table.setItem(row, 2, _item(dsi.category_of(spoof_type)))
             self.table.setItem(row, 3, _item(count, align_right=True))
         self.table.resizeColumnToContents(0)
+        # Folder types are the categories themselves; CelebA-Spoof types group into them.
+        self.table.setColumnHidden(2, info.layout != dsi.CELEBA)
         self.table.resizeRowsToContents()
         rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
         self.table.setFixedHeight(min(240, self.table.horizontalHeader().height() + rows + 4))
