@@ -46,10 +46,6 @@ def display_rgb(frame_bgr: np.ndarray, mirror: bool = False) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
 
 
-def bgr_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-
-
 def mirror_face(face: TrackedFace, width: int) -> TrackedFace:
     """The face as seen in the horizontally flipped frame."""
     x, y, w, h = face.result.box

@@ -55,9 +55,6 @@ class SourceSpec:
             return f"Camera {self.target}"
         return Path(self.target).name or self.target
 
-    def to_text(self) -> str:
-        return self.target
-
 
 class FrameSource:
     """Base class: subclasses implement _open, _read and _close."""
@@ -127,8 +124,6 @@ class CameraSource(FrameSource):
                               f"another program is using it")
         self._cap = cap
         self._failures = 0
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.camera_fps = fps if 1 <= fps <= 240 else None
 
     def _read(self) -> np.ndarray | None:
         while True:
