@@ -165,3 +165,40 @@ def test_live_detection_keeps_boxes_and_verdicts(samples_dir, reference, fp32_mo
         side = max(want["box_xywh"][2:])
         assert np.abs(np.subtract(faces[0].box, want["box_xywh"])).max() <= 0.07 * side, name
         assert faces[0].label == want["best_model.onnx"]["label"]
+
+
+def test_onnxruntime_detector_matches_opencv(samples_dir, detector_model):
+    """The default onnxruntime YuNet gives cv2.FaceDetectorYN's faces: samples, an 8-face
+    mosaic, a small frame, a big portrait (two passes) and a frame without faces."""
+    import cv2
+
+    from fasdesk.core.benchmark import mosaic
+    from fasdesk.core.detector import FaceDetector
+
+    images = [read_image(samples_dir / n) for n in SAMPLES]
+    fast = FaceDetector(detector_model)
+    upstream = FaceDetector(detector_model, backend="opencv")
+    assert fast.backend == "onnxruntime"
+    frames = images + [mosaic(images, upstream), cv2.resize(images[1], (240, 320)),
+                       cv2.resize(images[2], (2000, 2667)), np.full((480, 640, 3), 90, np.uint8)]
+    counts = []
+    for frame in frames:
+        a, b = fast.detect(frame), upstream.detect(frame)
+        counts.append(len(a))
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x.box, y.box, atol=0.01)
+            np.testing.assert_allclose(x.landmarks, y.landmarks, atol=0.01)
+            assert x.score == pytest.approx(y.score, abs=1e-4)
+    assert counts == [1, 1, 1, 8, 1, 1, 0]
+
+
+def test_detector_refuses_files_that_are_not_yunet(tmp_path, fp32_model):
+    from fasdesk.core.detector import DetectorError, FaceDetector
+
+    with pytest.raises(DetectorError, match="not a YuNet face detector"):
+        FaceDetector(fp32_model)
+    garbage = tmp_path / "detector.onnx"
+    garbage.write_bytes(b"not the detector")
+    with pytest.raises(DetectorError, match="cannot load detector model"):
+        FaceDetector(garbage)

@@ -126,9 +126,10 @@ def mosaic(images: list[np.ndarray], detector: FaceDetector) -> np.ndarray:
 
 
 def reference_pipeline(threshold: float = 0.5) -> Pipeline:
-    """Upstream's demo: full-resolution YuNet, then the dynamically quantized model."""
+    """Upstream's demo: cv2.FaceDetectorYN on the full-resolution frame, then the
+    dynamically quantized model."""
     detector = FaceDetector(registry.resolve(None, kind="detector"), max_side=FULL_RESOLUTION,
-                            fine_side=0)
+                            fine_side=0, backend="opencv")
     return Pipeline(detector, LivenessEngine(registry.resolve(REFERENCE_MODEL)), threshold)
 
 
@@ -224,10 +225,12 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
                     "onnxruntime": _ort_version(), "opencv": cv2.__version__},
         "default_config": {"model": default_live.engine.model_path.name,
                            "detect_max_side": default_live.detector.max_side,
+                           "detector_backend": default_live.detector.backend,
                            "fine_side": default_live.detector.fine_side,
                            "fast_model": registry.default_liveness_id() == registry.FAST_LIVENESS},
         "reference_config": {"model": reference.engine.model_path.name,
-                             "detect_max_side": "full resolution", "fine_side": 0},
+                             "detect_max_side": "full resolution", "fine_side": 0,
+                             "detector_backend": reference.detector.backend},
         "repeats": repeats,
     }
     log(f"1-face frames: {len(frames)} frame(s) x {repeats} ...")
@@ -302,9 +305,9 @@ def format_report(r: dict) -> str:
                 f"{_fmt(_ratio(ref, d), 'x') if isinstance(d, (int, float)) else ''}")
     lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, onnxruntime "
              f"{r['machine']['onnxruntime']}, OpenCV {r['machine']['opencv']}",
-             f"default:   {r['default_config']['model']}, detection at max side "
-             f"{r['default_config']['detect_max_side']}",
-             f"reference: {r['reference_config']['model']}, detection at full resolution",
+             f"default:   {r['default_config']['model']}, YuNet ({r['default_config']['detector_backend']}) "
+             f"at max side {r['default_config']['detect_max_side']}",
+             f"reference: {r['reference_config']['model']}, YuNet (cv2.FaceDetectorYN) at full resolution",
              *([f"(the fast model is not built: 'fasdesk models optimize' makes it the default)"]
                if not r["default_config"]["fast_model"] else []),
              f"medians of {r['repeats']} rounds, configurations interleaved"]

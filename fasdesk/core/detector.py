@@ -1,4 +1,4 @@
-"""Face detection with YuNet through cv2.FaceDetectorYN.
+"""Face detection with YuNet, run by onnxruntime (or by cv2.FaceDetectorYN, like upstream).
 
 YuNet's anchors cover faces of roughly 10 to 300 pixels at its input size, so running it
 on a full-resolution photo misses big faces (a 3840x2560 portrait yields nothing). We
@@ -26,6 +26,12 @@ TOP_K = 5000
 # face size of full-resolution detection (verdicts unchanged on the samples) at a third of
 # the cost.
 LIVE_MAX_SIDE = 320
+# "onnxruntime" runs YuNet through onnxruntime (about 2x faster than OpenCV's DNN module
+# here, same boxes to 1e-4 px); "opencv" is cv2.FaceDetectorYN, as upstream's demo uses.
+BACKENDS = ("onnxruntime", "opencv")
+STRIDES = (8, 16, 32)
+PAD_MULTIPLE = 32
+YUNET_OUTPUTS = {f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stride in STRIDES}
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,40 @@ class DetectorError(Exception):
     """The detector model is missing or cannot be loaded."""
 
 
+def _yunet_session(model_path: str, threads: int | None):
+    """An onnxruntime session for YuNet with free input height and width (the file fixes
+    640x640, but its reshapes and resizes work for any multiple of 32)."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        model = onnx.load(model_path)
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        names = {o.name for o in model.graph.output}
+        if len(dims) != 4 or not names >= YUNET_OUTPUTS:
+            raise DetectorError(f"{model_path} is not a YuNet face detector "
+                                f"(expected outputs {', '.join(sorted(YUNET_OUTPUTS))})")
+        for dim, name in ((dims[2], "height"), (dims[3], "width")):
+            dim.ClearField("dim_value")
+            dim.dim_param = name
+        for output in model.graph.output:
+            output.type.tensor_type.shape.dim[1].ClearField("dim_value")
+            output.type.tensor_type.shape.dim[1].dim_param = "anchors"
+        del model.graph.value_info[:]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        return ort.InferenceSession(model.SerializeToString(), options,
+                                    providers=["CPUExecutionProvider"])
+    except DetectorError:
+        raise
+    except Exception as exc:  # protobuf, onnx and onnxruntime raise several types
+        text = str(exc).strip()
+        raise DetectorError(f"cannot load detector model {model_path}: "
+                            f"{text.splitlines()[0] if text else type(exc).__name__}") from None
+
+
 class FaceDetector:
     """YuNet face detector working on any image size.
 
@@ -48,14 +88,24 @@ class FaceDetector:
     """
 
     def __init__(self, model_path: str | os.PathLike, score_threshold: float = SCORE_THRESHOLD,
-                 nms_threshold: float = NMS_THRESHOLD, max_side: int = 640, fine_side: int = 1920):
+                 nms_threshold: float = NMS_THRESHOLD, max_side: int = 640, fine_side: int = 1920,
+                 backend: str = "onnxruntime", threads: int | None = None):
         self.model_path = str(model_path)
         if not os.path.isfile(self.model_path):
             raise DetectorError(f"detector model not found: {self.model_path}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_side = max_side
         self.fine_side = fine_side
+        self.backend = backend
+        self.threads = threads
+        if backend == "onnxruntime":
+            self._session = _yunet_session(self.model_path, threads)
+            self._input_name = self._session.get_inputs()[0].name
+            self._output_names = [o.name for o in self._session.get_outputs()]
+            return
         try:
             self._yunet = cv2.FaceDetectorYN.create(
                 self.model_path, "", (320, 320), score_threshold, nms_threshold, TOP_K)
@@ -80,21 +130,61 @@ class FaceDetector:
         else:
             scale, small = 1.0, image
         in_size = (small.shape[1], small.shape[0])
-        if in_size != self._input_size:
-            self._yunet.setInputSize(in_size)
-            self._input_size = in_size
         # The upstream pipeline the pretrained liveness model was validated with feeds YuNet
         # RGB; doing the same keeps our boxes (and so the crops) on its reference boxes.
-        _, faces = self._yunet.detect(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        if self.backend == "onnxruntime":
+            faces = self._detect_onnxruntime(rgb)
+        else:
+            if in_size != self._input_size:
+                self._yunet.setInputSize(in_size)
+                self._input_size = in_size
+            _, faces = self._yunet.detect(rgb)
+            faces = None if faces is None else faces.copy()
         if faces is None or len(faces) == 0:
             return np.zeros((0, 15), np.float32)
-        faces = faces.copy()
         # Columns: x, y, w, h, 5 landmark (x, y) pairs, score.
         sx = width / in_size[0]
         sy = height / in_size[1]
         faces[:, 0:14:2] *= sx
         faces[:, 1:14:2] *= sy
         return faces
+
+    def _detect_onnxruntime(self, rgb: np.ndarray) -> np.ndarray:
+        """YuNet's raw outputs decoded the way cv2.FaceDetectorYN does (same pad to a
+        multiple of 32, same anchor decoding and NMS): rows of x, y, w, h, 5 landmarks,
+        score, in `rgb`'s pixels."""
+        height, width = rgb.shape[:2]
+        pad_h, pad_w = -(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
+        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob[0, :, :height, :width] = rgb.transpose(2, 0, 1)
+        out = dict(zip(self._output_names, self._session.run(None, {self._input_name: blob})))
+        rows = []
+        for stride in STRIDES:
+            cols = pad_w // stride
+            score = np.sqrt(np.clip(out[f"cls_{stride}"][0, :, 0], 0, 1)
+                            * np.clip(out[f"obj_{stride}"][0, :, 0], 0, 1))
+            keep = np.flatnonzero(score >= self.score_threshold)
+            if len(keep) == 0:
+                continue
+            col = (keep % cols).astype(np.float32)[:, None]
+            row = (keep // cols).astype(np.float32)[:, None]
+            box = out[f"bbox_{stride}"][0, keep]
+            kps = out[f"kps_{stride}"][0, keep]
+            faces = np.empty((len(keep), 15), np.float32)
+            faces[:, 2:4] = np.exp(box[:, 2:4]) * stride
+            faces[:, 0:1] = (col + box[:, 0:1]) * stride - faces[:, 2:3] / 2
+            faces[:, 1:2] = (row + box[:, 1:2]) * stride - faces[:, 3:4] / 2
+            faces[:, 4:14:2] = (kps[:, 0::2] + col) * stride
+            faces[:, 5:14:2] = (kps[:, 1::2] + row) * stride
+            faces[:, 14] = score[keep]
+            rows.append(faces)
+        if not rows:
+            return np.zeros((0, 15), np.float32)
+        faces = np.concatenate(rows)
+        keep = cv2.dnn.NMSBoxes(faces[:, :4].astype(np.int32).tolist(), faces[:, 14].tolist(),
+                                self.score_threshold, self.nms_threshold, 1.0, TOP_K)
+        return faces[np.asarray(keep, int).reshape(-1)]
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Faces in an 8-bit BGR image, best score first."""

@@ -75,12 +75,12 @@ class Pipeline:
         self.last_timings = FrameTimings()
 
     def replica(self, threads: int | None = 1) -> "Pipeline":
-        """An independent copy for another thread: its own detector (OpenCV's is not
-        thread-safe) and its own liveness session with `threads` onnxruntime threads (one
-        per worker keeps parallel workers from competing for the cores)."""
+        """An independent copy for another thread: its own detector and liveness session,
+        each with `threads` onnxruntime threads (one per worker keeps parallel workers from
+        competing for the cores)."""
         d = self.detector
         detector = FaceDetector(d.model_path, d.score_threshold, d.nms_threshold, d.max_side,
-                                d.fine_side)
+                                d.fine_side, backend=d.backend, threads=threads)
         engine = LivenessEngine(self.engine.model_path, providers=self.engine.session.get_providers(),
                                 threads=threads)
         return Pipeline(detector, engine, self.threshold, self.min_face)
