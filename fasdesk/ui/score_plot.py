@@ -23,8 +23,12 @@ class ScorePlot(pg.PlotWidget):
         item.hideButtons()
         self.setMouseEnabled(x=False, y=False)
         self.setXRange(-window, 0, padding=0)
-        self.setYRange(0, 1, padding=0.02)
+        self.setYRange(0, 1, padding=0.04)
         item.setLabel("left", "p_real")
+        # Fixed ticks: the axis reads the same whether or not curves are drawn yet.
+        left = item.getAxis("left")
+        left.setTicks([[(v / 5, f"{v / 5:.1f}") for v in range(6)]])
+        left.setStyle(hideOverlappingLabels=False)
         item.setLabel("bottom", "seconds")
         item.showGrid(x=True, y=True, alpha=0.15)
         # Right-hand side, below the p = 1 line where live faces' curves run.
