@@ -23,23 +23,13 @@ from fasdesk.core.collect import default_dataset_dir
 from fasdesk.core.display import thumbnail
 from fasdesk.core.imageio import ImageReadError, read_image
 from fasdesk.core.paths import data_dir, user_models_dir
-from fasdesk.ui.training_widgets import (MessageBox, PathField, ProgressRow, StepPage,
+from fasdesk.ui.training_widgets import (MessageBox, PathField, StepPage, button_row,
                                          format_seconds, read_json, read_json_any,
                                          theme_colours, work_dir)
 
 THUMB_SIDE = 96
 LATEST_CHECKPOINT = "latest.pth"  # what `train --resume auto` continues from
 TRAIN_COLOURS = {"train": "#3b8ee8", "val": "#e5534b"}  # readable on light and dark
-
-
-def _buttons(*buttons) -> QWidget:
-    box = QWidget()
-    row = QHBoxLayout(box)
-    row.setContentsMargins(0, 0, 0, 0)
-    for button in buttons:
-        row.addWidget(button)
-    row.addStretch(1)
-    return box
 
 
 def _column(*widgets, stretch_first: bool = False) -> QWidget:
@@ -170,7 +160,10 @@ class DatasetStep(StepPage):
 
         self.next_button = QPushButton("Prepare this dataset →")
         self.next_button.clicked.connect(self.to_prepare)
-        self.layout_.addWidget(_buttons(self.next_button))
+        self.layout_.addWidget(button_row(self.next_button))
+
+    def set_running(self, mine: bool) -> None:
+        pass  # this step reads the folder itself; it starts no backend run
 
     def collected_dir(self) -> Path:
         """The folder the Live tab's Collect mode saves into."""
@@ -329,16 +322,9 @@ class PrepareStep(StepPage):
         form.addRow("Crop size:", self.size)
         form.addRow("Spoof types:", self.types)
         self.layout_.addLayout(form)
-        self.start_button = QPushButton("Prepare")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.tab.cancel_backend)
-        self.cancel_button.setEnabled(False)
         self.next_button = QPushButton("Train on it →")
         self.next_button.clicked.connect(self.to_train)
-        self.layout_.addWidget(_buttons(self.start_button, self.cancel_button, self.next_button))
-        self.progress = ProgressRow()
-        self.layout_.addWidget(self.progress)
+        self.add_run_controls("Prepare", self.start, self.next_button)
         self.layout_.addWidget(self.message)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
@@ -403,25 +389,19 @@ class PrepareStep(StepPage):
             self._started = time.monotonic()
             self.progress.busy("listing images…")
 
-    def set_running(self, mine: bool) -> None:
-        self.start_button.setEnabled(not self.tab.busy)
-        self.cancel_button.setEnabled(mine)
-
     def on_event(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "progress":
+        if event["event"] == "progress":
             skipped = event.get("skipped", 0)
             self.progress.update_progress(event.get("done", 0), event.get("total", 1),
                                           event.get("eta_s"), f"skipped {skipped}")
 
     def on_finished(self, ok: bool, message: str) -> None:
+        self.finish_progress(ok, message,
+                             f"done in {format_seconds(time.monotonic() - self._started)}")
         if ok:
-            self.progress.finish(f"done in {format_seconds(time.monotonic() - self._started)}")
             self.tab.train.set_data(self.out.path())
             self.tab.evaluate.set_data(self.out.path())
             self.tab.export.set_calibration(self.out.path())
-        else:
-            self.progress.finish(message if message == "cancelled" else "failed")
         if self.out.path() is not None:
             self.show_manifest(self.out.path())
 
@@ -523,20 +503,13 @@ class TrainStep(StepPage):
         grid.setColumnStretch(3, 1)
         self.layout_.addLayout(grid)
 
-        self.start_button = QPushButton("Start training")
-        self.start_button.clicked.connect(lambda: self.start(resume=False))
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue the run in the run folder from its last checkpoint")
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.tab.cancel_backend)
-        self.cancel_button.setEnabled(False)
         self.next_button = QPushButton("Evaluate →")
         self.next_button.clicked.connect(lambda: self.tab.go_to("evaluate"))
-        self.layout_.addWidget(_buttons(self.start_button, self.resume_button,
-                                        self.cancel_button, self.next_button))
-        self.progress = ProgressRow()
-        self.layout_.addWidget(self.progress)
+        self.add_run_controls("Start training", lambda: self.start(resume=False),
+                              self.resume_button, self.next_button)
         self.stats = QLabel("")
         self.layout_.addWidget(self.stats)
         self.layout_.addWidget(self.message)
@@ -641,9 +614,7 @@ class TrainStep(StepPage):
             self.stats.setText("")
 
     def set_running(self, mine: bool) -> None:
-        busy = self.tab.busy
-        self.start_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(mine)
+        super().set_running(mine)
         self._update_resume()
 
     def _add(self, key: str, x: float, y) -> None:
@@ -700,11 +671,11 @@ class TrainStep(StepPage):
             self._add_epoch(event)
 
     def on_finished(self, ok: bool, message: str) -> None:
+        self.finish_progress(ok, message)
         run_dir = self.run_dir.path()
         if ok:
             self.finished_run = self.run_dir.text()
             self.remember()
-            self.progress.finish("finished")
             best = run_dir / "best.pth" if run_dir else None
             if best is not None and best.is_file():
                 self.tab.evaluate.set_model(best, self.data.path())
@@ -712,7 +683,6 @@ class TrainStep(StepPage):
                 self.message.show_message("ok", f"Training finished: {best}",
                                           ["Next: evaluate it, then export it for the live view."])
         else:
-            self.progress.finish(message if message == "cancelled" else "stopped")
             if run_checkpoints(run_dir):
                 self.message.show_message(
                     "warning" if message == "cancelled" else "error",
@@ -750,14 +720,7 @@ class EvaluateStep(StepPage):
         form.addRow("Model:", self.model)
         form.addRow("Images:", self.split)
         self.layout_.addLayout(form)
-        self.start_button = QPushButton("Evaluate")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.tab.cancel_backend)
-        self.cancel_button.setEnabled(False)
-        self.layout_.addWidget(_buttons(self.start_button, self.cancel_button))
-        self.progress = ProgressRow()
-        self.layout_.addWidget(self.progress)
+        self.add_run_controls("Evaluate", self.start)
         self.layout_.addWidget(self.message)
 
         self.metrics = QTableWidget(0, 2)
@@ -876,21 +839,10 @@ class EvaluateStep(StepPage):
         if self.tab.start_backend(self, args):
             self.progress.busy("evaluating…")
 
-    def set_running(self, mine: bool) -> None:
-        self.start_button.setEnabled(not self.tab.busy)
-        self.cancel_button.setEnabled(mine)
-
-    def on_event(self, event: dict) -> None:
-        if event["event"] == "progress":
-            self.progress.update_progress(event.get("done", 0), event.get("total", 1),
-                                          event.get("eta_s"))
-
     def on_finished(self, ok: bool, message: str) -> None:
+        self.finish_progress(ok, message)
         if ok:
-            self.progress.finish("finished")
             self.show_report(self.report_path())
-        else:
-            self.progress.finish(message if message == "cancelled" else "failed")
 
     def show_report(self, path: Path) -> None:
         try:
@@ -980,20 +932,12 @@ class ExportStep(StepPage):
         self.int8.toggled.connect(self.calibration.setEnabled)
         self.calibration.setEnabled(False)
         self.layout_.addLayout(form)
-        self.start_button = QPushButton("Export")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.tab.cancel_backend)
-        self.cancel_button.setEnabled(False)
         self.use_button = QPushButton("Use this model in Live")
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(self.use_in_live)
         self.use_choice = QComboBox()
         self.use_choice.setSizeAdjustPolicy(QComboBox.AdjustToContents)
-        self.layout_.addWidget(_buttons(self.start_button, self.cancel_button,
-                                        self.use_choice, self.use_button))
-        self.progress = ProgressRow()
-        self.layout_.addWidget(self.progress)
+        self.add_run_controls("Export", self.start, self.use_choice, self.use_button)
         self.layout_.addWidget(self.message)
         self.report = QTableWidget(0, 2)
         self.report.setHorizontalHeaderLabels(["", ""])
@@ -1068,25 +1012,18 @@ class ExportStep(StepPage):
         if self.tab.start_backend(self, args):
             self.progress.busy("exporting (loading torch)…")
 
-    def set_running(self, mine: bool) -> None:
-        self.start_button.setEnabled(not self.tab.busy)
-        self.cancel_button.setEnabled(mine)
-
     def on_event(self, event: dict) -> None:
+        super().on_event(event)
         kind = event["event"]
         if kind == "artifact":
             self.outputs.append((event.get("kind", "file"), Path(event.get("path", ""))))
-        elif kind == "progress":
-            self.progress.update_progress(event.get("done", 0), event.get("total", 1),
-                                          event.get("eta_s"))
         elif kind in ("metric", "done"):
             self.summary.update({k: v for k, v in event.items() if k not in ("event", "time")})
 
     def on_finished(self, ok: bool, message: str) -> None:
+        self.finish_progress(ok, message)
         if not ok:
-            self.progress.finish(message if message == "cancelled" else "failed")
             return
-        self.progress.finish("finished")
         try:
             registered = self.register()
         except (OSError, ValueError) as exc:

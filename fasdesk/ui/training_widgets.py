@@ -170,6 +170,16 @@ class MessageBox(QLabel):
         self.hide()
 
 
+def button_row(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        row.addWidget(widget)
+    row.addStretch(1)
+    return box
+
+
 class StepPage(QWidget):
     """One step of the flow: remembers its inputs, runs the backend, shows the result."""
     KEY = ""
@@ -203,14 +213,33 @@ class StepPage(QWidget):
         self.tab.memory.put(self.KEY, self.memory_values())
 
     # The backend run this page started.
+    def add_run_controls(self, start_text: str, start, *extra: QWidget) -> None:
+        """The start and Cancel buttons (plus `extra` widgets) and the progress row."""
+        self.start_button = QPushButton(start_text)
+        self.start_button.clicked.connect(lambda: start())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.tab.cancel_backend)
+        self.cancel_button.setEnabled(False)
+        self.layout_.addWidget(button_row(self.start_button, self.cancel_button, *extra))
+        self.progress = ProgressRow()
+        self.layout_.addWidget(self.progress)
+
     def set_running(self, mine: bool) -> None:
-        pass
+        """One run at a time: starting is off while any step runs; Cancel is the owner's."""
+        self.start_button.setEnabled(not self.tab.busy)
+        self.cancel_button.setEnabled(mine)
 
     def on_event(self, event: dict) -> None:
-        pass
+        if event["event"] == "progress":
+            self.progress.update_progress(event.get("done", 0), event.get("total", 1),
+                                          event.get("eta_s"))
 
     def on_finished(self, ok: bool, message: str) -> None:
-        pass
+        self.finish_progress(ok, message)
+
+    def finish_progress(self, ok: bool, message: str, done_text: str = "finished") -> None:
+        self.progress.finish(done_text if ok else
+                             "cancelled" if message == "cancelled" else "failed")
 
     def show_failure(self, message: str, tail: str) -> None:
         self.message.show_message(
