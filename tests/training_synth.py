@@ -50,9 +50,11 @@ def recapture(image, rng):
     img = img ** rng.uniform(1.6, 2.2)  # display gamma not undone
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, np.pi)
-    freq = rng.uniform(0.18, 0.3)  # cycles per pixel: beating of screen and sensor grids
+    # Moire: the beat of screen and sensor pixel grids, coarse enough to survive the
+    # crop's downscaling (a few stripes across the face).
+    freq = rng.uniform(0.04, 0.07)  # cycles per pixel
     wave = np.sin(2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)))
-    img = img * (1.0 + 0.25 * wave[..., None])
+    img = img * (1.0 + 0.3 * wave[..., None])
     img = img * np.float32([1.15, 1.0, 0.85]) + 0.04  # bluish cast, raised blacks
     return np.clip(img * 255, 0, 255).astype(np.uint8)
 
@@ -113,3 +115,25 @@ def make_celeba(root: Path, samples_dir: Path, per_class: int = 8, seed: int = 0
     for subset, mapping in labels.items():
         (root / "metas" / "labels" / f"{subset}_label.json").write_text(json.dumps(mapping))
     return root
+
+
+def run_cli(*args, timeout: float = 300, env_extra: dict | None = None):
+    """Run `python -m training ARGS --events`; return (exit status, events, stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    from training.events import parse_line
+
+    # One thread: on a shared 2-core machine, torch's spinning OpenMP workers are many
+    # times slower for these tiny batches than a single thread.
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
+    result = subprocess.run([sys.executable, "-m", "training", *map(str, args), "--events"],
+                            capture_output=True, text=True, timeout=timeout, env=env)
+    events = [e for e in map(parse_line, result.stdout.splitlines()) if e is not None]
+    return result.returncode, events, result.stderr
+
+
+def of_kind(events, event_type: str, **match):
+    return [e for e in events if e["event"] == event_type
+            and all(e.get(k) == v for k, v in match.items())]

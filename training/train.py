@@ -263,7 +263,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     stop = _StopFlag()
-    line = ProgressLine("train")
+    line = ProgressLine("train", stream=None if pd.main else open(os.devnull, "w"))
     step_times: list[float] = []
     done_steps = start_epoch * steps_per_epoch + start_step
     last_epoch_metrics = history[-1] if history else {}

@@ -1,0 +1,285 @@
+"""prep -> train -> eval -> export end to end on small synthetic datasets (CPU, seconds).
+
+The recapture dataset: the three shared sample photos, jittered, as "real", and simulated
+screen recaptures of them (moire, gamma, blur, colour cast) as "spoof", at 64x64 so a few
+epochs take seconds. Fine-tuning uses 128x128 crops of the real samples with their true
+labels and the shared pretrained checkpoint.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from training_synth import make_celeba, make_folders, of_kind, run_cli
+
+EPOCHS = 6
+TRAIN_ARGS = ("--epochs", EPOCHS, "--batch-size", 8, "--lr", 0.05)
+
+
+@pytest.fixture(scope="module")
+def recapture(tmp_path_factory, samples_dir):
+    base = tmp_path_factory.mktemp("recapture")
+    raw = make_folders(base / "raw", samples_dir, per_class=24)
+    rc, _, err = run_cli("prep", raw, base / "prep", "--size", 64)
+    assert rc == 0, err
+    return base / "prep"
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory, samples_dir):
+    """More recaptures of the same kind, never trained on."""
+    base = tmp_path_factory.mktemp("held_out")
+    raw = make_folders(base / "raw", samples_dir, per_class=20, seed=5)
+    rc, _, err = run_cli("prep", raw, base / "prep", "--size", 64)
+    assert rc == 0, err
+    return base / "prep"
+
+
+@pytest.fixture(scope="module")
+def trained(recapture, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rc, events, err = run_cli("train", recapture, out, *TRAIN_ARGS)
+    assert rc == 0, err
+    return out, events
+
+
+def epoch_metrics(events):
+    return of_kind(events, "metric", scope="epoch")
+
+
+def test_training_reports_and_loss_falls(trained):
+    out, events = trained
+    start = of_kind(events, "start")[0]
+    assert start["command"] == "train" and start["epochs"] == EPOCHS
+    steps = of_kind(events, "progress")
+    assert len(steps) == start["total"]  # one progress event per step
+    assert {"loss", "acc", "lr", "images_s", "eta_s", "epoch", "step"} <= set(steps[-1])
+    assert steps[-1]["done"] == steps[-1]["total"]
+    epochs = epoch_metrics(events)
+    assert [e["epoch"] for e in epochs] == list(range(1, EPOCHS + 1))
+    first_steps = [s["loss"] for s in steps if s["epoch"] == 1]
+    last_steps = [s["loss"] for s in steps if s["epoch"] >= EPOCHS - 1]
+    assert np.mean(last_steps) < 0.8 * np.mean(first_steps)
+    for name in ("latest.pth", "best.pth", "history.json"):
+        assert (out / name).is_file()
+    assert len(json.loads((out / "history.json").read_text())) == EPOCHS
+    assert of_kind(events, "done")[0]["best_val_acc"] == max(e["val_acc"] for e in epochs)
+
+
+def test_recapture_is_learned_well_above_chance(trained, recapture, held_out, tmp_path):
+    out, events = trained
+    rc, ev, err = run_cli("eval", held_out, out / "best.pth", "--split", "all")
+    assert rc == 0, err
+    unseen = of_kind(ev, "done")[0]
+    assert unseen["n"] == 40 and unseen["accuracy"] >= 0.8 and unseen["roc_auc"] >= 0.9
+
+    report_path = tmp_path / "report.json"
+    rc, ev, err = run_cli("eval", recapture, out / "best.pth", "--out", report_path)
+    assert rc == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["split"] == "val" and report["n"] == 10  # 20% of 24 per class, held out
+    assert report["accuracy"] >= 0.7
+    assert sum(map(sum, report["confusion_matrix"])) == 10
+    curves = report["curves"]
+    assert curves["roc"]["fpr"][0] == 0 and curves["roc"]["tpr"][-1] == 1
+    assert of_kind(ev, "artifact", kind="report")[0]["path"] == str(report_path)
+    assert of_kind(ev, "done")[0]["accuracy"] == report["accuracy"]
+
+    # The exported ONNX model, run by the app's LivenessEngine, scores the same.
+    onnx_path = tmp_path / "model.onnx"
+    rc, ev, err = run_cli("export", out / "best.pth", onnx_path, "--report", report_path)
+    assert rc == 0, err
+    card = json.loads((tmp_path / "model.card.json").read_text())
+    assert card["input"]["size"] == 64 and card["metrics"]["accuracy"] == report["accuracy"]
+    rc, ev, err = run_cli("eval", recapture, onnx_path)
+    assert rc == 0, err
+    onnx_report = of_kind(ev, "done")[0]
+    assert onnx_report["accuracy"] == report["accuracy"]
+    assert onnx_report["roc_auc"] == pytest.approx(report["roc_auc"], abs=1e-6)
+
+
+def test_killed_run_resumes_exactly(trained, recapture, tmp_path):
+    """SIGKILL after the first epoch's checkpoint, resume, then SIGTERM mid-epoch and resume
+    again: the final weights equal those of the uninterrupted run."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "training", "train", str(recapture), str(out),
+           *map(str, TRAIN_ARGS), "--events"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # as run_cli: same arithmetic as `trained`
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=env)
+    for line in proc.stdout:  # the first epoch's checkpoint is announced, then killed
+        if '"kind":"checkpoint"' in line:
+            proc.kill()
+            break
+    proc.wait(timeout=60)
+    killed_at = torch.load(out / "latest.pth", weights_only=False)["epoch"]
+    assert 1 <= killed_at < EPOCHS
+
+    proc = subprocess.Popen(cmd + ["--resume", "auto"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    first = None
+    for line in proc.stdout:
+        if '"event":"progress"' in line:
+            first = json.loads(line)
+            proc.send_signal(signal.SIGTERM)  # graceful: save mid-epoch and stop
+            break
+    proc.stdout.read()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, stderr
+    assert first["epoch"] == killed_at + 1 and first["step"] == 1
+    assert f"resuming {out / 'latest.pth'} at epoch {killed_at + 1}" in stderr
+    stopped = torch.load(out / "latest.pth", weights_only=False)
+    assert stopped["epoch"] == killed_at and stopped["step"] >= 1
+    assert "--resume auto" in stderr.strip().splitlines()[-1]
+
+    rc, events, err = run_cli("train", recapture, out, *TRAIN_ARGS, "--resume", "auto")
+    assert rc == 0, err
+    assert of_kind(events, "progress")[0]["step"] == stopped["step"] + 1
+    resumed = torch.load(out / "latest.pth", weights_only=False)
+    reference = torch.load(trained[0] / "latest.pth", weights_only=False)
+    assert resumed["epoch"] == reference["epoch"] == EPOCHS
+    for key, value in reference["model_state_dict"].items():
+        torch.testing.assert_close(resumed["model_state_dict"][key], value, rtol=0, atol=1e-6)
+    assert len(resumed["history"]) == len(reference["history"])
+    for a, b in zip(resumed["history"], reference["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
+        assert a["val_acc"] == b["val_acc"]
+
+
+@pytest.fixture(scope="module")
+def real_samples(tmp_path_factory, samples_dir):
+    """128x128 crops of the real samples with their true labels (real_T1 real, F1/F2 spoof)."""
+    import cv2
+
+    from training_synth import jitter, load_faces
+
+    base = tmp_path_factory.mktemp("real")
+    rng = np.random.RandomState(3)
+    for n, (image, box) in enumerate(load_faces(samples_dir, scale=1.0)):
+        folder = base / "raw" / ("real" if n == 0 else "spoof")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(8 if n == 0 else 4):
+            img, b = jitter(image, box, rng)
+            cv2.imwrite(str(folder / f"{n}_{i}.jpg"), img)
+            (folder / f"{n}_{i}_BB.txt").write_text(" ".join(f"{v:.1f}" for v in b))
+    rc, _, err = run_cli("prep", base / "raw", base / "prep")
+    assert rc == 0, err
+    return base / "prep"
+
+
+def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint, tmp_path):
+    rc, events, err = run_cli("eval", real_samples, checkpoint, "--split", "all")
+    assert rc == 0, err
+    assert of_kind(events, "done")[0]["accuracy"] >= 0.9  # the pretrained model knows these
+
+    rc, events, err = run_cli("train", real_samples, tmp_path / "ft", "--init", checkpoint,
+                              "--epochs", 1, "--batch-size", 6, "--lr", 0.001)
+    assert rc == 0, err
+    init = of_kind(events, "metric", scope="init")[0]
+    assert init["val_acc"] >= 0.75  # evaluated before any step: the checkpoint's own accuracy
+    assert epoch_metrics(events)[0]["val_acc"] >= 0.75
+
+
+def test_ddp_two_cpu_processes(recapture, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           "--nproc_per_node", "2", "-m", "training", "train", str(recapture), str(out),
+           "--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--events"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))  # 2 processes, 2 cores
+    assert result.returncode == 0, result.stderr[-2000:]
+    from training.events import parse_line
+
+    events = [e for e in map(parse_line, result.stdout.splitlines()) if e]
+    start = of_kind(events, "start")
+    assert len(start) == 1 and start[0]["processes"] == 2  # rank 0 alone reports
+    assert start[0]["steps_per_epoch"] == 5  # 38 images, 4 per process per step
+    ckpt = torch.load(out / "latest.pth", weights_only=False)
+    assert ckpt["epoch"] == 1 and len(ckpt["rng_states"]) == 2
+    assert epoch_metrics(events)[0]["val_acc"] is not None
+
+
+def test_celeba_three_classes_end_to_end(tmp_path, samples_dir):
+    raw = make_celeba(tmp_path / "celeba", samples_dir, per_class=6)
+    prep = tmp_path / "prep"
+    assert run_cli("prep", raw, prep, "--spoof-types", 0, 4, 7, "--size", 64)[0] == 0
+    rc, events, err = run_cli("train", prep, tmp_path / "run", "--classes", 3, "--epochs", 1,
+                              "--batch-size", 6, "--lr", 0.01)
+    assert rc == 0, err
+    assert of_kind(events, "start")[0]["classes"] == ["real", "paper_mask", "replay"]
+    start = of_kind(events, "start")[0]
+    # 6 train-subset images per type: 1 of each held out for validation; the test subset
+    # (2 per type) is never trained on
+    assert start["train_images"] == 15 and start["val_images"] == 3
+    rc, events, err = run_cli("eval", prep, tmp_path / "run" / "latest.pth", "--split", "test")
+    assert rc == 0, err
+    report = of_kind(events, "done")[0]
+    assert report["n"] == 6 and np.array(report["confusion_matrix"]).shape == (3, 3)
+    rc, events, err = run_cli("export", tmp_path / "run" / "latest.pth", tmp_path / "m.onnx")
+    assert rc == 0, err
+    assert json.loads((tmp_path / "m.card.json").read_text())["classes"] == \
+        ["real", "paper_mask", "replay"]
+    rc, events, err = run_cli("eval", prep, tmp_path / "m.onnx", "--split", "test")
+    assert rc == 0, err
+    assert of_kind(events, "done")[0]["confusion_matrix"] == report["confusion_matrix"]
+
+
+def _clear_failure(result, *needles):
+    rc, events, err = result
+    assert rc == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in last
+    assert of_kind(events, "error")
+
+
+def test_bad_inputs_get_one_clear_line(recapture, tmp_path):
+    (tmp_path / "nolabels").mkdir()
+    _clear_failure(run_cli("train", tmp_path / "nolabels", tmp_path / "o"), "no labels")
+    _clear_failure(run_cli("train", recapture, tmp_path / "o", "--classes", 3),
+                   "--classes 3 needs 2 spoof categories", "use --classes 2")
+    _clear_failure(run_cli("train", recapture, tmp_path / "o", "--resume", tmp_path / "nope.pth"),
+                   "checkpoint not found")
+    _clear_failure(run_cli("train", recapture, tmp_path / "o", "--init", tmp_path / "nope.pth"),
+                   "checkpoint not found")
+    _clear_failure(run_cli("eval", recapture, tmp_path / "nope.pth"), "model not found")
+    _clear_failure(run_cli("export", tmp_path / "nope.pth", tmp_path / "x.onnx"),
+                   "checkpoint not found")
+    _clear_failure(run_cli("export", tmp_path / "nope.pth", tmp_path / "x.onnx", "--int8"),
+                   "--int8 needs --calibration")
+    if not torch.cuda.is_available():
+        _clear_failure(run_cli("train", recapture, tmp_path / "o", "--device", "cuda"),
+                       "no CUDA device")
+    # a crop deleted after prep: a clear message naming it, not a traceback
+    import csv
+
+    with open(recapture / "labels.csv") as fh:
+        first = next(csv.DictReader(fh))["crop"]
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(recapture, broken)
+    (broken / first).write_bytes(b"")
+    _clear_failure(run_cli("train", broken, tmp_path / "o"), "missing or corrupt", "re-run")
+
+
+def test_nan_loss_stops_with_a_message(recapture, tmp_path):
+    out = tmp_path / "nan"
+    rc, events, err = run_cli("train", recapture, out, "--epochs", 2, "--batch-size", 8,
+                              "--lr", 1e6, "--precise-bn", 0)
+    _clear_failure((rc, events, err), "NaN", "lower --lr")
+    assert not (out / "latest.pth").exists()  # nothing non-finite was saved
+
+
+def test_every_subcommand_has_help():
+    for sub in ("prep", "train", "eval", "export"):
+        result = subprocess.run([sys.executable, "-m", "training", sub, "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "--events" in result.stdout
