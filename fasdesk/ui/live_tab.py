@@ -113,6 +113,7 @@ class LiveTab(QWidget):
         self.last_frame = None
         self._last_stats = 0.0
         self._last_plot = 0.0
+        self._stage_sums, self._stage_count = [0.0, 0.0, 0.0], 0
         self.options = LiveOptions(loop=settings.loop_playback, smoothing=settings.smoothing,
                                    recent_len=max(10, settings.confirm_frames))
         self._build()
@@ -356,12 +357,16 @@ class LiveTab(QWidget):
         if now - self._last_plot >= PLOT_INTERVAL:
             self._last_plot = now
             self.plot.update_histories(frame.histories, frame.time)
+        # Stage times are averaged over the frames since the last update: steadier to read.
+        t = frame.timings
+        self._stage_sums = [a + b for a, b in zip(self._stage_sums, (t.detect, t.preprocess, t.liveness))]
+        self._stage_count += 1
         if now - self._last_stats >= STATS_INTERVAL:
             self._last_stats = now
-            t = frame.timings
-            self.stats_changed.emit(
-                f"{frame.fps:4.1f} fps | detect {t.detect * 1000:.1f} ms, crop {t.preprocess * 1000:.1f} ms, "
-                f"liveness {t.liveness * 1000:.1f} ms")
+            detect, crop, liveness = (v * 1000 / self._stage_count for v in self._stage_sums)
+            self._stage_sums, self._stage_count = [0.0, 0.0, 0.0], 0
+            self.stats_changed.emit(f"{frame.fps:4.1f} fps | detect {detect:.1f} ms, "
+                                    f"crop {crop:.1f} ms, liveness {liveness:.1f} ms")
 
     # -- controls -----------------------------------------------------------------------
     def set_threshold(self, value: float) -> None:

@@ -84,6 +84,9 @@ class MainWindow(QMainWindow):
         self.provider_label = QLabel("")
         for label in (self.stats_label, self.model_label, self.provider_label):
             self.statusBar().addPermanentWidget(label)
+        # Wide enough for the longest stats line, so it never jumps or gets cut.
+        self.stats_label.setMinimumWidth(self.stats_label.fontMetrics().horizontalAdvance(
+            "00.0 fps | detect 000.0 ms, crop 00.0 ms, liveness 000.0 ms") + 20)
 
         self._build_menus()
         if settings.geometry:
