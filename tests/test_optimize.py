@@ -202,3 +202,15 @@ def test_detector_refuses_files_that_are_not_yunet(tmp_path, fp32_model):
     garbage.write_bytes(b"not the detector")
     with pytest.raises(DetectorError, match="cannot load detector model"):
         FaceDetector(garbage)
+
+
+def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops):
+    from fasdesk.core.liveness import SplitBatchEngine
+    from fasdesk.core.pipeline import build_pipeline
+
+    plain, split = LivenessEngine(fast_model), SplitBatchEngine(fast_model)
+    for n in (1, 2, 3, 8):
+        batch = np.concatenate([sample_crops] * 3)[:n]
+        np.testing.assert_allclose(split.logits(batch), plain.logits(batch), atol=1e-5)
+    assert isinstance(build_pipeline(fast_model, live=True).engine, SplitBatchEngine)
+    assert type(build_pipeline(fast_model).engine) is LivenessEngine

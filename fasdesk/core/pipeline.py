@@ -9,7 +9,7 @@ import numpy as np
 from fasdesk.core.crop import preprocess
 from fasdesk.core.detector import LIVE_MAX_SIDE, Detection, FaceDetector
 from fasdesk.core.imageio import to_bgr8
-from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, verdict
+from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, SplitBatchEngine, verdict
 
 # The pretrained model's documented minimum face size (longer box side, pixels).
 MIN_FACE_SIZE = 64
@@ -127,7 +127,8 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
                    providers: list[str] | None = None, live: bool = False) -> Pipeline:
     """A pipeline from registry ids or file paths (None = the defaults).
 
-    live=True sizes detection for camera frames (detector.LIVE_MAX_SIDE, one pass);
+    live=True sizes detection for camera frames (detector.LIVE_MAX_SIDE, one pass) and
+    runs several faces as two half-batches on two cores (liveness.SplitBatchEngine);
     photos keep the default passes that also find small faces in large images.
 
     Raises registry.MissingModelError, liveness.ModelError or detector.DetectorError with
@@ -139,5 +140,7 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
     model_path = registry.resolve(model, kind="liveness")
     face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0) if live
                      else FaceDetector(detector_path))
-    return Pipeline(face_detector, LivenessEngine(model_path, providers=providers),
+    # Live frames often hold several faces: their batch runs as two halves on two cores.
+    engine_class = SplitBatchEngine if live else LivenessEngine
+    return Pipeline(face_detector, engine_class(model_path, providers=providers),
                     threshold=threshold)
