@@ -215,6 +215,8 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
     text = train.message.text()
     assert "Training failed" in text and "press Resume" in text
     assert train.resume_button.isEnabled()
+    tab.go_to("train")
+    _shot(tab, "3_train_crashed")
 
     # Resumed, then the app is closed mid-run: it asks; "No" keeps the run going.
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
@@ -274,6 +276,7 @@ def test_a_crashing_backend_shows_its_last_lines(qtbot, tab, dataset, tmp_path):
     assert "Evaluate failed" in text and "broken.onnx" in text
     assert "press the button again" in text
     assert tab.evaluate.start_button.isEnabled()
+    _shot(tab, "4_evaluate_failed")
 
 
 # -- in the main window: Collect mode in the Live tab, and the tab's hand-over ------------

@@ -142,7 +142,10 @@ class BackendRun(QObject):
         else:
             how = "crashed" if status == QProcess.CrashExit else f"exited with status {code}"
             last = next((line for line in reversed(self.tail) if line.strip()), "")
-            self.finished.emit(False, f"the backend {how}" + (f": {last}" if last else ""))
+            message = f"the backend {how}" + (f": {last}" if last else "")
+            if "No module named" in last:
+                message += " (training needs fasdesk's [train] extra: pip install 'fasdesk[train]')"
+            self.finished.emit(False, message)
 
     def _error(self, error) -> None:
         if error == QProcess.FailedToStart:

@@ -117,10 +117,13 @@ class ProgressRow(QWidget):
         text = f"ETA {format_seconds(eta_s)}"
         self.label.setText(f"{text}   {extra}" if extra else text)
 
-    def finish(self, text: str) -> None:
-        if self.bar.maximum() == 0:
+    def finish(self, text: str, complete: bool = True) -> None:
+        """Stop the bar: full when the run completed, where it stopped otherwise."""
+        if self.bar.maximum() == 0:  # still indeterminate: no progress was reported
             self.bar.setRange(0, 1)
-        self.bar.setValue(self.bar.maximum())
+            self.bar.setValue(0)
+        if complete:
+            self.bar.setValue(self.bar.maximum())
         self.label.setText(text)
 
 
@@ -160,8 +163,9 @@ class MessageBox(QLabel):
         if lines:
             body += "<ul style='margin:0'>" + "".join(
                 f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
-        if pre:
-            body += f"<pre style='margin:4px 0 0 0'>{html.escape(pre)}</pre>"
+        if pre:  # the backend's last lines, wrapped so long paths stay readable
+            body += ("<p style='white-space: pre-wrap; font-family: monospace; "
+                     f"margin: 4px 0 0 0'>{html.escape(pre)}</p>")
         self.setText(body)
         self.show()
 
@@ -239,7 +243,7 @@ class StepPage(QWidget):
 
     def finish_progress(self, ok: bool, message: str, done_text: str = "finished") -> None:
         self.progress.finish(done_text if ok else
-                             "cancelled" if message == "cancelled" else "failed")
+                             "cancelled" if message == "cancelled" else "failed", complete=ok)
 
     def show_failure(self, message: str, tail: str) -> None:
         self.message.show_message(
