@@ -6,8 +6,9 @@ from PySide6.QtGui import QColor
 
 from fasdesk.core.tracking import HISTORY_SECONDS
 
-# Distinct, colour-blind-friendly hues (Okabe-Ito), cycled by face id.
-PALETTE = ["#56B4E9", "#E69F00", "#CC79A7", "#009E73", "#F0E442", "#0072B2", "#D55E00"]
+# Distinct hues for faces, none of them the verdict green or red (so a curve never reads
+# as a verdict), cycled by face id.
+PALETTE = ["#56B4E9", "#E69F00", "#CC79A7", "#F0E442", "#0072B2", "#B8B8FF", "#E0E0E0"]
 # The legend names only the most recent faces; older curves stay drawn until they age out.
 LEGEND_MAX = 5
 
