@@ -205,7 +205,14 @@ def _events(stdout: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_packaged_backend_prep_train_export_eval(run_app, samples_dir, tmp_path, checkpoint):
+def test_packaged_backend_prep_train_export_eval(run_app, app, samples_dir, tmp_path,
+                                                 checkpoint, monkeypatch):
+    # The command the Training tab would start inside the packaged app.
+    with monkeypatch.context() as frozen:
+        frozen.setattr(sys, "frozen", True, raising=False)
+        frozen.setattr(sys, "executable", str(app))
+        command = backend_command()
+    assert command[0] == str(app)
     source = _tiny_dataset(samples_dir, tmp_path / "raw")
     prepared, run_dir = tmp_path / "prepared", tmp_path / "run"
     onnx_out, report = tmp_path / "tiny.onnx", tmp_path / "report.json"
@@ -217,7 +224,7 @@ def test_packaged_backend_prep_train_export_eval(run_app, samples_dir, tmp_path,
         ("eval", prepared, onnx_out, "--out", report),
     ]
     for step in steps:
-        done = run_app(BACKEND_FLAG, "training", *step, "--events", timeout=900)
+        done = run_app(*command[1:], *step, "--events", timeout=900)
         assert done.returncode == 0, f"{step[0]}: {done.stderr[-3000:]}"
         events = _events(done.stdout)
         assert events[-1]["event"] == "done", events[-3:]
