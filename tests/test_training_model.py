@@ -1,7 +1,5 @@
 """The MiniFASNetV2-SE definition against the real checkpoint and its ONNX export."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -10,6 +8,7 @@ import torch
 
 from fasdesk.core.crop import preprocess
 from fasdesk.core.imageio import read_image
+from training_synth import of_kind, run_cli
 from training.model import (CheckpointError, fourier_target, load_model, read_checkpoint,
                             save_checkpoint)
 
@@ -39,9 +38,9 @@ def test_checkpoint_loads_strictly_and_matches_reference_onnx(checkpoint, fp32_m
 
 def test_export_reproduces_reference_onnx(checkpoint, fp32_model, samples_dir, tmp_path):
     out = tmp_path / "exported.onnx"
-    result = subprocess.run([sys.executable, "-m", "training", "export", str(checkpoint), str(out)],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    rc, events, err = run_cli("export", checkpoint, out)
+    assert rc == 0, err
+    assert of_kind(events, "artifact", kind="onnx")[0]["path"] == str(out)
     batch = np.concatenate([sample_batch(samples_dir),
                             np.random.RandomState(2).rand(6, 3, 128, 128).astype(np.float32)])
     ours = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])

@@ -186,6 +186,25 @@ def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint
     assert epoch_metrics(events)[0]["val_acc"] >= 0.75
 
 
+def test_int8_export_of_the_shared_checkpoint(real_samples, checkpoint, tmp_path):
+    import onnx
+
+    out = tmp_path / "int8.onnx"
+    rc, events, err = run_cli("export", checkpoint, out, "--int8", "--calibration", real_samples)
+    assert rc == 0, err
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
+    assert (tmp_path / "int8.fp32.onnx").is_file()
+    card = json.loads((tmp_path / "int8.card.json").read_text())
+    agreement = card["int8_agreement"]
+    assert card["precision"] == "int8" and agreement["images"] == 8  # half of 16 held out
+    assert agreement["agreement"] == 1.0 and agreement["median_abs_delta_p_real"] <= 0.01
+    assert of_kind(events, "metric", scope="export")[0]["agreement"] == 1.0
+    rc, events, err = run_cli("eval", real_samples, out, "--split", "all")
+    assert rc == 0, err
+    assert of_kind(events, "done")[0]["accuracy"] >= 0.9
+
+
 def test_ddp_two_cpu_processes(recapture, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -240,34 +259,45 @@ def _clear_failure(result, *needles):
     assert of_kind(events, "error")
 
 
-def test_bad_inputs_get_one_clear_line(recapture, tmp_path):
+def run_main(capsys, *args):
+    """training.cli.main in this process (no interpreter start-up): (status, events, stderr)."""
+    from training.cli import main
+    from training.events import parse_line
+
+    capsys.readouterr()
+    rc = main([*map(str, args), "--events"])
+    captured = capsys.readouterr()
+    return rc, [e for e in map(parse_line, captured.out.splitlines()) if e], captured.err
+
+
+def test_bad_inputs_get_one_clear_line(recapture, tmp_path, capsys):
+    import csv
+    import shutil
+
     (tmp_path / "nolabels").mkdir()
-    _clear_failure(run_cli("train", tmp_path / "nolabels", tmp_path / "o"), "no labels")
-    _clear_failure(run_cli("train", recapture, tmp_path / "o", "--classes", 3),
+    _clear_failure(run_main(capsys, "train", tmp_path / "nolabels", tmp_path / "o"), "no labels")
+    _clear_failure(run_main(capsys, "train", recapture, tmp_path / "o", "--classes", 3),
                    "--classes 3 needs 2 spoof categories", "use --classes 2")
-    _clear_failure(run_cli("train", recapture, tmp_path / "o", "--resume", tmp_path / "nope.pth"),
+    _clear_failure(run_main(capsys, "train", recapture, tmp_path / "o", "--resume",
+                            tmp_path / "nope.pth"), "checkpoint not found")
+    _clear_failure(run_main(capsys, "train", recapture, tmp_path / "o", "--init",
+                            tmp_path / "nope.pth"), "checkpoint not found")
+    _clear_failure(run_main(capsys, "eval", recapture, tmp_path / "nope.pth"), "model not found")
+    _clear_failure(run_main(capsys, "export", tmp_path / "nope.pth", tmp_path / "x.onnx"),
                    "checkpoint not found")
-    _clear_failure(run_cli("train", recapture, tmp_path / "o", "--init", tmp_path / "nope.pth"),
-                   "checkpoint not found")
-    _clear_failure(run_cli("eval", recapture, tmp_path / "nope.pth"), "model not found")
-    _clear_failure(run_cli("export", tmp_path / "nope.pth", tmp_path / "x.onnx"),
-                   "checkpoint not found")
-    _clear_failure(run_cli("export", tmp_path / "nope.pth", tmp_path / "x.onnx", "--int8"),
+    _clear_failure(run_main(capsys, "export", tmp_path / "nope.pth", tmp_path / "x.onnx", "--int8"),
                    "--int8 needs --calibration")
     if not torch.cuda.is_available():
-        _clear_failure(run_cli("train", recapture, tmp_path / "o", "--device", "cuda"),
+        _clear_failure(run_main(capsys, "train", recapture, tmp_path / "o", "--device", "cuda"),
                        "no CUDA device")
     # a crop deleted after prep: a clear message naming it, not a traceback
-    import csv
-
     with open(recapture / "labels.csv") as fh:
         first = next(csv.DictReader(fh))["crop"]
     broken = tmp_path / "broken"
-    import shutil
-
     shutil.copytree(recapture, broken)
     (broken / first).write_bytes(b"")
-    _clear_failure(run_cli("train", broken, tmp_path / "o"), "missing or corrupt", "re-run")
+    _clear_failure(run_main(capsys, "train", broken, tmp_path / "o"), "missing or corrupt", "re-run")
+    assert not (tmp_path / "o" / "latest.pth").exists()
 
 
 def test_nan_loss_stops_with_a_message(recapture, tmp_path):

@@ -267,6 +267,10 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     step_times: list[float] = []
     done_steps = start_epoch * steps_per_epoch + start_step
     last_epoch_metrics = history[-1] if history else {}
+
+    def all_finite(finite: bool) -> bool:
+        return finite if pd.world == 1 else pd.sum([0.0 if finite else 1.0])[0] == 0
+
     with stop.installed():
         for epoch in range(start_epoch, epochs):
             model.train()
@@ -280,19 +284,9 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
                 x = D.tensor_batch(train_store.batch(rows)).to(
                     pd.device, non_blocking=True, memory_format=torch.channels_last)
                 y = torch.from_numpy(labels[rows]).to(pd.device)
-                x = D.augment(x, aug_gen)
-                target = fourier_target(x, ft_size)
-                with torch.autocast(pd.device.type, dtype=torch.float16, enabled=use_amp):
-                    logits, ft = net(x)
-                    ce = nn.functional.cross_entropy(logits.float(), y)
-                    mse = nn.functional.mse_loss(ft.float(), target)
-                    loss = (1 - s["ft_weight"]) * ce + s["ft_weight"] * mse
-                optimizer.zero_grad(set_to_none=True)
+                loss, logits = train_step(net, x, y, aug_gen, optimizer, scaler, ft_size,
+                                          s["ft_weight"], use_amp, all_finite)
                 finite = bool(torch.isfinite(loss))
-                if finite:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
                 correct = (logits.argmax(1) == y).sum().item()
                 loss_sum, n_correct, n_seen, bad, stopping = pd.sum(
                     [loss.item() * len(y) if finite else 0.0, correct, len(y),
@@ -371,6 +365,28 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
                **{k: last_epoch_metrics.get(k) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}}
     em.done(**summary)
     return summary
+
+
+def train_step(net, x, y, aug_gen, optimizer, scaler, ft_size: int, ft_weight: float,
+               use_amp: bool, all_finite=bool):
+    """One optimisation step on a batch x (RGB [B,3,S,S] in [0,1]) with labels y:
+    augmentation, Fourier target, forward, loss, backward and update. The update is skipped
+    when the loss is not finite; under DDP `all_finite` makes every process agree first (one
+    process skipping the backward pass would leave the others waiting for its gradients).
+    Returns (loss, logits), both still on the device."""
+    x = D.augment(x, aug_gen)
+    target = fourier_target(x, ft_size)
+    with torch.autocast(x.device.type, dtype=torch.float16, enabled=use_amp):
+        logits, ft = net(x)
+        ce = nn.functional.cross_entropy(logits.float(), y)
+        mse = nn.functional.mse_loss(ft.float(), target)
+        loss = (1 - ft_weight) * ce + ft_weight * mse
+    optimizer.zero_grad(set_to_none=True)
+    if all_finite(bool(torch.isfinite(loss))):
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return loss.detach(), logits.detach()
 
 
 def _load_init(model, path, em: Emitter) -> None:
