@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +349,56 @@ def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path
     assert (registry.user_models_dir() / fp32_model.name).is_file()
     window.live_tab.retry()
     collect_frames(qtbot, window.live_tab, 1)
+
+
+class _TrickleHandler(http.server.BaseHTTPRequestHandler):
+    """Serves a model file slowly, so a download can be cancelled half way."""
+    directory = "."
+
+    def do_GET(self):
+        data = (Path(self.directory) / Path(self.path).name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            for i in range(0, len(data), 16384):
+                self.wfile.write(data[i:i + 16384])
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:  # the client hung up: that is the point
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_path, models_dir,
+                                          fp32_model):
+    from fasdesk.core import registry
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
+    window = make_window(settings=Settings(), save=False)
+    handler = type("Handler", (_TrickleHandler,), {"directory": str(models_dir)})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    banner = window.banner
+    try:
+        monkeypatch.setenv("FASDESK_MODELS_URL_BASE", f"http://127.0.0.1:{server.server_port}")
+        banner.download_button.click()
+        qtbot.waitUntil(lambda: banner.progress.value() > 0, timeout=TIMEOUT_MS)
+        assert banner.cancel_button.isVisible() and not banner.download_button.isVisible()
+        assert "MB" in banner.progress.format()
+        banner.cancel_button.click()
+        qtbot.waitUntil(lambda: not banner.cancel_button.isVisible(), timeout=TIMEOUT_MS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "cancelled" in banner.label.text()
+    assert banner.isVisible() and banner.download_button.isVisible()
+    folder = registry.user_models_dir()
+    assert not (folder.exists() and any(folder.iterdir()))  # nothing, not even a .part file
 
 
 def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
