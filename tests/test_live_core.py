@@ -78,9 +78,22 @@ def test_pacer_keeps_rate_without_bursts():
     assert Pacer(None).wait_time() == 0.0
 
 
-def test_probe_cameras_returns_quickly_and_lists_names():
-    cameras = probe_cameras()
-    assert all(c.index >= 0 and c.name for c in cameras)
+def test_linux_camera_names_come_from_sysfs(tmp_path):
+    from fasdesk.core.sources import linux_cameras
+
+    def node(name, label, index):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "name").write_text(label + "\n")
+        (tmp_path / name / "index").write_text(f"{index}\n")
+
+    node("video0", "Integrated Camera: Integrated C", 0)
+    node("video1", "Integrated Camera: Integrated C", 1)  # the same webcam's metadata node
+    node("video10", "USB2.0 HD UVC WebCam", 0)
+    cameras = linux_cameras(tmp_path)
+    assert [(c.index, c.name) for c in cameras] == [
+        (0, "Integrated Camera: Integrated C"), (10, "USB2.0 HD UVC WebCam")]
+    assert cameras[1].label == "USB2.0 HD UVC WebCam (10)"
+    assert all(c.index >= 0 and c.name for c in probe_cameras())  # this machine: any or none
 
 
 def test_tracker_ids_confirmation_and_history():

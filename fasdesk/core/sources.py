@@ -287,9 +287,11 @@ class CameraInfo:
         return f"{self.name} ({self.index})" if self.name != f"Camera {self.index}" else self.name
 
 
-def _linux_cameras() -> list[CameraInfo]:
+V4L_ROOT = Path("/sys/class/video4linux")
+
+
+def linux_cameras(root: Path = V4L_ROOT) -> list[CameraInfo]:
     """Capture devices as the kernel names them, without opening (and so locking) any."""
-    root = Path("/sys/class/video4linux")
     cameras = []
     for node in sorted(root.glob("video*"), key=lambda p: int(p.name[5:] or 0)):
         try:
@@ -315,9 +317,7 @@ def probe_cameras(max_index: int = 4) -> list[CameraInfo]:
     device names, so indices are tried in turn until one fails to open.
     """
     if sys.platform.startswith("linux"):
-        if Path("/sys/class/video4linux").is_dir():
-            return _linux_cameras()
-        return []
+        return linux_cameras() if V4L_ROOT.is_dir() else []
     cameras = []
     for index in range(max_index):
         cap = cv2.VideoCapture(index)
