@@ -293,11 +293,9 @@ V4L_ROOT = Path("/sys/class/video4linux")
 def linux_cameras(root: Path = V4L_ROOT) -> list[CameraInfo]:
     """Capture devices as the kernel names them, without opening (and so locking) any."""
     cameras = []
-    for node in sorted(root.glob("video*"), key=lambda p: int(p.name[5:] or 0)):
-        try:
-            number = int(node.name[5:])
-        except ValueError:
-            continue
+    nodes = [p for p in root.glob("video*") if p.name[5:].isdigit()]
+    for node in sorted(nodes, key=lambda p: int(p.name[5:])):
+        number = int(node.name[5:])
         # A webcam exposes several nodes; the capture node has index 0.
         index_file = node / "index"
         try:
