@@ -135,21 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What `fasdesk --backend NAME ARGS...` runs, as `python -m MODULE ARGS...` would.
+BACKENDS = {
+    "training": "training",
+    # several training processes in the packaged app: fasdesk --backend torchrun
+    # --nproc_per_node N --no-python <this executable> --backend training train ...
+    "torchrun": "torch.distributed.run",
+}
+
+
 def run_backend(argv: list[str]) -> int:
     """`fasdesk --backend training ARGS...`: run `python -m training ARGS...` in this process.
 
     The packaged app has no separate Python, so the Training tab starts the app itself in
-    this mode (see fasdesk.core.paths.backend_command). Only this path imports the
-    training package, and with it torch; normal runs never do.
+    this mode (see fasdesk.core.paths.backend_command); `--backend torchrun` is torchrun
+    for several training processes. Only this path imports the training package, and
+    with it torch; normal runs never do.
     """
-    if argv[:1] != ["training"]:
-        print(f"fasdesk: {BACKEND_FLAG} takes 'training' and its arguments, "
+    if not argv or argv[0] not in BACKENDS:
+        print(f"fasdesk: {BACKEND_FLAG} takes one of {', '.join(BACKENDS)} and its arguments, "
               f"e.g. 'fasdesk {BACKEND_FLAG} training prep SOURCE OUT'", file=sys.stderr)
         return 2
     import runpy
 
     sys.argv = [sys.argv[0], *argv[1:]]
-    runpy.run_module("training", run_name="__main__", alter_sys=True)
+    runpy.run_module(BACKENDS[argv[0]], run_name="__main__", alter_sys=True)
     return 0
 
 

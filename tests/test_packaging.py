@@ -229,6 +229,13 @@ def test_packaged_backend_prep_train_export_eval(run_app, app, samples_dir, tmp_
         events = _events(done.stdout)
         assert events[-1]["event"] == "done", events[-3:]
     assert onnx_out.is_file() and onnx_out.with_suffix(".fp32.onnx").is_file()
+    # Two training processes (DDP over gloo) started by the packaged torchrun.
+    done = run_app(BACKEND_FLAG, "torchrun", "--nproc_per_node", 2, "--no-python", *command,
+                   "train", prepared, tmp_path / "run2", "--epochs", 1, "--batch-size", 4,
+                   "--device", "cpu", "--events", timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _events(done.stdout)[-1]["event"] == "done"
+    assert (tmp_path / "run2" / "best.pth").is_file()
     assert 0.0 <= json.loads(report.read_text())["accuracy"] <= 1.0
     done = run_app("classify", samples_dir, "--json", "--model", onnx_out)
     assert done.returncode == 0, done.stderr
