@@ -79,3 +79,21 @@ def pipeline(fp32_model, detector_model):
     from fasdesk.core.pipeline import build_pipeline
 
     return build_pipeline(fp32_model, detector_model)
+
+
+def _shared_listing() -> dict[str, tuple[int, int]]:
+    if not SHARED.is_dir():
+        return {}
+    return {str(p.relative_to(SHARED)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in SHARED.rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_stays_untouched():
+    """../shared is read-only by contract; as root the permission bits don't stop a
+    stray write (a report saved next to a model, say), so check it did not change."""
+    before = _shared_listing()
+    yield
+    after = _shared_listing()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"tests wrote into {SHARED}: {changed}"
