@@ -30,6 +30,12 @@ from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video  # noqa: E402
 TIMEOUT_MS = 30000
 
 
+def no_qt_warnings(test):
+    """Fail `test` on any Qt warning (the offscreen platform's note on size hints aside)."""
+    test = pytest.mark.qt_log_ignore("propagateSizeHints")(test)
+    return pytest.mark.qt_log_level_fail("WARNING")(test)
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory, samples_dir, fp32_model, detector_model) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "samples.avi", samples_dir)
@@ -444,3 +450,34 @@ def test_add_tab_and_cli_does_not_load_qt(make_window):
             "print(a.source, a.func.__name__, any(m.startswith('PySide6') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "run_gui", "False"]
+
+
+@no_qt_warnings
+def test_images_tab_threshold_is_the_window_threshold(make_window, qtbot, samples_dir):
+    window = make_window()
+    images = window.images_tab
+    window.classify_paths([str(samples_dir)])
+    qtbot.waitUntil(lambda: images.model.rowCount() == 3 and not images.is_running(),
+                    timeout=TIMEOUT_MS)
+    assert images.threshold_control.isVisible()  # on screen with the table, not only in Live
+    p_real = {Path(images.model.result(r).path).name: images.model.result(r).faces[0].p_real
+              for r in range(3)}
+    assert p_real["real_T1.jpg"] < 1.0  # so 1.00 turns the live photo into a spoof
+
+    # The Images slider moves the one threshold: table, Live slider, plot line, settings.
+    images.threshold_control.slider.setValue(100)
+    assert window.settings.threshold == 1.0
+    assert images.threshold == 1.0 and images.threshold_control.label.text() == "1.00"
+    assert window.live_tab.slider.value() == 100
+    assert window.live_tab.threshold_label.text() == "1.00"
+    assert window.live_tab.plot.threshold_line.value() == 1.0
+    assert images.model.counts() == {"spoof": 3}
+    assert "at threshold 1.00" in images.summary.text()
+
+    # And the Live slider moves the Images one back.
+    window.live_tab.slider.setValue(20)
+    assert images.threshold_control.slider.value() == 20
+    assert images.threshold_control.label.text() == "0.20"
+    assert images.model.counts() == {"real": 1, "spoof": 2}
+    window.close()
+    assert load_settings()[0].threshold == 0.2

@@ -27,6 +27,7 @@ from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.pipeline import UNSURE, Pipeline
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
+from fasdesk.ui.threshold_control import ThresholdControl
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
@@ -263,6 +264,7 @@ class ImagesTab(QWidget):
     """Batch classification of image files and folders (see the module docstring)."""
 
     status_message = Signal(str)
+    threshold_changed = Signal(float)  # the user moved this tab's slider
     _run_requested = Signal(object, object, int)  # paths, pipeline factory, generation
     _preview_requested = Signal(int, str, object, float)
 
@@ -306,6 +308,12 @@ class ImagesTab(QWidget):
         self._generation += 1
 
     def set_threshold(self, value: float) -> None:
+        """Relabel under a threshold chosen elsewhere (the window's); does not re-emit."""
+        self.threshold_control.set_value(value)
+        if float(value) != self._threshold:  # (the window echoes this tab's own change)
+            self._apply_threshold(value)
+
+    def _apply_threshold(self, value: float) -> None:
         self._threshold = float(value)
         self.model.set_threshold(self._threshold)
         self._update_summary()
@@ -399,15 +407,25 @@ class ImagesTab(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.summary = QLabel()
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Takes the room left over: a long summary must not stop the window from shrinking
+        # (narrow windows cut it; the tooltip has it whole).
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.threshold_control = ThresholdControl(self._threshold)
+        # Shrinks first when the window is narrow; never wider than a compact toolbar slider.
+        self.threshold_control.slider.setMinimumWidth(40)
+        self.threshold_control.slider.setMaximumWidth(160)
+        self.threshold_control.changed.connect(self._on_threshold_picked)
 
         toolbar = QHBoxLayout()
         for button in (self.add_files_button, self.add_folder_button):
             toolbar.addWidget(button)
-        toolbar.addSpacing(16)
+        toolbar.addSpacing(10)
         for button in (self.export_csv_button, self.export_json_button, self.clear_button):
             toolbar.addWidget(button)
-        toolbar.addStretch(1)
-        toolbar.addWidget(self.summary)
+        toolbar.addSpacing(10)
+        toolbar.addWidget(self.threshold_control)
+        toolbar.addWidget(self.summary, 1)
 
         self.error_banner = QLabel()
         self.error_banner.setWordWrap(True)
@@ -649,11 +667,17 @@ class ImagesTab(QWidget):
         total = self.model.rowCount()
         if not total:
             self.summary.setText("")
+            self.summary.setToolTip("")
             return
         order = (report.REAL, report.SPOOF, UNSURE, report.NO_FACE, report.ERROR)
         parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
         self.summary.setText(f"{total} image(s) at threshold {self._threshold:.2f}: "
                              + ", ".join(parts))
+        self.summary.setToolTip(self.summary.text())
+
+    def _on_threshold_picked(self, value: float) -> None:
+        self._apply_threshold(value)
+        self.threshold_changed.emit(value)
 
     def _update_buttons(self) -> None:
         # Exports and Clear wait for the batch to finish: an export is then complete.

@@ -8,7 +8,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
-                               QLabel, QPushButton, QSlider, QSpinBox, QSplitter, QVBoxLayout,
+                               QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
                                QWidget)
 
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
@@ -18,6 +18,7 @@ from fasdesk.core.sources import VIDEO_EXTENSIONS, CameraInfo, SourceSpec, probe
 from fasdesk.ui.frame_view import COLOURS, FrameView, render_annotated
 from fasdesk.ui.live_worker import LiveController, LiveOptions
 from fasdesk.ui.score_plot import ScorePlot
+from fasdesk.ui.threshold_control import ThresholdControl
 
 STATS_INTERVAL = 0.25  # seconds between status bar updates
 PLOT_INTERVAL = 0.1  # seconds between plot redraws
@@ -151,14 +152,10 @@ class LiveTab(QWidget):
         self.view.set_threshold(self.settings.threshold)
         self.view.set_confirm_frames(self.settings.confirm_frames)
 
-        self.slider = QSlider(Qt.Horizontal)
-        self.slider.setRange(0, 100)
-        self.slider.setValue(round(self.settings.threshold * 100))
-        self.slider.setToolTip("A face is real when p_real reaches this value")
-        self.slider.valueChanged.connect(self._on_slider)
-        self.threshold_label = QLabel(f"{self.settings.threshold:.2f}")
-        self.threshold_label.setObjectName("thresholdValue")
-        self.threshold_label.setMinimumWidth(40)
+        self.threshold_control = ThresholdControl(self.settings.threshold)
+        self.threshold_control.changed.connect(self._on_threshold_picked)
+        self.slider = self.threshold_control.slider
+        self.threshold_label = self.threshold_control.label
         self.confirm_spin = QSpinBox()
         self.confirm_spin.setRange(1, 30)
         self.confirm_spin.setValue(self.settings.confirm_frames)
@@ -168,11 +165,7 @@ class LiveTab(QWidget):
 
         controls = QGroupBox("Decision")
         grid = QVBoxLayout(controls)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Threshold"))
-        row.addWidget(self.slider, 1)
-        row.addWidget(self.threshold_label)
-        grid.addLayout(row)
+        grid.addWidget(self.threshold_control)
         row = QHBoxLayout()
         row.addWidget(QLabel("Confirm real after"))
         row.addWidget(self.confirm_spin)
@@ -370,19 +363,15 @@ class LiveTab(QWidget):
 
     # -- controls -----------------------------------------------------------------------
     def set_threshold(self, value: float) -> None:
-        """Show a threshold set elsewhere (menu, settings); does not re-emit."""
-        self.slider.blockSignals(True)
-        self.slider.setValue(round(value * 100))
-        self.slider.blockSignals(False)
+        """Show a threshold set elsewhere (Images tab, Training tab); does not re-emit."""
+        self.threshold_control.set_value(value)
         self._show_threshold(value)
 
     def _show_threshold(self, value: float) -> None:
-        self.threshold_label.setText(f"{value:.2f}")
         self.view.set_threshold(value)
         self.plot.set_threshold(value)
 
-    def _on_slider(self, position: int) -> None:
-        value = position / 100.0
+    def _on_threshold_picked(self, value: float) -> None:
         self._show_threshold(value)
         self.threshold_changed.emit(value)
 

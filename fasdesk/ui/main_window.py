@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         if self.images_tab is not None:
             self.images_tab.set_pipeline_factory(self._pipeline_factory())
             self.images_tab.set_threshold(settings.threshold)
+            self.images_tab.threshold_changed.connect(self.set_threshold)
             if settings.last_folders.get("images"):
                 self.images_tab.last_folder = settings.last_folders["images"]
             self.images_tab.status_message.connect(self.show_status)
@@ -104,7 +105,8 @@ class MainWindow(QMainWindow):
 
     # -- threshold ----------------------------------------------------------------------
     def set_threshold(self, value: float) -> None:
-        """The one threshold: the Live slider, the Images table and the settings follow it."""
+        """The one threshold, owned here: moving either tab's slider (or "apply to live" in
+        Training) lands here, and the settings and both tabs follow it."""
         value = min(1.0, max(0.0, float(value)))
         self.settings.threshold = value
         self.live_tab.set_threshold(value)
