@@ -325,6 +325,32 @@ def _box_matches(saved: Path, pipeline) -> bool:
     return inter / union > 0.8
 
 
+def _frame_rows(widget) -> int:
+    """Rows of the widget that are mostly the group box border colour (#363b43, style.qss):
+    the top and bottom lines of a drawn frame."""
+    image = widget.grab().toImage()
+    rows = 0
+    for y in range(image.height()):
+        line = [image.pixelColor(x, y) for x in range(0, image.width(), 4)]
+        near = sum(abs(c.red() - 0x36) + abs(c.green() - 0x3b) + abs(c.blue() - 0x43) < 18
+                   for c in line)
+        rows += near > len(line) // 2
+    return rows
+
+
+def test_collapsed_collect_panel_is_only_its_checkbox_line(qtbot, window):
+    panel = window.collect_panel
+    line = panel.fontMetrics().height()
+    assert not panel.isChecked()
+    assert panel.height() <= 2 * line + 4 and _frame_rows(panel) == 0  # no empty box
+    panel.setChecked(True)
+    qtbot.waitUntil(lambda: panel.body.isVisible())
+    assert panel.height() > 4 * line and _frame_rows(panel) >= 2  # framed, with the buttons
+    panel.setChecked(False)
+    qtbot.waitUntil(lambda: panel.height() <= 2 * line + 4)
+    assert _frame_rows(panel) == 0
+
+
 def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, samples_dir,
                                                     pipeline):
     from livevideo import FRAMES_PER_SAMPLE, write_video

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QMargins, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
@@ -92,8 +92,9 @@ class CollectPanel(QGroupBox):
         layout.addLayout(auto_row)
         layout.addLayout(folder_row)
         layout.addWidget(self.status)
-        outer = QGridLayout(self)
-        outer.addWidget(body)
+        self._outer = QGridLayout(self)
+        self._outer.addWidget(body)
+        self._open_margins = self._outer.contentsMargins()
         self.body = body
         self.toggled.connect(self._on_toggled)
         self._on_toggled(False)
@@ -102,6 +103,11 @@ class CollectPanel(QGroupBox):
     # -- mode and folder ----------------------------------------------------------------
     def _on_toggled(self, on: bool) -> None:
         self.body.setVisible(on)
+        # Collapsed, only the checkbox line shows: no frame, no room kept around the body.
+        self.setFlat(not on)
+        self.style().unpolish(self)  # the style sheet picks up [flat="true"]
+        self.style().polish(self)
+        self._outer.setContentsMargins(self._open_margins if on else QMargins(0, 0, 0, 0))
         for shortcut in self._shortcuts:
             shortcut.setEnabled(on)
         if not on:
