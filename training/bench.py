@@ -17,35 +17,59 @@ import time
 import torch
 
 
-def measure(device: torch.device, batch: int, size: int, steps: int, warmup: int,
-            channels_last: bool, amp: bool) -> dict:
-    from training.model import build_model, fourier_size
-    from training.train import train_step
+class _Setup:
+    """A model, optimiser and batch ready for timed training steps."""
 
-    torch.manual_seed(0)
-    model = build_model({"input_size": size})
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(device, memory_format=fmt).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    use_amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, size, size).to(device, memory_format=fmt)
-    y = torch.randint(0, 2, (batch,)).to(device)
-    times = []
-    for i in range(warmup + steps):
-        if device.type == "cuda":
+    def __init__(self, device, batch, size, channels_last: bool, amp: bool):
+        from training.model import build_model
+
+        torch.manual_seed(0)
+        self.device, self.size, self.batch = device, size, batch
+        self.channels_last = channels_last
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = build_model({"input_size": size}).to(device, memory_format=fmt).train()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
+                                         weight_decay=5e-4)
+        self.amp = amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.gen = torch.Generator().manual_seed(0)
+        self.x = torch.rand(batch, 3, size, size).to(device, memory_format=fmt)
+        self.y = torch.randint(0, 2, (batch,)).to(device)
+        self.times: list[float] = []
+
+    def step(self, timed: bool) -> None:
+        from training.model import fourier_size
+        from training.train import train_step
+
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        loss, _ = train_step(model, x, y, gen, optimizer, scaler, fourier_size(size), 0.5, use_amp)
+        loss, _ = train_step(self.model, self.x, self.y, self.gen, self.optimizer, self.scaler,
+                             fourier_size(self.size), 0.5, self.amp)
         loss.item()  # waits for the device
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    return {"device": str(device), "batch": batch, "size": size, "steps": steps,
-            "channels_last": channels_last, "amp": use_amp,
-            "median_step_s": median, "images_per_s": batch / median,
-            "threads": torch.get_num_threads()}
+        if timed:
+            self.times.append(time.perf_counter() - t0)
+
+    def result(self) -> dict:
+        median = statistics.median(self.times)
+        return {"device": str(self.device), "batch": self.batch, "size": self.size,
+                "steps": len(self.times), "channels_last": self.channels_last, "amp": self.amp,
+                "median_step_s": median, "images_per_s": self.batch / median,
+                "threads": torch.get_num_threads()}
+
+
+def measure(device: torch.device, batch: int, size: int, steps: int, warmup: int) -> dict:
+    """The training configuration and the baseline, their steps interleaved so that both
+    see the same machine load."""
+    fast = _Setup(device, batch, size, channels_last=True, amp=True)
+    base = _Setup(device, batch, size, channels_last=False, amp=False)
+    for i in range(warmup + steps):
+        fast.step(i >= warmup)
+        base.step(i >= warmup)
+    result = fast.result()
+    result["baseline_images_per_s"] = base.result()["images_per_s"]
+    result["ratio_vs_baseline"] = result["images_per_s"] / result["baseline_images_per_s"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,16 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for device in devices:
         batch = args.batch_size if device.type == "cpu" else max(args.batch_size, 256)
-        fast = measure(device, batch, args.size, args.steps, args.warmup, True, True)
-        base = measure(device, batch, args.size, args.steps, args.warmup, False, False)
-        fast["baseline_images_per_s"] = base["images_per_s"]
-        fast["ratio_vs_baseline"] = fast["images_per_s"] / base["images_per_s"]
+        fast = measure(device, batch, args.size, args.steps, args.warmup)
         results.append(fast)
         if not args.json:
             print(f"{device}: {fast['images_per_s']:.1f} images/s (median of {args.steps} steps, "
                   f"batch {batch}, {args.size}x{args.size}, {fast['threads']} threads"
                   f"{', AMP' if fast['amp'] else ''}); baseline (NCHW"
-                  f"{', fp32' if device.type == 'cuda' else ''}) {base['images_per_s']:.1f} "
+                  f"{', fp32' if device.type == 'cuda' else ''}) {fast['baseline_images_per_s']:.1f} "
                   f"images/s, ratio {fast['ratio_vs_baseline']:.2f}x")
     if args.json:
         print(json.dumps(results, indent=1))

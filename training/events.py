@@ -151,12 +151,16 @@ class ProgressLine:
         self._stream = stream
         self.interval_s = interval_s
         self._last = 0.0
+        self._shown: tuple | None = None
 
     def update(self, done: int, total: int, extra: str = "", force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last < self.interval_s and done < total:
             return
+        if (done, total, extra) == self._shown:
+            return
         self._last = now
+        self._shown = (done, total, extra)
         stream = self._stream if self._stream is not None else sys.stderr
         text = f"{self.label}: {done}/{total}" + (f" {extra}" if extra else "")
         if stream.isatty():

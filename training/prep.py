@@ -9,7 +9,7 @@ crop is `fasdesk.core.crop.face_crop`, the same code the live view runs. Output:
                        masks, 7-9 replay, 10 3D mask, 11 other), category (real, print,
                        paper_mask, replay, 3d_mask, other), subset (train|test: CelebA's
                        own split; folders are all train), source (image path under SOURCE)
-    OUT/manifest.json  {"format", "layout", "source", "size", "spoof_types", "counts":
+    OUT/manifest.json  {"format", "layout", "source", "size", "complete", "spoof_types", "counts":
                        {"listed", "crops", "real", "spoof", "by_type", "by_category",
                        "by_subset", "skipped", "skipped_by_reason", "reused"},
                        "skipped": [{"source", "reason"}]}
@@ -149,6 +149,9 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
 
     out.mkdir(parents=True, exist_ok=True)
     reuse = _previous_size(out) == size
+    if not reuse:  # record the size first, so crops from an interrupted run are reused
+        _write_text_atomic(out / MANIFEST_FILE, json.dumps(
+            {"format": MANIFEST_FORMAT, "size": size, "complete": False}))
     names = [_crop_name(s.path, source) for s in samples]
     todo = [i for i, name in enumerate(names) if not (reuse and (out / name).is_file())]
     needs_detector = any(samples[i].box_path is None for i in todo)
@@ -261,6 +264,7 @@ def _write_outputs(source, out, layout, size, spoof_types, samples, names, kept,
         "layout": layout,
         "source": str(source.resolve()),
         "size": size,
+        "complete": True,
         "spoof_types": None if spoof_types is None else sorted(int(t) for t in spoof_types),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": counts,

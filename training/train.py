@@ -11,7 +11,8 @@ metrics). All are written atomically. `--resume auto` continues from OUT/latest.
 exactly: model, optimiser, scheduler, AMP scaler, epoch and step, and every RNG
 (the shuffle order depends only on seed and epoch). `--init CKPT` starts from a
 checkpoint's weights with a fresh optimiser (fine-tuning; the last layer is re-initialised
-when the number of classes differs).
+when the number of classes differs); when `--resume` finds a checkpoint, it wins over
+`--init`, so the command that started a run also continues it.
 
 Several processes: `torchrun --nproc_per_node N -m training train ...` (gloo on CPU, NCCL
 on CUDA); rank 0 writes checkpoints and events.
@@ -42,7 +43,7 @@ DEFAULTS = dict(epochs=50, batch_size=256, lr=0.1, momentum=0.9, weight_decay=5e
                 val_fraction=0.2, seed=0, dropout=0.2, precise_bn=100)
 LATEST, BEST, HISTORY = "latest.pth", "best.pth", "history.json"
 # What defines the run's data and model: taken from the checkpoint on --resume.
-RUN_DEFINING = ("classes", "val_fraction", "seed", "dropout")
+RUN_DEFINING = ("classes", "val_fraction", "seed", "dropout", "batch_size")
 
 
 class TrainError(Exception):
@@ -158,9 +159,10 @@ def _find_resume(resume: str | None, out: Path) -> Path | None:
 
 def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     resume_path = _find_resume(given["resume"], out)
-    if given["resume"] and given["init"]:
-        raise TrainError("--init and --resume cannot be used together (resume continues a "
-                         "run; init starts a new one from a checkpoint's weights)")
+    if resume_path is not None and given["init"]:
+        # A run started with --init and resumed with the same command line continues.
+        em.log(f"--init is ignored: resuming the run in {resume_path}", "warning")
+        given = {**given, "init": None}
     ckpt = None
     if resume_path is not None:
         try:
