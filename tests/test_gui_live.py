@@ -481,3 +481,29 @@ def test_images_tab_threshold_is_the_window_threshold(make_window, qtbot, sample
     assert images.model.counts() == {"real": 1, "spoof": 2}
     window.close()
     assert load_settings()[0].threshold == 0.2
+
+
+@no_qt_warnings
+def test_status_bar_shows_live_stats_only_while_live_runs(make_window, qtbot, video):
+    window = make_window(settings=Settings(loop_playback=True), save=False)
+    stats, model, provider = window.stats_label, window.model_label, window.provider_label
+    # Nothing runs yet: no fps line, but the model and the provider it will use.
+    assert not stats.isVisible()
+    assert model.isVisible() and model.text() == "model: minifasnet-v2se"
+    assert provider.isVisible() and provider.text()
+
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    qtbot.waitUntil(lambda: stats.text().startswith("live ") and " fps | detect " in stats.text(),
+                    timeout=TIMEOUT_MS)
+    assert stats.isVisible()
+    window.tabs.setCurrentWidget(window.images_tab)  # live goes on: still shown, as live
+    assert stats.isVisible() and stats.text().startswith("live ")
+
+    tab.stop()
+    qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
+    qtbot.wait(100)  # frames painted just after the stop must not bring it back
+    assert not stats.isVisible() and stats.text() == ""
+    assert model.isVisible() and provider.isVisible() and provider.text()
+    window.tabs.setCurrentWidget(window.training_tab or window.live_tab)
+    assert not stats.isVisible()

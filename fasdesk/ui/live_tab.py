@@ -89,7 +89,8 @@ class LiveTab(QWidget):
     confirm_frames_changed = Signal(int)
     source_changed = Signal(str)
     status_message = Signal(str)
-    stats_changed = Signal(str)
+    stats_changed = Signal(str)  # fps and stage times, while live runs
+    running_changed = Signal(bool)
     pipeline_changed = Signal(str, str)  # model file, provider
     frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
 
@@ -312,6 +313,7 @@ class LiveTab(QWidget):
 
     def _on_started(self, name: str) -> None:
         self.running = True
+        self.running_changed.emit(True)
         self.frames_shown = 0
         self.start_button.setEnabled(True)
         self.start_button.setText("Stop")
@@ -320,6 +322,7 @@ class LiveTab(QWidget):
 
     def _set_idle(self, placeholder: str) -> None:
         self.running = False
+        self.running_changed.emit(False)
         self.start_button.setEnabled(True)
         self.start_button.setText("Start")
         if self.last_frame is None:
@@ -358,7 +361,7 @@ class LiveTab(QWidget):
             self._last_stats = now
             detect, crop, liveness = (v * 1000 / self._stage_count for v in self._stage_sums)
             self._stage_sums, self._stage_count = [0.0, 0.0, 0.0], 0
-            self.stats_changed.emit(f"{frame.fps:4.1f} fps | detect {detect:.1f} ms, "
+            self.stats_changed.emit(f"live {frame.fps:4.1f} fps | detect {detect:.1f} ms, "
                                     f"crop {crop:.1f} ms, liveness {liveness:.1f} ms")
 
     # -- controls -----------------------------------------------------------------------

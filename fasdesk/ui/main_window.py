@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVB
 
 from fasdesk.core import registry
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.liveness import LivenessEngine, ModelError
+from fasdesk.core.liveness import LivenessEngine, ModelError, best_providers
 from fasdesk.core.pipeline import build_pipeline
 from fasdesk.core.settings import Settings, load_settings, save_settings
 from fasdesk.core.sources import SourceSpec
@@ -53,7 +53,8 @@ class MainWindow(QMainWindow):
         self.live_tab.threshold_changed.connect(self.set_threshold)
         self.live_tab.source_changed.connect(self._on_source_changed)
         self.live_tab.status_message.connect(self.show_status)
-        self.live_tab.stats_changed.connect(lambda text: self.stats_label.setText(text))
+        self.live_tab.stats_changed.connect(self._show_live_stats)
+        self.live_tab.running_changed.connect(self._on_live_running)
         self.live_tab.pipeline_changed.connect(self._on_pipeline_changed)
         self.live_tab.confirm_frames_changed.connect(lambda _n: self.save_settings())
         self.tabs.addTab(self.live_tab, "Live")
@@ -80,14 +81,19 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
+        # Live stats show only while live runs (on any tab); model and provider always.
         self.stats_label = QLabel("")
+        self.stats_label.setToolTip("Live view: frames per second and time per stage")
+        self.stats_label.hide()
         self.model_label = QLabel("")
-        self.provider_label = QLabel("")
+        # What onnxruntime will use until a live pipeline reports what it got.
+        self.provider_label = QLabel(best_providers()[0].replace("ExecutionProvider", ""))
+        self.provider_label.setToolTip("onnxruntime execution provider")
         for label in (self.stats_label, self.model_label, self.provider_label):
             self.statusBar().addPermanentWidget(label)
         # Wide enough for the longest stats line, so it never jumps or gets cut.
         self.stats_label.setMinimumWidth(self.stats_label.fontMetrics().horizontalAdvance(
-            "00.0 fps | detect 000.0 ms, crop 00.0 ms, liveness 000.0 ms") + 20)
+            "live 00.0 fps | detect 000.0 ms, crop 00.0 ms, liveness 000.0 ms") + 20)
 
         self._build_menus()
         if settings.geometry:
@@ -319,6 +325,14 @@ class MainWindow(QMainWindow):
     # -- status and settings -------------------------------------------------------------
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
+
+    def _on_live_running(self, running: bool) -> None:
+        self.stats_label.clear()  # no numbers from an earlier run
+        self.stats_label.setVisible(running)
+
+    def _show_live_stats(self, text: str) -> None:
+        if self.live_tab.running:  # (a frame painted just after stop says nothing new)
+            self.stats_label.setText(text)
 
     def _on_source_changed(self, target: str) -> None:
         self.settings.source = target
