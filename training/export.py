@@ -126,7 +126,8 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
         em.log(f"export: ONNX matches torch (max |diff| {diff:.2e} on {len(check)} inputs)")
         agreement = None
         if int8:
-            from fasdesk.core.quantize import QuantizeError, agreement_report, quantize_static_int8
+            from fasdesk.core.optimize import agreement as measure_agreement
+            from fasdesk.core.quantize import QuantizeError, quantize_static_int8
 
             int8_tmp = Path(tmpdir) / "model.int8.onnx"
             half = max(1, len(calib) // 2)
@@ -136,7 +137,8 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
                 raise ExportError(str(exc)) from None
             em.progress(3, steps, None, stage="quantized")
             held_out = calib[half:] if len(calib) > 1 else calib
-            agreement = agreement_report(fp32_tmp, int8_tmp, held_out, threshold)
+            agreement = measure_agreement(fp32_tmp, int8_tmp, held_out, threshold)
+            agreement["images"] = agreement.pop("crops")  # held-out prepared images
             agreement["calibration_images"] = int(half)
             em.metric(scope="export", **agreement)
             em.log(f"export: INT8 agrees with fp32 on {agreement['agreement']:.2%} of "

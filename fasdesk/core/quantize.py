@@ -1,7 +1,8 @@
-"""Static INT8 quantization of a liveness model, and its agreement with the fp32 model.
+"""Static INT8 quantization of a liveness model.
 
-onnxruntime only (no torch), so both the training backend's `export --int8` and the app's
-own model optimisation can use it. Calibration data are face crops preprocessed by
+onnxruntime only (no torch), so the app's own model tools can use it as well as the
+training backend's `export --int8`; the agreement with the fp32 model is measured by
+fasdesk.core.optimize.agreement. Calibration data are face crops preprocessed by
 fasdesk.core.crop.to_tensor, the same input the model sees in use.
 
 Method: onnxruntime's shape inference and graph pre-processing, then static QDQ
@@ -17,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from fasdesk.core.liveness import LivenessEngine, softmax, verdict
+from fasdesk.core.liveness import LivenessEngine
 
 
 class QuantizeError(Exception):
@@ -64,22 +65,3 @@ def quantize_static_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLi
             weight_type=QuantType.QInt8, per_channel=True,
             calibrate_method=CalibrationMethod.MinMax)
     return out_path
-
-
-def agreement_report(reference_path: str | os.PathLike, candidate_path: str | os.PathLike,
-                     inputs: np.ndarray, threshold: float = 0.5) -> dict:
-    """How closely `candidate` follows `reference` on model inputs [N, 3, S, S]:
-    share of identical verdicts at `threshold`, median / max |delta p_real|."""
-    ref = LivenessEngine(reference_path, providers=["CPUExecutionProvider"])
-    cand = LivenessEngine(candidate_path, providers=["CPUExecutionProvider"])
-    p_ref = softmax(ref.logits(inputs).astype(np.float64))[:, 0]
-    p_cand = softmax(cand.logits(inputs).astype(np.float64))[:, 0]
-    same = [verdict(a, threshold) == verdict(b, threshold) for a, b in zip(p_ref, p_cand)]
-    delta = np.abs(p_ref - p_cand)
-    return {
-        "images": int(len(inputs)),
-        "threshold": float(threshold),
-        "agreement": float(np.mean(same)) if len(same) else None,
-        "median_abs_delta_p_real": float(np.median(delta)) if len(delta) else None,
-        "max_abs_delta_p_real": float(delta.max()) if len(delta) else None,
-    }
