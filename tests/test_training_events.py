@@ -1,7 +1,5 @@
 """The JSON-lines protocol the Training tab parses (training/events.py)."""
 import io
-import json
-import math
 import subprocess
 import sys
 
