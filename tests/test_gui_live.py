@@ -507,3 +507,44 @@ def test_status_bar_shows_live_stats_only_while_live_runs(make_window, qtbot, vi
     assert model.isVisible() and provider.isVisible() and provider.text()
     window.tabs.setCurrentWidget(window.training_tab or window.live_tab)
     assert not stats.isVisible()
+
+
+class _BrokenModule:
+    """An import hook under which importing one module raises `error`, as a module with
+    a bug at import time (or a missing dependency of it) would."""
+
+    def __init__(self, name: str, error: Exception):
+        self.name, self.error = name, error
+
+    def find_spec(self, name, path=None, target=None):
+        if name == self.name:
+            raise self.error
+        return None
+
+
+@no_qt_warnings
+@pytest.mark.parametrize("error", [ImportError("No module named 'pyqtgraph.exporters'"),
+                                   RuntimeError("a bug at import time")],
+                         ids=["ImportError", "RuntimeError"])
+def test_window_starts_when_the_training_tab_cannot_load(make_window, qtbot, monkeypatch,
+                                                         samples_dir, error):
+    name = "fasdesk.ui.training_tab"
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_BrokenModule(name, error)] + sys.meta_path)
+    window = make_window(settings=Settings(), save=False)
+
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles == ["Live", "Images", "Training"]
+    assert window.training_tab is None and window.collect_panel is None
+    window.tabs.setCurrentIndex(2)
+    shown = window.tabs.currentWidget()
+    assert shown.isVisible() and "could not be loaded" in shown.text()
+    assert f"{type(error).__name__}: {error}".replace("'", "&#x27;") in shown.text()
+
+    # Live and Images work as usual, and the window closes normally.
+    window.live_tab.start(SourceSpec.parse(str(samples_dir)))
+    qtbot.waitUntil(lambda: window.live_tab.frames_shown >= 1, timeout=TIMEOUT_MS)
+    window.classify_paths([str(samples_dir)])
+    qtbot.waitUntil(lambda: window.images_tab.model.rowCount() == 3
+                    and not window.images_tab.is_running(), timeout=TIMEOUT_MS)
+    assert window.close()

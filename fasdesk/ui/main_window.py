@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import html
+import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray
+from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -20,6 +22,9 @@ from fasdesk.ui.live_tab import LiveTab, MessageBar
 from fasdesk.ui.model_banner import ModelBanner, missing_models
 
 
+log = logging.getLogger(__name__)
+
+
 def _images_tab_class():
     """The Images tab, built in its own module (imported late so a missing one is survivable)."""
     try:
@@ -27,6 +32,20 @@ def _images_tab_class():
     except ImportError:
         return None
     return ImagesTab
+
+
+def unavailable_tab(title: str, exc: BaseException) -> QLabel:
+    """What shows in place of a tab that failed to load: the error, and that the rest works."""
+    label = QLabel(f"<b>The {title} tab could not be loaded.</b><br><br>"
+                   f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}<br><br>"
+                   "The other tabs work as usual. Reinstalling fasdesk usually fixes this; "
+                   "the full error is in the terminal output.")
+    label.setObjectName("unavailableTab")
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignCenter)
+    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+    label.setMargin(40)
+    return label
 
 
 class MainWindow(QMainWindow):
@@ -69,9 +88,8 @@ class MainWindow(QMainWindow):
             self.images_tab.status_message.connect(self.show_status)
             self.tabs.addTab(self.images_tab, "Images")
         # The Training tab, and the Collect panel under the live view (issue 6).
-        from fasdesk.ui.training_tab import install as install_training
-
-        self.training_tab = install_training(self)
+        self.collect_panel = None
+        self.training_tab = self._install_training()
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -105,6 +123,21 @@ class MainWindow(QMainWindow):
             self.live_tab.start(SourceSpec.parse(source))
 
     # -- tabs for other parts of the app ------------------------------------------------
+    def _install_training(self):
+        """The Training tab, or its error in its place: whatever is wrong in its modules,
+        Live and Images must still start."""
+        tabs_before = self.tabs.count()
+        try:
+            from fasdesk.ui.training_tab import install
+
+            return install(self)
+        except Exception as exc:
+            log.exception("The Training tab could not be loaded")
+            while self.tabs.count() > tabs_before:  # a half-installed tab goes
+                self.tabs.removeTab(tabs_before)
+            self.add_tab(unavailable_tab("Training", exc), "Training")
+            return None
+
     def add_tab(self, widget: QWidget, title: str) -> int:
         """Add a tab (e.g. Training); returns its index."""
         return self.tabs.addTab(widget, title)
@@ -349,7 +382,8 @@ class MainWindow(QMainWindow):
             self.show_status(f"Settings not saved: {exc}")
 
     def closeEvent(self, event) -> None:
-        if not self.training_tab.confirm_close():  # a training step runs: ask first
+        # A training step that runs asks first.
+        if self.training_tab is not None and not self.training_tab.confirm_close():
             event.ignore()
             return
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
