@@ -24,6 +24,7 @@ import csv
 import json
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -53,6 +54,10 @@ _detector = None
 
 def _init_worker(detector_path: str | None) -> None:
     global _detector
+    # Workers leave Ctrl-C to the parent, and die quietly when it terminates the pool.
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     cv2.setNumThreads(1)  # the parallelism is across images, one per core
     _detector = None
     if detector_path:
@@ -186,17 +191,24 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
         with multiprocessing.Pool(workers, _init_worker, (detector_path,)) as pool:
             yield from pool.imap_unordered(crop_one, jobs, chunksize=max(1, min(16, len(jobs) // (workers * 8))))
 
+    def stop(signum, frame):  # SIGTERM (e.g. the GUI's Cancel): stop the workers, keep the crops
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     last_event = 0.0
-    for index, reason in results():
-        done += 1
-        if reason is not None:
-            skipped[index] = reason
-        now = time.monotonic()
-        if now - last_event >= 0.2 or done == total:
-            last_event = now
-            left = eta(done - reused, total - reused, now - started)
-            emitter.progress(done, total, left, skipped=len(skipped))
-            line.update(done, total, f"skipped {len(skipped)}")
+    try:
+        for index, reason in results():
+            done += 1
+            if reason is not None:
+                skipped[index] = reason
+            now = time.monotonic()
+            if now - last_event >= 0.2 or done == total:
+                last_event = now
+                left = eta(done - reused, total - reused, now - started)
+                emitter.progress(done, total, left, skipped=len(skipped))
+                line.update(done, total, f"skipped {len(skipped)}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     line.update(done, total, f"skipped {len(skipped)}", force=True)
 
     kept = [i for i in range(total) if i not in skipped]
