@@ -280,10 +280,14 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
             first = start_step if epoch == start_epoch else 0
             acc_loss, acc_correct, acc_n = (partial or (0.0, 0.0, 0.0)) if first else (0.0, 0.0, 0.0)
             epoch_started = time.monotonic()
+            upcoming = train_store.prefetch(train_idx[batches[first]]) if first < len(batches) else None
             for step in range(first, len(batches)):
                 t0 = time.monotonic()
                 rows = train_idx[batches[step]]
-                x = D.tensor_batch(train_store.batch(rows)).to(
+                crops = upcoming.result()
+                if step + 1 < len(batches):  # read the next batch while this one trains
+                    upcoming = train_store.prefetch(train_idx[batches[step + 1]])
+                x = D.tensor_batch(crops).to(
                     pd.device, non_blocking=True, memory_format=torch.channels_last)
                 y = torch.from_numpy(labels[rows]).to(pd.device)
                 loss, logits = train_step(net, x, y, aug_gen, optimizer, scaler, ft_size,
