@@ -8,6 +8,7 @@ passes are mapped back to original pixels and merged with non-maximum suppressio
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -101,6 +102,8 @@ class FaceDetector:
         self.fine_side = fine_side
         self.backend = backend
         self.threads = threads
+        if backend == "onnxruntime" and importlib.util.find_spec("onnx") is None:
+            self.backend = backend = "opencv"  # onnx (to free the input size) is missing
         if backend == "onnxruntime":
             self._session = _yunet_session(self.model_path, threads)
             self._input_name = self._session.get_inputs()[0].name
