@@ -6,6 +6,7 @@ recaptured ones) through the real models; nothing is mocked.
 from __future__ import annotations
 
 import functools
+import gc
 import http.server
 import os
 import subprocess
@@ -65,6 +66,10 @@ def make_window(qtbot):
     for window in windows:
         if shiboken6.isValid(window):
             window.close()
+    # Collect the windows' Python-side garbage here, on the UI thread: left to a later
+    # collection it may run in a worker thread, and Qt objects must not die there.
+    windows.clear()
+    gc.collect()
 
 
 def collect_frames(qtbot, tab, count: int) -> list:
@@ -510,27 +515,30 @@ def test_status_bar_shows_live_stats_only_while_live_runs(make_window, qtbot, vi
 
 
 class _BrokenModule:
-    """An import hook under which importing one module raises `error`, as a module with
-    a bug at import time (or a missing dependency of it) would."""
+    """An import hook under which importing one module raises `error_type(message)`, as a
+    module with a bug at import time (or a missing dependency of it) would. A fresh
+    exception each time: one kept across tests would keep its traceback's window alive."""
 
-    def __init__(self, name: str, error: Exception):
-        self.name, self.error = name, error
+    def __init__(self, name: str, error_type: type, message: str):
+        self.name, self.error_type, self.message = name, error_type, message
 
     def find_spec(self, name, path=None, target=None):
         if name == self.name:
-            raise self.error
+            raise self.error_type(self.message)
         return None
 
 
 @no_qt_warnings
-@pytest.mark.parametrize("error", [ImportError("No module named 'pyqtgraph.exporters'"),
-                                   RuntimeError("a bug at import time")],
+@pytest.mark.parametrize("error_type, message",
+                         [(ImportError, "No module named 'pyqtgraph.exporters'"),
+                          (RuntimeError, "a bug at import time")],
                          ids=["ImportError", "RuntimeError"])
 def test_window_starts_when_the_training_tab_cannot_load(make_window, qtbot, monkeypatch,
-                                                         samples_dir, error):
+                                                         samples_dir, error_type, message):
     name = "fasdesk.ui.training_tab"
     monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.setattr(sys, "meta_path", [_BrokenModule(name, error)] + sys.meta_path)
+    monkeypatch.setattr(sys, "meta_path",
+                        [_BrokenModule(name, error_type, message)] + sys.meta_path)
     window = make_window(settings=Settings(), save=False)
 
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
@@ -539,7 +547,7 @@ def test_window_starts_when_the_training_tab_cannot_load(make_window, qtbot, mon
     window.tabs.setCurrentIndex(2)
     shown = window.tabs.currentWidget()
     assert shown.isVisible() and "could not be loaded" in shown.text()
-    assert f"{type(error).__name__}: {error}".replace("'", "&#x27;") in shown.text()
+    assert f"{error_type.__name__}: {message}".replace("'", "&#x27;") in shown.text()
 
     # Live and Images work as usual, and the window closes normally.
     window.live_tab.start(SourceSpec.parse(str(samples_dir)))
