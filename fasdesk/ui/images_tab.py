@@ -407,14 +407,15 @@ class ImagesTab(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.summary = QLabel()
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # Takes the room left over: a long summary must not stop the window from shrinking
-        # (narrow windows cut it; the tooltip has it whole).
+        # A long summary must not stop the window from shrinking (a narrow table pane
+        # cuts it; the tooltip has it whole).
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.summary.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.threshold_control = ThresholdControl(self._threshold)
         # Shrinks first when the window is narrow; never wider than a compact toolbar slider.
-        self.threshold_control.slider.setMinimumWidth(40)
-        self.threshold_control.slider.setMaximumWidth(160)
+        control = self.threshold_control
+        control.slider.setMinimumWidth(40)
+        control.setMaximumWidth(control.sizeHint().width() - control.slider.sizeHint().width()
+                                + 160)
         self.threshold_control.changed.connect(self._on_threshold_picked)
 
         toolbar = QHBoxLayout()
@@ -424,8 +425,8 @@ class ImagesTab(QWidget):
         for button in (self.export_csv_button, self.export_json_button, self.clear_button):
             toolbar.addWidget(button)
         toolbar.addSpacing(10)
-        toolbar.addWidget(self.threshold_control)
-        toolbar.addWidget(self.summary, 1)
+        toolbar.addWidget(self.threshold_control, 1)
+        toolbar.addStretch(1)
 
         self.error_banner = QLabel()
         self.error_banner.setWordWrap(True)
@@ -480,8 +481,14 @@ class ImagesTab(QWidget):
         preview_layout.addWidget(self.preview, 1)
         preview_layout.addWidget(self.details)
 
+        table_pane = QWidget()  # the table with its summary line under it
+        table_layout = QVBoxLayout(table_pane)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addWidget(self.table, 1)
+        table_layout.addWidget(self.summary)
+
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.table)
+        splitter.addWidget(table_pane)
         splitter.addWidget(preview_pane)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
