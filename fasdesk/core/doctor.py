@@ -77,7 +77,7 @@ def check_models() -> list[ModelCheck]:
     checks = []
     for entry in registry.load_manifest():
         path = registry.find_file(entry.file)
-        default = entry.id in (registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR)
+        default = entry.id in (registry.default_liveness_id(), registry.DEFAULT_DETECTOR)
         if path is None:
             status = "missing"
         elif not entry.sha256:

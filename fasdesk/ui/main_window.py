@@ -211,7 +211,7 @@ class MainWindow(QMainWindow):
     def _model_name(self) -> str:
         model = self.settings.model
         if not model:
-            return registry.DEFAULT_LIVENESS
+            return registry.default_liveness_id()
         return model if registry.get_entry(model) else Path(model).name
 
     def _on_downloaded(self) -> None:
@@ -285,7 +285,7 @@ class MainWindow(QMainWindow):
         menu.clear()
         for action in self.model_group.actions():
             self.model_group.removeAction(action)
-        current = self.settings.model or registry.DEFAULT_LIVENESS
+        current = self.settings.model or registry.default_liveness_id()
         for entry in registry.load_manifest():
             if entry.kind != "liveness":
                 continue
