@@ -209,8 +209,18 @@ def test_ddp_two_cpu_processes(recapture, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            "--nproc_per_node", "2", "-m", "training", "train", str(recapture), str(out),
            "--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--events"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240,
+    # Own process group: if the run hangs, the timeout takes torchrun's workers down too
+    # instead of leaving them waiting forever on their rendezvous.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))  # 2 processes, 2 cores
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("DDP run with 2 CPU processes did not finish in 300 s")
+    result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-2000:]
     from training.events import parse_line
 
