@@ -28,6 +28,7 @@ from fasdesk.core.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.pipeline import UNSURE, Pipeline
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 from fasdesk.ui.threshold_control import ThresholdControl
+from fasdesk.ui.drops import accept_if_files, dropped_paths
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
@@ -380,15 +381,13 @@ class ImagesTab(QWidget):
 
     # --- drops -----------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:
-        if any(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
+        accept_if_files(event)
 
     def dragMoveEvent(self, event) -> None:
-        if any(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
+        accept_if_files(event)
 
     def dropEvent(self, event) -> None:
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        paths = dropped_paths(event)
         if paths:
             event.acceptProposedAction()
             self.add_paths(paths)

@@ -20,6 +20,7 @@ from fasdesk.core.sources import SourceSpec
 from fasdesk.ui.dialogs import AboutDialog, ModelInfoDialog
 from fasdesk.ui.live_tab import LiveTab, MessageBar
 from fasdesk.ui.model_banner import ModelBanner, missing_models
+from fasdesk.ui.drops import accept_if_files, dropped_paths
 
 
 log = logging.getLogger(__name__)
@@ -346,11 +347,10 @@ class MainWindow(QMainWindow):
         self.images_tab.add_paths([str(p) for p in paths])
 
     def dragEnterEvent(self, event) -> None:
-        if any(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
+        accept_if_files(event)
 
     def dropEvent(self, event) -> None:
-        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        paths = dropped_paths(event)
         if paths:
             event.acceptProposedAction()
             self.classify_paths(paths)
