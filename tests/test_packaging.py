@@ -84,7 +84,9 @@ def app(tmp_path_factory, models_dir, fp32_model, detector_model) -> Path:
         [sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
          "--distpath", str(root / "dist"), "--workpath", str(root / "build"), "build_app.spec"],
         cwd=src, env=env, capture_output=True, text=True, timeout=3600)
-    assert build.returncode == 0, build.stderr[-4000:]
+    if build.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail("build_app.spec failed:\n" + build.stderr[-4000:])
     exe = root / "dist" / "fasdesk" / ("fasdesk.exe" if os.name == "nt" else "fasdesk")
     assert exe.is_file()
     yield exe
@@ -102,7 +104,6 @@ def run_app(app, tmp_path):
         return subprocess.run([str(app), *map(str, args)], cwd=tmp_path,
                               env={**env, **(extra_env or {})},
                               capture_output=True, text=True, timeout=timeout)
-    run.env = env
     return run
 
 
