@@ -49,6 +49,19 @@ def test_rewritten_graph_has_no_prelu_and_blocked_widths(fast_model, fp32_model)
     assert batch.dim_param and not batch.dim_value  # dynamic batch kept
 
 
+def test_onnxruntime_fuses_every_relu_of_the_fast_model(fast_model, tmp_path):
+    # A Relu left on its own runs on one thread; each must fold into its Conv.
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "fused.onnx")
+    ort.InferenceSession(str(fast_model), options, providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node)
+    assert ops["Relu"] == 0 and ops["PRelu"] == 0
+    assert ops["FusedConv"] >= 33
+
+
 def test_same_logits_and_verdicts_as_fp32_on_the_samples(fast_model, sample_crops, reference):
     fast = LivenessEngine(fast_model)
     p_real, logits = fast.p_real(sample_crops)

@@ -144,19 +144,27 @@ def _frame_stats(samples: dict[str, list[float]], faces: list[int]) -> dict:
     return out
 
 
+# A session's thread pool keeps spinning for a few ms after each run (fasdesk.core.runtime),
+# which slows whatever other session runs next. Each configuration therefore runs in blocks,
+# the first runs of a block untimed, as it would run on its own in the app; the blocks
+# alternate, in alternating order, so a change in machine load hits every configuration.
+SETTLE_RUNS = 4
+
+
 def _run_frames(configs: dict[str, Pipeline], frames: list[Frame], repeats: int,
                 warmup: int = 2) -> dict[str, dict]:
-    """Median per-stage ms per configuration; configurations alternate frame by frame."""
+    """Median per-stage ms per configuration, each round a block of all frames per
+    configuration (after SETTLE_RUNS untimed frames)."""
     stages = ("decode", "detect", "preprocess", "liveness", "liveness_per_face", "total")
     samples = {name: {s: [] for s in stages} for name in configs}
     faces = {name: [] for name in configs}
     verdicts: dict[str, dict[str, list[str]]] = {name: {} for name in configs}
     for round_ in range(warmup + repeats):
-        # Alternate which configuration goes first: a run leaves onnxruntime's threads
-        # spinning for a moment, which slows whatever runs right after it.
         order = list(configs.items())[::-1 if round_ % 2 else 1]
-        for frame in frames:
-            for name, pipeline in order:
+        for name, pipeline in order:
+            for i in range(SETTLE_RUNS):
+                pipeline.process(decode_image(frames[i % len(frames)].jpeg))
+            for frame in frames:
                 t0 = time.perf_counter()
                 image = decode_image(frame.jpeg, frame.name)
                 t1 = time.perf_counter()
@@ -182,17 +190,19 @@ def _run_frames(configs: dict[str, Pipeline], frames: list[Frame], repeats: int,
     return report
 
 
-def _per_face(engines: dict[str, LivenessEngine], crop: np.ndarray, runs: int) -> dict:
-    """Median ms of one batch-1 inference per engine, engines interleaved."""
+def _per_face(engines: dict[str, LivenessEngine], crop: np.ndarray, runs: int,
+              block: int = 20) -> dict:
+    """Median ms of one batch-1 inference per engine, in alternating blocks of `block`
+    timed runs (after SETTLE_RUNS untimed ones)."""
     times = {name: [] for name in engines}
-    for engine in engines.values():
-        for _ in range(5):
-            engine.logits(crop)
-    for i in range(runs):
+    for i in range(-(-runs // block)):
         for name, engine in list(engines.items())[::-1 if i % 2 else 1]:
-            t = time.perf_counter()
-            engine.logits(crop)
-            times[name].append(time.perf_counter() - t)
+            for _ in range(SETTLE_RUNS):
+                engine.logits(crop)
+            for _ in range(block):
+                t = time.perf_counter()
+                engine.logits(crop)
+                times[name].append(time.perf_counter() - t)
     return {name: _median_ms(v) for name, v in times.items()}
 
 

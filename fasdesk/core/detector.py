@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fasdesk.core.runtime import session_options
+
 # OpenCV 5's DNN engine warns on every detector creation that it ignores target hints.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
@@ -66,11 +68,7 @@ def _yunet_session(model_path: str, threads: int | None):
             output.type.tensor_type.shape.dim[1].ClearField("dim_value")
             output.type.tensor_type.shape.dim[1].dim_param = "anchors"
         del model.graph.value_info[:]
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        return ort.InferenceSession(model.SerializeToString(), options,
+        return ort.InferenceSession(model.SerializeToString(), session_options(threads),
                                     providers=["CPUExecutionProvider"])
     except DetectorError:
         raise

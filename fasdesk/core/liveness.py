@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fasdesk.core.runtime import session_options
+
 DEFAULT_THRESHOLD = 0.5
 # Preferred order; CPU is always the last resort.
 PROVIDER_PREFERENCE = (
@@ -55,11 +57,7 @@ class LivenessEngine:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"liveness model not found: {self.model_path}")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        options = session_options(threads)
         requested = providers or best_providers()
         try:
             self.session = ort.InferenceSession(str(self.model_path), options, providers=requested)
@@ -120,11 +118,7 @@ class SplitBatchEngine(LivenessEngine):
             import onnxruntime as ort
             from concurrent.futures import ThreadPoolExecutor
 
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.intra_op_num_threads = 1
-            options.log_severity_level = 3
-            self._halves = [ort.InferenceSession(str(self.model_path), options,
+            self._halves = [ort.InferenceSession(str(self.model_path), session_options(1),
                                                  providers=["CPUExecutionProvider"])
                             for _ in range(2)]
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fasdesk-half")

@@ -12,7 +12,9 @@ arithmetic (about 104 M multiply-adds per face):
   so every PRelu converts the tensor out of the blocked layout and back. We write
   PRelu(y) = s*y + (1-s)*relu(y); folding (1-s) > 0 into the producing convolution
   (z = (1-s)*y) leaves relu(z) + k*z with k = s/(1-s), which onnxruntime runs in the
-  blocked layout (the per-channel scale becomes a fused 1x1 depthwise step).
+  blocked layout (the per-channel scale becomes a fused 1x1 depthwise step, and relu(z)
+  an identity 1x1 depthwise convolution with a fused Relu, which unlike a lone Relu node
+  is split across threads).
 
 Both rewrites are algebraically exact, so the fast model gives the fp32 model's logits up
 to float rounding (~1e-5); `build_fast_model` checks that on random inputs before it
@@ -157,8 +159,9 @@ def decompose_prelu(model) -> int:
 
     PRelu(y) = s*y + (1-s)*relu(y). When y comes from a Conv used only here and every
     slope is below 1, (1-s) is folded into that Conv (z = (1-s)*y), leaving
-    relu(z) + (s/(1-s))*z. Otherwise the two terms are computed as written. Returns the
-    number of PRelu nodes replaced.
+    relu(z) + (s/(1-s))*z, with relu(z) computed by an identity depthwise Conv + Relu.
+    Otherwise the two terms are computed as written. Returns the number of PRelu nodes
+    replaced.
     """
     from onnx import helper
 
@@ -186,7 +189,13 @@ def decompose_prelu(model) -> int:
             if len(conv.input) > 2 and conv.input[2]:
                 g.put(conv.input[2], g.array(conv.input[2]) * scale)
             k = g.add(f"{slope_name}_k", slope / (1.0 - slope))
-            nodes += [helper.make_node("Relu", [x], [f"{y}_relu"]),
+            # relu(z) as Relu(1*z) with a 1x1 depthwise Conv of ones: onnxruntime fuses it
+            # into one blocked, multi-threaded convolution, where a lone Relu node runs on
+            # one thread (8% of the model's time at 2 threads). Multiplying by 1 is exact.
+            ones = g.add(f"{y}_ones", np.ones((w.shape[0], 1, 1, 1)))
+            nodes += [helper.make_node("Conv", [x, ones], [f"{y}_same"], group=int(w.shape[0]),
+                                       kernel_shape=[1, 1]),
+                      helper.make_node("Relu", [f"{y}_same"], [f"{y}_relu"]),
                       helper.make_node("Mul", [x, k], [f"{y}_lin"]),
                       helper.make_node("Add", [f"{y}_relu", f"{y}_lin"], [y])]
         else:

@@ -138,8 +138,10 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
 
     detector_path = registry.resolve(detector, kind="detector")
     model_path = registry.resolve(model, kind="liveness")
-    face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0) if live
-                     else FaceDetector(detector_path))
+    # Live: the detector stays on the calling thread, so the liveness session's pool is
+    # the only one spinning between frames (see fasdesk.core.runtime).
+    face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0, threads=1)
+                     if live else FaceDetector(detector_path))
     # Live frames often hold several faces: their batch runs as two halves on two cores.
     engine_class = SplitBatchEngine if live else LivenessEngine
     return Pipeline(face_detector, engine_class(model_path, providers=providers),
