@@ -2,8 +2,8 @@
 
 The reference mirrors the upstream demo: YuNet on the full-resolution frame, then
 upstream's dynamically quantized model. Both configurations run in this process on the
-same frames, interleaved frame by frame, so a busy machine slows both alike; we report
-medians and ratios, not best cases.
+same frames, in alternating blocks (see SETTLE_RUNS), so a busy machine slows both alike;
+we report medians and ratios, not best cases.
 
 Measured: decode (JPEG -> BGR), detect, crop+preprocess, liveness (per frame and per
 face), total per frame and frames per second, for 1-face frames (the samples or --source)
@@ -332,7 +332,7 @@ def format_report(r: dict) -> str:
              f"reference: {r['reference_config']['model']}, YuNet (cv2.FaceDetectorYN) at full resolution",
              *([f"(the fast model is not built: 'fasdesk models optimize' makes it the default)"]
                if not r["default_config"]["fast_model"] else []),
-             f"medians of {r['repeats']} rounds, configurations interleaved"]
+             f"medians of {r['repeats']} rounds, configurations in alternating blocks"]
     for key, title in (("frames", f"{r['frames']['count']} frame(s) {r['frames']['size'][0]}x"
                                   f"{r['frames']['size'][1]}, 1 face"),
                        ("frames_8_faces", "8-face frame (4x2 mosaic)")):
