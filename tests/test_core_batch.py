@@ -127,3 +127,18 @@ def test_annotation_colours_and_captions(tmp_path):
     assert (read_image(path) == out).all()
     with pytest.raises(OSError, match="unsupported"):
         save_image(tmp_path / "x.gif", out)
+
+
+def test_batches_reuse_the_worker_replicas_and_follow_the_threshold(samples_dir, fp32_model,
+                                                                      detector_model):
+    from fasdesk.core.pipeline import build_pipeline
+
+    pipeline = build_pipeline(str(fp32_model), str(detector_model))
+    real = samples_dir / "real_T1.jpg"
+    first = [r.faces[0].label for r in classify_paths([real, real, real], pipeline, workers=2)]
+    replicas = pipeline.worker_replicas(2)
+    assert first == ["real"] * 3 and len(replicas) == 2 and pipeline not in replicas
+    pipeline.threshold = 0.99999  # above the sample's p_real (0.9997)
+    again = [r.faces[0].label for r in classify_paths([real, real, real], pipeline, workers=2)]
+    assert again == ["spoof"] * 3
+    assert all(a is b for a, b in zip(pipeline.worker_replicas(2), replicas))

@@ -92,11 +92,13 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
     """Classify every image in `paths` (files and folders); yield results in input order.
 
     Each of `workers` threads decodes and runs a whole image (OpenCV and onnxruntime
-    release the GIL), with its own replica of `pipeline` when there are several, so all
-    cores work on different images instead of sharing one image's small operations.
+    release the GIL), with its own single-threaded replica of `pipeline` when there are
+    several (kept on `pipeline` for the next batch), so all cores work on different
+    images instead of sharing one image's small operations.
     progress(done, total, path) is called after each file; cancelled() is polled before
     each one and stops the batch (the results so far have been yielded). keep_images
-    keeps the decoded BGR image on each result (for annotation or display).
+    keeps the decoded BGR image on each result (for annotation or display). One batch at
+    a time per pipeline: the workers' replicas are shared between its batches.
     """
     files = collect_files(paths)
     total = len(files)
@@ -105,10 +107,13 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
     workers = max(1, int(workers))
     lookahead = workers * 2
     local = threading.local()
+    free = pipeline.worker_replicas(workers) if workers > 1 else [pipeline]
+    free_lock = threading.Lock()
 
     def worker_pipeline() -> Pipeline:
-        if not hasattr(local, "pipeline"):
-            local.pipeline = pipeline.replica() if workers > 1 else pipeline
+        if not hasattr(local, "pipeline"):  # the pool makes at most `workers` threads
+            with free_lock:
+                local.pipeline = free.pop()
         return local.pipeline
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-classify")

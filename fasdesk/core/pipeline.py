@@ -1,6 +1,7 @@
 """Frame -> face results: detection, quality gate, crop, one batched liveness run."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -73,6 +74,8 @@ class Pipeline:
         self.threshold = threshold
         self.min_face = min_face
         self.last_timings = FrameTimings()
+        self._replicas: list[Pipeline] = []
+        self._replicas_lock = threading.Lock()
 
     def replica(self, threads: int | None = 1) -> "Pipeline":
         """An independent copy for another thread: its own detector and liveness session,
@@ -84,6 +87,17 @@ class Pipeline:
         engine = LivenessEngine(self.engine.model_path, providers=self.engine.session.get_providers(),
                                 threads=threads)
         return Pipeline(detector, engine, self.threshold, self.min_face)
+
+    def worker_replicas(self, count: int) -> list["Pipeline"]:
+        """`count` single-threaded replicas for parallel workers, made on first use and kept
+        for later batches (each copy loads its models again, ~0.1 s). They follow this
+        pipeline's threshold and minimum face size."""
+        with self._replicas_lock:
+            while len(self._replicas) < count:
+                self._replicas.append(self.replica())
+            for copy in self._replicas:
+                copy.threshold, copy.min_face = self.threshold, self.min_face
+            return self._replicas[:count]
 
     def process(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
         """Face results for one frame of any layout (see imageio.to_bgr8)."""
