@@ -21,7 +21,8 @@ SAMPLE_NAMES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
 
 def _models_dir() -> Path:
     env = os.environ.get("FASDESK_MODELS_DIR")
-    return Path(env) if env else SHARED / "models"
+    # Absolute, so subprocesses that run elsewhere (the packaging build) find it too.
+    return Path(env).resolve() if env else SHARED / "models"
 
 
 def require_file(path: Path) -> Path:
