@@ -56,7 +56,10 @@ def export_onnx(classifier: torch.nn.Module, input_size: int, path: Path) -> Non
 def max_abs_diff(classifier: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    from fasdesk.core.runtime import session_options
+
+    session = ort.InferenceSession(str(onnx_path), session_options(),
+                                   providers=["CPUExecutionProvider"])
     with torch.no_grad():
         expected = classifier(torch.from_numpy(inputs)).numpy()
     got = session.run(["output"], {"input": inputs})[0]
