@@ -34,14 +34,22 @@ Checkpoint format (a dict saved with torch.save; `save_checkpoint`/`load_checkpo
                            "classes": [names, class 0 = "real"], "dropout": float}
     validation_accuracy   float or None
     -- written by `train` for resuming (absent from the reference checkpoint) --
-    epoch                 epochs completed
-    optimizer_state_dict, scheduler_state_dict, scaler_state_dict (AMP), rng_state,
-    best_val_acc, history (per-epoch metrics), train_args
+    epoch, step           epochs completed, steps into the next one
+    optimizer_state_dict, scaler_state_dict (AMP), rng_states (per process: torch,
+    numpy and Python states as tensors, lists and numbers), best_val_acc, start_val_acc,
+    history (per-epoch metrics), train_args
+
+Checkpoints are read with torch.load(weights_only=True): tensors and plain data only, so a
+crafted file cannot run code (`read_checkpoint`).
 """
 from __future__ import annotations
 
+import math
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -182,19 +190,27 @@ class FourierGenerator(nn.Module):
 
 class MultiFTNet(nn.Module):
     """The classifier plus the Fourier branch: returns (logits, spectrum) in training mode,
-    logits only in eval mode (what export and evaluation need)."""
+    logits only in eval mode (what export and evaluation need) and when `with_fourier` is
+    off (training without the Fourier loss skips the branch's cost)."""
 
     def __init__(self, num_classes: int = 2, input_size: int = INPUT_SIZE, dropout: float = 0.2):
         super().__init__()
         self.model = MiniFASNetV2SE(num_classes, input_size, dropout)
         self.FTGenerator = FourierGenerator(128)
+        self.with_fourier = True
 
     def forward(self, x):
         feat = self.model.features(x)
         logits = self.model.head(feat)
-        if self.training:
+        if self.training and self.with_fourier:
             return logits, self.FTGenerator(feat)
         return logits
+
+    def early_layers(self) -> list[nn.Module]:
+        """The high-resolution stages before conv_4 (64x64 and 32x32 for a 128 input): the
+        costliest part of a backward pass, and generic enough to keep when fine-tuning."""
+        m = self.model
+        return [m.conv1, m.conv2_dw, m.conv_23, m.conv_3]
 
 
 def fourier_size(input_size: int = INPUT_SIZE) -> int:
@@ -225,49 +241,123 @@ def build_model(config: dict | None = None) -> MultiFTNet:
                       float(config.get("dropout", 0.2)))
 
 
+def _numpy_array_globals() -> list:
+    """What pickle needs to rebuild plain numpy arrays and numbers (checkpoints of earlier
+    versions of this trainer hold an RNG state array and numpy floats): data only, nothing
+    that runs code."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
+            *[t for t in vars(np.dtypes).values() if isinstance(t, type)]]
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """torch.load a checkpoint dict, with a one-line CheckpointError when it is not one."""
+    """torch.load a checkpoint dict safely, with a one-line CheckpointError when it is not one.
+
+    weights_only=True: the file may only hold tensors and plain data (numbers, strings,
+    lists, dicts; numpy arrays for the RNG state of older checkpoints). A pickle that would
+    import anything else - and a crafted .pth can run any code that way - is refused before
+    anything in it runs.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        # weights_only=False: resumable checkpoints hold numpy RNG state; only load your own.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols, not for users
+            with torch.serialization.safe_globals(_numpy_array_globals()):
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"GLOBAL (\S+)", str(exc))
+        raise CheckpointError(
+            f"{path}: refused: it is not a plain checkpoint (it holds Python objects"
+            + (f" such as {unsafe.group(1)}" if unsafe else "")
+            + " that could run code when loaded); use a checkpoint written by 'python -m "
+            "training train' or a plain state dict") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if not isinstance(ckpt, dict) or "model_state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model_state_dict"), dict):
         raise CheckpointError(f"{path}: not a MiniFAS checkpoint (no model_state_dict)")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+               for k, v in ckpt["model_state_dict"].items()):
+        raise CheckpointError(f"{path}: not a MiniFAS checkpoint (model_state_dict holds "
+                              "something other than named tensors)")
+    if "config" in ckpt and ckpt["config"] is not None and not isinstance(ckpt["config"], dict):
+        raise CheckpointError(f"{path}: bad checkpoint config: a {type(ckpt['config']).__name__}, "
+                              "not a dictionary")
     return ckpt
 
 
-def checkpoint_config(ckpt: dict) -> dict:
-    """The model config of a checkpoint, with defaults filled in from its tensors."""
+def checkpoint_config(ckpt: dict, path: str | os.PathLike = "checkpoint") -> dict:
+    """The model config of a checkpoint, with defaults filled in from its tensors; a
+    CheckpointError naming the field when a value cannot describe this network."""
     config = dict(ckpt.get("config") or {})
     state = ckpt["model_state_dict"]
     if "model.logits.weight" in state:
         config.setdefault("num_classes", int(state["model.logits.weight"].shape[0]))
     if "model.conv_6_dw.conv.weight" in state:
         config.setdefault("input_size", int(state["model.conv_6_dw.conv.weight"].shape[-1]) * 16)
-    num_classes = int(config.get("num_classes", 2))
+
+    def bad(field, why):
+        return CheckpointError(f"{path}: bad checkpoint config: {field} {config.get(field)!r} "
+                               f"{why}")
+
+    def number(field, kind, lo, hi, default):
+        value = config.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (kind is int and value != int(value)) or not math.isfinite(value) \
+                or not lo <= value <= hi:
+            raise bad(field, f"is not {'an integer' if kind is int else 'a number'} in "
+                      f"[{lo}, {hi}]")
+        return kind(value)
+
+    config["input_size"] = number("input_size", int, 16, 1024, INPUT_SIZE)
+    if config["input_size"] % 16:
+        raise bad("input_size", "is not a multiple of 16")
+    config["num_classes"] = number("num_classes", int, 2, 64, 2)
+    config["dropout"] = number("dropout", float, 0.0, 0.99, 0.2)
+    config["ft_weight"] = number("ft_weight", float, 0.0, 1.0, 0.5)
+    num_classes = config["num_classes"]
     if "classes" not in config:
         config["classes"] = (list(DEFAULT_CLASSES) if num_classes == 2
                              else ["real"] + [f"spoof_{i}" for i in range(1, num_classes)])
+    classes = config["classes"]
+    if not (isinstance(classes, (list, tuple)) and len(classes) == num_classes
+            and all(isinstance(c, str) and c for c in classes)):
+        raise bad("classes", f"is not a list of {num_classes} class names")
+    config["classes"] = list(classes)
     return config
 
 
 def load_model(path: str | os.PathLike) -> tuple[MultiFTNet, dict]:
     """(model in eval mode, checkpoint dict) from a checkpoint file, loaded strictly."""
     ckpt = read_checkpoint(path)
-    config = checkpoint_config(ckpt)
+    config = checkpoint_config(ckpt, path)
     ckpt["config"] = config
     model = build_model(config)
     try:
         model.load_state_dict(ckpt["model_state_dict"], strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path}: does not match MiniFASNetV2-SE ({first})") from None
+        raise CheckpointError(f"{path}: does not match MiniFASNetV2-SE "
+                              f"({state_mismatch(model, ckpt['model_state_dict'])})") from None
     model.eval()
     return model, ckpt
+
+
+def state_mismatch(model: nn.Module, state: dict) -> str:
+    """Why `state` does not fit `model`, in a few words (for one-line errors)."""
+    own = model.state_dict()
+    unknown = [k for k in state if k not in own]
+    missing = [k for k in own if k not in state]
+    shapes = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    parts = []
+    for label, keys in (("unknown", unknown), ("missing", missing), ("wrong-shape", shapes)):
+        if keys:
+            parts.append(f"{len(keys)} {label} tensor{'s' if len(keys) > 1 else ''}, e.g. {keys[0]}"
+                         + (f" {tuple(state[keys[0]].shape)} instead of {tuple(own[keys[0]].shape)}"
+                            if label == "wrong-shape" else ""))
+    return "; ".join(parts) or "no difference in names or shapes"
 
 
 def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> None:
