@@ -5,7 +5,8 @@ jittered, as "real", and simulated screen recaptures of them (moire, display gam
 colour cast; tests/training_synth.py) as "spoof", at 128x128 so the shipped
 `best_model.pth` can start from them. 144 images per class give 230 training and 58
 validation crops; a second set made with another seed (60 per class) is the held-out test
-split, never trained on. The shipped model labels the real photos of a printed face as
+split, never trained on. `--strength 0.3` makes the recapture artefacts subtle (a harder
+set, where the pretrained model's features matter more). The shipped model labels the real photos of a printed face as
 spoof, so it starts well below 100%.
 
 Each row runs `python -m training train DATA OUT --init best_model.pth --epochs 3
@@ -40,15 +41,17 @@ def _checked(result, what):
     return events
 
 
-def build(work: Path) -> tuple[Path, Path]:
+def build(work: Path, strength: float) -> tuple[Path, Path]:
     samples = SHARED / "samples"
-    data, test = work / "data", work / "test"
+    suffix = "" if strength == 1 else f"-s{strength:g}"
+    data, test = work / f"data{suffix}", work / f"test{suffix}"
     if not (data / "labels.csv").is_file():
-        make_folders(work / "raw", samples, per_class=144, seed=0)
-        _checked(run_cli("prep", work / "raw", data), "prep")
+        make_folders(work / f"raw{suffix}", samples, per_class=144, seed=0, strength=strength)
+        _checked(run_cli("prep", work / f"raw{suffix}", data), "prep")
     if not (test / "labels.csv").is_file():
-        make_folders(work / "raw_test", samples, per_class=60, seed=11)
-        _checked(run_cli("prep", work / "raw_test", test), "prep (test)")
+        make_folders(work / f"raw_test{suffix}", samples, per_class=60, seed=11,
+                     strength=strength)
+        _checked(run_cli("prep", work / f"raw_test{suffix}", test), "prep (test)")
     return data, test
 
 
@@ -89,9 +92,11 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--extra", default="", help="more train arguments, one string")
     parser.add_argument("--tag", default="run", help="name of this table's run folders")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="recapture artefact strength (1 = plain, 0.3 = subtle)")
     args = parser.parse_args(argv)
     init = SHARED / "models" / "best_model.pth"
-    data, test = build(args.work)
+    data, test = build(args.work, args.strength)
     pretrained_test = test_accuracy(test, SHARED / "models" / "best_model.onnx")
     print(f"pretrained best_model.onnx: test accuracy {pretrained_test:.3f} "
           f"({test})", flush=True)

@@ -8,7 +8,7 @@ import torch
 
 from fasdesk.core.crop import preprocess
 from fasdesk.core.imageio import read_image
-from training_synth import of_kind, run_cli
+from training_synth import make_folders, of_kind, run_cli, run_main
 from training.model import (CheckpointError, fourier_target, load_model, read_checkpoint,
                             save_checkpoint)
 
@@ -83,3 +83,78 @@ def test_save_is_atomic_and_bad_files_are_clear(tmp_path):
     torch.save({"something": 1}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="not a MiniFAS checkpoint"):
         load_model(tmp_path / "other.pth")
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted .pth from the internet can do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, samples_dir):
+    """A prepared set of 4 crops: enough for the commands to reach the checkpoint."""
+    base = tmp_path_factory.mktemp("tiny")
+    rc, _, err = run_cli("prep", make_folders(base / "raw", samples_dir, per_class=2),
+                         base / "prep", "--workers", 1)
+    assert rc == 0, err
+    return base / "prep"
+
+
+def test_a_pickle_that_would_run_code_is_refused_everywhere(tmp_path, tiny_data, checkpoint,
+                                                            capsys):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    real = read_checkpoint(checkpoint)  # the shipped checkpoint is plain data: it loads
+    crafted = tmp_path / "crafted.pth"  # torch's zip format, the payload beside real weights
+    torch.save({**real, "config": _RunsCode(marker)}, crafted)
+    legacy = tmp_path / "legacy.pth"  # a bare pickle, the payload as the state dict
+    with open(legacy, "wb") as fh:
+        pickle.dump({"model_state_dict": _RunsCode(marker)}, fh, protocol=2)
+    for path in (crafted, legacy):
+        with pytest.raises(CheckpointError, match="refused: it is not a plain checkpoint"):
+            read_checkpoint(path)
+        for args in (("train", tiny_data, tmp_path / "run", "--init", path),
+                     ("train", tiny_data, tmp_path / "run", "--resume", path),
+                     ("eval", tiny_data, path), ("export", path, tmp_path / "m.onnx")):
+            rc, _, err = run_main(capsys, *args)
+            assert rc == 1 and "refused" in err and "posix.system" in err, err
+            assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not marker.exists()
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "run").exists()
+
+
+def test_checkpoints_of_earlier_versions_still_load(tmp_path, checkpoint):
+    """They hold numpy RNG state and numpy floats: plain data that weights_only allows."""
+    old = {**read_checkpoint(checkpoint), "rng_states": [{"numpy": np.random.get_state()}],
+           "history": [{"val_loss": np.float64(0.5)}]}
+    torch.save(old, tmp_path / "old.pth")
+    ckpt = read_checkpoint(tmp_path / "old.pth")
+    assert ckpt["history"][0]["val_loss"] == 0.5
+    assert load_model(tmp_path / "old.pth")[1]["config"]["input_size"] == 128
+
+
+@pytest.mark.parametrize("config, field", [
+    ({"input_size": "128"}, "input_size"), ({"input_size": 100}, "input_size"),
+    ({"num_classes": 0}, "num_classes"), ({"num_classes": 2.5}, "num_classes"),
+    ({"dropout": float("nan")}, "dropout"), ({"classes": ["real"]}, "classes"),
+    (["not", "a", "dict"], None)])
+def test_a_bad_checkpoint_config_is_one_line(tmp_path, tiny_data, checkpoint, capsys, config,
+                                             field):
+    path = tmp_path / "bad.pth"
+    torch.save({**read_checkpoint(checkpoint), "config": config}, path)
+    expected = f"bad checkpoint config: {field}" if field else "bad checkpoint config: a list"
+    with pytest.raises(CheckpointError, match=expected):
+        load_model(path)
+    for args in (("train", tiny_data, tmp_path / "run", "--init", path),
+                 ("train", tiny_data, tmp_path / "run", "--resume", path),
+                 ("eval", tiny_data, path), ("export", path, tmp_path / "m.onnx")):
+        rc, _, err = run_main(capsys, *args)
+        assert rc == 1 and expected in err and len(err.strip().splitlines()) == 1, err

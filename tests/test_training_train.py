@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from training_synth import make_celeba, make_folders, of_kind, run_cli
+from training_synth import make_celeba, make_folders, of_kind, run_cli, run_main
 
 EPOCHS = 6
 TRAIN_ARGS = ("--epochs", EPOCHS, "--batch-size", 8, "--lr", 0.05)
@@ -117,7 +117,7 @@ def test_killed_run_resumes_exactly(trained, recapture, tmp_path):
             proc.kill()
             break
     proc.wait(timeout=60)
-    killed_at = torch.load(out / "latest.pth", weights_only=False)["epoch"]
+    killed_at = torch.load(out / "latest.pth", weights_only=True)["epoch"]
     assert 1 <= killed_at < EPOCHS
 
     proc = subprocess.Popen(cmd + ["--resume", "auto"], stdout=subprocess.PIPE,
@@ -133,15 +133,15 @@ def test_killed_run_resumes_exactly(trained, recapture, tmp_path):
     assert proc.wait(timeout=60) == 130, stderr
     assert first["epoch"] == killed_at + 1 and first["step"] == 1
     assert f"resuming {out / 'latest.pth'} at epoch {killed_at + 1}" in stderr
-    stopped = torch.load(out / "latest.pth", weights_only=False)
+    stopped = torch.load(out / "latest.pth", weights_only=True)
     assert stopped["epoch"] == killed_at and stopped["step"] >= 1
     assert "--resume auto" in stderr.strip().splitlines()[-1]
 
     rc, events, err = run_cli("train", recapture, out, *TRAIN_ARGS, "--resume", "auto")
     assert rc == 0, err
     assert of_kind(events, "progress")[0]["step"] == stopped["step"] + 1
-    resumed = torch.load(out / "latest.pth", weights_only=False)
-    reference = torch.load(trained[0] / "latest.pth", weights_only=False)
+    resumed = torch.load(out / "latest.pth", weights_only=True)
+    reference = torch.load(trained[0] / "latest.pth", weights_only=True)
     assert resumed["epoch"] == reference["epoch"] == EPOCHS
     for key, value in reference["model_state_dict"].items():
         torch.testing.assert_close(resumed["model_state_dict"][key], value, rtol=0, atol=1e-6)
@@ -173,16 +173,73 @@ def real_samples(tmp_path_factory, samples_dir):
 
 
 def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint, tmp_path):
+    from training.recipe import FINE_TUNE, learning_rate
+
     rc, events, err = run_cli("eval", real_samples, checkpoint, "--split", "all")
     assert rc == 0, err
     assert of_kind(events, "done")[0]["accuracy"] >= 0.9  # the pretrained model knows these
 
     rc, events, err = run_cli("train", real_samples, tmp_path / "ft", "--init", checkpoint,
-                              "--epochs", 1, "--batch-size", 6, "--lr", 0.001)
+                              "--epochs", 2, "--batch-size", 6, "--lr", 0.001)
     assert rc == 0, err
     init = of_kind(events, "metric", scope="init")[0]
     assert init["val_acc"] >= 0.75  # evaluated before any step: the checkpoint's own accuracy
     assert epoch_metrics(events)[0]["val_acc"] >= 0.75
+    # The fine-tuning recipe: warm-up over the first epoch, then cosine; the preset's
+    # early-layer freeze and the checkpoint's own Fourier weight (0: never trained).
+    start = of_kind(events, "start")[0]
+    assert start["recipe"] == FINE_TUNE and start["freeze_early"] and start["precision"] == "fp32"
+    steps = of_kind(events, "progress")
+    per_epoch, total = start["steps_per_epoch"], start["total"]
+    assert [s["lr"] for s in steps] == pytest.approx(
+        [learning_rate(FINE_TUNE, 0.001, i, per_epoch, total) for i in range(total)])
+    assert steps[1]["lr"] > steps[0]["lr"] and steps[-1]["lr"] < steps[per_epoch]["lr"]
+    best = torch.load(tmp_path / "ft" / "best.pth", weights_only=True)
+    assert best["config"]["ft_weight"] == 0.0 and best["train_args"]["clip_grad"] == 2.0
+    early = [k for k in best["model_state_dict"] if k.startswith("model.conv1.")]
+    shipped = torch.load(checkpoint, weights_only=True, map_location="cpu")["model_state_dict"]
+    for key in early:  # kept as they were
+        assert torch.equal(best["model_state_dict"][key], shipped[key])
+
+
+def test_no_epoch_beats_the_start_so_best_is_the_starting_model(real_samples, checkpoint,
+                                                                 tmp_path):
+    """lr 0: every epoch scores exactly what the starting model scored, which is not better;
+    best.pth is written before the first step and stays the starting model."""
+    out = tmp_path / "ft"
+    rc, events, err = run_cli("train", real_samples, out, "--init", checkpoint, "--epochs", 2,
+                              "--batch-size", 6, "--lr", 0)
+    assert rc == 0, err
+    start = of_kind(events, "metric", scope="init")[0]["val_acc"]
+    kinds = [(e["event"], e.get("kind")) for e in events if e["event"] in ("artifact", "progress")]
+    assert kinds[0] == ("artifact", "best")  # the starting model, before any step
+    assert [e["val_acc"] for e in epoch_metrics(events)] == [start, start]
+    assert not any(e["best"] for e in epoch_metrics(events))
+    assert len(of_kind(events, "artifact", kind="best")) == 1
+    done = of_kind(events, "done")[0]
+    assert done["beat_start"] is False and done["best_val_acc"] == done["start_val_acc"] == start
+    assert f"no epoch beat the starting model: {start:.2f}; best.pth is the starting model" in err
+    best = torch.load(out / "best.pth", weights_only=True)["model_state_dict"]
+    shipped = torch.load(checkpoint, weights_only=True, map_location="cpu")["model_state_dict"]
+    assert set(best) == set(shipped)
+    for key, value in shipped.items():
+        assert torch.equal(best[key], value), key
+
+
+def test_a_wrong_shape_resume_is_one_line(trained, real_samples, tmp_path, capsys):
+    """`trained` is a 64x64 run; real_samples are 128x128 crops."""
+    theirs = trained[0] / "latest.pth"
+    _clear_failure(run_main(capsys, "train", real_samples, tmp_path / "a", "--resume", theirs),
+                   "a run on 64x64 crops, this data is 128x128")
+    # A config that claims 128 over 64x64 tensors: the tensors tell.
+    lying = torch.load(theirs, weights_only=True)
+    lying["config"]["input_size"] = 128
+    torch.save(lying, tmp_path / "lying.pth")
+    _clear_failure(run_main(capsys, "train", real_samples, tmp_path / "b", "--resume",
+                            tmp_path / "lying.pth"),
+                   "does not match MiniFASNetV2-SE", "wrong-shape tensor",
+                   "model.conv_6_dw.conv.weight")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_int8_export_of_the_shared_checkpoint(real_samples, checkpoint, tmp_path):
@@ -228,7 +285,7 @@ def test_ddp_two_cpu_processes(recapture, tmp_path):
     start = of_kind(events, "start")
     assert len(start) == 1 and start[0]["processes"] == 2  # rank 0 alone reports
     assert start[0]["steps_per_epoch"] == 5  # 38 images, 4 per process per step
-    ckpt = torch.load(out / "latest.pth", weights_only=False)
+    ckpt = torch.load(out / "latest.pth", weights_only=True)
     assert ckpt["epoch"] == 1 and len(ckpt["rng_states"]) == 2
     assert epoch_metrics(events)[0]["val_acc"] is not None
 
@@ -266,17 +323,6 @@ def _clear_failure(result, *needles):
     for needle in needles:
         assert needle in last
     assert of_kind(events, "error")
-
-
-def run_main(capsys, *args):
-    """training.cli.main in this process (no interpreter start-up): (status, events, stderr)."""
-    from training.cli import main
-    from training.events import parse_line
-
-    capsys.readouterr()
-    rc = main([*map(str, args), "--events"])
-    captured = capsys.readouterr()
-    return rc, [e for e in map(parse_line, captured.out.splitlines()) if e], captured.err
 
 
 def test_bad_inputs_get_one_clear_line(recapture, tmp_path, capsys):

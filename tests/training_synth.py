@@ -42,20 +42,22 @@ def jitter(image, box, rng):
     return out, new_box
 
 
-def recapture(image, rng):
-    """A simulated photo of a screen showing `image`."""
+def recapture(image, rng, strength: float = 1.0):
+    """A simulated photo of a screen showing `image`; `strength` scales every artefact
+    (1 = plain to see, about 0.3 = subtle, closer to a good screen)."""
     h, w = image.shape[:2]
     img = image.astype(np.float32) / 255.0
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 1.4))
-    img = img ** rng.uniform(1.6, 2.2)  # display gamma not undone
+    img = cv2.GaussianBlur(img, (0, 0), 0.3 + strength * rng.uniform(0.5, 1.1))
+    img = img ** (1 + strength * rng.uniform(0.6, 1.2))  # display gamma not undone
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     angle = rng.uniform(0, np.pi)
     # Moire: the beat of screen and sensor pixel grids, coarse enough to survive the
     # crop's downscaling (a few stripes across the face).
     freq = rng.uniform(0.04, 0.07)  # cycles per pixel
     wave = np.sin(2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)))
-    img = img * (1.0 + 0.3 * wave[..., None])
-    img = img * np.float32([1.15, 1.0, 0.85]) + 0.04  # bluish cast, raised blacks
+    img = img * (1.0 + 0.3 * strength * wave[..., None])
+    # bluish cast, raised blacks
+    img = img * (1 + strength * np.float32([0.15, 0.0, -0.15])) + 0.04 * strength
     return np.clip(img * 255, 0, 255).astype(np.uint8)
 
 
@@ -65,8 +67,10 @@ def _write(path: Path, image) -> None:
 
 
 def make_folders(root: Path, samples_dir: Path, per_class: int = 12, seed: int = 0,
-                 boxes: bool = True, spoof_folder: str = "replay") -> Path:
-    """real/ and spoof/<spoof_folder>/ with `per_class` images each (+ `_BB.txt` in pixels)."""
+                 boxes: bool = True, spoof_folder: str = "replay",
+                 strength: float = 1.0) -> Path:
+    """real/ and spoof/<spoof_folder>/ with `per_class` images each (+ `_BB.txt` in pixels);
+    `strength` as in `recapture`."""
     rng = np.random.RandomState(seed)
     faces = load_faces(samples_dir)
     for label in ("real", "spoof"):
@@ -74,7 +78,7 @@ def make_folders(root: Path, samples_dir: Path, per_class: int = 12, seed: int =
             image, box = faces[i % len(faces)]
             image, box = jitter(image, box, rng)
             if label == "spoof":
-                image = recapture(image, rng)
+                image = recapture(image, rng, strength)
             folder = root / "real" if label == "real" else root / "spoof" / spoof_folder
             path = folder / f"{label}_{i:03d}.jpg"
             _write(path, image)
@@ -137,3 +141,14 @@ def run_cli(*args, timeout: float = 300, env_extra: dict | None = None):
 def of_kind(events, event_type: str, **match):
     return [e for e in events if e["event"] == event_type
             and all(e.get(k) == v for k, v in match.items())]
+
+
+def run_main(capsys, *args):
+    """training.cli.main in this process (no interpreter start-up): (status, events, stderr)."""
+    from training.cli import main
+    from training.events import parse_line
+
+    capsys.readouterr()
+    rc = main([*map(str, args), "--events"])
+    captured = capsys.readouterr()
+    return rc, [e for e in map(parse_line, captured.out.splitlines()) if e], captured.err

@@ -1,5 +1,6 @@
 """The MiniFAS training backend (torch): `python -m training prep|train|eval|export`.
 
 Runs as a separate process; the GUI reads its `--events` output through
-training.events, which, unlike the rest of this package, does not import torch.
+training.events and shows the Train step's preset from training.recipe, which, unlike the
+rest of this package, do not import torch.
 """

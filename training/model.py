@@ -270,11 +270,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                 ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         unsafe = re.search(r"GLOBAL (\S+)", str(exc))
+        if unsafe is None:  # not a pickle the safe loader understands (junk, or exotic)
+            raise CheckpointError(f"cannot read checkpoint {path}: not a plain torch "
+                                  "checkpoint") from None
         raise CheckpointError(
-            f"{path}: refused: it is not a plain checkpoint (it holds Python objects"
-            + (f" such as {unsafe.group(1)}" if unsafe else "")
-            + " that could run code when loaded); use a checkpoint written by 'python -m "
-            "training train' or a plain state dict") from None
+            f"{path}: refused: it is not a plain checkpoint (it holds Python objects such as "
+            f"{unsafe.group(1)}, which could run code when loaded); use a checkpoint written "
+            "by 'python -m training train' or a plain state dict") from None
     except Exception as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model_state_dict"), dict):

@@ -249,10 +249,10 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     ckpt = init_ckpt = init_config = None
     if resume_path is not None:
         ckpt = _read_checkpoint(resume_path, "--resume")
+        _config_of(ckpt, resume_path, "--resume")
         if "optimizer_state_dict" not in ckpt or "epoch" not in ckpt:
             raise TrainError(f"{resume_path} is not a resumable training checkpoint (no "
                              f"optimiser state); use --init {resume_path} to fine-tune from it")
-        _config_of(ckpt, resume_path, "--resume")
     elif given["resume"] == "auto":
         em.log(f"no {LATEST} in {out}: starting a new run")
     if given["init"]:

@@ -26,6 +26,7 @@ from fasdesk.core.paths import data_dir, user_models_dir
 from fasdesk.ui.training_widgets import (MessageBox, PathField, StepPage, button_row,
                                          format_seconds, read_json, read_json_any,
                                          theme_colours, work_dir)
+from training import recipe
 
 THUMB_SIDE = 96
 LATEST_CHECKPOINT = "latest.pth"  # what `train --resume auto` continues from
@@ -74,6 +75,11 @@ def _item(text, align_right=False) -> QTableWidgetItem:
 
 def _percent(value) -> str:
     return "n/a" if value is None else f"{100.0 * float(value):.2f}%"
+
+
+def _short_percent(value) -> str:
+    """An accuracy as a percentage with one decimal (one image in 60 is 1.7%)."""
+    return "n/a" if value is None else f"{100.0 * float(value):.1f}%"
 
 
 def _fixed(value) -> str:
@@ -456,21 +462,25 @@ class TrainStep(StepPage):
     KEY = "train"
     TITLE = "Train"
     HELP = ("Fine-tunes MiniFASNetV2-SE on the prepared crops (20% held out for validation). "
-            "Checkpoints are written every epoch: a cancelled, crashed or closed run resumes.")
+            "Epochs, batch size and learning rate start from a preset for the dataset size. "
+            "The pretrained model's validation score is the one to beat: best.pth is never "
+            "worse than it. Checkpoints are written every epoch: a cancelled, crashed or "
+            "closed run resumes.")
 
     def __init__(self, tab):
         super().__init__(tab)
         self.finished_run = ""  # the run folder of the last run that reached its end
         grid = QGridLayout()
         self.data = PathField("dir", placeholder="prepared folder (output of Prepare)")
+        self.data.changed.connect(lambda _: self.apply_preset())
         self.run_dir = PathField("dir", placeholder="run folder (checkpoints go here)")
         self.run_dir.changed.connect(lambda _: self._update_resume())
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 500)
         self.epochs.setValue(10)
         self.batch = QSpinBox()
-        self.batch.setRange(1, 4096)
-        self.batch.setValue(64)
+        self.batch.setRange(2, 4096)
+        self.batch.setValue(32)
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(0.00001, 1.0)
@@ -489,6 +499,18 @@ class TrainStep(StepPage):
         checkpoint = pretrained_checkpoint()
         self.pretrained.setToolTip(str(checkpoint) if checkpoint else
                                    "best_model.pth not found; set FASDESK_MODELS_DIR to its folder")
+        self.pretrained.toggled.connect(lambda _: self.apply_preset())
+        self.freeze = QCheckBox("Keep the early layers (faster)")
+        self.freeze.setToolTip("Fine-tuning only: the first, high-resolution layers keep the "
+                               "pretrained weights, which makes each step about 1.6x faster. "
+                               "The preset turns it on for datasets under "
+                               f"{recipe.FREEZE_BELOW:,} images.")
+        self.preset_note = QLabel("")
+        self.preset_note.setWordWrap(True)
+        self.preset_button = QPushButton("Use preset")
+        self.preset_button.setToolTip("Epochs, batch size, learning rate and layer freezing "
+                                      "for the size of the prepared data")
+        self.preset_button.clicked.connect(self.apply_preset)
         grid.addWidget(QLabel("Prepared data:"), 0, 0)
         grid.addWidget(self.data, 0, 1, 1, 3)
         grid.addWidget(QLabel("Run folder:"), 1, 0)
@@ -498,7 +520,15 @@ class TrainStep(StepPage):
                                              ("Device:", self.device))):
             grid.addWidget(QLabel(label), 2 + i // 2, (i % 2) * 2)
             grid.addWidget(widget, 2 + i // 2, (i % 2) * 2 + 1)
-        grid.addWidget(self.pretrained, 4, 2, 1, 2)
+        options = QHBoxLayout()
+        options.addWidget(self.pretrained)
+        options.addWidget(self.freeze)
+        options.addStretch(1)
+        grid.addLayout(options, 4, 2, 1, 2)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset_note, 1)
+        preset_row.addWidget(self.preset_button)
+        grid.addLayout(preset_row, 5, 0, 1, 4)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
         self.layout_.addLayout(grid)
@@ -530,11 +560,19 @@ class TrainStep(StepPage):
                     pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=6,
                     symbolBrush=colour, name=f"{split} (epoch)")
         self.acc_plot.setYRange(0, 1)
+        _, foreground = theme_colours()
+        # The score to beat: the pretrained model's validation accuracy.
+        self.start_line = pg.InfiniteLine(
+            angle=0, movable=False, pen=pg.mkPen(foreground, width=1, style=Qt.DashLine),
+            label="starting model", labelOpts={"position": 0.15, "color": foreground,
+                                               "anchors": [(0, 1), (0, 1)]})
+        self.acc_plot.addItem(self.start_line)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.acc_plot)
         self.layout_.addLayout(plots, 1)
         self._reset_series()
+        self._update_freeze()
 
     def _reset_series(self) -> None:
         self.series = {key: ([], []) for key in self.curves}
@@ -542,30 +580,75 @@ class TrainStep(StepPage):
         for curve in self.curves.values():
             curve.setData([], [])
         self.best_val = None
+        self.start_acc = None  # the pretrained model's validation accuracy, when fine-tuning
+        self.below_start = False
+        self.summary = {}
+        self.start_line.hide()
 
     def memory_values(self) -> dict:
         return {"data": self.data.text(), "run_dir": self.run_dir.text(),
                 "finished_run": self.finished_run, "epochs": self.epochs.value(), "batch": self.batch.value(),
                 "lr": self.lr.value(), "classes": self.classes.currentData(),
-                "device": self.device.currentData(), "pretrained": self.pretrained.isChecked()}
+                "device": self.device.currentData(), "pretrained": self.pretrained.isChecked(),
+                "freeze_early": self.freeze.isChecked()}
 
     def apply_memory(self, values: dict) -> None:
         self.data.set_text(values.get("data", ""))
         self.run_dir.set_text(values.get("run_dir", ""))
         self.finished_run = values.get("finished_run", "")
+        self.pretrained.blockSignals(True)  # keep the remembered values, not a fresh preset
+        self.pretrained.setChecked(bool(values.get("pretrained", True)))
+        self.pretrained.blockSignals(False)
         self.epochs.setValue(int(values.get("epochs", 10)))
-        self.batch.setValue(int(values.get("batch", 64)))
+        self.batch.setValue(int(values.get("batch", 32)))
         self.lr.setValue(float(values.get("lr", 0.01)))
+        self.freeze.setChecked(bool(values.get("freeze_early", True)))
         for combo, key in ((self.classes, "classes"), (self.device, "device")):
             index = combo.findData(values.get(key))
             if index >= 0:
                 combo.setCurrentIndex(index)
-        self.pretrained.setChecked(bool(values.get("pretrained", True)))
+        self._update_freeze()
+        self._show_preset()
         self._update_resume()
 
     def set_data(self, prepared: Path) -> None:
         self.data.set_text(prepared)
+        self.apply_preset()
         self.remember()
+
+    def _preset(self) -> tuple[int, dict] | None:
+        data = self.data.path()
+        images = recipe.preset_images_in(data / "labels.csv") if data else None
+        if not images:
+            return None
+        return images, recipe.preset(images, self.pretrained.isChecked())
+
+    def _show_preset(self) -> None:
+        found = self._preset()
+        if found is None:
+            self.preset_note.setText("Choose the prepared data for a preset that fits its size.")
+            return
+        images, p = found
+        how = "fine-tuning" if p["recipe"] == recipe.FINE_TUNE else "training from scratch"
+        self.preset_note.setText(
+            f"Preset for {images:,} images, {how}: {p['epochs']} epochs, batch "
+            f"{p['batch_size']}, learning rate {p['lr']:g}"
+            + (", early layers kept" if p["freeze_early"] else "") + ".")
+
+    def apply_preset(self) -> None:
+        """Fill the settings from the preset for the chosen data (the user can change them)."""
+        self._update_freeze()
+        found = self._preset()
+        if found is not None:
+            _, p = found
+            self.epochs.setValue(p["epochs"])
+            self.batch.setValue(p["batch_size"])
+            self.lr.setValue(p["lr"])
+            self.freeze.setChecked(p["freeze_early"])
+        self._show_preset()
+
+    def _update_freeze(self) -> None:
+        self.freeze.setEnabled(self.pretrained.isChecked())
 
     def _update_resume(self) -> None:
         unfinished = (bool(run_checkpoints(self.run_dir.path()))
@@ -604,7 +687,8 @@ class TrainStep(StepPage):
                         "machine.", ["Untick 'Start from the pretrained model' to train from "
                                      "scratch, or set FASDESK_MODELS_DIR to the folder that has it."])
                     return
-                args += ["--init", str(checkpoint)]
+                args += ["--init", str(checkpoint),
+                         "--freeze-early" if self.freeze.isChecked() else "--no-freeze-early"]
         args += ["--device", self.device.currentData()]
         self.remember()
         if not resume:
@@ -625,6 +709,12 @@ class TrainStep(StepPage):
         ys.append(float(y))
         self.curves[key].setData(xs, ys)
 
+    def _set_start(self, accuracy: float) -> None:
+        self.start_acc = float(accuracy)
+        self.start_line.setValue(self.start_acc)
+        self.start_line.label.setFormat(f"starting model {_short_percent(self.start_acc)}")
+        self.start_line.show()
+
     def _add_epoch(self, metrics: dict) -> None:
         """One epoch's point (at its end; the pretrained model's own score at 0)."""
         epoch = float(metrics.get("epoch", 0))
@@ -632,14 +722,36 @@ class TrainStep(StepPage):
             self._add(f"{split}_loss", epoch, metrics.get(f"{split}_loss"))
             self._add(f"{split}_acc", epoch, metrics.get(f"{split}_acc"))
         val = metrics.get("val_acc")
-        if val is not None:
-            self.best_val = max(val, self.best_val or 0.0)
-            text = (f"epoch {int(epoch)}: validation accuracy {val:.4f} "
-                    f"(best {self.best_val:.4f})" if epoch else
-                    f"before training: validation accuracy {val:.4f}")
-            if metrics.get("train_loss") is not None:
-                text += f", train loss {metrics['train_loss']:.4f}"
-            self.stats.setText(text)
+        start = val if not epoch else metrics.get("start_val_acc")  # epoch 0: the init metric
+        if start is not None and self.start_acc is None:
+            self._set_start(start)
+        if val is None:
+            return
+        self.best_val = max(val, self.best_val or 0.0)
+        if not epoch:
+            self.stats.setText(f"starting model: validation accuracy {_short_percent(val)} "
+                               "(the score to beat)")
+            return
+        if self.start_acc is not None:
+            text = (f"epoch {int(epoch)}: starting model {_short_percent(self.start_acc)} → now "
+                    f"{_short_percent(val)} (best {_short_percent(self.best_val)})")
+        else:
+            text = (f"epoch {int(epoch)}: validation accuracy {_short_percent(val)} "
+                    f"(best {_short_percent(self.best_val)})")
+        if metrics.get("train_loss") is not None:
+            text += f", train loss {metrics['train_loss']:.4f}"
+        self.stats.setText(text)
+        below = self.start_acc is not None and val < self.start_acc
+        if below:
+            self.message.show_message(
+                "warning", f"Validation accuracy fell below the starting model "
+                f"({_short_percent(self.start_acc)} → {_short_percent(val)} at epoch {int(epoch)}).",
+                ["best.pth is never replaced by a worse epoch: it stays the starting model "
+                 "or the best epoch above it.",
+                 "If it stays below, try a lower learning rate or more data."])
+        elif self.below_start:
+            self.message.clear_message()
+        self.below_start = below
 
     def _load_history(self) -> None:
         """Curves of the epochs a resumed run already did (from its history.json)."""
@@ -669,6 +781,8 @@ class TrainStep(StepPage):
                 + (f"   {speed:.0f} images/s" if speed else ""))
         elif kind == "metric" and event.get("scope") in ("epoch", "init"):
             self._add_epoch(event)
+        elif kind == "done":
+            self.summary = event
 
     def on_finished(self, ok: bool, message: str) -> None:
         self.finish_progress(ok, message)
@@ -680,8 +794,21 @@ class TrainStep(StepPage):
             if best is not None and best.is_file():
                 self.tab.evaluate.set_model(best, self.data.path())
                 self.tab.export.set_checkpoint(best)
-                self.message.show_message("ok", f"Training finished: {best}",
-                                          ["Next: evaluate it, then export it for the live view."])
+                start = self.summary.get("start_val_acc")
+                if self.summary.get("beat_start") is False:
+                    self.message.show_message(
+                        "warning", f"No epoch beat the starting model "
+                        f"({_short_percent(start)}): best.pth is the starting model.",
+                        ["Evaluate and Export offer it, not a worse model.",
+                         "To improve on it: more (and more varied) images, more epochs or a "
+                         "lower learning rate."])
+                else:
+                    title = "Training finished"
+                    if start is not None and self.summary.get("best_val_acc") is not None:
+                        title += (f": starting model {_short_percent(start)} → best "
+                                  f"{_short_percent(self.summary['best_val_acc'])}")
+                    self.message.show_message("ok", title, [f"Saved as {best}",
+                                              "Next: evaluate it, then export it for the live view."])
         else:
             if run_checkpoints(run_dir):
                 self.message.show_message(
