@@ -138,6 +138,8 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     xs, ys = train.series["val_acc"]
     # The pretrained model's own score (0), then both epochs.
     assert xs == [0.0, 1.0, 2.0] and all(0.0 <= y <= 1.0 for y in ys)
+    assert train.start_line.isVisible() and train.start_line.value() == ys[0]
+    assert "starting model" in train.stats.text() and "→ now" in train.stats.text()
     assert len(train.series["step_loss"][0]) >= 6
     _shot(tab, "3_train")
 
@@ -237,6 +239,60 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
     assert again.train.resume_button.isEnabled()
     assert again.train.epochs.value() == 3
     again.shutdown()
+
+
+def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path):
+    """The preset follows the prepared data and the pretrained box; the curves show the
+    starting model's score, warn while validation is below it, and say when no epoch beat
+    it (the run's events as the backend writes them)."""
+    from training import recipe
+
+    prepared = tmp_path / "prepared"
+    tab.prepare.source.set_text(dataset)
+    tab.prepare.out.set_text(prepared)
+    assert _run(qtbot, tab, tab.prepare.start_button)[0]
+    train = tab.train
+    train.epochs.setValue(99)
+    train.set_data(prepared)  # what "Train on it" does
+    fine = recipe.preset(12, True)
+    assert (train.epochs.value(), train.batch.value(), train.lr.value()) == \
+        (fine["epochs"], fine["batch_size"], fine["lr"])
+    assert train.freeze.isChecked() and train.freeze.isEnabled()
+    assert "Preset for 12 images, fine-tuning" in train.preset_note.text()
+    train.pretrained.setChecked(False)
+    scratch = recipe.preset(12, False)
+    assert (train.epochs.value(), train.lr.value()) == (scratch["epochs"], scratch["lr"])
+    assert not train.freeze.isEnabled() and "from scratch" in train.preset_note.text()
+    train.pretrained.setChecked(True)
+    train.epochs.setValue(3)  # the user's choice stands until the preset is asked for again
+    train.preset_button.click()
+    assert train.epochs.value() == fine["epochs"]
+
+    tab.go_to("train")
+    train._reset_series()
+    train.on_event({"event": "metric", "scope": "init", "epoch": 0, "val_acc": 0.625,
+                    "val_loss": 0.7})
+    assert train.start_line.isVisible() and train.start_line.value() == 0.625
+    assert "starting model 62.5%" in train.start_line.label.toPlainText()
+    epoch = {"event": "metric", "scope": "epoch", "train_loss": 1.2, "train_acc": 0.6,
+             "val_loss": 1.5, "start_val_acc": 0.625}
+    train.on_event({**epoch, "epoch": 1, "val_acc": 0.5})
+    assert "starting model 62.5% → now 50.0%" in train.stats.text()
+    assert train.message.isVisible()
+    assert "fell below the starting model (62.5% → 50.0% at epoch 1)" in train.message.text()
+    _shot(tab, "3_train_below_start")
+    train.on_event({**epoch, "epoch": 2, "val_acc": 0.625})
+    assert not train.message.isVisible()  # back at the start: the warning goes
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "best.pth").write_bytes(b"")
+    train.run_dir.set_text(run_dir)
+    train.on_event({"event": "done", "beat_start": False, "start_val_acc": 0.625,
+                    "best_val_acc": 0.625})
+    train.on_finished(True, "")
+    assert "No epoch beat the starting model (62.5%): best.pth is the starting model" in \
+        train.message.text()
+    assert tab.export.checkpoint.path() == run_dir / "best.pth"
 
 
 def test_broken_dataset_is_explained_before_and_by_prep(qtbot, tab, dataset, tmp_path):

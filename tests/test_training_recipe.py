@@ -83,3 +83,18 @@ def test_the_gui_side_of_training_does_not_import_torch():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_training_bench_reports_every_configuration():
+    result = subprocess.run([sys.executable, "-m", "training.bench", "--device", "cpu",
+                             "--steps", "1", "--warmup", "0", "--size", "32", "--batch-size",
+                             "4", "--threads", "1", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    rows = json.loads(result.stdout)
+    configs = [r["config"] for r in rows]
+    assert configs[0] == "baseline" and configs[-1] == "fine-tune" and "channels_last" in configs
+    assert rows[0]["ratio_vs_baseline"] == 1.0
+    assert all(r["images_per_s"] > 0 and r["steps"] == 1 for r in rows)

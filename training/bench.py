@@ -1,10 +1,19 @@
-"""Training throughput: `python -m training.bench [--device cpu|cuda] [--json]`.
+"""Training-step throughput: `python -m training.bench [--device cpu|cuda] [--json]`.
 
 Times the real training step (training.train.train_step: augmentation, Fourier target,
-forward, loss, backward, SGD update) of MiniFASNetV2-SE on random 128x128 crops and
-reports the median images/s over the timed steps, after warm-up steps. The baseline in
-the same process is the same step without channels_last memory format, which
-training.train uses, so the ratio shows what that choice buys on this machine.
+forward, loss, backward, clipping, SGD update) of MiniFASNetV2-SE on random 128x128 crops
+in several configurations, their steps interleaved so that all see the same machine load,
+and reports the median images/s of each after warm-up steps, and its ratio to the
+baseline:
+
+- baseline: float32, NCHW, every layer trained, Fourier branch on (how upstream trains);
+- channels_last: the memory format training.train uses;
+- channels_last + bf16: bfloat16 autocast (CPUs with AVX-512 BF16 or AMX; CUDA);
+- fine-tune: what `train --init` does with the shipped model on a small set: channels_last,
+  early layers frozen, no Fourier branch (the checkpoint's Fourier weight is 0).
+
+On CUDA, fp16 autocast replaces bf16. For the whole process (data loading, validation,
+checkpoints) against an upstream-style trainer see tests/bench_train_speed.py.
 """
 from __future__ import annotations
 
@@ -20,18 +29,21 @@ import torch
 class _Setup:
     """A model, optimiser and batch ready for timed training steps."""
 
-    def __init__(self, device, batch, size, channels_last: bool, amp: bool):
+    def __init__(self, name, device, batch, size, channels_last: bool, amp_dtype,
+                 freeze_early: bool = False, fourier: bool = True):
         from training.model import build_model
+        from training.train import _freeze
 
         torch.manual_seed(0)
-        self.device, self.size, self.batch = device, size, batch
-        self.channels_last = channels_last
+        self.name, self.device, self.size, self.batch = name, device, size, batch
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = build_model({"input_size": size}).to(device, memory_format=fmt).train()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
-                                         weight_decay=5e-4)
-        self.amp = amp and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        _freeze(self.model, freeze_early, fourier)
+        self.ft_weight = 0.5 if fourier else 0.0
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4)
+        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         self.gen = torch.Generator().manual_seed(0)
         self.x = torch.rand(batch, 3, size, size).to(device, memory_format=fmt)
         self.y = torch.randint(0, 2, (batch,)).to(device)
@@ -45,31 +57,37 @@ class _Setup:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         loss, _ = train_step(self.model, self.x, self.y, self.gen, self.optimizer, self.scaler,
-                             fourier_size(self.size), 0.5, self.amp)
+                             fourier_size(self.size), self.ft_weight, self.amp_dtype, 2.0)
         loss.item()  # waits for the device
         if timed:
             self.times.append(time.perf_counter() - t0)
 
     def result(self) -> dict:
         median = statistics.median(self.times)
-        return {"device": str(self.device), "batch": self.batch, "size": self.size,
-                "steps": len(self.times), "channels_last": self.channels_last, "amp": self.amp,
-                "median_step_s": median, "images_per_s": self.batch / median,
-                "threads": torch.get_num_threads()}
+        return {"config": self.name, "device": str(self.device), "batch": self.batch,
+                "size": self.size, "steps": len(self.times), "median_step_s": median,
+                "images_per_s": self.batch / median, "threads": torch.get_num_threads()}
 
 
-def measure(device: torch.device, batch: int, size: int, steps: int, warmup: int) -> dict:
-    """The training configuration and the baseline, their steps interleaved so that both
-    see the same machine load."""
-    fast = _Setup(device, batch, size, channels_last=True, amp=True)
-    base = _Setup(device, batch, size, channels_last=False, amp=False)
+def measure(device: torch.device, batch: int, size: int, steps: int, warmup: int) -> list[dict]:
+    from training.train import cpu_has_bf16
+
+    half = torch.float16 if device.type == "cuda" else torch.bfloat16
+    setups = [_Setup("baseline", device, batch, size, False, None),
+              _Setup("channels_last", device, batch, size, True, None)]
+    if device.type == "cuda" or cpu_has_bf16():
+        setups.append(_Setup(f"channels_last + {'fp16' if device.type == 'cuda' else 'bf16'}",
+                             device, batch, size, True, half))
+    setups.append(_Setup("fine-tune", device, batch, size, True,
+                         half if device.type == "cuda" else None, freeze_early=True,
+                         fourier=False))
     for i in range(warmup + steps):
-        fast.step(i >= warmup)
-        base.step(i >= warmup)
-    result = fast.result()
-    result["baseline_images_per_s"] = base.result()["images_per_s"]
-    result["ratio_vs_baseline"] = result["images_per_s"] / result["baseline_images_per_s"]
-    return result
+        for setup in setups:
+            setup.step(i >= warmup)
+    results = [s.result() for s in setups]
+    for r in results:
+        r["ratio_vs_baseline"] = r["images_per_s"] / results[0]["images_per_s"]
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for device in devices:
         batch = args.batch_size if device.type == "cpu" else max(args.batch_size, 256)
-        fast = measure(device, batch, args.size, args.steps, args.warmup)
-        results.append(fast)
+        rows = measure(device, batch, args.size, args.steps, args.warmup)
+        results.extend(rows)
         if not args.json:
-            print(f"{device}: {fast['images_per_s']:.1f} images/s (median of {args.steps} steps, "
-                  f"batch {batch}, {args.size}x{args.size}, {fast['threads']} threads"
-                  f"{', AMP' if fast['amp'] else ''}); baseline (NCHW"
-                  f"{', fp32' if device.type == 'cuda' else ''}) {fast['baseline_images_per_s']:.1f} "
-                  f"images/s, ratio {fast['ratio_vs_baseline']:.2f}x")
+            print(f"{device}: batch {batch}, {args.size}x{args.size}, {rows[0]['threads']} "
+                  f"threads, median of {args.steps} steps")
+            for r in rows:
+                print(f"  {r['config']:26s} {r['images_per_s']:7.1f} images/s  "
+                      f"{r['ratio_vs_baseline']:.2f}x")
     if args.json:
         print(json.dumps(results, indent=1))
     return 0

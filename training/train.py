@@ -3,14 +3,14 @@
 Loss = (1 - ft_weight) * cross-entropy + ft_weight * MSE(Fourier branch, spectrum of the
 grey crop); SGD momentum 0.9, weight decay 5e-4. Two recipes (training/recipe.py):
 
-- fine-tune (`--init CKPT`): warm-up then cosine decay, gradient-norm clipping, BatchNorm
-  statistics frozen at the checkpoint's, early layers optionally frozen, ft_weight from the
-  checkpoint (0 for the shipped model, whose Fourier branch was never trained: its random
-  gradients would only disturb the features). The starting model's validation score is
-  the score to beat: `best.pth` starts as the starting model and only an epoch that beats
-  it replaces it.
-- scratch: upstream's lr 0.1, x0.1 at epochs 10, 15, 22, 30, 50 epochs, ft_weight 0.5,
-  BatchNorm statistics recomputed after every epoch (precise BN).
+- fine-tune (`--init CKPT`): warm-up then cosine decay, gradient-norm clipping, early
+  layers optionally frozen, ft_weight from the checkpoint (0 for the shipped model, whose
+  Fourier branch was never trained: its random gradients would only disturb the
+  features). The starting model's validation score is the score to beat: `best.pth`
+  starts as the starting model and only an epoch that beats it replaces it.
+- scratch: upstream's lr 0.1, x0.1 at epochs 10, 15, 22, 30, 50 epochs, ft_weight 0.5.
+Both: BatchNorm trains on batch statistics; after every epoch its running statistics are
+recomputed on up to `precise_bn` training batches (precise BN; frozen layers keep theirs).
 Epochs, batch size and lr not given come from `recipe.preset` (dataset size, recipe). The
 batch is the global batch: under DDP each of W processes takes batch/W.
 
@@ -167,7 +167,7 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
     defaults = {**DEFAULTS, **{k: preset[k] for k in ("epochs", "batch_size", "lr", "freeze_early")},
                 # fine-tuning continues with the checkpoint's own Fourier weight
                 "ft_weight": float(init_config["ft_weight"]) if fine and init_config else 0.5,
-                "precise_bn": 0 if fine else 100,
+                "precise_bn": 100,
                 "clip_grad": R.CLIP_NORM if fine else 0.0}
     settings = {"recipe": recipe}
     ignored = []
@@ -358,8 +358,8 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
            f"{'/'.join(class_names)}, {s['recipe']} recipe: {epochs} epochs x {steps_per_epoch} "
            f"steps of {s['batch_size']}, lr {s['lr']:g}"
            + (f", warm-up {R.warmup_steps(steps_per_epoch, total_steps)} steps then cosine, "
-              f"BatchNorm statistics frozen" if fine else f", x{s['gamma']:g} at epochs "
-              f"{' '.join(map(str, s['milestones']))}")
+              f"gradient norm clipped at {s['clip_grad']:g}" if fine else
+              f", x{s['gamma']:g} at epochs {' '.join(map(str, s['milestones']))}")
            + (", early layers frozen" if frozen else "")
            + f"; device {pd.device} ({precision}), {pd.world} process(es)")
     if len(val_idx) == 0:
@@ -379,7 +379,6 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
 
     if init_ckpt is not None and ckpt is None and len(val_idx):
         # The score to beat; best.pth is the starting model until an epoch beats it.
-        _train_mode(model, fine, frozen)
         val_loss, val_acc, _ = _validate(model, val_store, val_idx, labels, pd, len(class_names))
         best, start_acc = (val_acc, val_loss), val_acc
         em.metric(scope="init", epoch=0, val_loss=val_loss, val_acc=val_acc)
@@ -398,7 +397,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
 
     with stop.installed():
         for epoch in range(start_epoch, epochs):
-            _train_mode(model, fine, frozen)
+            _train_mode(model, frozen)
             batches = D.epoch_batches(len(train_idx), per_rank, epoch, s["seed"], pd.rank, pd.world)
             first = start_step if epoch == start_epoch else 0
             acc_loss, acc_correct, acc_n = (partial or (0.0, 0.0, 0.0)) if first else (0.0, 0.0, 0.0)
@@ -449,8 +448,9 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
                                   f"{out / LATEST}; continue with --resume auto")
 
             # End of epoch: BatchNorm statistics, validate, checkpoint.
-            if s["precise_bn"] and not fine:
-                _precise_bn(model, train_store, train_idx, batches[:int(s["precise_bn"])], pd)
+            if s["precise_bn"]:
+                _precise_bn(model, train_store, train_idx, batches[:int(s["precise_bn"])], pd,
+                            frozen)
             val_loss, val_acc, per_class = _validate(model, val_store, val_idx, labels, pd,
                                                      len(class_names))
             train_acc = acc_correct / max(acc_n, 1)
@@ -526,16 +526,12 @@ def _freeze(model, early: bool, fourier: bool) -> list[nn.Module]:
     return frozen
 
 
-def _train_mode(model, bn_frozen: bool, frozen: list[nn.Module]) -> None:
-    """Training mode, except BatchNorm layers whose statistics are frozen (fine-tuning: the
-    checkpoint's statistics, which a small batch would only make worse) and frozen layers."""
+def _train_mode(model, frozen: list[nn.Module]) -> None:
+    """Training mode, except the frozen layers: their BatchNorm keeps the checkpoint's
+    statistics."""
     model.train()
     for module in frozen:
         module.eval()
-    if bn_frozen:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
 
 
 def train_step(net, x, y, aug_gen, optimizer, scaler, ft_size: int, ft_weight: float,
@@ -608,15 +604,18 @@ def _check_resume(model, ckpt: dict, path: Path, input_size: int, class_names: l
 
 
 @torch.no_grad()
-def _precise_bn(model, store, train_idx, batches, pd: Dist) -> None:
+def _precise_bn(model, store, train_idx, batches, pd: Dist, frozen=()) -> None:
     """Recompute the BatchNorm running statistics as the plain average over `batches`
-    (un-augmented training crops) with the weights as they are now.
+    (un-augmented training crops) with the weights as they are now; frozen layers keep
+    theirs.
 
     The running averages that training keeps (momentum 0.1) trail the weights; after few
     steps (small datasets, short runs) they are far from the real statistics and the model
     in eval mode is much worse than in training. No randomness is used.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    kept = {id(m) for module in frozen for m in module.modules()}
+    norms = [m for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in kept]
     saved = [m.momentum for m in norms]
     model.eval()
     for m in norms:

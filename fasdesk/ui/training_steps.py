@@ -520,12 +520,9 @@ class TrainStep(StepPage):
                                              ("Device:", self.device))):
             grid.addWidget(QLabel(label), 2 + i // 2, (i % 2) * 2)
             grid.addWidget(widget, 2 + i // 2, (i % 2) * 2 + 1)
-        options = QHBoxLayout()
-        options.addWidget(self.pretrained)
-        options.addWidget(self.freeze)
-        options.addStretch(1)
-        grid.addLayout(options, 4, 2, 1, 2)
+        grid.addWidget(self.pretrained, 4, 2, 1, 2)
         preset_row = QHBoxLayout()
+        preset_row.addWidget(self.freeze)
         preset_row.addWidget(self.preset_note, 1)
         preset_row.addWidget(self.preset_button)
         grid.addLayout(preset_row, 5, 0, 1, 4)
@@ -711,9 +708,9 @@ class TrainStep(StepPage):
 
     def _set_start(self, accuracy: float) -> None:
         self.start_acc = float(accuracy)
+        self.start_line.show()  # first: a hidden line's label does not update
         self.start_line.setValue(self.start_acc)
         self.start_line.label.setFormat(f"starting model {_short_percent(self.start_acc)}")
-        self.start_line.show()
 
     def _add_epoch(self, metrics: dict) -> None:
         """One epoch's point (at its end; the pretrained model's own score at 0)."""
@@ -804,9 +801,12 @@ class TrainStep(StepPage):
                          "lower learning rate."])
                 else:
                     title = "Training finished"
-                    if start is not None and self.summary.get("best_val_acc") is not None:
+                    best_acc = self.summary.get("best_val_acc")
+                    if start is not None and best_acc is not None:
                         title += (f": starting model {_short_percent(start)} → best "
-                                  f"{_short_percent(self.summary['best_val_acc'])}")
+                                  f"{_short_percent(best_acc)}"
+                                  + (" (same accuracy, lower validation loss)"
+                                     if best_acc == start else ""))
                     self.message.show_message("ok", title, [f"Saved as {best}",
                                               "Next: evaluate it, then export it for the live view."])
         else:
