@@ -1,6 +1,7 @@
 """Whole-process training speed against an upstream-style trainer, side by side.
 
     python tests/bench_train_speed.py WORKDIR [--repeats 3] [--frames 1600] [--threads 1]
+        [--variant='--init' ...]
 
 Builds (once, in WORKDIR) a prepared set of FRAMES 128x128 crops: the shared sample photos,
 jittered, as real, and simulated screen recaptures as spoof (tests/training_synth.py).
@@ -164,17 +165,19 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--variants", nargs="+",
-                        default=["--init", "--init --no-freeze-early", "--init --precision bf16",
-                                 ""],
-                        help="extra train arguments of each 'ours' variant ('--init' = the "
-                        "shipped best_model.pth)")
+    parser.add_argument("--variant", action="append", dest="variants", metavar="ARGS",
+                        help="extra train arguments of one 'ours' run, repeatable; write "
+                        "--variant='--init --no-freeze-early' ('--init' = the shipped "
+                        "best_model.pth; '' = from scratch). Default: --init, "
+                        "--init --no-freeze-early, ''")
     args = parser.parse_args(argv)
     if args.baseline:
         _baseline(Path(args.baseline[0]), Path(args.baseline[1]), args.batch_size, 1)
         return 0
     if args.work is None:
         parser.error("WORKDIR is required")
+    if args.variants is None:
+        args.variants = ["--init", "--init --no-freeze-early", ""]
     data = _build(args.work, args.frames)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     init = str(SHARED / "models" / "best_model.pth")

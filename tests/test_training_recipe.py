@@ -42,6 +42,11 @@ def test_presets_follow_the_dataset_size():
     assert (scratch["lr"], scratch["epochs"], scratch["batch_size"]) == (0.1, 50, 256)
     assert R.preset(288, False)["batch_size"] == 32  # at least 8 steps an epoch
     assert R.preset_images([{"subset": "train"}, {"subset": "test"}, {}]) == 2
+    assert R.preset(12, True)["batch_size"] == 4  # still two steps an epoch
+    # precise BN: about 256 images when fine-tuning, upstream-sized 100 batches otherwise
+    assert R.precise_bn_batches(R.FINE_TUNE, 32) == 8
+    assert R.precise_bn_batches(R.FINE_TUNE, 1024) == 2
+    assert R.precise_bn_batches(R.SCRATCH, 32) == 100
 
 
 def test_gradient_clipping_bounds_the_update(tmp_path):

@@ -207,10 +207,12 @@ class MultiFTNet(nn.Module):
         return logits
 
     def early_layers(self) -> list[nn.Module]:
-        """The high-resolution stages before conv_4 (64x64 and 32x32 for a 128 input): the
-        costliest part of a backward pass, and generic enough to keep when fine-tuning."""
+        """Every stage before the last, low-resolution one (conv1 to conv_4: 64x64 to 16x16
+        for a 128 input): most of a backward pass's cost, and features generic enough to
+        keep when fine-tuning on a small set (the recapture table of tests/bench_finetune.py
+        learns as well with them kept)."""
         m = self.model
-        return [m.conv1, m.conv2_dw, m.conv_23, m.conv_3]
+        return [m.conv1, m.conv2_dw, m.conv_23, m.conv_3, m.conv_34, m.conv_4]
 
 
 def fourier_size(input_size: int = INPUT_SIZE) -> int:
