@@ -6,9 +6,9 @@ the README.
 Builds a small synthetic dataset from the shared samples (tests/training_synth.py: jittered
 photos as "real", simulated screen recaptures as "replay"; a third of the recaptures are
 faint, so the model has something to get wrong), then drives every step with the real
-backend: dataset, prepare (one corrupt file is skipped), train (2 epochs from the
-pretrained checkpoint), evaluate (every crop), export with INT8. It also runs the Live tab
-on a video of the samples with Collect mode on. With --docs the evaluate screenshot is
+backend: dataset, prepare (one corrupt file is skipped), train (4 epochs from the
+pretrained checkpoint, the preset's other settings), evaluate (every crop), export with
+INT8. It also runs the Live tab on a video of the samples with Collect mode on. With --docs the evaluate screenshot is
 also written to docs/training.png. Takes a few minutes on a laptop CPU.
 """
 from __future__ import annotations
@@ -117,9 +117,7 @@ def main(argv: list[str]) -> int:
     run(tab.prepare.start_button)
     shot(window, "2_prepare")
     tab.prepare.next_button.click()
-    tab.train.epochs.setValue(2)
-    tab.train.batch.setValue(16)
-    tab.train.lr.setValue(0.005)
+    tab.train.epochs.setValue(4)  # the preset's batch size and learning rate, fewer epochs
     run(tab.train.start_button)
     shot(window, "3_train")
     tab.train.next_button.click()

@@ -10,7 +10,8 @@ baseline:
 - channels_last: the memory format training.train uses;
 - channels_last + bf16: bfloat16 autocast (CPUs with AVX-512 BF16 or AMX; CUDA);
 - fine-tune: what `train --init` does with the shipped model on a small set: channels_last,
-  early layers frozen, no Fourier branch (the checkpoint's Fourier weight is 0).
+  early layers kept (run fused, in bfloat16 on a CPU that has it), no Fourier branch (the
+  checkpoint's Fourier weight is 0).
 
 On CUDA, fp16 autocast replaces bf16. For the whole process (data loading, validation,
 checkpoints) against an upstream-style trainer see tests/bench_train_speed.py.
@@ -31,14 +32,16 @@ class _Setup:
 
     def __init__(self, name, device, batch, size, channels_last: bool, amp_dtype,
                  freeze_early: bool = False, fourier: bool = True):
-        from training.model import build_model
-        from training.train import _freeze
+        from training.model import FrozenFeatures, build_model
+        from training.train import _freeze, frozen_dtype
 
         torch.manual_seed(0)
         self.name, self.device, self.size, self.batch = name, device, size, batch
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.model = build_model({"input_size": size}).to(device, memory_format=fmt).train()
         _freeze(self.model, freeze_early, fourier)
+        if freeze_early:  # as training.train runs the kept layers
+            self.model.frozen_features = FrozenFeatures(self.model, frozen_dtype("auto", device))
         self.ft_weight = 0.5 if fourier else 0.0
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4)

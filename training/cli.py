@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip the gradients' global norm (default 2 with --init, 0 = off from "
                    "scratch)")
     p.add_argument("--freeze-early", action=argparse.BooleanOptionalAction,
-                   help="with --init: keep the early high-resolution layers as they are (about "
-                   "1.6x faster steps; default on for sets under 5,000 images)")
+                   help="with --init: keep every layer before the last 8x8 stage as it is "
+                   "(steps about 4x faster on a CPU; default on for sets under 5,000 images)")
     p.add_argument("--classes", type=int,
                    help="2 = real/spoof (default); N > 2 = real + N-1 spoof categories "
                    "(e.g. 3 for live/print/replay)")

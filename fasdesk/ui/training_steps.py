@@ -546,8 +546,9 @@ class TrainStep(StepPage):
         self.curves = {}
         for plot, metric in ((self.loss_plot, "loss"), (self.acc_plot, "acc")):
             plot.setLabel("bottom", "epoch")
-            # Loss falls and accuracy rises: keep each legend where its curves are not.
-            _legend(plot, (-10, 10) if metric == "loss" else (-10, -30))
+            # Loss falls and accuracy rises: keep each legend where its curves are not
+            # (accuracy's in the bottom corner, under the late, high points).
+            _legend(plot, (-10, 10) if metric == "loss" else (-10, -5))
             step_colour = QColor(TRAIN_COLOURS["train"])
             step_colour.setAlpha(120)
             self.curves[f"step_{metric}"] = plot.plot(pen=pg.mkPen(step_colour, width=1),
