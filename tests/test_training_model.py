@@ -158,3 +158,35 @@ def test_a_bad_checkpoint_config_is_one_line(tmp_path, tiny_data, checkpoint, ca
                  ("eval", tiny_data, path), ("export", path, tmp_path / "m.onnx")):
         rc, _, err = run_main(capsys, *args)
         assert rc == 1 and expected in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_kept_early_layers_run_fused_and_their_features_are_kept_exactly(tiny_data, checkpoint):
+    """Fine-tuning with the early layers kept runs them as a BatchNorm-folded copy (bfloat16
+    where the CPU has it); validation uses exact float32 features computed once."""
+    from training import data as D
+    from training.model import FrozenFeatures
+    from training.train import Dist, _Forward, _freeze
+
+    model, _ = load_model(checkpoint)
+    _freeze(model, True, False)
+    model.frozen_features = FrozenFeatures(model, torch.bfloat16)
+    prepared = D.load_prepared(tiny_data)
+    rows = np.arange(len(prepared.rows))
+    forward = _Forward(model, D.CropStore(prepared, rows), Dist("cpu"), True, len(rows))
+    assert forward.cached
+    x = D.tensor_batch(forward.store.batch(rows))
+    with torch.no_grad():
+        reference = model(x)  # eval mode: the network's own layers, float32
+        first = forward(rows)
+        again = forward(rows[::-1])  # from the kept features, in another order
+        exact = model.frozen_features(x, exact=True)
+        fast = model.frozen_features(x)
+    torch.testing.assert_close(first, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(again, first.flip(0), rtol=0, atol=1e-5)
+    assert len(forward.features) == len(rows)
+    torch.testing.assert_close(exact, model.model.features(x), rtol=1e-4, atol=1e-4)
+    assert float((fast - exact).abs().max()) < 0.1 * float(exact.abs().max())  # bf16: close
+    model.train()
+    with torch.no_grad():  # training mode uses the fused copy for the kept layers
+        assert model(x).shape == (len(rows), 2)
+    assert "frozen_features" not in str(list(model.state_dict()))

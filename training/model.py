@@ -240,7 +240,9 @@ class FrozenFeatures:
     """
 
     def __init__(self, net: "MultiFTNet", dtype: torch.dtype | None = None):
-        from torch.fx.experimental.optimization import fuse
+        with warnings.catch_warnings():  # torch.jit deprecation notes from fx's imports
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.fx.experimental.optimization import fuse
 
         self.fused = fuse(_Features(copy.deepcopy(net.model)).eval())
         self.dtype = dtype
