@@ -114,7 +114,8 @@ def classify(args: argparse.Namespace) -> int:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
     try:
-        pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold)
+        # Single-threaded: it is the first of the folder's parallel workers.
+        pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold, threads=1)
     except (MissingModelError, ModelError, DetectorError) as exc:
         _err(str(exc))
         return FAILED
@@ -310,6 +311,9 @@ def doctor(args: argparse.Namespace) -> int:
         mark = " (default)" if model["default"] else ""
         where = f" {model['path']}" if model["path"] else ""
         print(f"  {model['id']}{mark}: {model['status']}{where}")
+    runtime = data["liveness_runtime"]
+    if runtime["optimized"] is not None:
+        print(f"liveness model {runtime['model']} optimized: {runtime['note']}")
     cams = data["cameras"]
     if cams is not None:
         if cams["cameras"]:

@@ -122,45 +122,21 @@ def test_jittered_crops_are_deterministic(samples_dir, detector_model):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_registry_prefers_the_fast_model_only_while_intact(fp32_model, samples_dir, detector_model):
-    assert registry.default_liveness_id() == registry.DEFAULT_LIVENESS
-    path, report = optimize.build_fast_model([samples_dir], crops=30)
-    assert path.parent == registry.user_models_dir()
-    assert report["agreement"]["agreement"] == 1.0
-    entry = registry.get_entry(optimize.FAST_ID)
-    assert entry.sha256 == registry.sha256_of(path) == report["sha256"]
-    assert entry.extra["agreement"]["crops"] == 30
-    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == entry.sha256
-    assert registry.default_liveness_id() == optimize.FAST_ID
-    assert registry.resolve(None, kind="liveness") == path
-    assert registry.resolve(registry.DEFAULT_LIVENESS) == fp32_model  # fp32 stays selectable
-
-    from fasdesk.core.pipeline import build_pipeline
-
-    fast_pipe, fp32_pipe = build_pipeline(), build_pipeline(registry.DEFAULT_LIVENESS)
-    assert fast_pipe.engine.model_path == path
-    for name in SAMPLES:
-        image = read_image(samples_dir / name)
-        a, b = fast_pipe.process(image), fp32_pipe.process(image)
-        assert [f.label for f in a] == [f.label for f in b]
-        assert a[0].p_real == pytest.approx(b[0].p_real, abs=1e-4)
-
-    with open(path, "ab") as fh:  # a damaged file is never used
-        fh.write(b"\0")
-    assert registry.default_liveness_id() == registry.DEFAULT_LIVENESS
-    assert registry.resolve(None, kind="liveness") == fp32_model
-
-
-def test_models_optimize_command(samples_dir, capsys):
+def test_models_optimize_command(samples_dir, capsys, tmp_path):
     from fasdesk.cli import main
 
-    assert main(["models", "optimize", "--images", str(samples_dir), "--crops", "20", "--json"]) == 0
+    out_file = tmp_path / "fast.onnx"
+    assert main(["models", "optimize", "--images", str(samples_dir), "--crops", "20",
+                 "--out", str(out_file), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["id"] == optimize.FAST_ID and out["agreement"]["agreement"] == 1.0
+    assert out["model"] == registry.DEFAULT_LIVENESS and out["optimized"] is True
+    assert out["agreement"]["crops"] == 20 and out["agreement"]["agreement"] == 1.0
+    assert out["written"] == str(out_file)
+    assert registry.sha256_of(out_file) == registry.sha256_of(out["cached"])
+    # Nothing new to pick: the list still has one default liveness model, the shipped id.
     assert main(["models", "list", "--json"]) == 0
-    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows[optimize.FAST_ID]["default"] and not rows[registry.DEFAULT_LIVENESS]["default"]
-    assert rows[optimize.FAST_ID]["sha256"] == out["sha256"]
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows if r["default"] and r["kind"] == "liveness"] == [registry.DEFAULT_LIVENESS]
 
     assert main(["models", "optimize", "--crops", "0"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0

@@ -93,6 +93,20 @@ def check_models() -> list[ModelCheck]:
     return checks
 
 
+def liveness_runtime() -> dict:
+    """How the default liveness model runs here: {"model", "optimized", "note"}."""
+    from fasdesk.core.liveness import LivenessEngine, ModelError
+    from fasdesk.core.optimize import describe
+
+    model = registry.default_liveness_id()
+    try:
+        engine = LivenessEngine(registry.resolve(model, kind="liveness"))
+    except (registry.MissingModelError, ModelError) as exc:
+        return {"model": model, "optimized": None, "note": str(exc)}
+    return {"model": model, "optimized": engine.optimized, "provider": engine.provider,
+            "note": describe(engine.optimized, engine.optimization)}
+
+
 def probe_cameras(timeout: float = CAMERA_TIMEOUT_S) -> dict:
     """{"cameras": [{"index", "name"}], "note": str | None, "seconds": float}.
 
@@ -130,6 +144,7 @@ def report(cameras: bool = True) -> dict:
     except Exception as exc:  # a broken onnxruntime install is exactly what doctor is for
         data["providers"] = {"available": [], "chosen": None, "error": str(exc).splitlines()[0]}
     data["models"] = [c.to_json() for c in check_models()]
+    data["liveness_runtime"] = liveness_runtime()
     data["cameras"] = probe_cameras() if cameras else None
     return data
 

@@ -3,6 +3,10 @@
 A model takes float32 [N, 3, S, S] RGB crops in [0, 1] (see `fasdesk.core.crop`) and
 returns [N, K] logits where class 0 is "real" and the others are kinds of spoof (K = 2
 for real/spoof, more for spoof types). p_real = softmax(logits)[0].
+
+On the CPU every model runs in its fast form when the exact rewrite applies
+(fasdesk.core.optimize.runtime_model); `model_path` stays the file that was chosen, and
+`optimized` / `optimization` say whether it runs rewritten and why (not).
 """
 from __future__ import annotations
 
@@ -51,16 +55,19 @@ class LivenessEngine:
     """An onnxruntime session for a liveness model; faces go through in one batched run."""
 
     def __init__(self, model_path: str | os.PathLike, providers: list[str] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, optimize: bool = True):
         import onnxruntime as ort
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"liveness model not found: {self.model_path}")
+        self.threads = threads
+        self.optimize = optimize
         options = session_options(threads)
         requested = providers or best_providers()
+        self.runtime_model = self._runtime_model(requested[0])
         try:
-            self.session = ort.InferenceSession(str(self.model_path), options, providers=requested)
+            self.session = ort.InferenceSession(self.runtime_model, options, providers=requested)
         except Exception as exc:  # onnxruntime raises several private exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load liveness model {self.model_path.name}: {first}") from None
@@ -85,6 +92,25 @@ class LivenessEngine:
         self.num_classes: int = out_shape[1]
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.provider = self.session.get_providers()[0]
+        if self.optimize and not self.optimized and self.provider == "CPUExecutionProvider":
+            from fasdesk.core.optimize import log_not_optimized
+
+            log_not_optimized(self.model_path, self.optimization)
+
+    def _runtime_model(self, provider: str) -> str | bytes:
+        """What onnxruntime loads: the fast copy of the model on the CPU when the rewrite
+        applies, else the file itself. Sets `optimized` and `optimization` (why)."""
+        if not self.optimize:
+            self.optimized, self.optimization = False, "not requested"
+            return str(self.model_path)
+        from fasdesk.core.optimize import plan
+
+        try:
+            load, self.optimized, self.optimization = plan(self.model_path, provider)
+        except OSError as exc:
+            raise ModelError(f"cannot read liveness model {self.model_path}: "
+                             f"{exc.strerror or exc}") from None
+        return load
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits [N, K] for a preprocessed batch [N, 3, S, S]."""
@@ -110,15 +136,15 @@ class SplitBatchEngine(LivenessEngine):
     runs on the multi-threaded session."""
 
     def __init__(self, model_path: str | os.PathLike, providers: list[str] | None = None,
-                 threads: int | None = None):
-        super().__init__(model_path, providers, threads)
+                 threads: int | None = None, optimize: bool = True):
+        super().__init__(model_path, providers, threads, optimize)
         self._halves = []
         if self.provider == "CPUExecutionProvider" and (os.cpu_count() or 1) >= 2 \
                 and self.fixed_batch is None:
             import onnxruntime as ort
             from concurrent.futures import ThreadPoolExecutor
 
-            self._halves = [ort.InferenceSession(str(self.model_path), session_options(1),
+            self._halves = [ort.InferenceSession(self.runtime_model, session_options(1),
                                                  providers=["CPUExecutionProvider"])
                             for _ in range(2)]
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fasdesk-half")

@@ -74,7 +74,7 @@ class Pipeline:
         self.threshold = threshold
         self.min_face = min_face
         self.last_timings = FrameTimings()
-        self._replicas: list[Pipeline] = []
+        self._replicas: list[Pipeline | None] = []
         self._replicas_lock = threading.Lock()
 
     def replica(self, threads: int | None = 1) -> "Pipeline":
@@ -85,19 +85,36 @@ class Pipeline:
         detector = FaceDetector(d.model_path, d.score_threshold, d.nms_threshold, d.max_side,
                                 d.fine_side, backend=d.backend, threads=threads)
         engine = LivenessEngine(self.engine.model_path, providers=self.engine.session.get_providers(),
-                                threads=threads)
+                                threads=threads, optimize=self.engine.optimize)
         return Pipeline(detector, engine, self.threshold, self.min_face)
 
-    def worker_replicas(self, count: int) -> list["Pipeline"]:
-        """`count` single-threaded replicas for parallel workers, made on first use and kept
-        for later batches (each copy loads its models again, ~0.1 s). They follow this
-        pipeline's threshold and minimum face size."""
+    @property
+    def single_threaded(self) -> bool:
+        return self.detector.threads == 1 and self.engine.threads == 1
+
+    def worker_replica(self, slot: int) -> "Pipeline":
+        """The single-threaded pipeline of parallel worker number `slot` (0, 1, ...): this
+        one for slot 0 when it is single-threaded itself, else a replica made on first use
+        (in the calling thread, so one worker can start while another loads its models)
+        and kept for later batches. It follows this pipeline's threshold and minimum face
+        size. One batch at a time: each slot is asked for by one thread."""
+        own = 1 if self.single_threaded else 0
+        if slot < own:
+            return self
+        index = slot - own
         with self._replicas_lock:
-            while len(self._replicas) < count:
-                self._replicas.append(self.replica())
-            for copy in self._replicas:
-                copy.threshold, copy.min_face = self.threshold, self.min_face
-            return self._replicas[:count]
+            self._replicas += [None] * (index + 1 - len(self._replicas))
+            copy = self._replicas[index]
+        if copy is None:
+            copy = self.replica()
+            with self._replicas_lock:
+                self._replicas[index] = copy
+        copy.threshold, copy.min_face = self.threshold, self.min_face
+        return copy
+
+    def worker_replicas(self, count: int) -> list["Pipeline"]:
+        """The pipelines of `count` parallel workers (see worker_replica)."""
+        return [self.worker_replica(slot) for slot in range(count)]
 
     def process(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
         """Face results for one frame of any layout (see imageio.to_bgr8)."""
@@ -138,12 +155,17 @@ class Pipeline:
 
 
 def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHOLD,
-                   providers: list[str] | None = None, live: bool = False) -> Pipeline:
+                   providers: list[str] | None = None, live: bool = False,
+                   threads: int | None = None) -> Pipeline:
     """A pipeline from registry ids or file paths (None = the defaults).
 
     live=True sizes detection for camera frames (detector.LIVE_MAX_SIDE, one pass) and
     runs several faces as two half-batches on two cores (liveness.SplitBatchEngine);
     photos keep the default passes that also find small faces in large images.
+    threads=1 makes a single-threaded pipeline for photos, which then serves as the first
+    of a folder's parallel workers (Pipeline.worker_replicas) instead of idling beside them.
+    The liveness model runs in its fast form where the exact rewrite applies
+    (fasdesk.core.optimize); registry models must match their recorded SHA-256.
 
     Raises registry.MissingModelError, liveness.ModelError or detector.DetectorError with
     a message for the user.
@@ -155,8 +177,9 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
     # Live: the detector stays on the calling thread, so the liveness session's pool is
     # the only one spinning between frames (see fasdesk.core.runtime).
     face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0, threads=1)
-                     if live else FaceDetector(detector_path))
+                     if live else FaceDetector(detector_path, threads=threads))
     # Live frames often hold several faces: their batch runs as two halves on two cores.
     engine_class = SplitBatchEngine if live else LivenessEngine
-    return Pipeline(face_detector, engine_class(model_path, providers=providers),
+    return Pipeline(face_detector, engine_class(model_path, providers=providers,
+                                                threads=None if live else threads),
                     threshold=threshold)

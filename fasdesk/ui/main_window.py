@@ -157,8 +157,9 @@ class MainWindow(QMainWindow):
     def _pipeline_factory(self, live: bool = False):
         """Builds a pipeline for the current model (live=True: detection sized for camera
         frames; False: photos of any size)."""
+        # Photos: single-threaded, the first of the Images tab's parallel workers.
         return functools.partial(build_pipeline, self.settings.model or None, None,
-                                 self.settings.threshold, live=live)
+                                 self.settings.threshold, live=live, threads=None if live else 1)
 
     def _push_factories(self) -> None:
         self.live_tab.set_pipeline_factory(self._pipeline_factory(live=True))
@@ -190,17 +191,28 @@ class MainWindow(QMainWindow):
         return True
 
     def check_models(self) -> bool:
-        """Show or hide the no-model banner; True when the app has what it needs."""
-        problems = {}
+        """Show or hide the no-model banner, or say why a model was refused (its file does
+        not match the registry's SHA-256); True when the app has what it needs."""
+        problems, refused = {}, []
         for model, kind in ((self.settings.model or None, "liveness"), (None, "detector")):
             try:
                 registry.resolve(model, kind=kind)
+            except registry.ModelIntegrityError as exc:
+                refused.append(str(exc))
             except registry.MissingModelError as exc:
                 problems[kind] = str(exc)
+        if refused:
+            self.notice.show_message("Model refused: " + " ".join(refused), action=None,
+                                     level="error")
+            self.model_label.setText("model refused")
+            self.model_label.setToolTip("\n".join(refused))
+        elif self.notice.label.text().startswith("Model refused: "):
+            self.notice.hide()  # that model is no longer in use
         if not problems:
             self.banner.hide()
-            self.model_label.setText(f"model: {self._model_name()}")
-            return True
+            if not refused:
+                self._show_model_status()
+            return not refused
         what = {"liveness": "the liveness model", "detector": "the face detector"}
         self.banner.show_missing(missing_models(self.settings.model or None),
                                  " and ".join(what[k] for k in problems).capitalize()
@@ -221,8 +233,24 @@ class MainWindow(QMainWindow):
             self.show_status("Models downloaded and verified")
         self._refresh_model_menu()
 
+    def _show_model_status(self, provider: str | None = None) -> None:
+        """'model: ID (optimized)' in the status bar, the reason in its tooltip."""
+        from fasdesk.core.optimize import describe, plan
+
+        text, tip = f"model: {self._model_name()}", "Liveness model"
+        path = self.current_model_path()
+        if path is not None:
+            try:
+                _, optimized, note = plan(path, provider or best_providers()[0])
+                text += " (optimized)" if optimized else " (not optimized)"
+                tip += "; optimized: " + describe(optimized, note)
+            except OSError:
+                pass
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tip)
+
     def _on_pipeline_changed(self, model_file: str, provider: str) -> None:
-        self.model_label.setText(f"model: {self._model_name()}")
+        self._show_model_status(provider)
         self.provider_label.setText(provider.replace("ExecutionProvider", ""))
 
     def open_model_file(self) -> None:
