@@ -293,11 +293,15 @@ def test_model_switch_without_restart(make_window, qtbot, video, quantized_model
     tab = window.live_tab
     tab.start(SourceSpec.parse(str(video)))
     fp32 = collect_frames(qtbot, tab, 1)[-1]
-    assert window.model_label.text() == "model: minifasnet-v2se"
+    # The id the user chose (the shipped one), running in its fast form.
+    assert window.model_label.text() == "model: minifasnet-v2se (optimized)"
+    assert "exact rewrite" in window.model_label.toolTip()
     assert window.provider_label.text()
 
     assert window.use_model("minifasnet-v2se-dynq")
     qtbot.waitUntil(lambda: "dynq" in window.model_label.text(), timeout=TIMEOUT_MS)
+    assert window.model_label.text() == "model: minifasnet-v2se-dynq (not optimized)"
+    assert "quantized" in window.model_label.toolTip()
     quant = collect_frames(qtbot, tab, 2)[-1]
     assert tab.running and quant.faces[0].label(0.5) == expected_label(quant)
     assert window.settings.model == "minifasnet-v2se-dynq"
@@ -412,6 +416,36 @@ def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_p
     assert not (folder.exists() and any(folder.iterdir()))  # nothing, not even a .part file
 
 
+def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp_path, video,
+                                           fp32_model, detector_model):
+    from fasdesk.core import registry
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    data = bytearray(fp32_model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one weight a little off: still a model that loads
+    (folder / fp32_model.name).write_bytes(bytes(data))
+    (folder / detector_model.name).write_bytes(detector_model.read_bytes())
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
+    window = make_window(settings=Settings(), save=False)
+    assert window.notice.isVisible()
+    text = window.notice.label.text()
+    assert text.startswith("Model refused: ") and "does not match its SHA-256" in text
+    assert "fasdesk models pull minifasnet-v2se" in text
+    assert window.model_label.text() == "model refused"
+    assert not window.banner.isVisible()  # the file is there: nothing to download
+    # Live does not run the tampered model either, and says why.
+    window.live_tab.start(SourceSpec.parse(str(video)))
+    qtbot.waitUntil(lambda: window.live_tab.message.isVisible(), timeout=TIMEOUT_MS)
+    assert "does not match its SHA-256" in window.live_tab.message.label.text()
+    assert not window.live_tab.running
+    # Another model can still be chosen, and the refusal goes away with it.
+    assert window.use_model(str(fp32_model))
+    assert not window.notice.isVisible()
+    assert window.model_label.text().startswith(f"model: {fp32_model.name}")
+    assert registry.resolve(str(folder / fp32_model.name))  # an explicit file is not checked
+
+
 def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
     from fasdesk.core.registry import get_entry
 
@@ -424,6 +458,7 @@ def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
     assert info.info["Classes"] == "real, spoof"
     assert info.info["License"] == "Apache-2.0"
     assert float(info.info["Latency (1 face)"].split()[0]) > 0
+    assert info.info["Optimized"].startswith("yes (exact rewrite")
     info.close()
     about = window.show_about()
     licenses = {about.table.item(r, 0).text(): about.table.item(r, 2).text()

@@ -203,3 +203,105 @@ def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops):
         np.testing.assert_allclose(split.logits(batch), plain.logits(batch), atol=1e-5)
     assert isinstance(build_pipeline(fast_model, live=True).engine, SplitBatchEngine)
     assert type(build_pipeline(fast_model).engine) is LivenessEngine
+
+
+# ----------------------------------------------------------------------------- at load time
+
+def _cache_files(source):
+    from fasdesk.core import modelcache
+
+    digest = registry.sha256_of(source)
+    return (modelcache.folder() / f"{digest}.{optimize.RECIPE}.onnx",
+            modelcache.folder() / f"{digest}.{optimize.RECIPE}.json")
+
+
+def test_every_liveness_model_runs_in_its_fast_form(fp32_model, sample_crops, reference, tmp_path):
+    """Shipped (registry id), given as a file (--model, Open ONNX...), or exported by
+    training and registered: each runs rewritten, and gives the fp32 logits."""
+    import shutil
+
+    from fasdesk.core import modelcache
+    from fasdesk.core.benchmark import PlainSession
+    from fasdesk.core.paths import user_models_dir
+    from fasdesk.core.pipeline import build_pipeline
+
+    modelcache.forget_memory()  # this test's (empty) cache folder, as in a fresh install
+    trained = user_models_dir() / "office-cam.onnx"  # what the Training tab registers
+    trained.parent.mkdir(parents=True)
+    shutil.copy(fp32_model, trained)
+    registry.register_user_model(registry.ModelEntry(
+        id="office-cam", kind="liveness", file=trained.name, sha256=registry.sha256_of(trained)))
+    opened = tmp_path / "opened.onnx"
+    shutil.copy(fp32_model, opened)
+    plain = PlainSession(fp32_model).logits(sample_crops)
+    for chosen, file in ((None, fp32_model), ("office-cam", trained), (str(opened), opened)):
+        for live in (True, False):
+            engine = build_pipeline(chosen, live=live).engine
+            assert engine.model_path == file  # the file the user chose...
+            assert engine.optimized and "33 PRelu rewritten" in engine.optimization
+            np.testing.assert_allclose(engine.logits(sample_crops), plain, atol=1e-4)
+    fast_copy, record = _cache_files(fp32_model)
+    assert fast_copy.is_file() and record.is_file()  # ...run from one fast copy per content
+    assert len(list(fast_copy.parent.glob(f"*.{optimize.RECIPE}.onnx"))) == 1
+
+
+def test_fast_copy_is_cached_and_rebuilt_when_missing_or_damaged(fp32_model, sample_crops,
+                                                                 tmp_path, monkeypatch):
+    from fasdesk.core import modelcache
+
+    modelcache.forget_memory()
+    first = optimize.runtime_model(fp32_model)
+    fast_copy, record = _cache_files(fp32_model)
+    assert first.built_now and first.path == fast_copy and first.info["optimized"]
+    built = fast_copy.stat().st_mtime_ns
+    modelcache.forget_memory()  # a new process: read from the cache, not built
+    again = optimize.runtime_model(fp32_model)
+    assert not again.built_now and again.path == fast_copy
+    assert fast_copy.stat().st_mtime_ns == built
+    assert optimize.runtime_model(fp32_model) is again  # once per process
+
+    def rebuilt() -> bool:
+        modelcache.forget_memory()
+        result = optimize.runtime_model(fp32_model)
+        engine = LivenessEngine(fp32_model)
+        np.testing.assert_allclose(engine.logits(sample_crops),
+                                   LivenessEngine(fp32_model, optimize=False).logits(sample_crops),
+                                   atol=1e-4)
+        return result.built_now and engine.optimized
+
+    data = bytearray(fast_copy.read_bytes())
+    data[len(data) // 2] ^= 0x01  # damaged: still loads, but would give other logits
+    fast_copy.write_bytes(bytes(data))
+    assert rebuilt()
+    fast_copy.unlink()
+    assert rebuilt()
+    record.write_text("{not json")
+    assert rebuilt()
+    # A cache folder that cannot be written: built in memory, still optimized.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert rebuilt()
+    assert optimize.runtime_model(fp32_model).data is not None
+
+
+def test_models_the_rewrite_does_not_fit_run_as_they_are_with_one_log_line(
+        quantized_model, fp32_model, sample_crops, tmp_path, caplog):
+    from fasdesk.core.benchmark import PlainSession
+
+    with caplog.at_level("WARNING", logger="fasdesk.core.optimize"):
+        quantized = LivenessEngine(quantized_model)
+        LivenessEngine(quantized_model)  # loaded again: no second line
+    assert not quantized.optimized and "quantized" in quantized.optimization
+    assert quantized.runtime_model == str(quantized_model)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"fasdesk: {quantized_model.name} runs as it is, not optimized: "
+                     f"{quantized.optimization}"]
+    np.testing.assert_array_equal(quantized.logits(sample_crops),
+                                  PlainSession(quantized_model).logits(sample_crops))
+    # A model already in the fast form (e.g. written by `models optimize --out`) runs as is.
+    fast = tmp_path / "fast.onnx"
+    optimize.optimize_model(fp32_model, fast)
+    engine = LivenessEngine(fast)
+    assert engine.optimized and engine.optimization.startswith("already in the fast form")
+    assert engine.runtime_model == str(fast)

@@ -210,3 +210,64 @@ def test_manifest_matches_the_shared_files(models_dir, fp32_model, quantized_mod
         assert path.stat().st_size == entry.size, entry.id
         assert registry.sha256_of(path) == entry.sha256, entry.id
         assert entry.url.startswith("https://") and entry.license
+
+
+# ------------------------------------------------------------------ hash check on load
+
+def _tampered_models(folder: Path, fp32_model: Path, detector_model: Path) -> Path:
+    """The shipped models, with one weight of the liveness model a little off (the file
+    still loads and runs: only its SHA-256 tells)."""
+    folder.mkdir()
+    data = bytearray(fp32_model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / fp32_model.name).write_bytes(bytes(data))
+    shutil.copy(detector_model, folder / detector_model.name)
+    return folder / fp32_model.name
+
+
+def test_tampered_registry_model_is_refused_by_classify(tmp_path, samples_dir, fp32_model,
+                                                        detector_model, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    env = {**os.environ, "FASDESK_MODELS_DIR": str(tampered.parent)}
+
+    def classify(*extra):
+        return subprocess.run([sys.executable, "-m", "fasdesk", "classify", str(samples_dir),
+                               "--json", *extra], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    refused = classify()
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1  # one line, no traceback
+    assert "'minifasnet-v2se'" in refused.stderr and "does not match its SHA-256" in refused.stderr
+    assert "fasdesk models pull minifasnet-v2se" in refused.stderr
+    assert classify("--model", registry.DEFAULT_LIVENESS).returncode == 1
+    # A file given explicitly has no registry hash to match: it is the user's choice.
+    assert classify("--model", str(tampered)).returncode == 0
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
+    assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 1  # verify agrees
+
+
+def test_hash_is_remembered_while_size_and_mtime_stay(tmp_path, fp32_model, detector_model,
+                                                      monkeypatch):
+    import os
+
+    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
+    reads = []
+    real_sha256_of = registry.sha256_of
+    monkeypatch.setattr(registry, "sha256_of", lambda path: reads.append(path) or real_sha256_of(path))
+    with pytest.raises(registry.ModelIntegrityError, match="models pull minifasnet-v2se"):
+        registry.resolve(None)
+    with pytest.raises(registry.ModelIntegrityError):
+        registry.resolve(registry.DEFAULT_LIVENESS)
+    assert len(reads) == 1  # checked twice, read once
+    # Repaired in place (same size, new content and mtime): read again, and accepted.
+    tampered.write_bytes(fp32_model.read_bytes())
+    os.utime(tampered, ns=(1, 1))  # a different mtime in any case
+    assert registry.resolve(None) == tampered
+    assert len(reads) == 2
+    assert registry.resolve(registry.DEFAULT_LIVENESS, verify=False) == tampered

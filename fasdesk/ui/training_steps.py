@@ -3,6 +3,7 @@ the run's events, and hands its result to the next step."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -70,6 +71,22 @@ def _item(text, align_right=False) -> QTableWidgetItem:
     if align_right:
         item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
     return item
+
+
+def _rename_exported(model: Path, name: str, card: dict) -> tuple[dict[Path, Path], dict]:
+    """Rename an exported model and its card; returns ({old path: new path}, new card).
+    (INT8 asked for but not kept leaves the fp32 model at the name meant for INT8.)"""
+    target = model.with_name(name)
+    os.replace(model, target)
+    moved = {model: target}
+    if card:
+        card = {**card, "file": target.name}
+        old_card = model.with_name(model.stem + ".card.json")
+        new_card = target.with_name(target.stem + ".card.json")
+        new_card.write_text(json.dumps(card, indent=1), encoding="utf-8")
+        old_card.unlink(missing_ok=True)
+        moved[old_card] = new_card
+    return moved, card
 
 
 def _percent(value) -> str:
@@ -1034,16 +1051,19 @@ class ExportStep(StepPage):
         for model_id, path in registered:
             self.use_choice.addItem(f"{model_id}  ({path.name})", model_id)
         self.use_button.setEnabled(bool(registered))
-        self.message.show_message("ok", f"Model '{registered[0][0]}' is ready.",
-                                  ["'Use this model in Live' switches the live view to it now; "
-                                   "it is also in the model list from now on."])
+        details = ["'Use this model in Live' switches the live view to it now; "
+                   "it is also in the model list from now on."]
+        if self.summary.get("int8_reason"):  # whether INT8 was kept, and why (not)
+            details.insert(0, self.summary["int8_reason"])
+        self.message.show_message("ok", f"Model '{registered[0][0]}' is ready.", details)
 
     def register(self) -> list[tuple[str, Path]]:
         """Add the exported model(s) to the user manifest; returns (id, path) pairs.
 
-        Without INT8 the export writes one fp32 model; with INT8 its OUT is the INT8 model
-        and the fp32 one sits beside it as `<stem>.fp32.onnx`. The fp32 model takes the
-        plain name, the INT8 one the name with `-int8`.
+        Without INT8 the export writes one fp32 model; with INT8 kept its OUT is the INT8
+        model and the fp32 one sits beside it as `<stem>.fp32.onnx`. The fp32 model takes
+        the plain name, the INT8 one the name with `-int8`. INT8 not kept (the backend says
+        why): OUT is the fp32 model, renamed to the plain name.
         """
         model_id = self.model_id()
         onnx = [path for kind, path in self.outputs if kind == "onnx" and path.is_file()]
@@ -1057,6 +1077,10 @@ class ExportStep(StepPage):
             plain = fp32.with_name(f"{model_id}.onnx")
             os.replace(fp32, plain)
             fp32 = plain
+        elif out.name != f"{model_id}.onnx":
+            moved, card = _rename_exported(out, f"{model_id}.onnx", card)
+            self.outputs = [(kind, moved.get(path, path)) for kind, path in self.outputs]
+            out = moved[out]
         found = [(model_id, fp32), (f"{model_id}-int8", out)] if fp32 else [(model_id, out)]
         classes = tuple(card.get("classes", ("real", "spoof")))
         for entry_id, path in found:
@@ -1078,6 +1102,8 @@ class ExportStep(StepPage):
         diff = self.summary.get("max_abs_diff")
         if diff is not None:
             rows.append(("max |logit diff| ONNX vs torch", f"{diff:.2e}"))
+        if self.summary.get("int8_reason"):
+            rows.append(("INT8", self.summary["int8_reason"]))
         agreement = self.summary.get("agreement")
         if isinstance(agreement, dict):
             rows += [
