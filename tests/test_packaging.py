@@ -131,6 +131,7 @@ def test_packaged_doctor(run_app):
     assert done.returncode == 0, done.stdout + done.stderr
     assert __version__ in done.stdout
     assert "CPUExecutionProvider" in done.stdout
+    assert "liveness model minifasnet-v2se optimized: yes" in done.stdout  # from the first load
     assert "Traceback" not in done.stderr
 
 
@@ -153,7 +154,9 @@ def test_packaged_bench(run_app, samples_dir):
     done = run_app("bench", "--json", "--source", samples_dir, "--repeats", 2,
                    "--folder-images", 0)
     assert done.returncode == 0, done.stderr
-    frames = json.loads(done.stdout)["frames"]
+    report = json.loads(done.stdout)
+    assert report["default_config"]["optimized"] is True
+    frames = report["frames"]
     assert frames["count"] == len(EXPECTED)
     assert frames["default"]["total"] > 0 and frames["default"]["faces_per_frame"] == 1
 
@@ -229,7 +232,10 @@ def test_packaged_backend_prep_train_export_eval(run_app, app, samples_dir, tmp_
         assert done.returncode == 0, f"{step[0]}: {done.stderr[-3000:]}"
         events = _events(done.stdout)
         assert events[-1]["event"] == "done", events[-3:]
-    assert onnx_out.is_file() and onnx_out.with_suffix(".fp32.onnx").is_file()
+    card = json.loads(onnx_out.with_suffix(".card.json").read_text())
+    # INT8 is kept only when it agrees and is faster here; then fp32 stays beside it.
+    assert onnx_out.is_file()
+    assert onnx_out.with_suffix(".fp32.onnx").is_file() == card["int8"]["kept"]
     # Two training processes (DDP over gloo) started by the packaged torchrun.
     done = run_app(BACKEND_FLAG, "torchrun", "--nproc_per_node", 2, "--no-python", *command,
                    "train", prepared, tmp_path / "run2", "--epochs", 1, "--batch-size", 4,
