@@ -193,7 +193,10 @@ def test_detector_refuses_files_that_are_not_yunet(tmp_path, fp32_model):
         FaceDetector(garbage)
 
 
-def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops):
+def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops, samples_dir,
+                                                  detector_model):
+    from fasdesk.core.benchmark import mosaic
+    from fasdesk.core.detector import FaceDetector
     from fasdesk.core.liveness import SplitBatchEngine
     from fasdesk.core.pipeline import build_pipeline
 
@@ -201,6 +204,16 @@ def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops):
     for n in (1, 2, 3, 8):
         batch = np.concatenate([sample_crops] * 3)[:n]
         np.testing.assert_allclose(split.logits(batch), plain.logits(batch), atol=1e-5)
+    # Each half cuts its own crops: the same as cropping them all, then one batch.
+    detector = FaceDetector(detector_model)
+    frame = mosaic([read_image(samples_dir / n) for n in SAMPLES], detector)
+    boxes = [tuple(int(v) for v in d.box) for d in detector.detect(frame)]
+    assert len(boxes) == 8
+    p_split, logits_split, cropping, running = split.judge(frame, boxes)
+    p_plain, logits_plain = plain.p_real(preprocess(frame, boxes))
+    np.testing.assert_allclose(logits_split, logits_plain, atol=1e-5)
+    np.testing.assert_allclose(p_split, p_plain, atol=1e-6)
+    assert cropping > 0 and running > 0
     assert isinstance(build_pipeline(fast_model, live=True).engine, SplitBatchEngine)
     assert type(build_pipeline(fast_model).engine) is LivenessEngine
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fasdesk.core.crop import preprocess
 from fasdesk.core.detector import LIVE_MAX_SIDE, Detection, FaceDetector
 from fasdesk.core.imageio import to_bgr8
 from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, SplitBatchEngine, verdict
@@ -141,16 +140,12 @@ class Pipeline:
                                       label=UNSURE, reason=reason, landmarks=det.landmarks))
             if reason is None:
                 judged.append(len(results) - 1)
-        t1 = time.perf_counter()
-        batch = preprocess(image, [results[i].box for i in judged], self.engine.input_size)
-        t2 = time.perf_counter()
-        p_real, logits = self.engine.p_real(batch)
-        t3 = time.perf_counter()
+        p_real, logits, cropping, running = self.engine.judge(image, [results[i].box for i in judged])
         for j, i in enumerate(judged):
             results[i].p_real = float(p_real[j])
             results[i].logits = [float(v) for v in logits[j]]
             results[i].label = verdict(results[i].p_real, self.threshold)
-        self.last_timings = FrameTimings(preprocess=t2 - t1, liveness=t3 - t2)
+        self.last_timings = FrameTimings(preprocess=cropping, liveness=running)
         return results
 
 
