@@ -335,6 +335,42 @@ def test_settings_persist_and_corrupt_file(make_window, qtbot, samples_dir):
     assert load_settings()[1] is None  # replaced by a good file on close
 
 
+def test_window_fits_a_1366x768_screen(make_window, qtbot):
+    """The window was 1180x760 plus its title bar: taller than a laptop's 1366x768 screen."""
+    from PySide6.QtCore import QSize
+
+    from fasdesk.ui.main_window import FRAME_ALLOWANCE, PREFERRED_SIZE, fitted_size, fits
+
+    laptop = QSize(1366, 768 - 40)  # available: the screen less a 40 px taskbar
+    size = fitted_size(PREFERRED_SIZE, laptop)
+    assert fits(size, laptop) and size.height() + FRAME_ALLOWANCE.height() <= 728
+    assert fitted_size(PREFERRED_SIZE, QSize(2560, 1400)) == PREFERRED_SIZE
+
+    # On this (offscreen, 800x600) screen: sized to fit, and a saved geometry from a
+    # bigger screen is not restored as it was.
+    available = make_window(size=None, settings=Settings(), save=False).screen().availableGeometry()
+    window = make_window(size=None, settings=Settings(), save=False)
+    assert fits(window.size(), available.size())
+    window.resize(1800, 1100)
+    too_big = bytes(window.saveGeometry().toBase64()).decode("ascii")
+    again = make_window(size=None, settings=Settings(geometry=too_big), save=False)
+    assert fits(again.size(), available.size())
+    assert available.contains(again.geometry().topLeft())
+    window.resize(760, 520)  # (the window's minimum width is 744)
+    window.move(10, 20)
+    kept = bytes(window.saveGeometry().toBase64()).decode("ascii")
+    assert make_window(size=None, settings=Settings(geometry=kept), save=False).size() == QSize(760, 520)
+
+    # Nothing inside forces it taller than a laptop allows: Collect mode open and every
+    # message bar showing at once.
+    again.collect_panel.setChecked(True)
+    again.live_tab.message.show_message("video file not found: " + "/a/long/path" * 20)
+    again.notice.show_message("Settings file: ignored bad values; defaults used.", action=None)
+    again.banner.show_missing([], "The liveness model could not be found.", "detail")
+    qtbot.wait(10)
+    assert fits(again.minimumSizeHint(), laptop), again.minimumSizeHint()
+
+
 def test_model_switch_without_restart(make_window, qtbot, video, quantized_model, tmp_path):
     window = make_window(settings=Settings(), save=False)
     tab = window.live_tab

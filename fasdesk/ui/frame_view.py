@@ -190,12 +190,16 @@ class FrameView(QWidget):
         painter.setBrush(Qt.NoBrush)
         painter.drawRect(rect)
         if caption:
+            # Below the box's own tag ("CONFIRMED", a reason), when it has one.
+            _, _, confirmed = face_text(face, self.threshold, self.confirm_n)
+            below = confirmed or (face.result.reason and face.score is None)
+            top = rect.bottom() + (painter.fontMetrics().height() + 6 if below else 0)
             font = QFont(painter.font())
             font.setPixelSize(12)
             font.setBold(True)
             painter.setFont(font)
             metrics = QFontMetricsF(font)
-            tag = QRectF(rect.right() - metrics.horizontalAdvance(caption) - 8, rect.bottom(),
+            tag = QRectF(rect.left(), top,
                          metrics.horizontalAdvance(caption) + 8, metrics.height() + 4)
             painter.fillRect(tag, MARK_COLOUR)
             painter.setPen(QColor(0, 0, 0))
