@@ -12,6 +12,8 @@ landscape frame at a different place and brightness):
   quantized model in onnxruntime with default session options), printing one JSON line
   per image too.
 
+Besides the wall-clock time, each process's CPU time (user + system) is reported: other
+programs on a shared machine stretch the wall clock far more than the CPU time.
 Runs alternate in alternating order; medians and the per-run ratios are reported. The
 verdicts of both sides are compared. Run it on a quiet machine and quote the load
 average it prints.
@@ -93,16 +95,22 @@ def fasdesk_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "fasdesk"]
 
 
-def timed(command: list[str], env: dict, expect: int) -> tuple[float, list[dict]]:
+def timed(command: list[str], env: dict, expect: int) -> tuple[float, float, list[dict]]:
+    """(wall seconds, CPU seconds (user + system), JSON records) of one whole process."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:3])}... failed ({done.returncode}): {done.stderr[-2000:]}")
     records = [json.loads(line) for line in done.stdout.splitlines()]
     if len(records) != expect:
         raise SystemExit(f"expected {expect} records, got {len(records)}")
-    return seconds, records
+    return seconds, cpu, records
 
 
 def verdicts(records: list[dict]) -> list[tuple]:
@@ -130,11 +138,11 @@ def main(argv=None) -> int:
                    "XDG_DATA_HOME": str(user / "data"), "XDG_CACHE_HOME": str(user / "cache")}
             fasdesk = fasdesk_command() + ["classify", str(folder), "--json"]
             reference = [sys.executable, "-c", REFERENCE_LOOP, str(folder)]
-            times = {}
+            times, cpu = {}, {}
             order = ("reference", "cold", "warm") if run % 2 == 0 else ("cold", "warm", "reference")
             for which in order:
                 command = reference if which == "reference" else fasdesk
-                times[which], records = timed(command, env, args.frames)
+                times[which], cpu[which], records = timed(command, env, args.frames)
                 if which == "reference":
                     ref_verdicts = verdicts(records)
                 else:
@@ -142,14 +150,18 @@ def main(argv=None) -> int:
                     one_face = sum(len(v) == 1 for v in ours)
             same = sum(a == b for a, b in zip(ours, ref_verdicts)) / args.frames
             runs.append({**{k: round(v, 3) for k, v in times.items()},
+                         "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
                          "ratio_cold": round(times["reference"] / times["cold"], 2),
                          "ratio_warm": round(times["reference"] / times["warm"], 2),
-                         "same_verdicts": round(same, 4), "one_face_frames": one_face})
+                         "same_verdicts": round(same, 4), "one_face_frames": one_face,
+                         "load_average": round(os.getloadavg()[0], 2)})
             if not args.json:
                 print(f"run {run + 1}: reference {times['reference']:.2f} s, fasdesk cold "
                       f"{times['cold']:.2f} s ({runs[-1]['ratio_cold']:.2f}x), warm "
-                      f"{times['warm']:.2f} s ({runs[-1]['ratio_warm']:.2f}x), same verdicts "
-                      f"{100 * same:.1f}%", flush=True)
+                      f"{times['warm']:.2f} s ({runs[-1]['ratio_warm']:.2f}x); CPU s: reference "
+                      f"{cpu['reference']:.1f}, cold {cpu['cold']:.1f}, warm {cpu['warm']:.1f}; "
+                      f"same verdicts {100 * same:.1f}%; load {runs[-1]['load_average']:.2f}",
+                      flush=True)
         load_after = os.getloadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
