@@ -182,6 +182,7 @@ def test_doctor(capsys, fp32_model, detector_model):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for word in ("onnxruntime", "opencv", "numpy", "python", "CPUExecutionProvider",
                  "minifasnet-v2se (default): ok", "yunet-2023mar (default): ok", "cameras:",
+                 "liveness model minifasnet-v2se optimized: yes (exact rewrite",
                  "no problems found"):
         assert word in proc.stdout, word
     assert proc.stderr.strip() == "torch imported: False"
@@ -190,6 +191,8 @@ def test_doctor(capsys, fp32_model, detector_model):
     assert report["problems"] == [] and report["cameras"] is None
     assert {"fasdesk", "python", "numpy", "opencv", "onnxruntime", "torch"} <= set(report["versions"])
     assert "CPUExecutionProvider" in report["providers"]["available"]
+    assert report["liveness_runtime"]["model"] == "minifasnet-v2se"
+    assert report["liveness_runtime"]["optimized"] is True
 
 
 def test_doctor_reports_a_damaged_model(capsys, monkeypatch, tmp_path, detector_model):

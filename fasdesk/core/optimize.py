@@ -323,7 +323,7 @@ def _build_fast(source: Path) -> tuple[bytes | None, dict]:
     try:
         onnx.checker.check_model(model)
         data = model.SerializeToString()
-        diff = _logit_difference(_session(source), _session(data))
+        diff = _logit_difference(_session(source, threads=1), _session(data, threads=1))
     except Exception as exc:  # an invalid rewrite, or a model onnxruntime cannot run
         return None, {"optimized": False, "note": f"the rewrite could not be checked "
                                                   f"({_first_line(exc)})", "cache": False}
