@@ -42,7 +42,7 @@ from fasdesk.core.crop import face_crop, to_tensor
 log = logging.getLogger(__name__)
 
 # The cache key of the rewrite: change the version when the rewrite changes.
-RECIPE = "minifas-fast-v1"
+RECIPE = "minifas-fast-v2"
 CHANNEL_BLOCK = 16  # onnxruntime's NCHWc block on AVX-512 (a multiple of the AVX2 block, 8)
 # Largest |logit difference| on random inputs accepted as "the same model" (float rounding).
 EQUIVALENCE_TOLERANCE = 1e-3
@@ -333,7 +333,7 @@ def _build_fast(source: Path) -> tuple[bytes | None, dict]:
     return data, {"optimized": True, "max_abs_logit_delta_random": diff, **stats,
                   "note": f"exact rewrite for onnxruntime's CPU kernels: "
                           f"{stats['prelu_rewritten']} PRelu rewritten, {stats['padded_blocks']} "
-                          f"blocks padded to 16 channels, max |logit delta| {diff:.1g}"}
+                          f"blocks padded to a multiple of 16 channels, max |logit delta| {diff:.1g}"}
 
 
 def _first_line(exc: BaseException) -> str:
