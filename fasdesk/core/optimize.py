@@ -42,7 +42,7 @@ from fasdesk.core.crop import face_crop, to_tensor
 log = logging.getLogger(__name__)
 
 # The cache key of the rewrite: change the version when the rewrite changes.
-RECIPE = "minifas-fast-v2"
+RECIPE = "minifas-fast-v1"
 CHANNEL_BLOCK = 16  # onnxruntime's NCHWc block on AVX-512 (a multiple of the AVX2 block, 8)
 # Largest |logit difference| on random inputs accepted as "the same model" (float rounding).
 EQUIVALENCE_TOLERANCE = 1e-3
