@@ -12,7 +12,7 @@ import sys
 from fasdesk import __version__
 from fasdesk.core.paths import BACKEND_FLAG
 
-SUBCOMMANDS = ("classify", "models", "bench", "doctor")
+SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
 
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +119,12 @@ def add_doctor_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--no-cameras", action="store_true", help="skip the camera probe")
     p.set_defaults(func=_command("doctor"))
+
+
+def add_calibrate_parser(sub) -> None:
+    from fasdesk.calibrate_command import add_parser
+
+    add_parser(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
