@@ -59,7 +59,8 @@ class StepMemory:
 
 class TrainingTab(QWidget):
     use_model_requested = Signal(str)  # an exported .onnx the live view should switch to
-    threshold_requested = Signal(float)  # a threshold the live view should use
+    # An evaluated .onnx and the threshold picked for it, for the live view to use together.
+    model_threshold_requested = Signal(str, float)
 
     STEPS = (("dataset", "1  Dataset"), ("prepare", "2  Prepare"), ("train", "3  Train"),
              ("evaluate", "4  Evaluate"), ("export", "5  Export"))
@@ -213,7 +214,7 @@ def install(window) -> TrainingTab:
 
     tab = TrainingTab(window.settings, window.save_settings)
     tab.use_model_requested.connect(window.use_model)
-    tab.threshold_requested.connect(window.set_threshold)
+    tab.model_threshold_requested.connect(lambda model, value: window.use_model(model, value))
     window.add_tab(tab, "Training")
 
     panel = CollectPanel(window.settings)
