@@ -284,7 +284,12 @@ class ProfilesDialog(QDialog):
         profile = self.selected()
         if profile is None or self.thread is not None:
             return
-        model = model or self.model_combo.currentData()
+        if model is not None:
+            self._select_model(model)
+        model = self.model_combo.currentData()
+        if threshold is not None:
+            self.fixed.setChecked(True)
+            self.threshold.setValue(threshold)
         if threshold is None and self.fixed.isChecked():
             threshold = self.threshold.value()
         try:
