@@ -222,3 +222,23 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     assert "broken.json" in window.notice.label.text()
     assert window.profile_label.text() == "profile: front door (v2)"
     window.live_tab.stop()
+
+
+def test_a_threshold_is_shown_exactly_and_goes_with_its_model(qtbot, window, tmp_path,
+                                                              fp32_model):
+    """Issue 15: 4.4e-4 showed as 0.00, and a threshold picked for one model stayed on
+    when the live view switched to another."""
+    window.set_threshold(4.4e-4)
+    assert window.live_tab.threshold_label.text() == "0.00044"
+    assert window.live_tab.threshold_control.value() == 4.4e-4  # not the slider's 0.00
+    assert window.images_tab.threshold_control.label.text() == "0.00044"
+    # A model whose card stores its threshold brings it along...
+    model = tmp_path / "door-cam.onnx"
+    model.write_bytes(fp32_model.read_bytes())
+    model.with_name("door-cam.card.json").write_text(json.dumps(
+        {"sha256": registry.sha256_of(model), "threshold": {"value": 0.37}}))
+    assert window.use_model(model)
+    assert window.settings.threshold == 0.37 and window.live_tab.threshold_label.text() == "0.37"
+    # ... and a model without one does not inherit it: the default comes back.
+    assert window.use_model("minifasnet-v2se")
+    assert window.settings.threshold == 0.5

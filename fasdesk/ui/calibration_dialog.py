@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import threading
-from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QThread, Signal

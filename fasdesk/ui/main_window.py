@@ -251,7 +251,9 @@ class MainWindow(QMainWindow):
         if self.active_profile is None:
             self._before_profile = (self.settings.model, self.settings.threshold,
                                     self.settings.confirm_frames)
-        if not self.use_model(profile.model, threshold=profile.threshold):
+        if self.settings.model == profile.model:
+            self.set_threshold(profile.threshold)  # the pipeline already runs that model
+        elif not self.use_model(profile.model, threshold=profile.threshold):
             return False
         self.live_tab.confirm_spin.setValue(profile.confirm_frames)
         self.active_profile = profile

@@ -30,9 +30,10 @@ class ThresholdControl(QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         self.label = QLabel(format_threshold(value))
         self.label.setObjectName("thresholdValue")
-        # Room for "0.00000" in the bold value font, so the slider never shifts as it moves.
+        # Room for "0.00" in the bold value font, so the slider never shifts as it moves;
+        # a longer exact value (0.00044) widens it while it is shown.
         self.label.ensurePolished()
-        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("0.00000") + 8)
+        self.label.setMinimumWidth(self.label.fontMetrics().horizontalAdvance("0.00") + 8)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         if title:
