@@ -216,7 +216,12 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     dialog.select("cli door")
     dialog.delete()
     assert [p.name for p in dialog.profiles] == ["front door (v2)"]
-    dialog.close()
+    # The recordings are a dataset the Training tab reads as it is.
+    training = window.training_tab
+    with qtbot.waitSignal(training.dataset.scanned, timeout=30_000):
+        dialog.open_in_training()
+    assert window.tabs.currentWidget() is training
+    assert training.dataset.info.ok and training.dataset.info.counts == {0: 96, 7: FRAMES}
     # Selecting a source reports the corrupt file once, in the window; nothing breaks.
     window.live_tab.start(real_spec)
     assert "broken.json" in window.notice.label.text()

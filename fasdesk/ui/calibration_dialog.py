@@ -318,8 +318,9 @@ class CalibrationDialog(QDialog):
         self.target.setDecimals(1)
         self.target.setValue(100 * defaults.TARGET_BPCER)
         self.target.setSuffix(" % of real faces rejected at most (BPCER)")
+        self.target.setMaximumWidth(360)
         form.addRow("Target:", self.target)
-        model = self.model or "the default model"
+        model = self.window_._model_name()
         form.addRow("Model:", QLabel(f"{model}  ({self.model_path.name if self.model_path else 'not found'})"))
         layout.addLayout(form)
 
@@ -937,6 +938,12 @@ class CalibrationDialog(QDialog):
         camera_name = self.camera_names.get(int(real.target)) if real.kind == "camera" else None
         model = C.model_summary(self.model or self.window_._model_name(), self.model_path)
         after = self.after if self.tuned_model is not None else None
+        if after is not None and C.fine_tune_kept(self.before, after):
+            try:  # the target may have changed since: the model keeps the profile's threshold
+                C.finish_fine_tune(self.plan, after["threshold"], self.session)
+            except (C.CalibrationError, OSError, ValueError) as exc:
+                self.save_message.show_message("error", f"Not saved: {exc}")
+                return None
         result, profile = C.conclude(self.session, source_of(real, camera_name), model,
                                      self.before, after, self.tuned_model if after else None,
                                      name, self.settings.confirm_frames)

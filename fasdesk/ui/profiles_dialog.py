@@ -54,7 +54,8 @@ class ProfilesDialog(QDialog):
         for key, text, slot in (("rename", "Rename…", self.ask_rename),
                                 ("rerun", "Re-run calibration…", self.rerun),
                                 ("delete", "Delete", self.ask_delete),
-                                ("export", "Export JSON…", self.ask_export)):
+                                ("export", "Export JSON…", self.ask_export),
+                                ("train", "Open recordings in Training", self.open_in_training)):
             button = QPushButton(text)
             button.clicked.connect(slot)
             row.addWidget(button)
@@ -149,6 +150,8 @@ class ProfilesDialog(QDialog):
         profile = self.selected()
         for button in self.buttons.values():
             button.setEnabled(profile is not None)
+        self.buttons["train"].setEnabled(profile is not None
+                                         and self.window_.training_tab is not None)
         self.rescore_button.setEnabled(profile is not None and self.thread is None)
         self.rescore_result.setRowCount(0)
         self.rescore_message.clear_message()
@@ -250,6 +253,16 @@ class ProfilesDialog(QDialog):
             return None
         self.message.show_message("ok", f"Profile '{profile.name}' written to {written}.")
         return written
+
+    def open_in_training(self) -> None:
+        """The recordings are a folders-layout dataset: the Dataset step reads them as is."""
+        profile = self.selected()
+        tab = self.window_.training_tab
+        if profile is None or tab is None:
+            return
+        tab.offer_dataset(Path(profile.session) / "dataset")
+        self.window_.tabs.setCurrentWidget(tab)
+        self.close()
 
     def rerun(self):
         profile = self.selected()

@@ -754,8 +754,8 @@ class EvaluateStep(StepPage):
         self.target_rate.valueChanged.connect(self.update_suggestion)
         threshold_row.addWidget(self.target_kind, 0, 0)
         threshold_row.addWidget(self.target_rate, 0, 1)
-        threshold_row.addWidget(self.suggestion, 1, 0)
-        threshold_row.addWidget(self.apply_button, 1, 1)
+        threshold_row.addWidget(self.suggestion, 1, 0, 1, 2)
+        threshold_row.addWidget(self.apply_button, 2, 1)
         left = _column(self.metrics, threshold_box, stretch_first=True)
         left.setMinimumWidth(250)
         left.setMaximumWidth(430)
@@ -907,9 +907,9 @@ class EvaluateStep(StepPage):
             return
         self.suggested = choice.threshold
         text = (f"threshold <b>{format_threshold(choice.threshold)}</b>: APCER "
-                f"{100 * (choice.apcer or 0):.2f}%, BPCER {100 * (choice.bpcer or 0):.2f}%"
-                f"<br><small>the middle of the empty gap {format_threshold(choice.gap[0])} – "
-                f"{format_threshold(choice.gap[1])} between the scores</small>")
+                f"{100 * (choice.apcer or 0):.2f}%, BPCER {100 * (choice.bpcer or 0):.2f}% "
+                f"<small>(the middle of the score gap {format_threshold(choice.gap[0])}–"
+                f"{format_threshold(choice.gap[1])})</small>")
         if choice.warning:
             text += f"<br><span style='color:#e0a030'>⚠ {html.escape(choice.warning)}</span>"
         self.suggestion.setText(text)
