@@ -40,6 +40,7 @@ import numpy as np
 
 from fasdesk.core import calibration_defaults as defaults
 from fasdesk.core import dataset_info
+from fasdesk.core.collect import CollectError, pick_face, write_sample
 from fasdesk.core.crop import preprocess
 from fasdesk.core.imageio import ImageReadError, read_image
 from fasdesk.core.live import LiveFrame, display_rgb
@@ -62,7 +63,6 @@ DEFAULT_MAX_APCER = defaults.MAX_APCER
 SEGMENTS = (("train", 0.0, 0.5), ("pick", 0.5, 0.75), ("held_out", 0.75, 1.0))
 GUARD = 0.02
 HIST_BINS = 20
-JPEG_QUALITY = 95
 SCORE_BATCH = 32
 
 
@@ -175,45 +175,35 @@ class StageRecorder:
         self.folder = folder
         (session.root / folder).mkdir(parents=True, exist_ok=True)
 
-    def feed(self, frame_bgr: np.ndarray, results, frame_index: int, t: float) -> bool:
-        """Count one processed frame; save its sample when due. True when saved."""
+    def feed(self, frame_bgr: np.ndarray, faces, frame_index: int, t: float) -> bool:
+        """Count one processed frame (its tracked faces); save its sample when due. True
+        when saved."""
         rec = self.recording
         rec.frames += 1
         rec.duration = max(rec.duration, t)
-        judged = [r for r in results if r.reason is None]
-        for r in results:
-            if r.reason is not None:
-                key = quality_key(r.reason)
+        for face in faces:
+            if face.result.reason is None:
+                rec.faces += 1
+            else:
+                key = quality_key(face.result.reason)
                 rec.rejected[key] = rec.rejected.get(key, 0) + 1
-        rec.faces += len(judged)
-        if not results:
+        if not faces:
             rec.no_face_frames += 1
         self._since += 1
-        if not judged or self._since < self.every:
+        if self._since < self.every:
             return False
-        largest = max(judged, key=lambda r: r.box[2] * r.box[3])
+        face, _ = pick_face(faces)  # the largest face the model can judge (Collect's rule)
+        if face is None:
+            return False
         rel = self.folder / f"{rec.stage}_{frame_index:06d}.jpg"
-        write_sample(self.session.root / rel, frame_bgr, largest.box)
+        try:
+            write_sample(self.session.root / rel, frame_bgr, face.result.box)
+        except CollectError as exc:
+            raise CalibrationError(str(exc)) from None
         rec.samples.append(Sample(rel.as_posix(), int(frame_index), round(float(t), 4),
-                                  [int(v) for v in largest.box]))
+                                  [int(v) for v in face.result.box]))
         self._since = 0
         return True
-
-
-def write_sample(path: Path, frame_bgr: np.ndarray, box) -> None:
-    """One folders-layout sample: the box file first, then the JPEG through a temporary
-    name, so an image in the dataset always has its box and is never half-written."""
-    ok, encoded = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise CalibrationError("a frame could not be encoded as JPEG")
-    try:
-        dataset_info.write_box(dataset_info.box_path_for(path), box)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CalibrationError(f"cannot save samples into {path.parent}: "
-                               f"{exc.strerror or exc}") from None
 
 
 def frame_count(spec: SourceSpec, source) -> int | None:
@@ -257,10 +247,9 @@ def record_stage(session: "Session", stage: str, source_text: str, pipeline,
             t = now - started if source.live else source.position / fps
             if source.live and t > seconds:
                 break
-            results = pipeline.process(frame)
-            recorder.feed(frame, results, source.position, t)
+            faces = tracker.update(pipeline.process(frame), now)
+            recorder.feed(frame, faces, source.position, t)
             if on_frame is not None:
-                faces = tracker.update(results, now)
                 live = LiveFrame(rgb=display_rgb(frame), faces=faces, index=source.position,
                                  time=now, source_name=source.name)
                 on_frame(live, RecordingStatus(
