@@ -211,10 +211,15 @@ def models_verify(args: argparse.Namespace) -> int:
     for model_id in unknown:
         _err(f"unknown model '{model_id}'")
     bad = len(unknown)
+    # Named models must be there; without names, the ones the app needs (the defaults).
+    needed = set(args.ids) or {registry.default_liveness_id(), registry.DEFAULT_DETECTOR}
+    missing = []
     for entry in entries:
         path = registry.find_file(entry.file)
         if path is None:
             print(f"{entry.id}: not found (run 'fasdesk models pull {entry.id}')")
+            if entry.id in needed:
+                missing.append(entry)
             continue
         if not entry.sha256:
             print(f"{entry.id}: {path}: no SHA-256 recorded, not checked")
@@ -234,8 +239,13 @@ def models_verify(args: argparse.Namespace) -> int:
                   f"and run 'fasdesk models pull {entry.id}'")
     if bad:
         _err(f"{bad} model(s) failed verification")
-        return FAILED
-    return OK
+    if missing:
+        from fasdesk.core.download import manual_copy_hint
+
+        _err(f"not found: {', '.join(e.id for e in missing)}; run 'fasdesk models pull"
+             f"{''.join(' ' + e.id for e in missing) if args.ids else ''}', or offline "
+             f"{manual_copy_hint([e.file for e in missing])}")
+    return FAILED if bad or missing else OK
 
 
 def _hash_ok(path: Path, entry) -> bool:
