@@ -258,6 +258,9 @@ def check_qt(timeout: float = QT_PROBE_TIMEOUT_S) -> dict:
         folders = [Path(failed.group(2))] if failed.group(2) else []
         env_folder = os.environ.get("QT_QPA_PLATFORM_PLUGIN_PATH")
         folders += [Path(env_folder)] if env_folder else []
+        # QT_PLUGIN_PATH: where the packaged app's start-up hook may point Qt.
+        folders += [Path(p) / "platforms"
+                    for p in os.environ.get("QT_PLUGIN_PATH", "").split(os.pathsep) if p]
         folders += [Path(plugins) / "platforms"] if plugins else []
         plugin = next((plugin_file(f, failed.group(1)) for f in folders
                        if plugin_file(f, failed.group(1)).is_file()), None)
@@ -268,6 +271,8 @@ def check_qt(timeout: float = QT_PROBE_TIMEOUT_S) -> dict:
     # Qt's first line is the cause ("could not connect to display", ...), except its
     # stock xcb-cursor hint, printed whenever the xcb plugin fails to load for any reason.
     lines = [ln for ln in lines if "xcb-cursor0 or libxcb-cursor0 is needed" not in ln]
+    if lines and lines[0].startswith("Traceback"):  # Python failed (no PySide6?): its last line
+        lines = lines[-1:]
     result["error"] = lines[0] if lines else f"exit status {done.returncode}"
     return result
 
