@@ -134,6 +134,8 @@ def test_packaged_doctor(run_app):
     assert done.returncode == 0, done.stdout + done.stderr
     assert __version__ in done.stdout
     assert "CPUExecutionProvider" in done.stdout
+    # Qt's platform plugin is tried in a child of the bundle (`fasdesk --backend qt-probe`).
+    assert "Qt platform: offscreen (starts)" in done.stdout
     assert "Traceback" not in done.stderr
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import io
 import re
@@ -125,14 +126,17 @@ def parse_strictly(parser: argparse.ArgumentParser, argv: list[str]) -> str | No
     return None
 
 
-def module_flags_missing(module: str, flags: list[str]) -> list[str]:
-    """Flags not mentioned in `python -m module --help`."""
-    if not flags:
-        return []
+@functools.lru_cache(maxsize=None)
+def module_help(module: str) -> str:
     done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, f"python -m {module} --help: {done.stderr[-500:]}"
-    return [f for f in flags if f not in done.stdout]
+    return done.stdout
+
+
+def module_flags_missing(module: str, flags: list[str]) -> list[str]:
+    """Flags not mentioned in `python -m module --help`."""
+    return [f for f in flags if not re.search(rf"{re.escape(f)}\b", module_help(module))] if flags else []
 
 
 def extras_of(spec: str) -> set[str]:
@@ -341,6 +345,8 @@ def test_checker_catches_what_breaks():
     assert strict('pip install -e ".[gui]"') and strict("pip install torch==1.0.0")
     assert strict("python scripts/no_such_script.py") and strict("bash .ci/nothing")
     assert strict("FASDESK_MODELS_DIR=x python -m pytest -m slower tests/test_cli.py")
+    assert strict("python -m training.bench --frobnicate") and strict("python -m no_such_module")
+    assert not strict("python -m training.bench --threads 1 --json")
     assert loose("fasdesk bench [--json] [--frames N]") and loose("fasdesk models list|fetch")
     assert not strict("fasdesk classify a.jpg --json && fasdesk models verify")
     assert not loose("fasdesk models list|pull|verify|optimize")
@@ -348,7 +354,6 @@ def test_checker_catches_what_breaks():
 
 
 def _install_line(tool: str) -> set[str]:
-    text = README.read_text(encoding="utf-8")
     lines = [c.text for c in COMMANDS if c.strict and re.search(rf"\b{tool} install\b", c.text)]
     assert lines, f"README.md has no '{tool} install' line"
     return {word for line in lines for word in line.split()}
