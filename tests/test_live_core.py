@@ -9,8 +9,8 @@ import pytest
 from fasdesk.core.live import LiveLoop
 from fasdesk.core.pipeline import FaceResult
 from fasdesk.core.settings import Settings, load_settings, save_settings
-from fasdesk.core.sources import (Pacer, SourceError, SourceSpec, VideoFileSource, open_source,
-                                  probe_cameras)
+from fasdesk.core.sources import (RECENT_SOURCES, Pacer, SourceError, SourceSpec, VideoFileSource,
+                                  add_recent, open_source, probe_cameras)
 from fasdesk.core.tracking import FaceTracker, iou, is_confirmed
 
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video
@@ -19,6 +19,21 @@ from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video
 def face(box, p):
     return FaceResult(box=box, detector_score=0.9, p_real=p,
                       label="unsure" if p is None else ("real" if p >= 0.5 else "spoof"))
+
+
+def test_recent_sources_newest_first_without_repeats_and_kept_in_settings(tmp_path):
+    recent: list[str] = []
+    for name in ["a.mp4", "b.mp4", "a.mp4"] + [f"{i}.mp4" for i in range(RECENT_SOURCES)]:
+        recent = add_recent(recent, name)
+    assert recent == [f"{i}.mp4" for i in reversed(range(RECENT_SOURCES))]
+    assert add_recent(["x", "y", "z"], "y") == ["y", "x", "z"]
+
+    path = tmp_path / "settings.json"
+    save_settings(Settings(recent_sources=["/videos/a.mp4", "/photos"]), path)
+    assert load_settings(path)[0].recent_sources == ["/videos/a.mp4", "/photos"]
+    path.write_text(json.dumps({"recent_sources": ["/videos/a.mp4", 7, ""]}))
+    settings, warning = load_settings(path)
+    assert settings.recent_sources == ["/videos/a.mp4"] and "recent_sources" in warning
 
 
 def test_source_spec_parse(tmp_path, samples_dir):

@@ -29,6 +29,7 @@ class LiveFrame:
     source_name: str = ""
     histories: dict = field(default_factory=dict)  # track id -> (times, p_real)
     mirrored: bool = False
+    spec: object = None  # the SourceSpec the frame came from (set by the live worker)
 
     @property
     def width(self) -> int:

@@ -22,7 +22,8 @@ SETTINGS_FILE = "settings.json"
 
 @dataclass
 class Settings:
-    source: str = "0"  # camera index, video file or image folder (SourceSpec.parse text)
+    source: str = "0"  # the last source that opened: camera index, video file or folder
+    recent_sources: list = field(default_factory=list)  # files/folders that opened, newest first
     threshold: float = DEFAULT_THRESHOLD
     confirm_frames: int = DEFAULT_CONFIRM_FRAMES
     smoothing: float = 0.0  # EMA weight of the previous score; 0 = raw scores
@@ -45,6 +46,10 @@ class Settings:
         if not 0.0 <= self.smoothing < 1.0:
             fixed.append(f"smoothing {self.smoothing} out of 0..1")
             self.smoothing = 0.0
+        good = [t for t in self.recent_sources if isinstance(t, str) and t.strip()]
+        if len(good) != len(self.recent_sources):
+            fixed.append("recent_sources: entries that are not file or folder names")
+            self.recent_sources = good
         return fixed
 
 

@@ -22,6 +22,8 @@ from fasdesk.core.imageio import ImageReadError, is_image_path, iter_image_files
 IMAGE_FPS = 5.0
 # A camera that returns this many failed reads in a row has gone away.
 CAMERA_MAX_FAILURES = 25
+# Files and folders the Live tab's source list keeps, most recent first.
+RECENT_SOURCES = 8
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".mjpg", ".mjpeg", ".ts"})
 
@@ -54,6 +56,14 @@ class SourceSpec:
         if self.kind == "camera":
             return f"Camera {self.target}"
         return Path(self.target).name or self.target
+
+
+def add_recent(recent: list[str], target: str, keep: int = RECENT_SOURCES) -> list[str]:
+    """`recent` with `target` moved to the front, at most `keep` long (a new list).
+
+    Only sources that opened belong here: a file that failed never pushes a good one out.
+    """
+    return ([target] + [t for t in recent if t != target])[:keep]
 
 
 class FrameSource:

@@ -6,8 +6,8 @@ import html
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
                                QWidget)
 
@@ -24,6 +24,22 @@ from fasdesk.ui.drops import accept_if_files, dropped_paths
 
 
 log = logging.getLogger(__name__)
+
+PREFERRED_SIZE = QSize(1180, 760)
+# What a window manager's title bar and borders add around the window, at most (the
+# frame is unknown until the window is shown): a 1366x768 laptop screen with a 40 px
+# taskbar leaves 1366x728, so the window itself gets at most 1350x688.
+FRAME_ALLOWANCE = QSize(16, 40)
+
+
+def fitted_size(preferred: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> QSize:
+    """`preferred`, shrunk where needed so the window and its frame fit `available`."""
+    return preferred.boundedTo(available - frame)
+
+
+def fits(size: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> bool:
+    room = available - frame
+    return size.width() <= room.width() and size.height() <= room.height()
 
 
 def _images_tab_class():
@@ -59,7 +75,6 @@ class MainWindow(QMainWindow):
         self._save_enabled = save
         self.setWindowTitle("fasdesk - face liveness")
         self.setAcceptDrops(True)
-        self.resize(1180, 760)
 
         self.notice = MessageBar()
         self.banner = ModelBanner()
@@ -115,13 +130,30 @@ class MainWindow(QMainWindow):
             "live 00.0 fps | detect 000.0 ms, crop 00.0 ms, liveness 000.0 ms") + 20)
 
         self._build_menus()
-        if settings.geometry:
-            self.restoreGeometry(QByteArray.fromBase64(settings.geometry.encode("ascii")))
+        self.place_on_screen(settings.geometry)
         if settings_warning:
             self.notice.show_message(settings_warning, action=None, level="warning")
         self.check_models()
         if source is not None:
             self.live_tab.start(SourceSpec.parse(source))
+
+    def place_on_screen(self, saved: str = "") -> None:
+        """The saved geometry when it fits this screen, else the preferred size shrunk to
+        the screen's available area (a laptop's 1366x768 included), centred."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        available = screen.availableGeometry()
+        if saved:
+            try:
+                restored = self.restoreGeometry(QByteArray.fromBase64(saved.encode("ascii")))
+            except (UnicodeEncodeError, ValueError):
+                restored = False
+            if restored and (self.isMaximized() or fits(self.size(), available.size())):
+                return
+            self.setWindowState(Qt.WindowNoState)
+        size = fitted_size(PREFERRED_SIZE, available.size())
+        self.resize(size)
+        self.move(available.x() + (available.width() - size.width() - FRAME_ALLOWANCE.width()) // 2,
+                  available.y() + (available.height() - size.height() - FRAME_ALLOWANCE.height()) // 2)
 
     # -- tabs for other parts of the app ------------------------------------------------
     def _install_training(self):
@@ -187,6 +219,18 @@ class MainWindow(QMainWindow):
         self.check_models()
         self.show_status(f"Model: {entry.id if entry else path.name}")
         self.save_settings()
+        return True
+
+    def reload_model_files(self, paths: list[str]) -> bool:
+        """Files were written over (a Training export): when the model in use is one of
+        them, Live and Images load it again, so they never run on the old weights while
+        Model info shows the new file. True when it was reloaded."""
+        current = self.current_model_path()
+        if current is None or not any(Path(p).resolve() == current.resolve() for p in paths):
+            return False
+        self._push_factories()
+        self.check_models()
+        self.show_status(f"Model file replaced: {current.name} reloaded")
         return True
 
     def check_models(self) -> bool:
