@@ -449,6 +449,31 @@ def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path
     collect_frames(qtbot, window.live_tab, 1)
 
 
+def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path):
+    import socket
+
+    from fasdesk.core import registry
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
+    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
+    window = make_window(settings=Settings(), save=False)
+    banner = window.banner
+    offline_route = (f"copy best_model.onnx and detector.onnx (from a machine that has them) "
+                     f"into {registry.user_models_dir()}, or set FASDESK_MODELS_DIR")
+    assert offline_route in banner.label.text()
+    with socket.socket() as sock:  # a port nothing listens on: the download cannot connect
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("FASDESK_MODELS_URL_BASE", f"http://127.0.0.1:{port}")
+    banner.download_button.click()
+    qtbot.waitUntil(lambda: "Download failed" in banner.label.text(), timeout=TIMEOUT_MS)
+    text = banner.label.text()
+    assert "offline?" in text and offline_route in text
+    assert banner.download_button.isVisible() and banner.open_button.isVisible()
+
+
 class _TrickleHandler(http.server.BaseHTTPRequestHandler):
     """Serves a model file slowly, so a download can be cancelled half way."""
     directory = "."

@@ -73,6 +73,25 @@ def pick_face(faces, selected: int | None = None):
     return max(judged, key=lambda f: f.result.box[2] * f.result.box[3]), None
 
 
+def write_sample(path: Path, image_bgr: np.ndarray, box) -> None:
+    """One folders-layout sample: `path` (JPEG) and its `_BB.txt` with the box x y w h.
+
+    The box file is written before the image, and the image through a temporary name,
+    so an image in the dataset always has its box and is never half-written. Raises
+    CollectError."""
+    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise CollectError("the frame could not be encoded as JPEG")
+    try:
+        dataset_info.write_box(dataset_info.box_path_for(path), tuple(int(v) for v in box))
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(encoded.tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CollectError(f"cannot save samples into {path.parent}: "
+                           f"{exc.strerror or exc}") from None
+
+
 def delete_sample(image: str | os.PathLike) -> None:
     """Remove a sample: its image, then its box file. Raises CollectError."""
     image = Path(image)
@@ -112,27 +131,17 @@ class SampleCollector:
         """Save one face as a sample; returns the image path written.
 
         `frame` is any layout imageio.to_bgr8 takes (`rgb`: its channels are RGB, as the
-        live view's display frames are); `box` is (x, y, w, h) in its pixels.
-
-        The box file is written before the image, and the image through a temporary name,
-        so an image in the dataset always has its box and is never half-written.
+        live view's display frames are); `box` is (x, y, w, h) in its pixels (see
+        write_sample).
         """
         folder = self.folder(label)
-        box = tuple(int(v) for v in box)
-        image = to_bgr8(frame, rgb=rgb)
-        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise CollectError("the frame could not be encoded as JPEG")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = self._new_path(folder, label)
-            dataset_info.write_box(dataset_info.box_path_for(path), box)
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_bytes(encoded.tobytes())
-            os.replace(tmp, path)
         except OSError as exc:
             raise CollectError(f"cannot save samples into {folder}: "
                                f"{exc.strerror or exc}") from None
+        path = self._new_path(folder, label)
+        write_sample(path, to_bgr8(frame, rgb=rgb), box)
         self.counts[label] += 1
         return path
 

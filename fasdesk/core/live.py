@@ -78,6 +78,8 @@ class LiveLoop:
             return None
         now = time.monotonic()
         results = self.pipeline.process(frame)
+        if self.source.new_scene:
+            self.tracker.new_scene()
         faces = self.tracker.update(results, now)
         mirror = self.mirror
         rgb = display_rgb(frame, mirror)

@@ -74,6 +74,9 @@ class FrameSource:
     fps_hint: float | None = None
     #: True for sources whose frames arrive in real time (cameras).
     live: bool = False
+    #: True when the frame just read is another scene than the one before (the next photo
+    #: of a folder): a face in it is someone new, never the same track.
+    new_scene: bool = False
 
     def __init__(self, name: str):
         self.name = name
@@ -217,6 +220,7 @@ class ImageFolderSource(FrameSource):
         self.files: list[Path] = []
         self.skipped: list[str] = []
         self._next = 0
+        self._shown: Path | None = None
 
     def _open(self) -> None:
         if not self.path.exists():
@@ -226,6 +230,7 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"{self.path}: no image files in this folder")
         self.skipped = []
         self._next = 0
+        self._shown = None
 
     def _read(self) -> np.ndarray | None:
         tried = 0
@@ -239,10 +244,15 @@ class ImageFolderSource(FrameSource):
             self._next += 1
             tried += 1
             try:
-                return read_image(path)
+                frame = read_image(path)
             except ImageReadError as exc:
                 if str(exc) not in self.skipped:
                     self.skipped.append(str(exc))
+                continue
+            # One image shown again and again is one scene; each other photo is a new one.
+            self.new_scene = path != self._shown
+            self._shown = path
+            return frame
         raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read")
 
 

@@ -95,6 +95,8 @@ class LiveTab(QWidget):
     running_changed = Signal(bool)
     pipeline_changed = Signal(str, str)  # model file, provider
     frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
+    source_selected = Signal(object)  # a SourceSpec about to start (profiles apply here)
+    calibrate_requested = Signal()
 
     def __init__(self, settings: Settings, pipeline_factory: Callable[[], Pipeline], parent=None):
         super().__init__(parent)
@@ -142,6 +144,10 @@ class LiveTab(QWidget):
         self.snapshot_button.setToolTip("Save the annotated frame as an image")
         self.snapshot_button.clicked.connect(lambda: self.snapshot())
         self.snapshot_button.setEnabled(False)
+        self.calibrate_button = QPushButton("Calibrate…")
+        self.calibrate_button.setToolTip("Measure the model on this camera and your attacks, "
+                                         "pick the threshold, and keep it as a profile")
+        self.calibrate_button.clicked.connect(self.calibrate_requested)
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Source:"))
@@ -149,6 +155,7 @@ class LiveTab(QWidget):
         bar.addWidget(self.start_button)
         bar.addWidget(self.mirror_box)
         bar.addWidget(self.snapshot_button)
+        bar.addWidget(self.calibrate_button)
 
         self.message = MessageBar()
         self.message.action.connect(self.retry)
@@ -297,6 +304,7 @@ class LiveTab(QWidget):
         """
         self.spec = spec
         self.failed_spec = None
+        self.source_selected.emit(spec)  # before the worker builds its pipeline
         self.message.hide()
         self.plot.clear_tracks()
         self.last_frame = None

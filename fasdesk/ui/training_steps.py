@@ -3,6 +3,7 @@ the run's events, and hands its result to the next step."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from fasdesk.core.collect import CollectError, default_dataset_dir, delete_sampl
 from fasdesk.core.display import sample_thumbnail
 from fasdesk.core.imageio import ImageReadError
 from fasdesk.core.paths import data_dir, user_models_dir
+from fasdesk.core.thresholds import format_threshold
 from fasdesk.ui.training_widgets import (MessageBox, PathField, StepPage, button_row,
                                          format_seconds, read_json, read_json_any,
                                          theme_colours, work_dir)
@@ -788,6 +790,7 @@ class EvaluateStep(StepPage):
     def __init__(self, tab):
         super().__init__(tab)
         self.report: eval_report.EvalReport | None = None
+        self.suggested: float | None = None
         form = QFormLayout()
         self.data = PathField("dir", placeholder="prepared folder")
         self.model = PathField("file", "Models (*.pth *.onnx)", placeholder="best.pth or .onnx")
@@ -830,8 +833,8 @@ class EvaluateStep(StepPage):
         self.target_rate.valueChanged.connect(self.update_suggestion)
         threshold_row.addWidget(self.target_kind, 0, 0)
         threshold_row.addWidget(self.target_rate, 0, 1)
-        threshold_row.addWidget(self.suggestion, 1, 0)
-        threshold_row.addWidget(self.apply_button, 1, 1)
+        threshold_row.addWidget(self.suggestion, 1, 0, 1, 2)
+        threshold_row.addWidget(self.apply_button, 2, 1)
         left = _column(self.metrics, threshold_box, stretch_first=True)
         left.setMinimumWidth(250)
         left.setMaximumWidth(430)
@@ -963,28 +966,63 @@ class EvaluateStep(StepPage):
         self.confusion.setFixedHeight(height)
 
     def update_suggestion(self) -> None:
+        """The threshold for the chosen target, from the report's raw scores (the same
+        function `training eval` and the calibration use), with what it gives and how far
+        the evaluated images support it."""
         if self.report is None:
             return
         kind = self.target_kind.currentData()
         target = self.target_rate.value() / 100.0
         choice = self.report.threshold_for(kind, target)
+        self.suggested = None
+        self.apply_button.setEnabled(False)
+        self.roc_marker.setData([], [])
         if choice is None:
-            self.suggestion.setText("no threshold meets this target on these images")
-            self.apply_button.setEnabled(False)
-            self.roc_marker.setData([], [])
+            self.suggestion.setText("This report has no per-image scores (it was written by an "
+                                    "older version): press Evaluate again.")
+            return
+        if choice.threshold is None:
+            self.suggestion.setText(choice.warning or "no threshold for this target")
             return
         self.suggested = choice.threshold
-        shown = f"{choice.threshold:.3f}" if choice.threshold >= 0.001 else f"{choice.threshold:.1e}"
-        self.suggestion.setText(
-            f"threshold <b>{shown}</b>: APCER {100 * choice.apcer:.2f}%, "
-            f"BPCER {100 * choice.bpcer:.2f}%")
-        self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
-        self.apply_button.setEnabled(True)
+        text = (f"threshold <b>{format_threshold(choice.threshold)}</b>: APCER "
+                f"{100 * (choice.apcer or 0):.2f}%, BPCER {100 * (choice.bpcer or 0):.2f}% "
+                f"<small>(the middle of the score gap {format_threshold(choice.gap[0])}–"
+                f"{format_threshold(choice.gap[1])})</small>")
+        if choice.warning:
+            text += f"<br><span style='color:#e0a030'>⚠ {html.escape(choice.warning)}</span>"
+        self.suggestion.setText(text)
+        if choice.apcer is not None and choice.bpcer is not None:
+            self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
+        model = self.evaluated_model()
+        onnx = model is not None and model.suffix.lower() == ".onnx"
+        self.apply_button.setText("Use in Live with this model" if onnx else "Store with the export")
+        self.apply_button.setToolTip(
+            "Switch the live view to the evaluated model, with this threshold" if onnx else
+            "The threshold belongs to the evaluated checkpoint: the Export step stores it in "
+            "the exported model, and it applies whenever that model is the live one")
+        self.apply_button.setEnabled(model is not None)
         self.remember()
 
+    def evaluated_model(self) -> Path | None:
+        if self.report is None or not self.report.data.get("model"):
+            return None
+        return Path(self.report.data["model"])
+
     def apply_threshold(self) -> None:
-        self.tab.threshold_requested.emit(float(self.suggested))
-        self.tab.log(f"live threshold set to {self.suggested:.3f}")
+        """A threshold goes only with the model it was picked for: an evaluated .onnx goes
+        to the live view together with it; a checkpoint's goes into its export."""
+        model, value = self.evaluated_model(), self.suggested
+        if model is None or value is None:
+            return
+        if model.suffix.lower() == ".onnx":
+            self.tab.model_threshold_requested.emit(str(model), float(value))
+            self.tab.log(f"live view: {model.name} with threshold {format_threshold(value)}")
+        else:
+            self.tab.export.set_threshold(float(value), model)
+            self.tab.log(f"threshold {format_threshold(value)} will be stored with the export "
+                         f"of {model}")
+            self.tab.go_to("export")
 
 
 # -- 5. Export -------------------------------------------------------------------------------
@@ -1027,8 +1065,15 @@ class ExportStep(StepPage):
         self.name.textEdited.connect(lambda text: setattr(self, "_name_base", model_id_from(text)))
         self.int8 = QCheckBox("Also write an INT8 model (calibrated on prepared crops)")
         self.calibration = PathField("dir", placeholder="prepared folder for calibration")
+        self.threshold_label = QLabel("0.5 (the default; pick one in Evaluate)")
+        self.threshold_label.setToolTip("Stored with the model; applied whenever it is the "
+                                        "live model, and only then")
+        self.threshold_value: float | None = None
+        self.threshold_for: Path | None = None  # the checkpoint it was picked for
+        self.checkpoint.changed.connect(lambda _: self._show_threshold())
         form.addRow("Checkpoint:", self.checkpoint)
         form.addRow("Model name:", self.name)
+        form.addRow("Threshold:", self.threshold_label)
         form.addRow("", self.int8)
         form.addRow("Calibration data:", self.calibration)
         self.int8.toggled.connect(self.calibration.setEnabled)
@@ -1096,6 +1141,27 @@ class ExportStep(StepPage):
         self.calibration.set_text(prepared)
         self.remember()
 
+    def set_threshold(self, value: float, checkpoint: Path) -> None:
+        """The threshold Evaluate picked for `checkpoint`, stored with its export."""
+        self.threshold_value, self.threshold_for = float(value), Path(checkpoint)
+        if self.checkpoint.path() is None:
+            self.checkpoint.set_text(checkpoint)
+        self._show_threshold()
+
+    def threshold(self) -> float | None:
+        """The threshold to store, when it was picked for the checkpoint being exported."""
+        ckpt = self.checkpoint.path()
+        if self.threshold_value is None or ckpt is None or self.threshold_for is None:
+            return None
+        same = ckpt.expanduser().resolve() == self.threshold_for.expanduser().resolve()
+        return self.threshold_value if same else None
+
+    def _show_threshold(self) -> None:
+        value = self.threshold()
+        self.threshold_label.setText(
+            "0.5 (the default; pick one in Evaluate)" if value is None else
+            f"{format_threshold(value)} (picked in Evaluate for this checkpoint)")
+
     def model_id(self) -> str:
         return model_id_from(self.name.text())
 
@@ -1118,6 +1184,8 @@ class ExportStep(StepPage):
         # With INT8 the OUT file is the INT8 model (fp32 beside it): name it so.
         out = self.model_files(model_id, self.int8.isChecked())[0]
         args = ["export", str(checkpoint), str(out)]
+        if self.threshold() is not None:
+            args += ["--threshold", repr(self.threshold())]
         if self.int8.isChecked():
             calibration = self.calibration.path()
             if calibration is None or not (calibration / "labels.csv").is_file():
@@ -1207,7 +1275,8 @@ class ExportStep(StepPage):
                 input_size=int((card.get("input") or {}).get("size", 128)), classes=classes,
                 description=f"trained in fasdesk from {self.checkpoint.text()}",
                 extra={"source": "training", "checkpoint": self.checkpoint.text(),
-                       "suggested_threshold": card.get("suggested_threshold")}))
+                       "suggested_threshold": card.get("suggested_threshold"),
+                       "threshold": (card.get("threshold") or {}).get("value")}))
         return found
 
     def _show_summary(self, registered) -> None:
