@@ -74,8 +74,19 @@ def _largest_face(image) -> tuple[float, float, float, float] | None:
 
 
 def crop_one(job: tuple) -> tuple[int, str | None]:
-    """(index, None) when the crop was written, (index, reason) when the image is skipped."""
-    index, image_path, box_path, layout, crop_path, size = job
+    """(index, None) when the crop was written, (index, reason) when the image is skipped.
+    Whatever goes wrong with one image skips that image, never the whole run."""
+    try:
+        return _crop_one(*job)
+    except MemoryError:
+        return job[0], "failed: not enough memory for this image"
+    except Exception as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return job[0], f"failed: {first}"
+
+
+def _crop_one(index, image_path, box_path, layout, crop_path, size) -> tuple[int, str | None]:
     try:
         image = read_image(image_path)
     except ImageReadError as exc:
@@ -86,9 +97,6 @@ def crop_one(job: tuple) -> tuple[int, str | None]:
             box = dsi.read_box(box_path, layout, width, height)
         except ValueError as exc:
             return index, f"bad box: {exc}"
-        x, y, w, h = box
-        if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-            return index, "bad box: the box lies outside the image"
     else:
         if _detector is None:
             return index, "no face: no box file and no detector"

@@ -350,15 +350,21 @@ class ImagesTab(QWidget):
     def export_json(self, path: str) -> bool:
         return self._export(path, report.write_json, "JSON")
 
-    def shutdown(self) -> None:
-        """Cancel any batch and stop the worker threads; waits at most for the image in
-        progress. Called when the tab's window closes and when the app quits; safe to
-        call again, and the tab restarts its threads when used afterwards."""
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel any batch and stop the worker threads; waits for the image in progress,
+        at most `timeout_ms` in all. True when both threads ended (False: one is stuck,
+        the window closes anyway; see app.run). Called when the tab's window closes and
+        when the app quits; safe to call again, and the tab restarts its threads when
+        used afterwards."""
         self._cancel.set()
+        deadline = time.monotonic() + timeout_ms / 1000
+        stopped = True
         for thread in (self._classify_thread, self._preview_thread):
             if thread.isRunning():
                 thread.quit()
-                thread.wait()
+                left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+                stopped = thread.wait(left_ms) and stopped
+        return stopped
 
     # --- window lifetime -------------------------------------------------------------
     def showEvent(self, event) -> None:

@@ -412,6 +412,7 @@ class LiveTab(QWidget):
         self.status_message.emit(f"Snapshot saved: {path}")
         return path
 
-    def shutdown(self) -> None:
-        """Stop the worker and helper threads; call before the window goes away."""
-        self.controller.shutdown()
+    def shutdown(self) -> bool:
+        """Stop the worker and helper threads; call before the window goes away. False
+        when the worker did not stop in time."""
+        return self.controller.shutdown()
