@@ -242,7 +242,10 @@ class ImageFolderSource(FrameSource):
             except ImageReadError as exc:
                 if str(exc) not in self.skipped:
                     self.skipped.append(str(exc))
-        raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read")
+        if len(self.files) == 1 and self.skipped:  # one image: its own reason says it all
+            raise SourceError(self.skipped[0])
+        raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read"
+                          + (f" (first: {self.skipped[0]})" if self.skipped else ""))
 
 
 def open_source(spec: SourceSpec, loop: bool = True, image_fps: float = IMAGE_FPS,

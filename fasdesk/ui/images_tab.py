@@ -25,7 +25,7 @@ from fasdesk.core.batch import ImageResult
 from fasdesk.core.display import THUMBNAIL_SIDE, RGBBytes
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.liveness import DEFAULT_THRESHOLD
-from fasdesk.core.pipeline import UNSURE, Pipeline
+from fasdesk.core.pipeline import INVALID_OUTPUT, UNSURE, Pipeline
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 from fasdesk.ui.threshold_control import ThresholdControl
 from fasdesk.ui.drops import accept_if_files, dropped_paths
@@ -172,6 +172,13 @@ class ResultsModel(QAbstractTableModel):
             self._warning_pixmap = icon.pixmap(ERROR_ICON_SIDE, ERROR_ICON_SIDE)
         return self._warning_pixmap
 
+    @staticmethod
+    def _problem(result) -> str:
+        """The Error column: the file's error, or a model error on one of its faces."""
+        if result.error:
+            return result.error
+        return next((f.reason for f in result.faces if f.reason == INVALID_OUTPUT), "")
+
     def _display(self, row, col, result):
         if col == self.FILE:
             return Path(result.path).name
@@ -183,7 +190,7 @@ class ResultsModel(QAbstractTableModel):
             return ", ".join("–" if f.p_real is None else f"{f.p_real:.2f}"
                              for f in result.faces)
         if col == self.ERROR:
-            return result.error or ""
+            return self._problem(result)
         return None
 
     def _sort_key(self, row, col, result):
@@ -195,14 +202,14 @@ class ResultsModel(QAbstractTableModel):
             judged = [f.p_real for f in result.faces if f.p_real is not None]
             return min(judged) if judged else 2.0
         if col == self.ERROR:
-            return result.error or ""
+            return self._problem(result)
         return result.path.lower()
 
     def _tooltip(self, row, col, result):
         if col in (self.THUMB, self.FILE):
             return result.path
         if col == self.ERROR:
-            return result.error
+            return self._problem(result) or None
         if col in (self.VERDICT, self.P_REAL) and result.faces:
             lines = []
             for n, face in enumerate(self.faces(row), 1):
