@@ -11,10 +11,11 @@ import multiprocessing
 import os
 import sys
 
+import fasdesk.core.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
 from fasdesk import __version__
 from fasdesk.core.paths import BACKEND_FLAG
 
-SUBCOMMANDS = ("classify", "models", "bench", "doctor")
+SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
 
 
 def seconds(text: str) -> float:
@@ -81,7 +82,11 @@ def add_models_parser(sub) -> None:
     pull.add_argument("--all", action="store_true", help="every model in the manifest")
     pull.add_argument("--dest", metavar="DIR", help="download here instead of the user data folder")
     pull.set_defaults(func=_command("models_pull"))
-    verify = msub.add_parser("verify", help="re-check the SHA-256 of the model files found")
+    verify = msub.add_parser(
+        "verify", help="re-check the SHA-256 of the model files found",
+        description="Re-check the SHA-256 of the model files found. Exit status: 0 when every "
+                    "file found matches and the needed models (the named ones, or else the "
+                    "default liveness model and detector) are present; 1 otherwise.")
     verify.add_argument("ids", nargs="*", metavar="ID", help="model ids (default: all)")
     verify.set_defaults(func=_command("models_verify"))
     opt = msub.add_parser(
@@ -134,6 +139,12 @@ def add_doctor_parser(sub) -> None:
     p.set_defaults(func=_command("doctor"))
 
 
+def add_calibrate_parser(sub) -> None:
+    from fasdesk.calibrate_command import add_parser
+
+    add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fasdesk", description="Face liveness (anti-spoofing) checking: GUI and tools.")
@@ -154,6 +165,8 @@ BACKENDS = {
     # several training processes in the packaged app: fasdesk --backend torchrun
     # --nproc_per_node N --no-python <this executable> --backend training train ...
     "torchrun": "torch.distributed.run",
+    # `fasdesk doctor` tries Qt's platform plugin in a child process (fasdesk.core.doctor)
+    "qt-probe": "fasdesk.ui.qt_probe",
 }
 
 

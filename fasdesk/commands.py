@@ -219,10 +219,15 @@ def models_verify(args: argparse.Namespace) -> int:
     for model_id in unknown:
         _err(f"unknown model '{model_id}'")
     bad = len(unknown)
+    # Named models must be there; without names, the ones the app needs (the defaults).
+    needed = set(args.ids) or {registry.default_liveness_id(), registry.DEFAULT_DETECTOR}
+    missing = []
     for entry in entries:
         path = registry.find_file(entry.file)
         if path is None:
             print(f"{entry.id}: not found (run 'fasdesk models pull {entry.id}')")
+            if entry.id in needed:
+                missing.append(entry)
             continue
         if not entry.sha256:
             print(f"{entry.id}: {path}: no SHA-256 recorded, not checked")
@@ -242,8 +247,13 @@ def models_verify(args: argparse.Namespace) -> int:
                   f"and run 'fasdesk models pull {entry.id}'")
     if bad:
         _err(f"{bad} model(s) failed verification")
-        return FAILED
-    return OK
+    if missing:
+        from fasdesk.core.download import manual_copy_hint
+
+        _err(f"not found: {', '.join(e.id for e in missing)}; run 'fasdesk models pull"
+             f"{''.join(' ' + e.id for e in missing) if args.ids else ''}', or offline "
+             f"{manual_copy_hint([e.file for e in missing])}")
+    return FAILED if bad or missing else OK
 
 
 def _hash_ok(path: Path, entry) -> bool:
@@ -272,15 +282,20 @@ def models_pull(args: argparse.Namespace) -> int:
         entries = [e for e in (registry.get_entry(registry.DEFAULT_LIVENESS),
                                registry.get_entry(registry.DEFAULT_DETECTOR)) if e]
     dest = Path(args.dest) if args.dest else user_models_dir()
+    todo = []
     for entry in entries:
         # With --dest only that folder counts; otherwise a verified copy anywhere will do.
         existing = dest / entry.file if args.dest else registry.find_file(entry.file)
         if existing is not None and existing.is_file() and entry.sha256 and _hash_ok(existing, entry):
             print(f"{entry.id}: already present and verified ({existing})")
             continue
+        todo.append(entry)
+    for i, entry in enumerate(todo):
         line = ProgressLine(entry.file, sys.stderr)
         try:
-            path = download_model(entry, dest, progress=line)
+            # Offline, the message names every file still to get, not just this one.
+            path = download_model(entry, dest, progress=line,
+                                  also_missing=[e.file for e in todo[i + 1:]])
         except DownloadError as exc:
             line.finish()
             _err(str(exc))
@@ -313,6 +328,11 @@ def doctor(args: argparse.Namespace) -> int:
     prov = data["providers"]
     print("execution providers: " + (", ".join(prov["available"]) or "none")
           + (f" (using {prov['chosen']})" if prov.get("chosen") else ""))
+    qt = data["qt"]
+    print(f"Qt platform: {qt['platform'] or 'unknown'} "
+          + ("(starts)" if qt["ok"] else "(cannot start: see problems)"))
+    if data["models_dir"]["env"]:
+        print(f"FASDESK_MODELS_DIR: {data['models_dir']['env']}")
     print("models:")
     for model in data["models"]:
         mark = " (default)" if model["default"] else ""

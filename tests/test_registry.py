@@ -210,3 +210,34 @@ def test_manifest_matches_the_shared_files(models_dir, fp32_model, quantized_mod
         assert path.stat().st_size == entry.size, entry.id
         assert registry.sha256_of(path) == entry.sha256, entry.id
         assert entry.url.startswith("https://") and entry.license
+
+
+def test_offline_pull_names_every_missing_file_and_the_offline_route(monkeypatch, tmp_path,
+                                                                     capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
+    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, user_models_dir()])
+    monkeypatch.setenv(URL_BASE_ENV, f"http://127.0.0.1:{_unused_port()}")
+    assert main(["models", "pull"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "offline?" in err
+    assert (f"copy best_model.onnx and detector.onnx (from a machine that has them) into "
+            f"{user_models_dir()}, or set FASDESK_MODELS_DIR to a folder that holds them") in err
+    assert _leftovers(user_models_dir()) == []
+
+
+def test_models_dir_that_is_no_folder_is_ignored_with_one_warning(monkeypatch, tmp_path, capsys):
+    gone = tmp_path / "gone"
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(gone))
+    assert gone not in registry.search_dirs()
+    assert main(["models", "list"]) == 0  # many lookups, one warning
+    err = capsys.readouterr().err
+    assert err == (f"fasdesk: warning: FASDESK_MODELS_DIR={gone} is not a folder, so it is "
+                   f"ignored; set it to the folder that holds the model files ('export "
+                   f"FASDESK_MODELS_DIR=/path/to/models') or remove it "
+                   f"('unset FASDESK_MODELS_DIR')\n")
+    # A real folder is searched first, without a word.
+    gone.mkdir()
+    assert registry.search_dirs()[0] == gone
+    assert main(["models", "list"]) == 0 and capsys.readouterr().err == ""

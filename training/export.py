@@ -10,8 +10,14 @@ above 1e-4 stops the export.
 crops of the prepared dataset DATA, and the fp32 model is kept beside it as
 `<stem>.fp32.onnx`; the model card records the agreement of the two.
 
+`--threshold P`: the threshold picked for this model (the Evaluate step's or a camera
+calibration's); it is stored in the card as `threshold.value`, and the app applies it
+whenever this file (same SHA-256) is the live model, and only then
+(fasdesk.core.thresholds.stored_threshold).
+
 The model card `<stem>.card.json` (see evaluate.card_path) holds: format, file, sha256,
-input (name, size), output, classes, suggested_threshold, metrics (what is known: the
+input (name, size), output, classes, suggested_threshold (the stored threshold, else 0.5),
+threshold ({value} when one was given), metrics (what is known: the
 checkpoint's validation accuracy, an eval report's figures with --report), split
 (val_fraction, seed, so eval finds the held-out images), source_checkpoint (path,
 sha256), created, max_abs_diff_vs_torch, and for INT8 the agreement report.
@@ -86,9 +92,11 @@ def _calibration_crops(data_dir, size: int, limit: int, seed: int = 0) -> np.nda
     return D.tensor_batch(crops).numpy()
 
 
-def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, threshold=0.5,
+def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, threshold=None,
         report=None, emitter: Emitter | None = None) -> dict:
     em = emitter or Emitter()
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ExportError(f"--threshold must be between 0 and 1, got {threshold}")
     checkpoint, out = Path(checkpoint), Path(out)
     if out.suffix.lower() != ".onnx":
         raise ExportError(f"the output must be an .onnx file, got {out.name}")
@@ -140,7 +148,8 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
                 raise ExportError(str(exc)) from None
             em.progress(3, steps, None, stage="quantized")
             held_out = calib[half:] if len(calib) > 1 else calib
-            agreement = measure_agreement(fp32_tmp, int8_tmp, held_out, threshold)
+            agreement = measure_agreement(fp32_tmp, int8_tmp, held_out,
+                                          0.5 if threshold is None else threshold)
             agreement["images"] = agreement.pop("crops")  # held-out prepared images
             agreement["calibration_images"] = int(half)
             em.metric(scope="export", **agreement)
@@ -166,7 +175,7 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
     return card
 
 
-def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float, diff: float,
+def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float | None, diff: float,
                 eval_report: dict | None, agreement: dict | None) -> dict:
     config = ckpt["config"]
     metrics = {}
@@ -187,7 +196,8 @@ def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float, diff:
                   "size": int(config["input_size"]), "layout": "NCHW RGB float32 in [0, 1]"},
         "output": {"name": "output", "shape": ["N", len(config["classes"])], "kind": "logits"},
         "classes": list(config["classes"]),
-        "suggested_threshold": float(threshold),
+        "suggested_threshold": 0.5 if threshold is None else float(threshold),
+        "threshold": None if threshold is None else {"value": float(threshold)},
         "metrics": metrics,
         "split": {"val_fraction": train_args.get("val_fraction", 0.2), "seed": train_args.get("seed", 0)},
         "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_of(checkpoint),

@@ -268,7 +268,9 @@ def scan(root: str | os.PathLike, spoof_types=None, examples_per_type: int = 4,
     """Layout, counts per spoof type and problems of a dataset, without reading pixels.
 
     For CelebA-Spoof, only the first `check_files` listed images are checked on disk (the
-    full set can be 600k files); a missing one there is reported as a warning.
+    full set can be 600k files); a missing one there is reported as a warning. `examples`
+    holds the first `examples_per_type` images of each type (folders: the last, in name
+    order, which for Collect mode's samples are the newest).
     """
     root = Path(root)
     info = DatasetInfo(root=root, layout=detect_layout(root))
@@ -298,7 +300,11 @@ def scan(root: str | os.PathLike, spoof_types=None, examples_per_type: int = 4,
         counts[sample.spoof_type] += 1
         splits[sample.split] += 1
         shown = info.examples.setdefault(sample.spoof_type, [])
-        if len(shown) < examples_per_type and (info.layout == FOLDERS or sample.path.is_file()):
+        if info.layout == FOLDERS:
+            # The last ones in name order: for collected samples (named by time), the newest.
+            shown.append(sample.path)
+            del shown[:-examples_per_type]
+        elif len(shown) < examples_per_type and sample.path.is_file():
             shown.append(sample.path)
     info.counts = dict(sorted(counts.items()))
     info.split_counts = dict(splits)

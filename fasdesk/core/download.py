@@ -24,11 +24,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from fasdesk import __version__
 from fasdesk.core.paths import user_models_dir
-from fasdesk.core.registry import ModelEntry
+from fasdesk.core.registry import MODELS_DIR_ENV, ModelEntry
 
 # Overrides the folder part of every manifest URL (a mirror, or a local server in tests).
 URL_BASE_ENV = "FASDESK_MODELS_URL_BASE"
@@ -69,17 +69,27 @@ def _reason(exc: BaseException) -> str:
     return text.strip().splitlines()[0]
 
 
+def manual_copy_hint(files: Sequence[str], dest_dir: str | os.PathLike | None = None) -> str:
+    """How to install model files without the network, as a clause for a message."""
+    folder = dest_dir if dest_dir is not None else user_models_dir()
+    names = " and ".join(files) if len(files) <= 2 else ", ".join(files[:-1]) + " and " + files[-1]
+    return (f"copy {names} (from a machine that has {'it' if len(files) == 1 else 'them'}) "
+            f"into {folder}, or set {MODELS_DIR_ENV} to a folder that holds "
+            f"{'it' if len(files) == 1 else 'them'}")
+
+
 def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None, *,
                    url_base: str | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    cancelled: Callable[[], bool] | None = None,
-                   timeout: float = TIMEOUT_S) -> Path:
+                   timeout: float = TIMEOUT_S, also_missing: Sequence[str] = ()) -> Path:
     """Download `entry` into `dest_dir` (default: the user models folder); return the path.
 
     progress(done_bytes, total_bytes) is called as bytes arrive (total is 0 when the
     server does not say); cancelled() is polled between chunks. Raises DownloadError
     (DownloadCancelled when cancelled) with a one-line message; on any failure the
-    destination folder is left as it was.
+    destination folder is left as it was. `also_missing`: the other files the caller
+    still has to fetch, named with this one when the server cannot be reached.
     """
     url = model_url(entry, url_base)
     if not url:
@@ -99,9 +109,10 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
         raise DownloadError(f"{entry.file}: server answered HTTP {exc.code} {exc.reason} "
                             f"for {url}") from None
     except (urllib.error.URLError, OSError) as exc:
+        files = [entry.file, *(f for f in also_missing if f != entry.file)]
         raise DownloadError(f"cannot reach {host} ({_reason(exc)}): offline? Connect and run "
-                            f"'fasdesk models pull' again, or put {entry.file} in "
-                            f"{dest_dir} by hand") from None
+                            f"'fasdesk models pull' again, or "
+                            f"{manual_copy_hint(files, dest_dir)}") from None
 
     limit = entry.size or MAX_UNSIZED_BYTES
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,10 +88,28 @@ def get_entry(model_id: str) -> ModelEntry | None:
     return next((e for e in load_manifest() if e.id == model_id), None)
 
 
+def models_dir_problem() -> str | None:
+    """Why $FASDESK_MODELS_DIR is ignored (it names no folder), or None."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    if env and not Path(env).expanduser().is_dir():
+        return (f"{MODELS_DIR_ENV}={env} is not a folder, so it is ignored; set it to the "
+                f"folder that holds the model files ('export {MODELS_DIR_ENV}=/path/to/models') "
+                f"or remove it ('unset {MODELS_DIR_ENV}')")
+    return None
+
+
+_warned_models_dirs: set[str] = set()
+
+
 def search_dirs() -> list[Path]:
     dirs = []
     env = os.environ.get(MODELS_DIR_ENV)
-    if env:
+    problem = models_dir_problem()
+    if problem:
+        if env not in _warned_models_dirs:  # once per process and value, not per lookup
+            _warned_models_dirs.add(env)
+            print(f"fasdesk: warning: {problem}", file=sys.stderr)
+    elif env:
         dirs.append(Path(env).expanduser())
     dirs += [app_root() / "models", user_models_dir()]
     return dirs

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Settings:
-    source: str = "0"  # camera index, video file or image folder (SourceSpec.parse text)
+    source: str = "0"  # the last source that opened: camera index, video file or folder
+    recent_sources: list = field(default_factory=list)  # files/folders that opened, newest first
     threshold: float = DEFAULT_THRESHOLD
     confirm_frames: int = DEFAULT_CONFIRM_FRAMES
     smoothing: float = 0.0  # EMA weight of the previous score; 0 = raw scores
@@ -104,13 +105,17 @@ def integer(lo: int, hi: int) -> Check:
     return check
 
 
-def text(max_chars: int = MAX_PATH_CHARS, pattern: str | None = None) -> Check:
-    """A string of at most max_chars, without NUL (no path holds one), matching pattern."""
+def text(max_chars: int = MAX_PATH_CHARS, pattern: str | None = None,
+         blank: bool = True) -> Check:
+    """A string of at most max_chars, without NUL (no path holds one), matching pattern;
+    blank=False refuses an empty or all-space one."""
     regex = re.compile(pattern) if pattern else None
 
     def check(value, name, problems):
         if not isinstance(value, str):
             raise ValueError(f"{_short(value)} is not text")
+        if not blank and not value.strip():
+            raise ValueError("empty text")
         if len(value) > max_chars:
             raise ValueError(f"text of {len(value)} characters, over {max_chars}")
         if "\x00" in value:
@@ -143,6 +148,23 @@ def json_value(max_depth: int = 2, max_items: int = 64) -> Check:
     return check
 
 
+def sequence(items: Check, max_items: int = 64) -> Check:
+    """A JSON array; a bad entry is dropped (and reported), the rest kept in order."""
+    def check(value, name, problems):
+        if not isinstance(value, list):
+            raise ValueError(f"{_short(value)} is not a list")
+        if len(value) > max_items:
+            raise ValueError(f"{len(value)} entries, over {max_items}")
+        kept = []
+        for index, item in enumerate(value):
+            try:
+                kept.append(items(item, f"{name}[{index}]", problems))
+            except ValueError as exc:
+                problems.append(f"{name}[{index}]: {exc}")
+        return kept
+    return check
+
+
 def mapping(values: Check, max_items: int = 64) -> Check:
     """A JSON object with text keys; a bad entry is dropped (and reported), the rest kept."""
     def check(value, name, problems):
@@ -164,6 +186,7 @@ def mapping(values: Check, max_items: int = 64) -> Check:
 # One line per setting. A field missing here is not validated: add it.
 FIELDS: dict[str, Check] = {
     "source": text(),
+    "recent_sources": sequence(text(blank=False)),
     "threshold": number(0.0, 1.0),
     "confirm_frames": integer(1, 30),
     "smoothing": number(0.0, 1.0, below_hi=True),

@@ -23,6 +23,8 @@ from fasdesk.core.imageio import ImageReadError, is_image_path, iter_image_files
 IMAGE_FPS = 5.0
 # A camera that returns this many failed reads in a row has gone away.
 CAMERA_MAX_FAILURES = 25
+# Files and folders the Live tab's source list keeps, most recent first.
+RECENT_SOURCES = 8
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".mjpg", ".mjpeg", ".ts"})
 
@@ -57,6 +59,14 @@ class SourceSpec:
         return Path(self.target).name or self.target
 
 
+def add_recent(recent: list[str], target: str, keep: int = RECENT_SOURCES) -> list[str]:
+    """`recent` with `target` moved to the front, at most `keep` long (a new list).
+
+    Only sources that opened belong here: a file that failed never pushes a good one out.
+    """
+    return ([target] + [t for t in recent if t != target])[:keep]
+
+
 class FrameSource:
     """Base class: subclasses implement _open, _read and _close."""
 
@@ -65,6 +75,9 @@ class FrameSource:
     fps_hint: float | None = None
     #: True for sources whose frames arrive in real time (cameras).
     live: bool = False
+    #: True when the frame just read is another scene than the one before (the next photo
+    #: of a folder): a face in it is someone new, never the same track.
+    new_scene: bool = False
 
     def __init__(self, name: str):
         self.name = name
@@ -216,6 +229,7 @@ class ImageFolderSource(FrameSource):
         self.files: list[Path] = []
         self.skipped: list[str] = []
         self._next = 0
+        self._shown: Path | None = None
 
     def _open(self) -> None:
         if safe_stat(self.path) is None:
@@ -225,6 +239,7 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"{self.path}: no image files in this folder")
         self.skipped = []
         self._next = 0
+        self._shown = None
 
     def _read(self) -> np.ndarray | None:
         tried = 0
@@ -238,10 +253,15 @@ class ImageFolderSource(FrameSource):
             self._next += 1
             tried += 1
             try:
-                return read_image(path)
+                frame = read_image(path)
             except ImageReadError as exc:
                 if str(exc) not in self.skipped:
                     self.skipped.append(str(exc))
+                continue
+            # One image shown again and again is one scene; each other photo is a new one.
+            self.new_scene = path != self._shown
+            self._shown = path
+            return frame
         if len(self.files) == 1 and self.skipped:  # one image: its own reason says it all
             raise SourceError(self.skipped[0])
         raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read"

@@ -26,6 +26,7 @@ from fasdesk.core.display import THUMBNAIL_SIDE, RGBBytes
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.pipeline import INVALID_OUTPUT, UNSURE, Pipeline
+from fasdesk.core.thresholds import format_threshold
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 from fasdesk.ui.threshold_control import ThresholdControl
 from fasdesk.ui.drops import accept_if_files, dropped_paths
@@ -659,7 +660,7 @@ class ImagesTab(QWidget):
         if result.error:
             return lines[0] + f"<br>{result.error}"
         lines.append(f"{result.width} x {result.height} px, verdict "
-                     f"<b>{self.model.verdict(row)}</b> at threshold {self._threshold:.2f}")
+                     f"<b>{self.model.verdict(row)}</b> at threshold {format_threshold(self._threshold)}")
         for n, face in enumerate(self.model.faces(row), 1):
             x, y, w, h = face.box
             score = "" if face.p_real is None else f" (p_real {face.p_real:.3f})"
@@ -690,7 +691,7 @@ class ImagesTab(QWidget):
             return
         order = (report.REAL, report.SPOOF, UNSURE, report.NO_FACE, report.ERROR)
         parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-        self.summary.setText(f"{total} image(s) at threshold {self._threshold:.2f}: "
+        self.summary.setText(f"{total} image(s) at threshold {format_threshold(self._threshold)}: "
                              + ", ".join(parts))
         self.summary.setToolTip(self.summary.text())
 

@@ -44,9 +44,11 @@ def _one_line(exc: BaseException) -> str:
 
 class LiveWorker(QObject):
     frame_ready = Signal()  # a new LiveFrame waits in the mailbox: call take()
-    started = Signal(str)  # source name
-    failed = Signal(str)  # one-line message; the worker has stopped
-    ended = Signal(str)  # a finite source reached its end
+    # Both carry the SourceSpec they are about, so the UI can tell a late signal of a
+    # source it has already switched away from.
+    started = Signal(object, str)  # spec, source name
+    failed = Signal(object, str)  # spec, one-line message; the worker has stopped
+    ended = Signal(object, str)  # spec, source name: a finite source reached its end
     stopped = Signal()
     pipeline_ready = Signal(str, str)  # model file name, execution provider
 
@@ -55,6 +57,7 @@ class LiveWorker(QObject):
         self._factory = pipeline_factory
         self._pipeline: Pipeline | None = None
         self._loop: LiveLoop | None = None
+        self._spec: SourceSpec | None = None
         self._pacer: Pacer | None = None
         self._timer: QTimer | None = None
         self._lock = threading.Lock()
@@ -116,6 +119,7 @@ class LiveWorker(QObject):
     @Slot(object, object)
     def start(self, spec: SourceSpec, options: LiveOptions) -> None:
         self._close()
+        self._spec = spec
         if self._timer is None:
             self._timer = QTimer(self)
             self._timer.setSingleShot(True)
@@ -123,18 +127,18 @@ class LiveWorker(QObject):
         try:
             pipeline = self._build_pipeline()
         except Exception as exc:  # missing or broken model: say so, keep the app alive
-            self.failed.emit(f"Cannot start: {_one_line(exc)}")
+            self.failed.emit(spec, f"Cannot start: {_one_line(exc)}")
             return
         try:
             source = open_source(spec, loop=options.loop, image_fps=options.image_fps,
                                  camera_names=options.camera_names)
         except SourceError as exc:
-            self.failed.emit(str(exc))
+            self.failed.emit(spec, str(exc))
             return
         tracker = FaceTracker(smoothing=options.smoothing, recent_len=options.recent_len)
         self._loop = LiveLoop(source, pipeline, tracker, mirror=self.mirror)
         self._pacer = Pacer(source.fps_hint if options.paced else None)
-        self.started.emit(source.name)
+        self.started.emit(spec, source.name)
         self._timer.start(0)
 
     @Slot()
@@ -162,7 +166,7 @@ class LiveWorker(QObject):
 
     def _fail(self, message: str) -> None:
         self._close()
-        self.failed.emit(message)
+        self.failed.emit(self._spec, message)
 
     @Slot()
     def _step(self) -> None:
@@ -186,8 +190,9 @@ class LiveWorker(QObject):
         if frame is None:
             name = loop.source.name
             self._close()
-            self.ended.emit(name)
+            self.ended.emit(self._spec, name)
             return
+        frame.spec = self._spec
         self._publish(frame)
         self._timer.start(0)
 

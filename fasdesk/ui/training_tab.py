@@ -66,7 +66,9 @@ class StepMemory:
 
 class TrainingTab(QWidget):
     use_model_requested = Signal(str)  # an exported .onnx the live view should switch to
-    threshold_requested = Signal(float)  # a threshold the live view should use
+    # An evaluated .onnx and the threshold picked for it, for the live view to use together.
+    model_threshold_requested = Signal(str, float)
+    model_files_written = Signal(list)  # paths an export wrote (maybe over a model in use)
 
     STEPS = (("dataset", "1  Dataset"), ("prepare", "2  Prepare"), ("train", "3  Train"),
              ("evaluate", "4  Evaluate"), ("export", "5  Export"))
@@ -240,12 +242,18 @@ def install(window) -> TrainingTab:
 
     tab = TrainingTab(window.settings, window.save_settings)
     tab.use_model_requested.connect(window.use_model)
-    tab.threshold_requested.connect(window.set_threshold)
+    tab.model_threshold_requested.connect(lambda model, value: window.use_model(model, value))
+    tab.model_files_written.connect(window.reload_model_files)
     window.add_tab(tab, "Training")
 
     panel = CollectPanel(window.settings)
-    window.live_tab.frame_shown.connect(panel.on_frame)
-    window.live_tab.layout().addWidget(panel)
+    live = window.live_tab
+    live.frame_shown.connect(panel.on_frame)
+    live.source_starting.connect(panel.clear_frame)
+    live.view.clicked.connect(panel.select_at)
+    panel.target_changed.connect(live.view.set_marked)
+    tab.dataset.samples_deleted.connect(panel.recount)
+    live.layout().addWidget(panel)
 
     def open_dataset(folder: str) -> None:
         tab.offer_dataset(folder)
