@@ -18,8 +18,13 @@ from fasdesk.core import registry
 from fasdesk.core.download import STALE_PART_S, DownloadError, download_model
 
 
+# What /endless/ sends at most: far past any model, yet a downloader that does not stop
+# (a regression) fills 64 MiB of disk and fails, not the whole disk.
+RUNAWAY_BYTES = 64 << 20
+
+
 class Server:
-    """/endless/F: F's bytes and then more, without end and without a Content-Length;
+    """/endless/F: F's bytes and then more, without a Content-Length (RUNAWAY_BYTES);
     /big/F: announces ten times F's size; /slow/F: half of F, then waits for `release`;
     /good/F: F."""
 
@@ -43,7 +48,7 @@ class Server:
                 self.end_headers()
                 try:
                     if mode == "endless":
-                        while True:  # until the client hangs up
+                        while server.sent < RUNAWAY_BYTES:  # or until the client hangs up
                             self.wfile.write(data)
                             server.sent += len(data)
                     elif mode == "slow":

@@ -23,6 +23,9 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture
 def make_window(qtbot):
+    """MainWindow factory. The windows are closed by this fixture's teardown (not qtbot's,
+    which comes first), after the `fifos` fixture's: so if a regression leaves a worker
+    stuck on a FIFO, it is woken before the window waits for it."""
     from fasdesk.ui.app import create_app
     from fasdesk.ui.main_window import MainWindow
 
@@ -31,7 +34,6 @@ def make_window(qtbot):
 
     def make(**kwargs):
         window = MainWindow(**kwargs)
-        qtbot.addWidget(window)
         window.resize(1100, 700)
         window.show()
         windows.append(window)

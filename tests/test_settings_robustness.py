@@ -116,7 +116,8 @@ def tab_titles(window) -> dict:
 @pytest.mark.parametrize("raw", [
     # Everything the issue listed at once: a 300-character source, non-ASCII geometry,
     # bad values under training and last_folders (types the steps cannot take).
-    json.dumps({"source": LONG_SOURCE, "geometry": "\u00e9t\u00e9",
+    json.dumps({"source": LONG_SOURCE, "recent_sources": [LONG_SOURCE, 5],
+                "geometry": "\u00e9t\u00e9",
                 "last_folders": {"images": 7, "model": ["x"]},
                 "training": {"train": {"epochs": "many", "batch": 1e300, "lr": "fast"},
                              "prepare": {"size": "big"}, "export": [1, 2]}}),
@@ -134,6 +135,7 @@ def test_the_app_starts_with_every_tab_and_reports_once(window_from_disk, raw):
     assert "Settings file" in text
     if isinstance(raw, str):
         assert "last_folders.images" in text and "geometry" in text
+        assert "recent_sources[1]" in text
         # epochs "many" is text (the file is valid) but the Train step cannot take it:
         # that step's inputs are reset, the tab stays.
         assert "Training tab's remembered inputs" in text and "train" in text
