@@ -64,3 +64,11 @@ def test_a_fifo_box_file_in_celeba_layout_is_skipped_not_read(fifos, tmp_path, s
     skipped = json.loads((out / "manifest.json").read_text())["skipped"]
     assert [s["reason"] for s in skipped] == [
         f"bad box: cannot read {box.name}: is a FIFO (named pipe), not a regular file; not read"]
+
+
+def test_a_crop_size_no_one_can_allocate_is_refused_up_front(tmp_path, samples_dir):
+    root = make_folders(tmp_path / "raw", samples_dir, per_class=1)
+    rc, events, err = run_cli("prep", root, tmp_path / "prep", "--size", "100000")
+    assert rc == 1 and "--size must be between 16 and 1024, got 100000" in err
+    assert "Traceback" not in err
+

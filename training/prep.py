@@ -41,6 +41,7 @@ LABELS_FILE = "labels.csv"
 MANIFEST_FILE = "manifest.json"
 CROPS_DIR = "crops"
 LABEL_COLUMNS = ("crop", "label", "spoof_type", "category", "subset", "source")
+MIN_SIZE, MAX_SIZE = 16, 1024  # crop side in pixels
 
 
 class PrepError(Exception):
@@ -146,8 +147,8 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     """Prepare a dataset; returns the manifest. Raises PrepError for unusable datasets."""
     emitter = emitter or Emitter()
     source, out = Path(source), Path(out)
-    if size < 16:
-        raise PrepError(f"--size must be at least 16, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:  # (a 100000 px crop would need 30 GB per image)
+        raise PrepError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
     layout = dsi.detect_layout(source)
     if layout is None:
         raise PrepError(dsi._not_a_dataset(source))
