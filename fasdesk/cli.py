@@ -6,7 +6,9 @@ Each subcommand has an `add_<name>_parser(subparsers)` that registers it and set
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
+import os
 import sys
 
 import fasdesk.core.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
@@ -16,9 +18,20 @@ from fasdesk.core.paths import BACKEND_FLAG
 SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="start live on this camera index, video file or image folder")
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
+    parser.add_argument("--quit-after", type=seconds, metavar="SECONDS",
                         help="close the window after SECONDS (smoke tests, start-up timing)")
 
 
@@ -193,6 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fasdesk: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`fasdesk classify ... | head -1`): stop quietly, like other
+        # Unix tools, and keep Python from failing again when it flushes stdout at exit.
+        _silence_stdout()
+        return 128 + 13  # as if killed by SIGPIPE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

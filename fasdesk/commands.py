@@ -105,11 +105,15 @@ def _table_rows(result) -> list[str]:
 def classify(args: argparse.Namespace) -> int:
     from fasdesk.core.batch import classify_paths, collect_files
     from fasdesk.core.detector import DetectorError
+    from fasdesk.core.files import is_dir
     from fasdesk.core.liveness import ModelError
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline
     from fasdesk.core.registry import MissingModelError
 
     _tolerant_output()
+    if any(not p.strip() for p in args.paths):
+        _err("an empty PATH was given; name image files or folders")
+        return FAILED
     if not 0.0 <= args.threshold <= 1.0:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
@@ -121,7 +125,7 @@ def classify(args: argparse.Namespace) -> int:
         return FAILED
 
     inputs = [Path(p) for p in args.paths]
-    folders = [p for p in inputs if p.is_dir()]
+    folders = [p for p in inputs if is_dir(p)]
     files = collect_files(inputs)  # walked once; classify_paths takes the list as is
     if not files:
         _err("no image files found in " + ", ".join(str(p) for p in inputs))
@@ -133,7 +137,7 @@ def classify(args: argparse.Namespace) -> int:
 
     progress = _Progress(sys.stderr, enabled=bool(folders) and sys.stderr.isatty())
     counts = {"real": 0, "spoof": 0, "unsure": 0}
-    images = unreadable = 0
+    images = unreadable = model_errors = 0
     try:
         for result in classify_paths(files, pipeline, progress=progress,
                                      keep_images=annotate_dir is not None):
@@ -144,6 +148,7 @@ def classify(args: argparse.Namespace) -> int:
                 unreadable += 1
             for face in result.faces:
                 counts[face.label] = counts.get(face.label, 0) + 1
+                model_errors += face.reason == INVALID_OUTPUT
             if args.json:
                 print(json.dumps(result.to_json()), flush=True)
             else:
@@ -163,6 +168,9 @@ def classify(args: argparse.Namespace) -> int:
                     return FAILED
     finally:
         progress.clear()
+    if model_errors:
+        _err(f"the liveness model gave invalid scores (NaN or infinite) for {model_errors} "
+             f"face(s), reported as unsure with no verdict: the model file is probably broken")
     if not args.json:
         faces = sum(counts.values())
         print(f"{images} image(s), {faces} face(s): {counts['real']} real, {counts['spoof']} "

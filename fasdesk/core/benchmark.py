@@ -31,6 +31,7 @@ import numpy as np
 from fasdesk.core import registry
 from fasdesk.core.crop import preprocess
 from fasdesk.core.detector import FaceDetector
+from fasdesk.core.files import describe_path_problem, is_dir
 from fasdesk.core.imageio import decode_image, is_image_path, iter_image_files, read_image
 from fasdesk.core.liveness import LivenessEngine
 from fasdesk.core.paths import app_root
@@ -80,9 +81,12 @@ def load_frames(source: str | os.PathLike | None) -> list[Frame]:
                              "or set FASDESK_SAMPLES_DIR")
         source = samples
     path = Path(source)
-    if not path.exists():
+    problem = None if is_dir(path) else describe_path_problem(path)
+    if problem == "not found":
         raise BenchError(f"--source not found: {path}")
-    files = list(iter_image_files([path])) if path.is_dir() or is_image_path(path) else []
+    if problem is not None:  # a FIFO or device would hang the video reader
+        raise BenchError(f"--source {path}: {problem}")
+    files = list(iter_image_files([path])) if is_dir(path) or is_image_path(path) else []
     if files:
         return [Frame(f.name, _encode(read_image(f))) for f in files]
     capture = cv2.VideoCapture(str(path))

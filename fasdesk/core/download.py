@@ -2,17 +2,23 @@
 
 The bytes go to a temporary file in the destination folder while their SHA-256 is
 computed; only a complete file whose size and hash match the manifest is renamed into
-place (os.replace, atomic on one file system). A failed, interrupted, cancelled or
-corrupt download leaves nothing behind. Used by `fasdesk models pull` and by the GUI
-(from a worker thread: pass `progress` and `cancelled` callbacks).
+place (os.replace, atomic on one file system). The manifest's size is enforced while the
+bytes arrive: a server that announces or sends more stops the download at once, so a
+wrong URL cannot fill the disk. A failed, interrupted (Ctrl+C, SIGTERM), cancelled or
+corrupt download leaves nothing behind; the leftover of a process killed outright
+(SIGKILL) is removed by the next download of that file. Used by `fasdesk models pull`
+and by the GUI (from a worker thread: pass `progress` and `cancelled` callbacks).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import secrets
+import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -28,6 +34,10 @@ from fasdesk.core.registry import MODELS_DIR_ENV, ModelEntry
 URL_BASE_ENV = "FASDESK_MODELS_URL_BASE"
 CHUNK = 64 * 1024
 TIMEOUT_S = 30.0
+# The most a download may bring when the manifest gives no size.
+MAX_UNSIZED_BYTES = 1 << 30
+# A .part file untouched this long belongs to no running download (reads time out sooner).
+STALE_PART_S = 600
 
 
 class DownloadError(Exception):
@@ -104,6 +114,17 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
                             f"'fasdesk models pull' again, or "
                             f"{manual_copy_hint(files, dest_dir)}") from None
 
+    limit = entry.size or MAX_UNSIZED_BYTES
+    try:
+        total = int(response.headers.get("Content-Length") or 0)
+    except ValueError:
+        total = 0
+    if total > limit or (entry.size and total and total != entry.size):
+        response.close()
+        raise DownloadError(f"{entry.file}: the server offers {total} bytes, the manifest says "
+                            f"{entry.size or f'at most {limit}'}; wrong file, nothing downloaded")
+
+    _remove_stale_parts(dest_dir, entry.file)
     # A hidden, uniquely named file beside the target (same file system, so os.replace is
     # atomic); open() rather than mkstemp so the file gets the usual umask permissions.
     tmp = dest_dir / f".{entry.file}.{secrets.token_hex(4)}.part"
@@ -113,8 +134,7 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
         response.close()
         raise DownloadError(f"cannot write in {dest_dir}: {exc.strerror or exc}") from None
     try:
-        with response, out:
-            total = int(response.headers.get("Content-Length") or 0)
+        with response, out, _sigterm_stops(entry.file):
             digest = hashlib.sha256()
             done = 0
             if progress:
@@ -133,6 +153,10 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
                                         f"({_reason(exc)}); nothing saved, try again") from None
                 if not block:
                     break
+                if done + len(block) > limit:
+                    raise DownloadError(f"{entry.file}: the server sent more than the "
+                                        f"{limit} bytes the manifest allows; wrong file, "
+                                        f"nothing saved")
                 out.write(block)
                 digest.update(block)
                 done += len(block)
@@ -157,6 +181,40 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+class DownloadTerminated(DownloadCancelled):
+    """The process got SIGTERM during the download; nothing was saved."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops(name: str):
+    """While the bytes stream, SIGTERM raises DownloadTerminated (so the .part file is
+    removed) instead of killing the process on the spot. Python runs signal handlers on
+    the main thread only, so elsewhere (the GUI's worker) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise DownloadTerminated(f"{name}: download stopped (terminated); nothing saved")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale_parts(folder: Path, file_name: str) -> None:
+    """Remove what killed downloads of `file_name` left in `folder` (see STALE_PART_S)."""
+    now = time.time()
+    for part in folder.glob(f".{file_name}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+        except OSError:
+            pass
 
 
 class ProgressLine:

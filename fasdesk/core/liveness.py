@@ -124,9 +124,12 @@ class LivenessEngine:
         return self.session.run([self.output_name], {self.input_name: batch})[0]
 
     def p_real(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(p_real [N], logits [N, K]) for a preprocessed batch."""
+        """(p_real [N], logits [N, K]) for a preprocessed batch. p_real is NaN for a face
+        whose logits are not all finite (a broken model): no score, not a verdict."""
         logits = self.logits(batch)
-        return softmax(logits.astype(np.float64))[:, 0], logits
+        p_real = softmax(logits.astype(np.float64))[:, 0]
+        p_real[~np.isfinite(logits).all(axis=1)] = np.nan
+        return p_real, logits
 
     def judge(self, image: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray, float, float]:
         """(p_real [N], logits [N, K], seconds cropping, seconds in the model) for the face

@@ -1,6 +1,7 @@
 """Frame -> face results: detection, quality gate, crop, one batched liveness run."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,14 @@ MIN_FACE_SIZE = 64
 BORDER_MARGIN = 2
 
 UNSURE = "unsure"
+# A face whose logits came out NaN/inf gets no score and no verdict, and says why.
+INVALID_OUTPUT = "model error: invalid scores (NaN or infinite logits); no verdict"
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """A float for JSON: rounded, or None when NaN/inf (JSON has no such numbers)."""
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
 
 
 @dataclass
@@ -34,10 +43,10 @@ class FaceResult:
         return UNSURE if self.p_real is None else verdict(self.p_real, threshold)
 
     def to_json(self) -> dict:
-        return {"box": list(self.box), "detector_score": round(self.detector_score, 4),
-                "p_real": None if self.p_real is None else round(self.p_real, 6),
+        return {"box": list(self.box), "detector_score": _finite(self.detector_score, 4),
+                "p_real": None if self.p_real is None else _finite(self.p_real, 6),
                 "label": self.label, "reason": self.reason,
-                "logits": [round(float(v), 5) for v in self.logits]}
+                "logits": [_finite(v, 5) for v in self.logits]}
 
 
 @dataclass
@@ -142,6 +151,9 @@ class Pipeline:
                 judged.append(len(results) - 1)
         p_real, logits, cropping, running = self.engine.judge(image, [results[i].box for i in judged])
         for j, i in enumerate(judged):
+            if not math.isfinite(p_real[j]):
+                results[i].reason = INVALID_OUTPUT  # stays unsure, with no score
+                continue
             results[i].p_real = float(p_real[j])
             results[i].logits = [float(v) for v in logits[j]]
             results[i].label = verdict(results[i].p_real, self.threshold)

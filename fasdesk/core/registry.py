@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fasdesk.core.files import is_regular_file
 from fasdesk.core.paths import app_root, user_models_dir
 
 MODELS_DIR_ENV = "FASDESK_MODELS_DIR"
@@ -125,7 +126,7 @@ def search_dirs() -> list[Path]:
 def find_file(file_name: str) -> Path | None:
     for folder in search_dirs():
         candidate = folder / file_name
-        if candidate.is_file():
+        if is_regular_file(candidate):
             return candidate
     return None
 
@@ -145,9 +146,9 @@ def resolve(model: str | os.PathLike | None, kind: str = "liveness", verify: boo
     subclass ModelIntegrityError for a file that fails the hash check.
     """
     if model is not None and (os.sep in str(model) or str(model).endswith(".onnx")
-                              or Path(model).is_file()):
+                              or is_regular_file(model)):
         path = Path(model).expanduser()
-        if not path.is_file():
+        if not is_regular_file(path):  # (no exception for a name too long, never a FIFO)
             raise MissingModelError(f"model file not found: {path}")
         return path
     model_id = str(model) if model else (default_liveness_id() if kind == "liveness" else DEFAULT_DETECTOR)

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fasdesk.core.files import describe_path_problem, is_dir, safe_stat
 from fasdesk.core.imageio import ImageReadError, is_image_path, iter_image_files, read_image
 
 # A still image or a folder of images plays at this rate unless told otherwise.
@@ -45,7 +46,7 @@ class SourceSpec:
         if text.isdigit():
             return cls("camera", text)
         path = Path(text).expanduser()
-        if path.is_dir():
+        if is_dir(path):
             return cls("folder", str(path))
         if is_image_path(path):
             return cls("image", str(path))
@@ -163,9 +164,16 @@ class VideoFileSource(FrameSource):
         self.loop = loop
         self._cap: cv2.VideoCapture | None = None
 
-    def _open(self) -> None:
-        if not self.path.is_file():
+    def _check_file(self) -> None:
+        # Only regular files: FFmpeg would wait forever on a FIFO and read a device endlessly.
+        problem = describe_path_problem(self.path)
+        if problem == "not found":
             raise SourceError(f"video file not found: {self.path}")
+        if problem is not None:
+            raise SourceError(f"{self.path}: {problem}")
+
+    def _open(self) -> None:
+        self._check_file()
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()
@@ -192,6 +200,7 @@ class VideoFileSource(FrameSource):
             return None
         # End of file: start again (reopen; seeking is unreliable on some containers).
         self._cap.release()
+        self._check_file()
         self._cap = cv2.VideoCapture(str(self.path))
         ok, frame = self._cap.read()
         if not ok or frame is None:
@@ -223,7 +232,7 @@ class ImageFolderSource(FrameSource):
         self._shown: Path | None = None
 
     def _open(self) -> None:
-        if not self.path.exists():
+        if safe_stat(self.path) is None:
             raise SourceError(f"not found: {self.path}")
         self.files = list(iter_image_files([self.path]))
         if not self.files:
@@ -253,7 +262,10 @@ class ImageFolderSource(FrameSource):
             self.new_scene = path != self._shown
             self._shown = path
             return frame
-        raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read")
+        if len(self.files) == 1 and self.skipped:  # one image: its own reason says it all
+            raise SourceError(self.skipped[0])
+        raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read"
+                          + (f" (first: {self.skipped[0]})" if self.skipped else ""))
 
 
 def open_source(spec: SourceSpec, loop: bool = True, image_fps: float = IMAGE_FPS,

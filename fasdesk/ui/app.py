@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -73,7 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "quit_after", None) is not None:
         QTimer.singleShot(round(args.quit_after * 1000), window.close)
     window.show()
-    return app.exec()
+    status = app.exec()
+    if window.stuck_workers:
+        # A worker stuck in a system call cannot be stopped, and Qt aborts the process
+        # when a running thread is destroyed: settings are saved, so leave without it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _report_first_frame(live_tab) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
                                QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
                                QWidget)
 
+from fasdesk.core.files import safe_stat
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.pipeline import Pipeline
 from fasdesk.core.settings import Settings
@@ -247,7 +248,7 @@ class LiveTab(QWidget):
         specs = []
         for target in targets:
             spec = SourceSpec.parse(target)
-            if Path(spec.target).exists() and spec not in specs:
+            if safe_stat(spec.target) is not None and spec not in specs:  # (never raises)
                 specs.append(spec)
         return specs
 
@@ -455,6 +456,7 @@ class LiveTab(QWidget):
         self.status_message.emit(f"Snapshot saved: {path}")
         return path
 
-    def shutdown(self) -> None:
-        """Stop the worker and helper threads; call before the window goes away."""
-        self.controller.shutdown()
+    def shutdown(self) -> bool:
+        """Stop the worker and helper threads; call before the window goes away. False
+        when the worker did not stop in time."""
+        return self.controller.shutdown()

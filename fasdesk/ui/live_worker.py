@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -148,6 +149,14 @@ class LiveWorker(QObject):
             self._close()
             self.stopped.emit()
 
+    @Slot(object)
+    def stop_and_signal(self, done: threading.Event) -> None:
+        """stop(), then tell the waiting shutdown (on the UI thread) it is done."""
+        try:
+            self.stop()
+        finally:
+            done.set()
+
     def _close(self) -> None:
         if self._timer is not None:
             self._timer.stop()
@@ -193,7 +202,7 @@ class LiveController(QObject):
 
     _start = Signal(object, object)
     _stop = Signal()
-    _stop_and_wait = Signal()
+    _stop_and_signal = Signal(object)
     _factory = Signal(object)
 
     def __init__(self, pipeline_factory: Callable[[], Pipeline], parent=None):
@@ -205,8 +214,9 @@ class LiveController(QObject):
         self._start.connect(self.worker.start)
         self._stop.connect(self.worker.stop)
         # Shutdown must know the source is closed and the timer stopped before the thread
-        # quits: a queued call could be dropped with the event loop's pending events.
-        self._stop_and_wait.connect(self.worker.stop, Qt.BlockingQueuedConnection)
+        # quits (a queued call could be dropped with the event loop's pending events), but
+        # must not wait forever for a worker stuck in a read: an Event with a timeout.
+        self._stop_and_signal.connect(self.worker.stop_and_signal, Qt.QueuedConnection)
         self._factory.connect(self.worker.set_pipeline_factory)
         self.thread.started.connect(self.worker.lower_priority, Qt.DirectConnection)
         self.thread.start()
@@ -224,9 +234,14 @@ class LiveController(QObject):
         self.worker.mirror = bool(on)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Stop the source and the thread; True when the thread has finished."""
+        """Stop the source and the thread within about `timeout_ms`; True when the thread
+        has finished, False when it is stuck (the window closes anyway; see app.run)."""
         if not self.thread.isRunning():
             return True
-        self._stop_and_wait.emit()
+        deadline = time.monotonic() + timeout_ms / 1000
+        done = threading.Event()
+        self._stop_and_signal.emit(done)
+        done.wait(timeout_ms / 1000)
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+        return self.thread.wait(left_ms)

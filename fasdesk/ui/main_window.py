@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
             settings, settings_warning = load_settings()
         self.settings = settings
         self._save_enabled = save
+        self.stuck_workers = False  # set on close when a worker thread did not stop
         self.setWindowTitle("fasdesk - face liveness")
         self.setAcceptDrops(True)
 
@@ -142,8 +143,11 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self.place_on_screen(settings.geometry)
-        if settings_warning:
-            self.notice.show_message(settings_warning, action=None, level="warning")
+        warnings = [w for w in (settings_warning, getattr(self.training_tab, "restore_warning", None))
+                    if w]
+        if warnings:
+            self.notice.show_message(" ".join(warnings), action=None, level="warning")
+            self.save_settings()  # the bad values are gone from the file: said once
         self.check_models()
         if source is not None:
             self.live_tab.start(SourceSpec.parse(source))
@@ -580,6 +584,9 @@ class MainWindow(QMainWindow):
             self.show_status(f"Settings not saved: {exc}")
 
     def closeEvent(self, event) -> None:
+        # Settings first: whatever happens while the workers stop, they are kept.
+        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.save_settings()
         dialog = self.calibration_dialog
         if dialog is not None:
             import shiboken6
@@ -590,10 +597,13 @@ class MainWindow(QMainWindow):
         if self.training_tab is not None and not self.training_tab.confirm_close():
             event.ignore()
             return
-        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
-        self.live_tab.shutdown()
+        # Each stop has a timeout; a worker stuck in a system call cannot be stopped at
+        # all, and then the app exits without waiting for it (see fasdesk.ui.app.run).
+        stopped = [self.live_tab.shutdown(), self.banner.shutdown()]
         if self.images_tab is not None:
-            self.images_tab.shutdown()
-        self.banner.shutdown()
+            stopped.append(self.images_tab.shutdown())
+        self.stuck_workers = not all(stopped)
+        if self.stuck_workers:
+            log.warning("a worker thread did not stop in time; exiting without it")
         self.save_settings()
         super().closeEvent(event)

@@ -136,7 +136,8 @@ class ModelBanner(QFrame):
         else:
             self.label.setText(f"<b>No model found.</b> {html.escape(message)}")
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> bool:
+        """Cancel a download and stop the thread; False when it did not stop in time."""
         self.worker.cancel_event.set()
         self.thread.quit()
-        self.thread.wait(10000)
+        return self.thread.wait(10000)

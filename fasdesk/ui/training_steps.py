@@ -253,9 +253,9 @@ class DatasetStep(StepPage):
     def scanning(self) -> bool:
         return any(t.isRunning() for t in self._threads)
 
-    def wait_for_scans(self) -> None:
-        for thread in list(self._threads):
-            thread.wait()
+    def wait_for_scans(self, timeout_ms: int = 5000) -> bool:
+        """Wait for folder scans to end, at most `timeout_ms` each; False if one did not."""
+        return all([thread.wait(timeout_ms) for thread in list(self._threads)])
 
     def _on_scanned(self, generation: int, info: dsi.DatasetInfo, thumbs: list) -> None:
         if generation != self._generation:

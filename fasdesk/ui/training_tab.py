@@ -7,6 +7,7 @@ can be used on its own, and an interrupted run can be resumed after a restart.
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from fasdesk.ui.training_steps import (DatasetStep, EvaluateStep, ExportStep, Pr
                                        TrainStep)
 
 LOG_LINES = 5000
+
+log = logging.getLogger(__name__)
 
 
 class StepMemory:
@@ -47,6 +50,10 @@ class StepMemory:
     def get(self, step: str) -> dict:
         value = self._store.get(step)
         return dict(value) if isinstance(value, dict) else {}
+
+    def reset(self, step: str) -> None:
+        """Forget a step's inputs (they could not be used)."""
+        self._store.pop(step, None)
 
     def put(self, step: str, values: dict) -> None:
         self._store[step] = dict(values)
@@ -117,8 +124,28 @@ class TrainingTab(QWidget):
         row.addWidget(self.steps_list)
         row.addWidget(splitter, 1)
 
-        for page in self.pages.values():
-            page.restore()
+        self.restore_warning = self._restore_pages()
+
+    def _restore_pages(self) -> str | None:
+        """Give each step its remembered inputs. A value a step cannot take (a bad settings
+        file, an older version's format) resets that step's inputs, with a warning: the
+        tab itself always loads."""
+        reset = []
+        for key, page in self.pages.items():
+            try:
+                page.restore()
+            except Exception as exc:
+                log.warning("Training step %s: remembered inputs not usable (%s); reset",
+                            key, exc)
+                reset.append(f"{key} ({type(exc).__name__}: {str(exc).strip()[:80]})")
+                self.memory.reset(key)
+                page.restore()
+        if not reset:
+            return None
+        warning = ("The Training tab's remembered inputs were not usable and were reset "
+                   "for: " + ", ".join(reset) + ".")
+        self.log(warning)
+        return warning
 
     # -- navigation and hand-over between steps ------------------------------------------
 
