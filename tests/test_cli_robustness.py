@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,14 +53,17 @@ def test_classify_reports_fifos_devices_giants_and_bombs_and_goes_on(fifos, tmp_
 
 
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
-def test_a_reader_that_goes_away_ends_classify_quietly(samples_dir, json_flag):
-    # `fasdesk classify ... | head -1`: the reader closes the pipe after one line.
+def test_a_reader_that_goes_away_ends_classify_quietly(tmp_path, samples_dir, json_flag):
+    # `fasdesk classify ... | head -1`: the reader closes the pipe after one line. Enough
+    # photos that classify is still writing then (with three it may already be done).
+    for i in range(40):
+        shutil.copy(samples_dir / "real_T1.jpg", tmp_path / f"real_{i:02d}.jpg")
     proc = subprocess.Popen([sys.executable, "-m", "fasdesk", "classify", *json_flag,
-                             str(samples_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = proc.stdout.readline()
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
-    assert b"real_T1.jpg" in first
+    assert b"real_00.jpg" in first
     assert proc.returncode == 141  # 128 + SIGPIPE, as for any Unix tool
     assert err == b"", err.decode()
 
