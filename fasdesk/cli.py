@@ -6,18 +6,32 @@ Each subcommand has an `add_<name>_parser(subparsers)` that registers it and set
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
+import os
 import sys
 
+import fasdesk.core.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
 from fasdesk import __version__
 from fasdesk.core.paths import BACKEND_FLAG
 
-SUBCOMMANDS = ("classify", "models", "bench", "doctor")
+SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="start live on this camera index, video file or image folder")
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS",
+    parser.add_argument("--quit-after", type=seconds, metavar="SECONDS",
                         help="close the window after SECONDS (smoke tests, start-up timing)")
 
 
@@ -68,19 +82,27 @@ def add_models_parser(sub) -> None:
     pull.add_argument("--all", action="store_true", help="every model in the manifest")
     pull.add_argument("--dest", metavar="DIR", help="download here instead of the user data folder")
     pull.set_defaults(func=_command("models_pull"))
-    verify = msub.add_parser("verify", help="re-check the SHA-256 of the model files found")
+    verify = msub.add_parser(
+        "verify", help="re-check the SHA-256 of the model files found",
+        description="Re-check the SHA-256 of the model files found. Exit status: 0 when every "
+                    "file found matches and the needed models (the named ones, or else the "
+                    "default liveness model and detector) are present; 1 otherwise.")
     verify.add_argument("ids", nargs="*", metavar="ID", help="model ids (default: all)")
     verify.set_defaults(func=_command("models_verify"))
     opt = msub.add_parser(
-        "optimize", help="build the fast liveness model (the default once built)",
-        description="Rewrite the fp32 liveness model for onnxruntime's CPU kernels (same "
-                    "logits, ~2-3x faster), check it against the original and install it in "
-                    "the user models folder, where it becomes the default.")
+        "optimize", help="build the fast copy of a liveness model now and check it",
+        description="Every liveness model runs rewritten for onnxruntime's CPU kernels (same "
+                    "logits, 2-4x faster), built on first use and kept in the user cache "
+                    "folder. This builds it now and measures it against the original on "
+                    "jittered face crops; nothing depends on running it.")
+    opt.add_argument("model", nargs="?", metavar="ID|FILE",
+                     help="registry id or .onnx file (default: the default liveness model)")
     opt.add_argument("--images", nargs="+", metavar="PATH",
                      help="face photos (files/folders) for the agreement report on jittered "
                           "crops (default: the sample photos, when present)")
     opt.add_argument("--crops", type=int, default=510, metavar="N",
                      help="jittered face crops in the agreement report (default 510)")
+    opt.add_argument("--out", metavar="FILE", help="also write the fast model to FILE")
     opt.add_argument("--json", action="store_true", help="the report as JSON")
     opt.set_defaults(func=_perf("models_optimize"))
     # `fasdesk models` alone lists them.
@@ -121,6 +143,12 @@ def add_doctor_parser(sub) -> None:
     p.set_defaults(func=_command("doctor"))
 
 
+def add_calibrate_parser(sub) -> None:
+    from fasdesk.calibrate_command import add_parser
+
+    add_parser(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fasdesk", description="Face liveness (anti-spoofing) checking: GUI and tools.")
@@ -141,6 +169,8 @@ BACKENDS = {
     # several training processes in the packaged app: fasdesk --backend torchrun
     # --nproc_per_node N --no-python <this executable> --backend training train ...
     "torchrun": "torch.distributed.run",
+    # `fasdesk doctor` tries Qt's platform plugin in a child process (fasdesk.core.doctor)
+    "qt-probe": "fasdesk.ui.qt_probe",
 }
 
 
@@ -176,6 +206,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fasdesk: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`fasdesk classify ... | head -1`): stop quietly, like other
+        # Unix tools, and keep Python from failing again when it flushes stdout at exit.
+        _silence_stdout()
+        return 128 + 13  # as if killed by SIGPIPE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -105,22 +105,27 @@ def _table_rows(result) -> list[str]:
 def classify(args: argparse.Namespace) -> int:
     from fasdesk.core.batch import classify_paths, collect_files
     from fasdesk.core.detector import DetectorError
+    from fasdesk.core.files import is_dir
     from fasdesk.core.liveness import ModelError
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline
     from fasdesk.core.registry import MissingModelError
 
     _tolerant_output()
+    if any(not p.strip() for p in args.paths):
+        _err("an empty PATH was given; name image files or folders")
+        return FAILED
     if not 0.0 <= args.threshold <= 1.0:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
     try:
-        pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold)
+        # Single-threaded: it is the first of the folder's parallel workers.
+        pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold, threads=1)
     except (MissingModelError, ModelError, DetectorError) as exc:
         _err(str(exc))
         return FAILED
 
     inputs = [Path(p) for p in args.paths]
-    folders = [p for p in inputs if p.is_dir()]
+    folders = [p for p in inputs if is_dir(p)]
     files = collect_files(inputs)  # walked once; classify_paths takes the list as is
     if not files:
         _err("no image files found in " + ", ".join(str(p) for p in inputs))
@@ -132,7 +137,7 @@ def classify(args: argparse.Namespace) -> int:
 
     progress = _Progress(sys.stderr, enabled=bool(folders) and sys.stderr.isatty())
     counts = {"real": 0, "spoof": 0, "unsure": 0}
-    images = unreadable = 0
+    images = unreadable = model_errors = 0
     try:
         for result in classify_paths(files, pipeline, progress=progress,
                                      keep_images=annotate_dir is not None):
@@ -143,6 +148,7 @@ def classify(args: argparse.Namespace) -> int:
                 unreadable += 1
             for face in result.faces:
                 counts[face.label] = counts.get(face.label, 0) + 1
+                model_errors += face.reason == INVALID_OUTPUT
             if args.json:
                 print(json.dumps(result.to_json()), flush=True)
             else:
@@ -162,6 +168,9 @@ def classify(args: argparse.Namespace) -> int:
                     return FAILED
     finally:
         progress.clear()
+    if model_errors:
+        _err(f"the liveness model gave invalid scores (NaN or infinite) for {model_errors} "
+             f"face(s), reported as unsure with no verdict: the model file is probably broken")
     if not args.json:
         faces = sum(counts.values())
         print(f"{images} image(s), {faces} face(s): {counts['real']} real, {counts['spoof']} "
@@ -211,10 +220,15 @@ def models_verify(args: argparse.Namespace) -> int:
     for model_id in unknown:
         _err(f"unknown model '{model_id}'")
     bad = len(unknown)
+    # Named models must be there; without names, the ones the app needs (the defaults).
+    needed = set(args.ids) or {registry.default_liveness_id(), registry.DEFAULT_DETECTOR}
+    missing = []
     for entry in entries:
         path = registry.find_file(entry.file)
         if path is None:
             print(f"{entry.id}: not found (run 'fasdesk models pull {entry.id}')")
+            if entry.id in needed:
+                missing.append(entry)
             continue
         if not entry.sha256:
             print(f"{entry.id}: {path}: no SHA-256 recorded, not checked")
@@ -234,8 +248,13 @@ def models_verify(args: argparse.Namespace) -> int:
                   f"and run 'fasdesk models pull {entry.id}'")
     if bad:
         _err(f"{bad} model(s) failed verification")
-        return FAILED
-    return OK
+    if missing:
+        from fasdesk.core.download import manual_copy_hint
+
+        _err(f"not found: {', '.join(e.id for e in missing)}; run 'fasdesk models pull"
+             f"{''.join(' ' + e.id for e in missing) if args.ids else ''}', or offline "
+             f"{manual_copy_hint([e.file for e in missing])}")
+    return FAILED if bad or missing else OK
 
 
 def _hash_ok(path: Path, entry) -> bool:
@@ -264,15 +283,20 @@ def models_pull(args: argparse.Namespace) -> int:
         entries = [e for e in (registry.get_entry(registry.DEFAULT_LIVENESS),
                                registry.get_entry(registry.DEFAULT_DETECTOR)) if e]
     dest = Path(args.dest) if args.dest else user_models_dir()
+    todo = []
     for entry in entries:
         # With --dest only that folder counts; otherwise a verified copy anywhere will do.
         existing = dest / entry.file if args.dest else registry.find_file(entry.file)
         if existing is not None and existing.is_file() and entry.sha256 and _hash_ok(existing, entry):
             print(f"{entry.id}: already present and verified ({existing})")
             continue
+        todo.append(entry)
+    for i, entry in enumerate(todo):
         line = ProgressLine(entry.file, sys.stderr)
         try:
-            path = download_model(entry, dest, progress=line)
+            # Offline, the message names every file still to get, not just this one.
+            path = download_model(entry, dest, progress=line,
+                                  also_missing=[e.file for e in todo[i + 1:]])
         except DownloadError as exc:
             line.finish()
             _err(str(exc))
@@ -305,11 +329,19 @@ def doctor(args: argparse.Namespace) -> int:
     prov = data["providers"]
     print("execution providers: " + (", ".join(prov["available"]) or "none")
           + (f" (using {prov['chosen']})" if prov.get("chosen") else ""))
+    qt = data["qt"]
+    print(f"Qt platform: {qt['platform'] or 'unknown'} "
+          + ("(starts)" if qt["ok"] else "(cannot start: see problems)"))
+    if data["models_dir"]["env"]:
+        print(f"FASDESK_MODELS_DIR: {data['models_dir']['env']}")
     print("models:")
     for model in data["models"]:
         mark = " (default)" if model["default"] else ""
         where = f" {model['path']}" if model["path"] else ""
         print(f"  {model['id']}{mark}: {model['status']}{where}")
+    runtime = data["liveness_runtime"]
+    if runtime["optimized"] is not None:
+        print(f"liveness model {runtime['model']} optimized: {runtime['note']}")
     cams = data["cameras"]
     if cams is not None:
         if cams["cameras"]:

@@ -57,20 +57,17 @@ def models_optimize(args: argparse.Namespace) -> int:
         if samples is not None:
             images = [samples]
     try:
-        path, report = optimize.build_fast_model(images, crops=args.crops, log=_log)
+        report = optimize.check_rewrite(args.model, images, crops=args.crops, out=args.out,
+                                        log=_log)
     except (optimize.OptimizeError, MissingModelError, ModelError, ValueError) as exc:
         _err(str(exc))
         return FAILED
-    except OSError as exc:
-        _err(f"cannot write the optimised model: {exc.strerror or exc}")
-        return FAILED
-    except ImportError as exc:
-        _err(f"'models optimize' needs the onnx package ({exc}); pip install onnx")
-        return FAILED
     if args.json:
-        print(json.dumps({"id": optimize.FAST_ID, "path": str(path), **report}, indent=2))
+        print(json.dumps(report, indent=2))
     else:
-        print(f"built {optimize.FAST_ID}: {path} (now the default liveness model; "
-              f"'--model minifasnet-v2se' selects the fp32 original)")
         print(optimize.format_report(report))
+    if args.out and not report["written"]:
+        _err(f"nothing written to {args.out}: the model has no rewritten form "
+             f"({report['note']})")
+        return FAILED
     return OK

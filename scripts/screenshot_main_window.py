@@ -1,12 +1,15 @@
 """Screenshots of the whole window with real content: Live, Images and Training tabs.
 
     FASDESK_MODELS_DIR=../shared/models python scripts/screenshot_main_window.py [OUT_DIR] [--docs]
+                                                  [--screen WIDTHxHEIGHT]
 
 Live runs on a looping video of the shared samples (a live face, then two recaptured
 ones) through the real models; the Live shot is taken on a confirmed real frame, once
 with the Collect panel collapsed and once open. The Images tab classifies the samples
 plus a text file named .jpg and shows the live photo selected. The Training tab is shot
 with a small synthetic dataset (tests/training_synth.py) opened in its Dataset step. With --docs, docs/live.png and docs/images.png are rewritten.
+With --screen (e.g. 1366x768, a laptop) the offscreen screen has that size and the window
+sizes itself to it, as it does on a real screen, instead of the README's fixed size.
 """
 from __future__ import annotations
 
@@ -17,6 +20,16 @@ import tempfile
 import time
 from pathlib import Path
 
+SCREEN = next((a.split("=", 1)[1] if "=" in a else sys.argv[sys.argv.index(a) + 1]
+               for a in sys.argv[1:] if a.startswith("--screen")), None)
+if SCREEN:
+    import json
+
+    _width, _height = (int(v) for v in SCREEN.lower().split("x"))
+    _config = Path(tempfile.mkdtemp()) / "screen.json"
+    _config.write_text(json.dumps({"screens": [{"name": "screen", "x": 0, "y": 0, "width": _width,
+                                                "height": _height, "logicalDpi": 96}]}))
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_config}"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
@@ -44,7 +57,7 @@ def save_small(png: Path, target: Path) -> None:
 
 
 def main() -> int:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    args = [a for a in sys.argv[1:] if not a.startswith("--") and a != SCREEN]
     docs = "--docs" in sys.argv[1:]
     out = Path(args[0] if args else "/tmp")
     out.mkdir(parents=True, exist_ok=True)
@@ -67,6 +80,8 @@ def main() -> int:
 
     def shot(name: str, doc: str | None = None) -> None:
         image = window.grab()
+        if SCREEN:
+            name, doc = f"{name}-{SCREEN}", None  # not the README's size
         path = out / f"fasdesk-window-{name}.png"
         image.save(str(path))
         print(path)
@@ -84,7 +99,8 @@ def main() -> int:
         (photos / "notes.jpg").write_text("a text file with a .jpg name\n")
 
         window = MainWindow(settings=Settings(mirror=False, loop_playback=True), save=False)
-        window.resize(*SIZE)
+        if not SCREEN:
+            window.resize(*SIZE)
         window.show()
         pump(lambda: False, 0.5)
         shot("live-idle")

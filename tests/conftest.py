@@ -36,10 +36,13 @@ def require_file(path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
-    """Keep tests out of the real user's config and data folders."""
+    """Keep tests out of the real user's config, data and cache folders. (The fast model
+    copies this process already made stay remembered: tests of the cache itself call
+    modelcache.forget_memory().)"""
     home = tmp_path_factory.mktemp("userdirs")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(_models_dir()))
 
 

@@ -24,3 +24,14 @@ def write_video(path: Path, samples_dir: Path, frames_per_sample: int = FRAMES_P
             writer.write(frame)
     writer.release()
     return path
+
+
+def two_face_frame(samples_dir: Path) -> np.ndarray:
+    """960x480: the live face (smaller, left) beside a recaptured photo (larger, right), as
+    when someone holds a printed photo up next to their face."""
+    frame = np.zeros((480, 960, 3), np.uint8)
+    real = cv2.imread(str(Path(samples_dir) / "real_T1.jpg"))
+    photo = cv2.imread(str(Path(samples_dir) / "spoof_F1.jpg"))
+    frame[80:480, 60:360] = cv2.resize(real, (300, 400), interpolation=cv2.INTER_AREA)
+    frame[:, 540:900] = cv2.resize(photo, (360, 480), interpolation=cv2.INTER_AREA)
+    return frame

@@ -172,6 +172,31 @@ def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, de
     assert "1 model(s) failed verification" in captured.err
 
 
+def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model):
+    from fasdesk.core import registry
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
+    monkeypatch.setattr(registry, "search_dirs", lambda: [folder])
+    # Nothing anywhere: not a success.
+    assert main(["models", "verify"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fasdesk: not found: minifasnet-v2se, yunet-2023mar; run "
+                          "'fasdesk models pull', or offline copy best_model.onnx and "
+                          "detector.onnx")
+    assert "FASDESK_MODELS_DIR" in err
+    # The two the app needs, intact: success, though the optional quantized model is absent.
+    shutil.copy(fp32_model, folder)
+    shutil.copy(detector_model, folder)
+    assert main(["models", "verify"]) == 0
+    assert "minifasnet-v2se-dynq: not found" in capsys.readouterr().out
+    # A model asked for by name must be there.
+    assert main(["models", "verify", "minifasnet-v2se-dynq"]) == 1
+    assert "'fasdesk models pull minifasnet-v2se-dynq'" in capsys.readouterr().err
+    assert main(["models", "verify", "yunet-2023mar"]) == 0
+
+
 def test_doctor(capsys, fp32_model, detector_model):
     # A real process, so we can also see that torch is never imported to report it.
     code = ("import sys; from fasdesk.cli import main; rc = main(['doctor']); "
@@ -182,6 +207,7 @@ def test_doctor(capsys, fp32_model, detector_model):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for word in ("onnxruntime", "opencv", "numpy", "python", "CPUExecutionProvider",
                  "minifasnet-v2se (default): ok", "yunet-2023mar (default): ok", "cameras:",
+                 "liveness model minifasnet-v2se optimized: yes (exact rewrite",
                  "no problems found"):
         assert word in proc.stdout, word
     assert proc.stderr.strip() == "torch imported: False"
@@ -190,6 +216,8 @@ def test_doctor(capsys, fp32_model, detector_model):
     assert report["problems"] == [] and report["cameras"] is None
     assert {"fasdesk", "python", "numpy", "opencv", "onnxruntime", "torch"} <= set(report["versions"])
     assert "CPUExecutionProvider" in report["providers"]["available"]
+    assert report["liveness_runtime"]["model"] == "minifasnet-v2se"
+    assert report["liveness_runtime"]["optimized"] is True
 
 
 def test_doctor_reports_a_damaged_model(capsys, monkeypatch, tmp_path, detector_model):

@@ -221,6 +221,53 @@ def test_failing_source_shows_message_and_retry(make_window, qtbot, video, tmp_p
     assert tab.running and not tab.message.isVisible()
 
 
+def test_a_failed_source_shows_its_failure_and_never_the_previous_one(make_window, qtbot, video,
+                                                                     samples_dir, tmp_path):
+    """After a good video, a broken file: the view says why (not "Opening..." forever),
+    Snapshot has nothing to save, and the broken file pushes no good source out of the list."""
+    window = make_window(settings=Settings(), save=False)
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(video)))
+    collect_frames(qtbot, tab, 2)
+    assert tab.snapshot_button.isEnabled()
+    assert window.settings.source == str(video) and window.settings.recent_sources == [str(video)]
+
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(os.urandom(5000))
+    tab.start(SourceSpec.parse(str(broken)))  # while the video's frames are still coming
+    qtbot.waitUntil(lambda: tab.message.isVisible(), timeout=TIMEOUT_MS)
+    qtbot.wait(200)  # any late frame of the video would land by now
+    assert "broken.avi" in tab.message.label.text() and tab.message.button.text() == "Retry"
+    assert tab.view.frame is None and tab.last_frame is None
+    assert "broken.avi" in tab.view.notice and "Retry" in tab.view.notice
+    assert not tab.snapshot_button.isEnabled()
+    assert tab.snapshot(str(tmp_path / "snap.png")) is None
+    assert not (tmp_path / "snap.png").exists()
+    # The view paints the failure on its empty background, not the old picture.
+    image = tab.view.grab().toImage()
+    pixels = [image.pixelColor(x, y) for x in range(0, image.width(), 7)
+              for y in range(0, image.height(), 7)]
+    background = sum((c.red(), c.green(), c.blue()) == (24, 26, 30) for c in pixels)
+    assert background > 0.9 * len(pixels)
+    if os.environ.get("FASDESK_SCREENSHOTS"):
+        window.grab().save(str(Path(os.environ["FASDESK_SCREENSHOTS"]) / "live_failed_source.png"))
+
+    # The good video stays remembered and listed; the broken file is listed only as the
+    # current choice, marked, and is gone once another source runs.
+    assert window.settings.source == str(video) and window.settings.recent_sources == [str(video)]
+    items = {tab.source_combo.itemData(i): tab.source_combo.itemText(i)
+             for i in range(tab.source_combo.count())}
+    assert SourceSpec.parse(str(video)) in items
+    assert items[SourceSpec.parse(str(broken))].endswith("could not be opened")
+    assert tab.source_combo.currentData() == SourceSpec.parse(str(broken))
+    tab.start(SourceSpec.parse(str(samples_dir)))
+    collect_frames(qtbot, tab, 1)
+    assert window.settings.recent_sources == [str(samples_dir), str(video)]
+    specs = [tab.source_combo.itemData(i) for i in range(tab.source_combo.count())]
+    assert SourceSpec.parse(str(broken)) not in specs
+    assert specs.index(SourceSpec.parse(str(samples_dir))) < specs.index(SourceSpec.parse(str(video)))
+
+
 def test_source_ending_mid_stream_offers_replay(make_window, qtbot, video):
     window = make_window(settings=Settings(loop_playback=False), save=False)
     tab = window.live_tab
@@ -288,16 +335,56 @@ def test_settings_persist_and_corrupt_file(make_window, qtbot, samples_dir):
     assert load_settings()[1] is None  # replaced by a good file on close
 
 
+def test_window_fits_a_1366x768_screen(make_window, qtbot):
+    """The window was 1180x760 plus its title bar: taller than a laptop's 1366x768 screen."""
+    from PySide6.QtCore import QSize
+
+    from fasdesk.ui.main_window import FRAME_ALLOWANCE, PREFERRED_SIZE, fitted_size, fits
+
+    laptop = QSize(1366, 768 - 40)  # available: the screen less a 40 px taskbar
+    size = fitted_size(PREFERRED_SIZE, laptop)
+    assert fits(size, laptop) and size.height() + FRAME_ALLOWANCE.height() <= 728
+    assert fitted_size(PREFERRED_SIZE, QSize(2560, 1400)) == PREFERRED_SIZE
+
+    # On this (offscreen, 800x600) screen: sized to fit, and a saved geometry from a
+    # bigger screen is not restored as it was.
+    available = make_window(size=None, settings=Settings(), save=False).screen().availableGeometry()
+    window = make_window(size=None, settings=Settings(), save=False)
+    assert fits(window.size(), available.size())
+    window.resize(1800, 1100)
+    too_big = bytes(window.saveGeometry().toBase64()).decode("ascii")
+    again = make_window(size=None, settings=Settings(geometry=too_big), save=False)
+    assert fits(again.size(), available.size())
+    assert available.contains(again.geometry().topLeft())
+    window.resize(760, 520)  # (the window's minimum width is 744)
+    window.move(10, 20)
+    kept = bytes(window.saveGeometry().toBase64()).decode("ascii")
+    assert make_window(size=None, settings=Settings(geometry=kept), save=False).size() == QSize(760, 520)
+
+    # Nothing inside forces it taller than a laptop allows: Collect mode open and every
+    # message bar showing at once.
+    again.collect_panel.setChecked(True)
+    again.live_tab.message.show_message("video file not found: " + "/a/long/path" * 20)
+    again.notice.show_message("Settings file: ignored bad values; defaults used.", action=None)
+    again.banner.show_missing([], "The liveness model could not be found.", "detail")
+    qtbot.wait(10)
+    assert fits(again.minimumSizeHint(), laptop), again.minimumSizeHint()
+
+
 def test_model_switch_without_restart(make_window, qtbot, video, quantized_model, tmp_path):
     window = make_window(settings=Settings(), save=False)
     tab = window.live_tab
     tab.start(SourceSpec.parse(str(video)))
     fp32 = collect_frames(qtbot, tab, 1)[-1]
-    assert window.model_label.text() == "model: minifasnet-v2se"
+    # The id the user chose (the shipped one), running in its fast form.
+    assert window.model_label.text() == "model: minifasnet-v2se (optimized)"
+    assert "exact rewrite" in window.model_label.toolTip()
     assert window.provider_label.text()
 
     assert window.use_model("minifasnet-v2se-dynq")
     qtbot.waitUntil(lambda: "dynq" in window.model_label.text(), timeout=TIMEOUT_MS)
+    assert window.model_label.text() == "model: minifasnet-v2se-dynq (not optimized)"
+    assert "quantized" in window.model_label.toolTip()
     quant = collect_frames(qtbot, tab, 2)[-1]
     assert tab.running and quant.faces[0].label(0.5) == expected_label(quant)
     assert window.settings.model == "minifasnet-v2se-dynq"
@@ -362,6 +449,31 @@ def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path
     collect_frames(qtbot, window.live_tab, 1)
 
 
+def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path):
+    import socket
+
+    from fasdesk.core import registry
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
+    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
+    window = make_window(settings=Settings(), save=False)
+    banner = window.banner
+    offline_route = (f"copy best_model.onnx and detector.onnx (from a machine that has them) "
+                     f"into {registry.user_models_dir()}, or set FASDESK_MODELS_DIR")
+    assert offline_route in banner.label.text()
+    with socket.socket() as sock:  # a port nothing listens on: the download cannot connect
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("FASDESK_MODELS_URL_BASE", f"http://127.0.0.1:{port}")
+    banner.download_button.click()
+    qtbot.waitUntil(lambda: "Download failed" in banner.label.text(), timeout=TIMEOUT_MS)
+    text = banner.label.text()
+    assert "offline?" in text and offline_route in text
+    assert banner.download_button.isVisible() and banner.open_button.isVisible()
+
+
 class _TrickleHandler(http.server.BaseHTTPRequestHandler):
     """Serves a model file slowly, so a download can be cancelled half way."""
     directory = "."
@@ -412,6 +524,36 @@ def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_p
     assert not (folder.exists() and any(folder.iterdir()))  # nothing, not even a .part file
 
 
+def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp_path, video,
+                                           fp32_model, detector_model):
+    from fasdesk.core import registry
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    data = bytearray(fp32_model.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one weight a little off: still a model that loads
+    (folder / fp32_model.name).write_bytes(bytes(data))
+    (folder / detector_model.name).write_bytes(detector_model.read_bytes())
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
+    window = make_window(settings=Settings(), save=False)
+    assert window.notice.isVisible()
+    text = window.notice.label.text()
+    assert text.startswith("Model refused: ") and "does not match its SHA-256" in text
+    assert "fasdesk models pull minifasnet-v2se" in text
+    assert window.model_label.text() == "model refused"
+    assert not window.banner.isVisible()  # the file is there: nothing to download
+    # Live does not run the tampered model either, and says why.
+    window.live_tab.start(SourceSpec.parse(str(video)))
+    qtbot.waitUntil(lambda: window.live_tab.message.isVisible(), timeout=TIMEOUT_MS)
+    assert "does not match its SHA-256" in window.live_tab.message.label.text()
+    assert not window.live_tab.running
+    # Another model can still be chosen, and the refusal goes away with it.
+    assert window.use_model(str(fp32_model))
+    assert not window.notice.isVisible()
+    assert window.model_label.text().startswith(f"model: {fp32_model.name}")
+    assert registry.resolve(str(folder / fp32_model.name))  # an explicit file is not checked
+
+
 def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
     from fasdesk.core.registry import get_entry
 
@@ -424,6 +566,7 @@ def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
     assert info.info["Classes"] == "real, spoof"
     assert info.info["License"] == "Apache-2.0"
     assert float(info.info["Latency (1 face)"].split()[0]) > 0
+    assert info.info["Optimized"].startswith("yes (exact rewrite")
     info.close()
     about = window.show_about()
     licenses = {about.table.item(r, 0).text(): about.table.item(r, 2).text()

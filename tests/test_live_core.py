@@ -9,8 +9,8 @@ import pytest
 from fasdesk.core.live import LiveLoop
 from fasdesk.core.pipeline import FaceResult
 from fasdesk.core.settings import Settings, load_settings, save_settings
-from fasdesk.core.sources import (Pacer, SourceError, SourceSpec, VideoFileSource, open_source,
-                                  probe_cameras)
+from fasdesk.core.sources import (RECENT_SOURCES, Pacer, SourceError, SourceSpec, VideoFileSource,
+                                  add_recent, open_source, probe_cameras)
 from fasdesk.core.tracking import FaceTracker, iou, is_confirmed
 
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video
@@ -19,6 +19,21 @@ from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video
 def face(box, p):
     return FaceResult(box=box, detector_score=0.9, p_real=p,
                       label="unsure" if p is None else ("real" if p >= 0.5 else "spoof"))
+
+
+def test_recent_sources_newest_first_without_repeats_and_kept_in_settings(tmp_path):
+    recent: list[str] = []
+    for name in ["a.mp4", "b.mp4", "a.mp4"] + [f"{i}.mp4" for i in range(RECENT_SOURCES)]:
+        recent = add_recent(recent, name)
+    assert recent == [f"{i}.mp4" for i in reversed(range(RECENT_SOURCES))]
+    assert add_recent(["x", "y", "z"], "y") == ["y", "x", "z"]
+
+    path = tmp_path / "settings.json"
+    save_settings(Settings(recent_sources=["/videos/a.mp4", "/photos"]), path)
+    assert load_settings(path)[0].recent_sources == ["/videos/a.mp4", "/photos"]
+    path.write_text(json.dumps({"recent_sources": ["/videos/a.mp4", 7, ""]}))
+    settings, warning = load_settings(path)
+    assert settings.recent_sources == ["/videos/a.mp4"] and "recent_sources" in warning
 
 
 def test_source_spec_parse(tmp_path, samples_dir):
@@ -194,3 +209,30 @@ def test_camera_that_stops_sending_frames_raises_a_clear_error():
         camera.read()
     assert camera._cap.reads == CAMERA_MAX_FAILURES
     camera.close()
+
+
+def test_each_photo_of_a_folder_starts_new_tracks(tmp_path, samples_dir, pipeline):
+    # The same photo under two names: the boxes overlap exactly, so only the change of
+    # photo keeps the face of one from continuing the other's track (and plot line).
+    for name in ("a.jpg", "b.jpg"):
+        shutil.copy(samples_dir / "real_T1.jpg", tmp_path / name)
+    loop = LiveLoop(open_source(SourceSpec.parse(str(tmp_path))), pipeline)
+    frames = [loop.step() for _ in range(4)]  # a, b, a, b
+    assert [[f.track_id for f in frame.faces] for frame in frames] == [[1], [2], [3], [4]]
+    assert all(len(times) == 1 for times, _ in frames[-1].histories.values())
+    assert sorted(frames[-1].histories) == [1, 2, 3, 4]  # earlier photos stay on the plot
+    # One image shown again and again is one face, one track.
+    single = LiveLoop(open_source(SourceSpec.parse(str(tmp_path / "a.jpg"))), pipeline)
+    assert [[f.track_id for f in single.step().faces] for _ in range(3)] == [[1], [1], [1]]
+
+
+def test_tracker_new_scene_closes_tracks_but_keeps_their_history():
+    tracker = FaceTracker()
+    box = (100, 100, 80, 80)
+    assert tracker.update([face(box, 0.9)], 0.0)[0].track_id == 1
+    assert tracker.update([face(box, 0.9)], 0.1)[0].track_id == 1
+    tracker.new_scene()
+    assert tracker.update([face(box, 0.1)], 0.2)[0].track_id == 2
+    assert tracker.update([face(box, 0.1)], 0.3)[0].track_id == 2
+    history = tracker.histories()
+    assert list(history[1][1]) == [0.9, 0.9] and list(history[2][1]) == [0.1, 0.1]

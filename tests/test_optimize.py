@@ -122,45 +122,21 @@ def test_jittered_crops_are_deterministic(samples_dir, detector_model):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_registry_prefers_the_fast_model_only_while_intact(fp32_model, samples_dir, detector_model):
-    assert registry.default_liveness_id() == registry.DEFAULT_LIVENESS
-    path, report = optimize.build_fast_model([samples_dir], crops=30)
-    assert path.parent == registry.user_models_dir()
-    assert report["agreement"]["agreement"] == 1.0
-    entry = registry.get_entry(optimize.FAST_ID)
-    assert entry.sha256 == registry.sha256_of(path) == report["sha256"]
-    assert entry.extra["agreement"]["crops"] == 30
-    assert json.loads(path.with_suffix(".json").read_text())["sha256"] == entry.sha256
-    assert registry.default_liveness_id() == optimize.FAST_ID
-    assert registry.resolve(None, kind="liveness") == path
-    assert registry.resolve(registry.DEFAULT_LIVENESS) == fp32_model  # fp32 stays selectable
-
-    from fasdesk.core.pipeline import build_pipeline
-
-    fast_pipe, fp32_pipe = build_pipeline(), build_pipeline(registry.DEFAULT_LIVENESS)
-    assert fast_pipe.engine.model_path == path
-    for name in SAMPLES:
-        image = read_image(samples_dir / name)
-        a, b = fast_pipe.process(image), fp32_pipe.process(image)
-        assert [f.label for f in a] == [f.label for f in b]
-        assert a[0].p_real == pytest.approx(b[0].p_real, abs=1e-4)
-
-    with open(path, "ab") as fh:  # a damaged file is never used
-        fh.write(b"\0")
-    assert registry.default_liveness_id() == registry.DEFAULT_LIVENESS
-    assert registry.resolve(None, kind="liveness") == fp32_model
-
-
-def test_models_optimize_command(samples_dir, capsys):
+def test_models_optimize_command(samples_dir, capsys, tmp_path):
     from fasdesk.cli import main
 
-    assert main(["models", "optimize", "--images", str(samples_dir), "--crops", "20", "--json"]) == 0
+    out_file = tmp_path / "fast.onnx"
+    assert main(["models", "optimize", "--images", str(samples_dir), "--crops", "20",
+                 "--out", str(out_file), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["id"] == optimize.FAST_ID and out["agreement"]["agreement"] == 1.0
+    assert out["model"] == registry.DEFAULT_LIVENESS and out["optimized"] is True
+    assert out["agreement"]["crops"] == 20 and out["agreement"]["agreement"] == 1.0
+    assert out["written"] == str(out_file)
+    assert registry.sha256_of(out_file) == registry.sha256_of(out["cached"])
+    # Nothing new to pick: the list still has one default liveness model, the shipped id.
     assert main(["models", "list", "--json"]) == 0
-    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows[optimize.FAST_ID]["default"] and not rows[registry.DEFAULT_LIVENESS]["default"]
-    assert rows[optimize.FAST_ID]["sha256"] == out["sha256"]
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows if r["default"] and r["kind"] == "liveness"] == [registry.DEFAULT_LIVENESS]
 
     assert main(["models", "optimize", "--crops", "0"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0
@@ -217,7 +193,10 @@ def test_detector_refuses_files_that_are_not_yunet(tmp_path, fp32_model):
         FaceDetector(garbage)
 
 
-def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops):
+def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops, samples_dir,
+                                                  detector_model):
+    from fasdesk.core.benchmark import mosaic
+    from fasdesk.core.detector import FaceDetector
     from fasdesk.core.liveness import SplitBatchEngine
     from fasdesk.core.pipeline import build_pipeline
 
@@ -225,5 +204,120 @@ def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops):
     for n in (1, 2, 3, 8):
         batch = np.concatenate([sample_crops] * 3)[:n]
         np.testing.assert_allclose(split.logits(batch), plain.logits(batch), atol=1e-5)
+    # Each half cuts its own crops: the same as cropping them all, then one batch.
+    detector = FaceDetector(detector_model)
+    frame = mosaic([read_image(samples_dir / n) for n in SAMPLES], detector)
+    boxes = [tuple(int(v) for v in d.box) for d in detector.detect(frame)]
+    assert len(boxes) == 8
+    p_split, logits_split, cropping, running = split.judge(frame, boxes)
+    p_plain, logits_plain = plain.p_real(preprocess(frame, boxes))
+    np.testing.assert_allclose(logits_split, logits_plain, atol=1e-5)
+    np.testing.assert_allclose(p_split, p_plain, atol=1e-6)
+    assert cropping > 0 and running > 0
     assert isinstance(build_pipeline(fast_model, live=True).engine, SplitBatchEngine)
     assert type(build_pipeline(fast_model).engine) is LivenessEngine
+
+
+# ----------------------------------------------------------------------------- at load time
+
+def _cache_files(source):
+    from fasdesk.core import modelcache
+
+    digest = registry.sha256_of(source)
+    return (modelcache.folder() / f"{digest}.{optimize.RECIPE}.onnx",
+            modelcache.folder() / f"{digest}.{optimize.RECIPE}.json")
+
+
+def test_every_liveness_model_runs_in_its_fast_form(fp32_model, sample_crops, reference, tmp_path):
+    """Shipped (registry id), given as a file (--model, Open ONNX...), or exported by
+    training and registered: each runs rewritten, and gives the fp32 logits."""
+    import shutil
+
+    from fasdesk.core import modelcache
+    from fasdesk.core.benchmark import PlainSession
+    from fasdesk.core.paths import user_models_dir
+    from fasdesk.core.pipeline import build_pipeline
+
+    modelcache.forget_memory()  # this test's (empty) cache folder, as in a fresh install
+    trained = user_models_dir() / "office-cam.onnx"  # what the Training tab registers
+    trained.parent.mkdir(parents=True)
+    shutil.copy(fp32_model, trained)
+    registry.register_user_model(registry.ModelEntry(
+        id="office-cam", kind="liveness", file=trained.name, sha256=registry.sha256_of(trained)))
+    opened = tmp_path / "opened.onnx"
+    shutil.copy(fp32_model, opened)
+    plain = PlainSession(fp32_model).logits(sample_crops)
+    for chosen, file in ((None, fp32_model), ("office-cam", trained), (str(opened), opened)):
+        for live in (True, False):
+            engine = build_pipeline(chosen, live=live).engine
+            assert engine.model_path == file  # the file the user chose...
+            assert engine.optimized and "33 PRelu rewritten" in engine.optimization
+            np.testing.assert_allclose(engine.logits(sample_crops), plain, atol=1e-4)
+    fast_copy, record = _cache_files(fp32_model)
+    assert fast_copy.is_file() and record.is_file()  # ...run from one fast copy per content
+    assert len(list(fast_copy.parent.glob(f"*.{optimize.RECIPE}.onnx"))) == 1
+
+
+def test_fast_copy_is_cached_and_rebuilt_when_missing_or_damaged(fp32_model, sample_crops,
+                                                                 tmp_path, monkeypatch):
+    from fasdesk.core import modelcache
+
+    modelcache.forget_memory()
+    first = optimize.runtime_model(fp32_model)
+    fast_copy, record = _cache_files(fp32_model)
+    assert first.built_now and first.path == fast_copy and first.info["optimized"]
+    built = fast_copy.stat().st_mtime_ns
+    modelcache.forget_memory()  # a new process: read from the cache, not built
+    again = optimize.runtime_model(fp32_model)
+    assert not again.built_now and again.path == fast_copy
+    assert fast_copy.stat().st_mtime_ns == built
+    assert optimize.runtime_model(fp32_model) is again  # once per process
+
+    def rebuilt() -> bool:
+        modelcache.forget_memory()
+        result = optimize.runtime_model(fp32_model)
+        engine = LivenessEngine(fp32_model)
+        np.testing.assert_allclose(engine.logits(sample_crops),
+                                   LivenessEngine(fp32_model, optimize=False).logits(sample_crops),
+                                   atol=1e-4)
+        return result.built_now and engine.optimized
+
+    data = bytearray(fast_copy.read_bytes())
+    data[len(data) // 2] ^= 0x01  # damaged: still loads, but would give other logits
+    fast_copy.write_bytes(bytes(data))
+    assert rebuilt()
+    fast_copy.unlink()
+    assert rebuilt()
+    record.write_text("{not json")
+    assert rebuilt()
+    # A cache folder that cannot be written: built in memory, still optimized.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    assert rebuilt()
+    assert optimize.runtime_model(fp32_model).data is not None
+
+
+def test_models_the_rewrite_does_not_fit_run_as_they_are_with_one_log_line(
+        quantized_model, fp32_model, sample_crops, tmp_path, caplog):
+    import shutil
+
+    from fasdesk.core.benchmark import PlainSession
+
+    quantized_model = shutil.copy(quantized_model, tmp_path / "opened.onnx")  # new to this process
+    with caplog.at_level("WARNING", logger="fasdesk.core.optimize"):
+        quantized = LivenessEngine(quantized_model)
+        LivenessEngine(quantized_model)  # loaded again: no second line
+    assert not quantized.optimized and "quantized" in quantized.optimization
+    assert quantized.runtime_model == str(quantized_model)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"fasdesk: {quantized_model.name} runs as it is, not optimized: "
+                     f"{quantized.optimization}"]
+    np.testing.assert_array_equal(quantized.logits(sample_crops),
+                                  PlainSession(quantized_model).logits(sample_crops))
+    # A model already in the fast form (e.g. written by `models optimize --out`) runs as is.
+    fast = tmp_path / "fast.onnx"
+    optimize.optimize_model(fp32_model, fast)
+    engine = LivenessEngine(fast)
+    assert engine.optimized and engine.optimization.startswith("already in the fast form")
+    assert engine.runtime_model == str(fast)

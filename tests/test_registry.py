@@ -210,3 +210,95 @@ def test_manifest_matches_the_shared_files(models_dir, fp32_model, quantized_mod
         assert path.stat().st_size == entry.size, entry.id
         assert registry.sha256_of(path) == entry.sha256, entry.id
         assert entry.url.startswith("https://") and entry.license
+
+
+def test_offline_pull_names_every_missing_file_and_the_offline_route(monkeypatch, tmp_path,
+                                                                     capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
+    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, user_models_dir()])
+    monkeypatch.setenv(URL_BASE_ENV, f"http://127.0.0.1:{_unused_port()}")
+    assert main(["models", "pull"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "offline?" in err
+    assert (f"copy best_model.onnx and detector.onnx (from a machine that has them) into "
+            f"{user_models_dir()}, or set FASDESK_MODELS_DIR to a folder that holds them") in err
+    assert _leftovers(user_models_dir()) == []
+
+
+def test_models_dir_that_is_no_folder_is_ignored_with_one_warning(monkeypatch, tmp_path, capsys):
+    gone = tmp_path / "gone"
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(gone))
+    assert gone not in registry.search_dirs()
+    assert main(["models", "list"]) == 0  # many lookups, one warning
+    err = capsys.readouterr().err
+    assert err == (f"fasdesk: warning: FASDESK_MODELS_DIR={gone} is not a folder, so it is "
+                   f"ignored; set it to the folder that holds the model files ('export "
+                   f"FASDESK_MODELS_DIR=/path/to/models') or remove it "
+                   f"('unset FASDESK_MODELS_DIR')\n")
+    # A real folder is searched first, without a word.
+    gone.mkdir()
+    assert registry.search_dirs()[0] == gone
+    assert main(["models", "list"]) == 0 and capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------ hash check on load
+
+def _tampered_models(folder: Path, fp32_model: Path, detector_model: Path) -> Path:
+    """The shipped models, with one weight of the liveness model a little off (the file
+    still loads and runs: only its SHA-256 tells)."""
+    folder.mkdir()
+    data = bytearray(fp32_model.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (folder / fp32_model.name).write_bytes(bytes(data))
+    shutil.copy(detector_model, folder / detector_model.name)
+    return folder / fp32_model.name
+
+
+def test_tampered_registry_model_is_refused_by_classify(tmp_path, samples_dir, fp32_model,
+                                                        detector_model, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    env = {**os.environ, "FASDESK_MODELS_DIR": str(tampered.parent)}
+
+    def classify(*extra):
+        return subprocess.run([sys.executable, "-m", "fasdesk", "classify", str(samples_dir),
+                               "--json", *extra], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    refused = classify()
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1  # one line, no traceback
+    assert "'minifasnet-v2se'" in refused.stderr and "does not match its SHA-256" in refused.stderr
+    assert "fasdesk models pull minifasnet-v2se" in refused.stderr
+    assert classify("--model", registry.DEFAULT_LIVENESS).returncode == 1
+    # A file given explicitly has no registry hash to match: it is the user's choice.
+    assert classify("--model", str(tampered)).returncode == 0
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
+    assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 1  # verify agrees
+
+
+def test_hash_is_remembered_while_size_and_mtime_stay(tmp_path, fp32_model, detector_model,
+                                                      monkeypatch):
+    import os
+
+    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
+    reads = []
+    real_sha256_of = registry.sha256_of
+    monkeypatch.setattr(registry, "sha256_of", lambda path: reads.append(path) or real_sha256_of(path))
+    with pytest.raises(registry.ModelIntegrityError, match="models pull minifasnet-v2se"):
+        registry.resolve(None)
+    with pytest.raises(registry.ModelIntegrityError):
+        registry.resolve(registry.DEFAULT_LIVENESS)
+    assert len(reads) == 1  # checked twice, read once
+    # Repaired in place (same size, new content and mtime): read again, and accepted.
+    tampered.write_bytes(fp32_model.read_bytes())
+    os.utime(tampered, ns=(1, 1))  # a different mtime in any case
+    assert registry.resolve(None) == tampered
+    assert len(reads) == 2
+    assert registry.resolve(registry.DEFAULT_LIVENESS, verify=False) == tampered

@@ -50,22 +50,14 @@ def test_roc_curve_points():
     np.testing.assert_allclose(pr["recall"][-1], 1.0)
 
 
-def test_threshold_for_target_bpcer():
-    op = M.threshold_for_bpcer(IS_ATTACK, P_REAL, 0.0)  # reject no real face: t = 0.4
-    assert op["threshold"] == pytest.approx(0.4)
-    assert op["bpcer"] == 0 and op["apcer"] == pytest.approx(0.25)
-    op = M.threshold_for_bpcer(IS_ATTACK, P_REAL, 0.34)  # may reject one: t = 0.8
-    assert op["threshold"] == pytest.approx(0.8)
-    assert op["bpcer"] == pytest.approx(1 / 3) and op["apcer"] == 0
-
-
-def test_threshold_for_target_apcer():
-    op = M.threshold_for_apcer(IS_ATTACK, P_REAL, 0.0)  # accept no attack: just above 0.7
-    assert 0.7 < op["threshold"] < 0.7 + 1e-9
-    assert op["apcer"] == 0 and op["bpcer"] == pytest.approx(1 / 3)
-    op = M.threshold_for_apcer(IS_ATTACK, P_REAL, 0.25)  # may accept one: just above 0.3
-    assert 0.3 < op["threshold"] < 0.3 + 1e-9
-    assert op["apcer"] == pytest.approx(0.25) and op["bpcer"] == 0
+def test_operating_points_come_from_the_one_threshold_function():
+    r = build_report(np.log(np.stack([P_REAL, 1 - P_REAL], axis=1)), IS_ATTACK.astype(int),
+                     ["real", "spoof"], [0] * 3 + [7] * 4, target_bpcer=0.0, target_apcer=0.25)
+    assert r["operating_points"]["bpcer"] == M.threshold_for_target(IS_ATTACK, P_REAL, "bpcer", 0.0).to_json()
+    assert r["operating_points"]["apcer"]["threshold"] == pytest.approx(0.35)
+    # The raw scores travel with the report, so the app can pick for other targets.
+    assert r["scores"]["p_real"] == pytest.approx(P_REAL.tolist())
+    assert r["scores"]["attack_type"] == [None] * 3 + ["PC screen"] * 4
 
 
 def test_equal_error_rate():

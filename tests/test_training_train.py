@@ -263,20 +263,35 @@ def test_a_wrong_shape_resume_is_one_line(trained, real_samples, tmp_path, capsy
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_int8_export_of_the_shared_checkpoint(real_samples, checkpoint, tmp_path):
+def test_int8_export_is_kept_only_when_it_agrees_and_is_faster(real_samples, checkpoint, tmp_path):
     import onnx
 
     out = tmp_path / "int8.onnx"
     rc, events, err = run_cli("export", checkpoint, out, "--int8", "--calibration", real_samples)
     assert rc == 0, err
-    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
-    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
-    assert (tmp_path / "int8.fp32.onnx").is_file()
     card = json.loads((tmp_path / "int8.card.json").read_text())
-    agreement = card["int8_agreement"]
-    assert card["precision"] == "int8" and agreement["images"] == 8  # half of 16 held out
+    gate = card["int8"]
+    agreement, ms = gate["agreement"], gate["ms_per_face"]
+    assert agreement["images"] == 8  # half of 16 held out
     assert agreement["agreement"] == 1.0 and agreement["median_abs_delta_p_real"] <= 0.01
     assert of_kind(events, "metric", scope="export")[0]["agreement"] == 1.0
+    assert ms["int8"] > 0 and ms["fp32_optimized"] > 0
+    assert gate["compared_with"].startswith("the fp32 model, optimized")
+    # Kept exactly when it agrees on >= 99.5% of held-out crops AND is faster here.
+    assert gate["kept"] == (agreement["agreement"] >= 0.995 and ms["int8"] < ms["fp32_optimized"])
+    said = [line for line in err.splitlines() if line.startswith("export: INT8 ")]
+    assert len(said) == 1 and said[0] == "export: " + gate["reason"]
+    assert "100.00% identical verdicts on 8 held-out crops" in said[0]
+    assert f"{ms['int8']:.2f} ms per face vs {ms['fp32_optimized']:.2f} ms" in said[0]
+    assert of_kind(events, "done")[0]["int8"] is gate["kept"]
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    if gate["kept"]:
+        assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
+        assert (tmp_path / "int8.fp32.onnx").is_file() and card["precision"] == "int8"
+    else:  # OUT is the fp32 model; no INT8 file offered anywhere
+        assert "QuantizeLinear" not in ops and "not kept" in said[0]
+        assert not (tmp_path / "int8.fp32.onnx").exists() and card["precision"] == "fp32"
+        assert card["int8_agreement"] is None
     rc, events, err = run_cli("eval", real_samples, out, "--split", "all")
     assert rc == 0, err
     assert of_kind(events, "done")[0]["accuracy"] >= 0.9

@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", metavar="DATA", help="a 'prep' output folder for calibration")
     p.add_argument("--calibration-size", type=int, default=256,
                    help="crops used: half calibrate, half measure agreement (default 256)")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="suggested p_real threshold for the model card (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="the p_real threshold picked for this model; stored in the model card "
+                   "and applied by the app whenever this model is the live one (and only then)")
     p.add_argument("--report", metavar="REPORT.json", help="an eval report to copy metrics from")
     _events_flag(p)
     return parser

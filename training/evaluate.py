@@ -9,9 +9,12 @@ as the app runs them; `.pth` through torch.
 The report (JSON; see training.metrics for the definitions): model, data, split, n,
 classes, threshold, accuracy, per_class_accuracy, confusion_matrix [true][predicted],
 roc_auc, average_precision, apcer, bpcer, acer, apcer_per_type, apcer_max, eer,
-operating_points {bpcer: {target_bpcer, threshold, apcer, bpcer}, apcer: {...}},
+operating_points {bpcer: {kind, target, threshold, apcer, bpcer, gap, n_real, n_attack,
+needed, reliable, warning}, apcer: {...}} (fasdesk.core.thresholds.threshold_for_target),
 curves {roc: {fpr, tpr, thresholds}, pr: {precision, recall, thresholds}} (thresholds on
-p_spoof = 1 - p_real), counts per class.
+p_spoof = 1 - p_real), counts per class, and the raw scores {p_real, label, attack_type}
+(one entry per image, in the order evaluated), from which the app picks thresholds for
+other targets with the same function.
 """
 from __future__ import annotations
 
@@ -192,11 +195,16 @@ def build_report(logits: np.ndarray, labels: np.ndarray, classes: list[str],
         "apcer_per_type": errors["apcer_per_type"], "apcer_max": errors["apcer_max"],
         "eer": M.equal_error_rate(is_attack, p_real)["eer"],
         "operating_points": {
-            "bpcer": M.threshold_for_bpcer(is_attack, p_real, target_bpcer),
-            "apcer": M.threshold_for_apcer(is_attack, p_real, target_apcer),
+            "bpcer": M.threshold_for_target(is_attack, p_real, "bpcer", target_bpcer).to_json(),
+            "apcer": M.threshold_for_target(is_attack, p_real, "apcer", target_apcer).to_json(),
         },
         "curves": {
             "roc": M.downsample_curve(M.roc_curve(is_attack, p_spoof)),
             "pr": M.downsample_curve(M.pr_curve(is_attack, p_spoof)),
+        },
+        "scores": {
+            "p_real": [float(v) if np.isfinite(v) else None for v in p_real],
+            "label": [int(v) for v in labels],
+            "attack_type": [t if a else None for t, a in zip(types, is_attack)],
         },
     }

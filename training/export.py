@@ -6,15 +6,26 @@ branch is left out. Before anything is written the ONNX model is run with onnxru
 against the torch model on random inputs and on prepared crops when given; a max |diff|
 above 1e-4 stops the export.
 
-`--int8 --calibration DATA`: OUT.onnx is then the static INT8 (QDQ) model, calibrated on
-crops of the prepared dataset DATA, and the fp32 model is kept beside it as
-`<stem>.fp32.onnx`; the model card records the agreement of the two.
+`--int8 --calibration DATA`: a static INT8 (QDQ) model is calibrated on half of up to 256
+crops of the prepared dataset DATA and checked on the other half. It is kept only when it
+gives the fp32 model's verdict on at least 99.5% of those held-out crops AND runs faster
+than the fp32 model as the app runs it (optimized) on this machine
+(fasdesk.core.quantize.int8_gate). Kept: OUT.onnx is the INT8 model and the fp32 model
+sits beside it as `<stem>.fp32.onnx`. Not kept: OUT.onnx is the fp32 model, and one line
+says why (agreement and timings). The model card records the outcome either way.
+
+`--threshold P`: the threshold picked for this model (the Evaluate step's or a camera
+calibration's); it is stored in the card as `threshold.value`, and the app applies it
+whenever this file (same SHA-256) is the live model, and only then
+(fasdesk.core.thresholds.stored_threshold).
 
 The model card `<stem>.card.json` (see evaluate.card_path) holds: format, file, sha256,
-input (name, size), output, classes, suggested_threshold, metrics (what is known: the
+input (name, size), output, classes, suggested_threshold (the stored threshold, else 0.5),
+threshold ({value} when one was given), metrics (what is known: the
 checkpoint's validation accuracy, an eval report's figures with --report), split
 (val_fraction, seed, so eval finds the held-out images), source_checkpoint (path,
-sha256), created, max_abs_diff_vs_torch, and for INT8 the agreement report.
+sha256), created, max_abs_diff_vs_torch, and with --int8 the gate's outcome ("int8":
+kept, reason, agreement, ms_per_face) and the agreement report of a kept INT8 model.
 """
 from __future__ import annotations
 
@@ -28,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fasdesk.core.quantize import MIN_AGREEMENT
 from fasdesk.core.registry import sha256_of
 from training.evaluate import card_path
 from training.events import Emitter
@@ -86,9 +98,11 @@ def _calibration_crops(data_dir, size: int, limit: int, seed: int = 0) -> np.nda
     return D.tensor_batch(crops).numpy()
 
 
-def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, threshold=0.5,
+def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, threshold=None,
         report=None, emitter: Emitter | None = None) -> dict:
     em = emitter or Emitter()
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ExportError(f"--threshold must be between 0 and 1, got {threshold}")
     checkpoint, out = Path(checkpoint), Path(out)
     if out.suffix.lower() != ".onnx":
         raise ExportError(f"the output must be an .onnx file, got {out.name}")
@@ -127,10 +141,9 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
             raise ExportError(f"the ONNX model differs from the torch model by {diff:.3g} "
                               f"(> {TOLERANCE:g}); nothing was written")
         em.log(f"export: ONNX matches torch (max |diff| {diff:.2e} on {len(check)} inputs)")
-        agreement = None
+        agreement = gate = None
         if int8:
-            from fasdesk.core.optimize import agreement as measure_agreement
-            from fasdesk.core.quantize import QuantizeError, quantize_static_int8
+            from fasdesk.core.quantize import QuantizeError, int8_gate, quantize_static_int8
 
             int8_tmp = Path(tmpdir) / "model.int8.onnx"
             half = max(1, len(calib) // 2)
@@ -140,34 +153,39 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
                 raise ExportError(str(exc)) from None
             em.progress(3, steps, None, stage="quantized")
             held_out = calib[half:] if len(calib) > 1 else calib
-            agreement = measure_agreement(fp32_tmp, int8_tmp, held_out, threshold)
+            gate = int8_gate(fp32_tmp, int8_tmp, held_out, 0.5 if threshold is None else threshold)
+            agreement = dict(gate["agreement"])
             agreement["images"] = agreement.pop("crops")  # held-out prepared images
             agreement["calibration_images"] = int(half)
+            gate["agreement"] = agreement
             em.metric(scope="export", **agreement)
-            em.log(f"export: INT8 agrees with fp32 on {agreement['agreement']:.2%} of "
-                   f"{agreement['images']} held-out crops (median |dp_real| "
-                   f"{agreement['median_abs_delta_p_real']:.4f})")
-            fp32_out = out.with_name(out.stem + ".fp32.onnx")
-            os.replace(fp32_tmp, fp32_out)
-            os.replace(int8_tmp, out)
-            em.artifact(fp32_out, "onnx")
+            em.log(f"export: {gate['reason']}")
+            if gate["kept"]:
+                fp32_out = out.with_name(out.stem + ".fp32.onnx")
+                os.replace(fp32_tmp, fp32_out)
+                os.replace(int8_tmp, out)
+                em.artifact(fp32_out, "onnx")
+            else:
+                os.replace(fp32_tmp, out)
         else:
             os.replace(fp32_tmp, out)
     em.artifact(out, "onnx")
-    card = _model_card(out, checkpoint, ckpt, threshold, diff, eval_report, agreement)
+    card = _model_card(out, checkpoint, ckpt, threshold, diff, eval_report, gate)
     cpath = card_path(out)
     tmp = cpath.with_name(cpath.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
     os.replace(tmp, cpath)
     em.artifact(cpath, "model_card")
     em.progress(steps, steps, 0.0, stage="done")
-    em.done(onnx=str(out), model_card=str(cpath), max_abs_diff=diff, int8=bool(int8),
+    kept = bool(gate and gate["kept"])
+    em.done(onnx=str(out), model_card=str(cpath), max_abs_diff=diff, int8=kept,
+            int8_requested=bool(int8), int8_reason=gate["reason"] if gate else None,
             agreement=agreement)
     return card
 
 
-def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float, diff: float,
-                eval_report: dict | None, agreement: dict | None) -> dict:
+def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float | None, diff: float,
+                eval_report: dict | None, gate: dict | None) -> dict:
     config = ckpt["config"]
     metrics = {}
     if ckpt.get("validation_accuracy") is not None:
@@ -182,17 +200,23 @@ def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float, diff:
         "format": CARD_FORMAT,
         "file": out.name,
         "sha256": sha256_of(out),
-        "precision": "int8" if agreement is not None else "fp32",
+        "precision": "int8" if gate and gate["kept"] else "fp32",
         "input": {"name": "input", "shape": ["N", 3, config["input_size"], config["input_size"]],
                   "size": int(config["input_size"]), "layout": "NCHW RGB float32 in [0, 1]"},
         "output": {"name": "output", "shape": ["N", len(config["classes"])], "kind": "logits"},
         "classes": list(config["classes"]),
-        "suggested_threshold": float(threshold),
+        "suggested_threshold": 0.5 if threshold is None else float(threshold),
+        "threshold": None if threshold is None else {"value": float(threshold)},
         "metrics": metrics,
         "split": {"val_fraction": train_args.get("val_fraction", 0.2), "seed": train_args.get("seed", 0)},
         "source_checkpoint": {"path": str(checkpoint.resolve()), "sha256": sha256_of(checkpoint),
                               "epoch": ckpt.get("epoch")},
         "max_abs_diff_vs_torch": diff,
-        "int8_agreement": agreement,
+        "int8_agreement": gate["agreement"] if gate and gate["kept"] else None,
+        "int8": None if gate is None else {
+            "kept": gate["kept"], "reason": gate["reason"], "agreement": gate["agreement"],
+            "ms_per_face": gate["ms_per_face"], "min_agreement": MIN_AGREEMENT,
+            "compared_with": "the fp32 model, optimized as the app runs it"
+                             if gate["fp32_optimized"] else "the fp32 model"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

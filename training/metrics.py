@@ -14,10 +14,17 @@ ROC x = BPCER (false positive rate), y = 1 - APCER (attack detection rate); PR p
 and recall of attack detection. ROC-AUC is the Mann-Whitney probability that a random
 attack scores above a random bona fide (ties count half); AP is the step-wise area under
 the PR curve (sum of precision x recall increase over the distinct thresholds).
+
+APCER/BPCER/ACER, the EER and the threshold for a target rate live in
+fasdesk.core.thresholds (the app computes them too, and one rule has one implementation);
+they are re-exported here.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from fasdesk.core.thresholds import (equal_error_rate, pad_errors,  # noqa: F401 - re-exported
+                                     threshold_for_target)
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
@@ -94,68 +101,6 @@ def average_precision(is_attack, p_spoof) -> float | None:
     pr = pr_curve(y, p_spoof)
     recall = np.concatenate([[0.0], pr["recall"]])
     return float(np.sum(np.diff(recall) * pr["precision"]))
-
-
-def pad_errors(is_attack, p_real, threshold: float, attack_type=None) -> dict:
-    """APCER, BPCER, ACER at `threshold` on p_real, plus APCER per attack type."""
-    y = np.asarray(is_attack, bool)
-    p = np.asarray(p_real, np.float64)
-    accepted = p >= threshold
-    apcer = float(accepted[y].mean()) if y.any() else None
-    bpcer = float((~accepted[~y]).mean()) if (~y).any() else None
-    result = {"threshold": float(threshold), "apcer": apcer, "bpcer": bpcer,
-              "acer": (apcer + bpcer) / 2 if apcer is not None and bpcer is not None else None}
-    if attack_type is not None:
-        types = np.asarray(attack_type)
-        per_type = {str(t): float(accepted[y & (types == t)].mean())
-                    for t in sorted(set(types[y].tolist()))}
-        result["apcer_per_type"] = per_type
-        result["apcer_max"] = max(per_type.values()) if per_type else None
-    return result
-
-
-def threshold_for_bpcer(is_attack, p_real, target: float) -> dict:
-    """The highest p_real threshold whose BPCER <= target (the least APCER there)."""
-    y = np.asarray(is_attack, bool)
-    p = np.asarray(p_real, np.float64)
-    real = np.sort(p[~y])
-    if len(real) == 0:
-        return {"target_bpcer": target, "threshold": None, "apcer": None, "bpcer": None}
-    # BPCER(t) = share of real scores below t; rejecting k real faces allows t = real[k].
-    k = int(np.floor(target * len(real) + 1e-9))
-    t = float(real[min(k, len(real) - 1)])
-    if k >= len(real):
-        t = float(np.nextafter(real[-1], np.inf))
-    errors = pad_errors(y, p, t)
-    return {"target_bpcer": target, "threshold": t, "apcer": errors["apcer"], "bpcer": errors["bpcer"]}
-
-
-def threshold_for_apcer(is_attack, p_real, target: float) -> dict:
-    """The lowest p_real threshold whose APCER <= target (the least BPCER there)."""
-    y = np.asarray(is_attack, bool)
-    p = np.asarray(p_real, np.float64)
-    attacks = np.sort(p[y])[::-1]
-    if len(attacks) == 0:
-        return {"target_apcer": target, "threshold": None, "apcer": None, "bpcer": None}
-    # Accepting k attacks allows any t above the (k+1)-th highest attack score.
-    k = int(np.floor(target * len(attacks) + 1e-9))
-    t = float(np.nextafter(attacks[k], np.inf)) if k < len(attacks) else 0.0
-    errors = pad_errors(y, p, t)
-    return {"target_apcer": target, "threshold": t, "apcer": errors["apcer"], "bpcer": errors["bpcer"]}
-
-
-def equal_error_rate(is_attack, p_real) -> dict:
-    """The threshold (among the scores) where APCER and BPCER are closest, and their mean."""
-    y = np.asarray(is_attack, bool)
-    p = np.asarray(p_real, np.float64)
-    if not y.any() or y.all():
-        return {"eer": None, "threshold": None}
-    candidates = np.unique(np.concatenate([p, [np.nextafter(p.max(), np.inf)]]))
-    accepted = p[None, :] >= candidates[:, None]
-    apcer = accepted[:, y].mean(axis=1)
-    bpcer = (~accepted[:, ~y]).mean(axis=1)
-    i = int(np.argmin(np.abs(apcer - bpcer)))
-    return {"eer": float((apcer[i] + bpcer[i]) / 2), "threshold": float(candidates[i])}
 
 
 def downsample_curve(curve: dict, max_points: int = 500) -> dict:

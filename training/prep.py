@@ -41,6 +41,7 @@ LABELS_FILE = "labels.csv"
 MANIFEST_FILE = "manifest.json"
 CROPS_DIR = "crops"
 LABEL_COLUMNS = ("crop", "label", "spoof_type", "category", "subset", "source")
+MIN_SIZE, MAX_SIZE = 16, 1024  # crop side in pixels
 
 
 class PrepError(Exception):
@@ -74,8 +75,19 @@ def _largest_face(image) -> tuple[float, float, float, float] | None:
 
 
 def crop_one(job: tuple) -> tuple[int, str | None]:
-    """(index, None) when the crop was written, (index, reason) when the image is skipped."""
-    index, image_path, box_path, layout, crop_path, size = job
+    """(index, None) when the crop was written, (index, reason) when the image is skipped.
+    Whatever goes wrong with one image skips that image, never the whole run."""
+    try:
+        return _crop_one(*job)
+    except MemoryError:
+        return job[0], "failed: not enough memory for this image"
+    except Exception as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return job[0], f"failed: {first}"
+
+
+def _crop_one(index, image_path, box_path, layout, crop_path, size) -> tuple[int, str | None]:
     try:
         image = read_image(image_path)
     except ImageReadError as exc:
@@ -86,9 +98,6 @@ def crop_one(job: tuple) -> tuple[int, str | None]:
             box = dsi.read_box(box_path, layout, width, height)
         except ValueError as exc:
             return index, f"bad box: {exc}"
-        x, y, w, h = box
-        if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
-            return index, "bad box: the box lies outside the image"
     else:
         if _detector is None:
             return index, "no face: no box file and no detector"
@@ -138,8 +147,8 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     """Prepare a dataset; returns the manifest. Raises PrepError for unusable datasets."""
     emitter = emitter or Emitter()
     source, out = Path(source), Path(out)
-    if size < 16:
-        raise PrepError(f"--size must be at least 16, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:  # (a 100000 px crop would need 30 GB per image)
+        raise PrepError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
     layout = dsi.detect_layout(source)
     if layout is None:
         raise PrepError(dsi._not_a_dataset(source))

@@ -8,6 +8,7 @@ GUI's images tab and the benchmark.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections import deque
@@ -92,9 +93,10 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
     """Classify every image in `paths` (files and folders); yield results in input order.
 
     Each of `workers` threads decodes and runs a whole image (OpenCV and onnxruntime
-    release the GIL), with its own single-threaded replica of `pipeline` when there are
-    several (kept on `pipeline` for the next batch), so all cores work on different
-    images instead of sharing one image's small operations.
+    release the GIL), with its own single-threaded pipeline when there are several
+    (`pipeline` itself when it is single-threaded, and replicas kept on it for the next
+    batch, each made by its worker as it starts), so all cores work on different images
+    instead of sharing one image's small operations.
     progress(done, total, path) is called after each file; cancelled() is polled before
     each one and stops the batch (the results so far have been yielded). keep_images
     keeps the decoded BGR image on each result (for annotation or display). One batch at
@@ -104,16 +106,14 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
     total = len(files)
     if total == 0:
         return
-    workers = max(1, int(workers))
+    workers = max(1, min(int(workers), total))
     lookahead = workers * 2
     local = threading.local()
-    free = pipeline.worker_replicas(workers) if workers > 1 else [pipeline]
-    free_lock = threading.Lock()
+    slots = itertools.count()  # next() on it is atomic
 
     def worker_pipeline() -> Pipeline:
         if not hasattr(local, "pipeline"):  # the pool makes at most `workers` threads
-            with free_lock:
-                local.pipeline = free.pop()
+            local.pipeline = pipeline if workers == 1 else pipeline.worker_replica(next(slots))
         return local.pipeline
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-classify")

@@ -8,8 +8,11 @@ we report medians and ratios, not best cases.
 Measured: decode (JPEG -> BGR), detect, crop+preprocess, liveness (per frame and per
 face), total per frame and frames per second, for 1-face frames (the samples or --source)
 and an 8-face frame (a 4x2 mosaic of sample faces, each >= 64 px); liveness per face at
-batch 1 for the default, fp32 and upstream-quantized models; and folder classification
-(`fasdesk classify`'s path) against a one-image-at-a-time loop of the reference.
+batch 1 for the default engine (as `build_pipeline(live=True)` makes it: the fast form of
+the fp32 model), the fp32 model in a plain onnxruntime session with default options, and
+upstream's quantized model; the default engine's verdict agreement with plain fp32 on
+jittered face crops; and folder classification (`fasdesk classify`'s path) against a
+one-image-at-a-time loop of the reference.
 """
 from __future__ import annotations
 
@@ -28,12 +31,14 @@ import numpy as np
 from fasdesk.core import registry
 from fasdesk.core.crop import preprocess
 from fasdesk.core.detector import FaceDetector
+from fasdesk.core.files import describe_path_problem, is_dir
 from fasdesk.core.imageio import decode_image, is_image_path, iter_image_files, read_image
 from fasdesk.core.liveness import LivenessEngine
 from fasdesk.core.paths import app_root
 from fasdesk.core.pipeline import Pipeline, build_pipeline
 
 REFERENCE_MODEL = "minifasnet-v2se-dynq"
+AGREEMENT_CROPS = 200
 FULL_RESOLUTION = 1 << 20  # a max_side no frame reaches: detect on the frame as it is
 MOSAIC_COLUMNS, MOSAIC_ROWS = 4, 2
 MOSAIC_CELL = (160, 240)  # width, height: each face ends up about 90 px wide
@@ -76,9 +81,12 @@ def load_frames(source: str | os.PathLike | None) -> list[Frame]:
                              "or set FASDESK_SAMPLES_DIR")
         source = samples
     path = Path(source)
-    if not path.exists():
+    problem = None if is_dir(path) else describe_path_problem(path)
+    if problem == "not found":
         raise BenchError(f"--source not found: {path}")
-    files = list(iter_image_files([path])) if path.is_dir() or is_image_path(path) else []
+    if problem is not None:  # a FIFO or device would hang the video reader
+        raise BenchError(f"--source {path}: {problem}")
+    files = list(iter_image_files([path])) if is_dir(path) or is_image_path(path) else []
     if files:
         return [Frame(f.name, _encode(read_image(f))) for f in files]
     capture = cv2.VideoCapture(str(path))
@@ -130,7 +138,21 @@ def reference_pipeline(threshold: float = 0.5) -> Pipeline:
     dynamically quantized model."""
     detector = FaceDetector(registry.resolve(None, kind="detector"), max_side=FULL_RESOLUTION,
                             fine_side=0, backend="opencv")
-    return Pipeline(detector, LivenessEngine(registry.resolve(REFERENCE_MODEL)), threshold)
+    return Pipeline(detector, LivenessEngine(registry.resolve(REFERENCE_MODEL), optimize=False),
+                    threshold)
+
+
+class PlainSession:
+    """A model in onnxruntime with default session options, as a user would run it."""
+
+    def __init__(self, model_path: str | os.PathLike):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
 
 
 def _median_ms(values: list[float]) -> float | None:
@@ -190,8 +212,7 @@ def _run_frames(configs: dict[str, Pipeline], frames: list[Frame], repeats: int,
     return report
 
 
-def _per_face(engines: dict[str, LivenessEngine], crop: np.ndarray, runs: int,
-              block: int = 20) -> dict:
+def per_face_ms(engines: dict, crop: np.ndarray, runs: int, block: int = 20) -> dict:
     """Median ms of one batch-1 inference per engine, in alternating blocks of `block`
     timed runs (after SETTLE_RUNS untimed ones)."""
     times = {name: [] for name in engines}
@@ -238,18 +259,22 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     """Run every measurement; returns the report (see format_report)."""
     from fasdesk.core.batch import classify_paths
 
+    from fasdesk.core.optimize import agreement, describe, jittered_crops
+
     frames = load_frames(source)
     default_live = build_pipeline(live=True)
     reference = reference_pipeline()
     configs = {"default": default_live, "reference": reference}
+    engine = default_live.engine
     report: dict = {
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "onnxruntime": _ort_version(), "opencv": cv2.__version__},
-        "default_config": {"model": default_live.engine.model_path.name,
+        "default_config": {"model": registry.default_liveness_id(),
+                           "file": engine.model_path.name, "optimized": engine.optimized,
+                           "optimization": describe(engine.optimized, engine.optimization),
                            "detect_max_side": default_live.detector.max_side,
                            "detector_backend": default_live.detector.backend,
-                           "fine_side": default_live.detector.fine_side,
-                           "fast_model": registry.default_liveness_id() == registry.FAST_LIVENESS},
+                           "fine_side": default_live.detector.fine_side},
         "reference_config": {"model": reference.engine.model_path.name,
                              "detect_max_side": "full resolution", "fine_side": 0,
                              "detector_backend": reference.detector.backend},
@@ -273,22 +298,34 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     report["frames_8_faces"] = many
 
     log("liveness per face, batch 1 ...")
-    engines = {"default": default_live.engine,
-               "fp32": LivenessEngine(registry.resolve(registry.DEFAULT_LIVENESS)),
-               "dynq": reference.engine}
+    fp32 = PlainSession(registry.resolve(registry.DEFAULT_LIVENESS))
+    engines = {"default": engine, "fp32": fp32, "dynq": reference.engine}
     image = decode_image(frames[0].jpeg)
     found = reference.detector.detect(image)
     box = tuple(int(v) for v in found[0].box) if found else (0, 0, image.shape[1], image.shape[0])
-    crop = preprocess(image, [box], default_live.engine.input_size)
-    per_face = _per_face(engines, crop, runs=max(20, 10 * repeats))
-    per_face["default_model"] = default_live.engine.model_path.name
+    crop = preprocess(image, [box], engine.input_size)
+    per_face = per_face_ms(engines, crop, runs=max(20, 10 * repeats))
+    per_face["default_model"] = engine.model_path.name
     per_face["speedup_vs_fp32"] = _ratio(per_face["fp32"], per_face["default"])
     per_face["speedup_vs_dynq"] = _ratio(per_face["dynq"], per_face["default"])
     report["liveness_batch1_ms"] = per_face
 
+    log(f"verdict agreement with fp32 on {AGREEMENT_CROPS} jittered face crops ...")
+    photos, boxes = [], []
+    for frame in frames[:8]:
+        photo = decode_image(frame.jpeg)
+        faces = reference.detector.detect(photo)
+        if faces:
+            photos.append(photo)
+            boxes.append(max(faces, key=lambda d: d.box[2] * d.box[3]).box)
+    if photos:
+        crops = jittered_crops(photos, boxes, AGREEMENT_CROPS, size=engine.input_size)
+        report["agreement_vs_fp32"] = agreement(registry.resolve(registry.DEFAULT_LIVENESS),
+                                                engine, crops)
+
     if folder_images > 0:
         log(f"folder of {folder_images} photos ...")
-        photo_pipeline = build_pipeline()
+        photo_pipeline = build_pipeline(threads=1)  # as `fasdesk classify` builds it
         with tempfile.TemporaryDirectory(prefix="fasdesk-bench-") as tmp:
             folder = Path(tmp)
             files = []
@@ -332,11 +369,11 @@ def format_report(r: dict) -> str:
                 f"{_fmt(_ratio(ref, d), 'x') if isinstance(d, (int, float)) else ''}")
     lines = [f"machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, onnxruntime "
              f"{r['machine']['onnxruntime']}, OpenCV {r['machine']['opencv']}",
-             f"default:   {r['default_config']['model']}, YuNet ({r['default_config']['detector_backend']}) "
-             f"at max side {r['default_config']['detect_max_side']}",
+             f"default:   {r['default_config']['model']} ({r['default_config']['file']}), YuNet "
+             f"({r['default_config']['detector_backend']}) at max side "
+             f"{r['default_config']['detect_max_side']}",
+             f"           optimized: {r['default_config']['optimization']}",
              f"reference: {r['reference_config']['model']}, YuNet (cv2.FaceDetectorYN) at full resolution",
-             *([f"(the fast model is not built: 'fasdesk models optimize' makes it the default)"]
-               if not r["default_config"]["fast_model"] else []),
              f"medians of {r['repeats']} rounds, configurations in alternating blocks"]
     for key, title in (("frames", f"{r['frames']['count']} frame(s) {r['frames']['size'][0]}x"
                                   f"{r['frames']['size'][1]}, 1 face"),
@@ -354,8 +391,14 @@ def format_report(r: dict) -> str:
                  f"{_fmt(r['frames_8_faces']['default_8_vs_1_face_time'], 'x')}")
     lv = r["liveness_batch1_ms"]
     lines.append(f"\nliveness per face, batch 1 (ms): default {_fmt(lv['default'])} "
-                 f"({lv['default_model']}), fp32 {_fmt(lv['fp32'])}, dynq {_fmt(lv['dynq'])}; "
+                 f"({lv['default_model']}, as build_pipeline(live=True) runs it), fp32 in plain "
+                 f"onnxruntime {_fmt(lv['fp32'])}, dynq {_fmt(lv['dynq'])}; "
                  f"{_fmt(lv['speedup_vs_fp32'], 'x')} vs fp32")
+    if "agreement_vs_fp32" in r:
+        a = r["agreement_vs_fp32"]
+        lines.append(f"default vs fp32 on {a['crops']} jittered face crops: "
+                     f"{100 * a['agreement']:.2f}% identical verdicts, |delta p_real| median "
+                     f"{a['median_abs_delta_p_real']:.2g}, max {a['max_abs_delta_p_real']:.2g}")
     if "folder" in r:
         f = r["folder"]
         lines.append(f"\nfolder of {f['images']} photos: {_fmt(f['default_images_per_s'])} images/s "

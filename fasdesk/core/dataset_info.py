@@ -20,12 +20,14 @@ Spoof types are CelebA-Spoof's numbers (0 live, 1-3 print, 4-6 paper masks, 7-9 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from fasdesk.core.files import read_regular_file
 from fasdesk.core.imageio import is_image_path
 
 CELEBA = "celeba-spoof"
@@ -35,6 +37,9 @@ LIVE = 0
 SPOOF_OTHER = 11  # folders layout: a spoof whose kind is not given by a known sub-folder
 SPOOF_TYPE_INDEX = 40  # element of a CelebA-Spoof label vector that holds the spoof type
 CELEBA_FRAME = 224  # CelebA-Spoof boxes are given in a 224x224 frame
+# A _BB.txt is a line of numbers; a face box may reach past the image, not be many times it.
+MAX_BOX_FILE_BYTES = 64 * 1024
+MAX_BOX_SCALE = 2.0
 
 SPOOF_TYPE_NAMES = {
     0: "live", 1: "photo", 2: "poster", 3: "A4", 4: "face mask", 5: "upper body mask",
@@ -137,21 +142,31 @@ def read_box(box_path: str | os.PathLike, layout: str, width: int, height: int
              ) -> tuple[float, float, float, float]:
     """The face box (x, y, w, h) in the image's pixels from a `_BB.txt` file.
 
-    Raises ValueError with a short reason when the file is unusable.
+    Raises ValueError with a short reason when the file is unusable: not a small regular
+    file, not four finite numbers, an empty box, a box far bigger than the image (its crop
+    would need gigabytes) or one entirely outside it.
     """
+    name = Path(box_path).name
     try:
-        text = Path(box_path).read_text(encoding="utf-8", errors="replace")
+        text = read_regular_file(box_path, MAX_BOX_FILE_BYTES).decode("utf-8", errors="replace")
     except OSError as exc:
-        raise ValueError(f"cannot read {Path(box_path).name}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot read {name}: {exc.strerror or exc}") from None
     try:
         x, y, w, h = (float(v) for v in text.split()[:4])
     except ValueError:
-        raise ValueError(f"{Path(box_path).name} does not start with four numbers x y w h") from None
+        raise ValueError(f"{name} does not start with four numbers x y w h") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise ValueError(f"{name} holds a value that is not a finite number")
     if layout == CELEBA:
         sx, sy = width / CELEBA_FRAME, height / CELEBA_FRAME
         x, y, w, h = x * sx, y * sy, w * sx, h * sy
     if w <= 1 or h <= 1:
-        raise ValueError(f"{Path(box_path).name} has an empty box")
+        raise ValueError(f"{name} has an empty box")
+    if max(w, h) > MAX_BOX_SCALE * max(width, height):
+        raise ValueError(f"{name}: box {w:.4g}x{h:.4g} is far larger than the "
+                         f"{width}x{height} image")
+    if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
+        raise ValueError(f"{name}: the box lies outside the image")
     return x, y, w, h
 
 
@@ -253,7 +268,9 @@ def scan(root: str | os.PathLike, spoof_types=None, examples_per_type: int = 4,
     """Layout, counts per spoof type and problems of a dataset, without reading pixels.
 
     For CelebA-Spoof, only the first `check_files` listed images are checked on disk (the
-    full set can be 600k files); a missing one there is reported as a warning.
+    full set can be 600k files); a missing one there is reported as a warning. `examples`
+    holds the first `examples_per_type` images of each type (folders: the last, in name
+    order, which for Collect mode's samples are the newest).
     """
     root = Path(root)
     info = DatasetInfo(root=root, layout=detect_layout(root))
@@ -283,7 +300,11 @@ def scan(root: str | os.PathLike, spoof_types=None, examples_per_type: int = 4,
         counts[sample.spoof_type] += 1
         splits[sample.split] += 1
         shown = info.examples.setdefault(sample.spoof_type, [])
-        if len(shown) < examples_per_type and (info.layout == FOLDERS or sample.path.is_file()):
+        if info.layout == FOLDERS:
+            # The last ones in name order: for collected samples (named by time), the newest.
+            shown.append(sample.path)
+            del shown[:-examples_per_type]
+        elif len(shown) < examples_per_type and sample.path.is_file():
             shown.append(sample.path)
     info.counts = dict(sorted(counts.items()))
     info.split_counts = dict(splits)

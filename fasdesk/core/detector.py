@@ -8,7 +8,6 @@ passes are mapped back to original pixels and merged with non-maximum suppressio
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 
@@ -48,31 +47,55 @@ class DetectorError(Exception):
     """The detector model is missing or cannot be loaded."""
 
 
-def _yunet_session(model_path: str, threads: int | None):
-    """An onnxruntime session for YuNet with free input height and width (the file fixes
+FREE_SIZE_RECIPE = "yunet-free-size-v1"
+
+
+def _free_size_model(model_path) -> tuple[bytes | None, dict]:
+    """The modelcache recipe: YuNet with free input height and width (the file fixes
     640x640, but its reshapes and resizes work for any multiple of 32)."""
-    import onnx
+    try:
+        import onnx
+    except ImportError:  # then cv2.FaceDetectorYN runs it
+        return None, {"note": "the onnx package is not installed", "cache": False}
+    try:
+        model = onnx.load(str(model_path))
+    except Exception as exc:  # protobuf and onnx raise several types
+        text = str(exc).strip()
+        raise DetectorError(f"cannot load detector model {model_path}: "
+                            f"{text.splitlines()[0] if text else type(exc).__name__}") from None
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    names = {o.name for o in model.graph.output}
+    if len(dims) != 4 or not names >= YUNET_OUTPUTS:
+        raise DetectorError(f"{model_path} is not a YuNet face detector "
+                            f"(expected outputs {', '.join(sorted(YUNET_OUTPUTS))})")
+    for dim, name in ((dims[2], "height"), (dims[3], "width")):
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    for output in model.graph.output:
+        output.type.tensor_type.shape.dim[1].ClearField("dim_value")
+        output.type.tensor_type.shape.dim[1].dim_param = "anchors"
+    del model.graph.value_info[:]
+    return model.SerializeToString(), {}
+
+
+def _yunet_session(model_path: str, threads: int | None):
+    """An onnxruntime session for YuNet with a free input size (built once per detector
+    file and kept in the user cache, fasdesk.core.modelcache), or None without onnx."""
     import onnxruntime as ort
 
+    from fasdesk.core import modelcache
+
     try:
-        model = onnx.load(model_path)
-        dims = model.graph.input[0].type.tensor_type.shape.dim
-        names = {o.name for o in model.graph.output}
-        if len(dims) != 4 or not names >= YUNET_OUTPUTS:
-            raise DetectorError(f"{model_path} is not a YuNet face detector "
-                                f"(expected outputs {', '.join(sorted(YUNET_OUTPUTS))})")
-        for dim, name in ((dims[2], "height"), (dims[3], "width")):
-            dim.ClearField("dim_value")
-            dim.dim_param = name
-        for output in model.graph.output:
-            output.type.tensor_type.shape.dim[1].ClearField("dim_value")
-            output.type.tensor_type.shape.dim[1].dim_param = "anchors"
-        del model.graph.value_info[:]
-        return ort.InferenceSession(model.SerializeToString(), session_options(threads),
-                                    providers=["CPUExecutionProvider"])
-    except DetectorError:
-        raise
-    except Exception as exc:  # protobuf, onnx and onnxruntime raise several types
+        derived = modelcache.derive(model_path, FREE_SIZE_RECIPE, _free_size_model)
+    except OSError as exc:
+        raise DetectorError(f"cannot read detector model {model_path}: "
+                            f"{exc.strerror or exc}") from None
+    if not derived.derived:
+        return None
+    try:
+        return ort.InferenceSession(str(derived.path) if derived.path else derived.data,
+                                    session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several private exception types
         text = str(exc).strip()
         raise DetectorError(f"cannot load detector model {model_path}: "
                             f"{text.splitlines()[0] if text else type(exc).__name__}") from None
@@ -100,13 +123,13 @@ class FaceDetector:
         self.fine_side = fine_side
         self.backend = backend
         self.threads = threads
-        if backend == "onnxruntime" and importlib.util.find_spec("onnx") is None:
-            self.backend = backend = "opencv"  # onnx (to free the input size) is missing
         if backend == "onnxruntime":
             self._session = _yunet_session(self.model_path, threads)
-            self._input_name = self._session.get_inputs()[0].name
-            self._output_names = [o.name for o in self._session.get_outputs()]
-            return
+            if self._session is not None:
+                self._input_name = self._session.get_inputs()[0].name
+                self._output_names = [o.name for o in self._session.get_outputs()]
+                return
+            self.backend = backend = "opencv"  # onnx (to free the input size) is missing
         try:
             self._yunet = cv2.FaceDetectorYN.create(
                 self.model_path, "", (320, 320), score_threshold, nms_threshold, TOP_K)

@@ -6,13 +6,16 @@ The UI holds no pixel math: it only wraps the bytes made here in a QImage
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
 
+from fasdesk.core import dataset_info
 from fasdesk.core.annotate import draw_faces
-from fasdesk.core.imageio import to_bgr8
+from fasdesk.core.crop import face_crop
+from fasdesk.core.imageio import read_image, to_bgr8
 from fasdesk.core.pipeline import FaceResult
 
 # Longest side of a results-table thumbnail: small enough that thousands of rows stay in
@@ -54,6 +57,21 @@ def to_rgb_bytes(image: np.ndarray, rgb: bool = False) -> RGBBytes:
 def thumbnail(image: np.ndarray, max_side: int = THUMBNAIL_SIDE) -> RGBBytes:
     """A small RGB copy of a BGR image for lists and tables."""
     return to_rgb_bytes(fit_within(image, max_side))
+
+
+def sample_thumbnail(image_path, layout: str, side: int) -> RGBBytes:
+    """A dataset sample as the model sees it, side x side: the face crop its `_BB.txt`
+    gives (the crop prep makes), or the whole image shrunk when it has no usable box.
+
+    Raises imageio.ImageReadError for an unreadable image.
+    """
+    image = read_image(image_path)
+    box_path = dataset_info.box_path_for(Path(image_path))
+    try:
+        box = dataset_info.read_box(box_path, layout, image.shape[1], image.shape[0])
+    except ValueError:  # no box file, or a broken one: the detector's job in prep
+        return thumbnail(image, side)
+    return to_rgb_bytes(face_crop(image, box, side))
 
 
 def annotated_preview(image: np.ndarray, faces: Sequence[FaceResult],

@@ -2,32 +2,42 @@
 
 The bytes go to a temporary file in the destination folder while their SHA-256 is
 computed; only a complete file whose size and hash match the manifest is renamed into
-place (os.replace, atomic on one file system). A failed, interrupted, cancelled or
-corrupt download leaves nothing behind. Used by `fasdesk models pull` and by the GUI
-(from a worker thread: pass `progress` and `cancelled` callbacks).
+place (os.replace, atomic on one file system). The manifest's size is enforced while the
+bytes arrive: a server that announces or sends more stops the download at once, so a
+wrong URL cannot fill the disk. A failed, interrupted (Ctrl+C, SIGTERM), cancelled or
+corrupt download leaves nothing behind; the leftover of a process killed outright
+(SIGKILL) is removed by the next download of that file. Used by `fasdesk models pull`
+and by the GUI (from a worker thread: pass `progress` and `cancelled` callbacks).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
 import secrets
+import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from fasdesk import __version__
 from fasdesk.core.paths import user_models_dir
-from fasdesk.core.registry import ModelEntry
+from fasdesk.core.registry import MODELS_DIR_ENV, ModelEntry
 
 # Overrides the folder part of every manifest URL (a mirror, or a local server in tests).
 URL_BASE_ENV = "FASDESK_MODELS_URL_BASE"
 CHUNK = 64 * 1024
 TIMEOUT_S = 30.0
+# The most a download may bring when the manifest gives no size.
+MAX_UNSIZED_BYTES = 1 << 30
+# A .part file untouched this long belongs to no running download (reads time out sooner).
+STALE_PART_S = 600
 
 
 class DownloadError(Exception):
@@ -59,17 +69,27 @@ def _reason(exc: BaseException) -> str:
     return text.strip().splitlines()[0]
 
 
+def manual_copy_hint(files: Sequence[str], dest_dir: str | os.PathLike | None = None) -> str:
+    """How to install model files without the network, as a clause for a message."""
+    folder = dest_dir if dest_dir is not None else user_models_dir()
+    names = " and ".join(files) if len(files) <= 2 else ", ".join(files[:-1]) + " and " + files[-1]
+    return (f"copy {names} (from a machine that has {'it' if len(files) == 1 else 'them'}) "
+            f"into {folder}, or set {MODELS_DIR_ENV} to a folder that holds "
+            f"{'it' if len(files) == 1 else 'them'}")
+
+
 def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None, *,
                    url_base: str | None = None,
                    progress: Callable[[int, int], None] | None = None,
                    cancelled: Callable[[], bool] | None = None,
-                   timeout: float = TIMEOUT_S) -> Path:
+                   timeout: float = TIMEOUT_S, also_missing: Sequence[str] = ()) -> Path:
     """Download `entry` into `dest_dir` (default: the user models folder); return the path.
 
     progress(done_bytes, total_bytes) is called as bytes arrive (total is 0 when the
     server does not say); cancelled() is polled between chunks. Raises DownloadError
     (DownloadCancelled when cancelled) with a one-line message; on any failure the
-    destination folder is left as it was.
+    destination folder is left as it was. `also_missing`: the other files the caller
+    still has to fetch, named with this one when the server cannot be reached.
     """
     url = model_url(entry, url_base)
     if not url:
@@ -89,10 +109,22 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
         raise DownloadError(f"{entry.file}: server answered HTTP {exc.code} {exc.reason} "
                             f"for {url}") from None
     except (urllib.error.URLError, OSError) as exc:
+        files = [entry.file, *(f for f in also_missing if f != entry.file)]
         raise DownloadError(f"cannot reach {host} ({_reason(exc)}): offline? Connect and run "
-                            f"'fasdesk models pull' again, or put {entry.file} in "
-                            f"{dest_dir} by hand") from None
+                            f"'fasdesk models pull' again, or "
+                            f"{manual_copy_hint(files, dest_dir)}") from None
 
+    limit = entry.size or MAX_UNSIZED_BYTES
+    try:
+        total = int(response.headers.get("Content-Length") or 0)
+    except ValueError:
+        total = 0
+    if total > limit or (entry.size and total and total != entry.size):
+        response.close()
+        raise DownloadError(f"{entry.file}: the server offers {total} bytes, the manifest says "
+                            f"{entry.size or f'at most {limit}'}; wrong file, nothing downloaded")
+
+    _remove_stale_parts(dest_dir, entry.file)
     # A hidden, uniquely named file beside the target (same file system, so os.replace is
     # atomic); open() rather than mkstemp so the file gets the usual umask permissions.
     tmp = dest_dir / f".{entry.file}.{secrets.token_hex(4)}.part"
@@ -102,8 +134,7 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
         response.close()
         raise DownloadError(f"cannot write in {dest_dir}: {exc.strerror or exc}") from None
     try:
-        with response, out:
-            total = int(response.headers.get("Content-Length") or 0)
+        with response, out, _sigterm_stops(entry.file):
             digest = hashlib.sha256()
             done = 0
             if progress:
@@ -122,6 +153,10 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
                                         f"({_reason(exc)}); nothing saved, try again") from None
                 if not block:
                     break
+                if done + len(block) > limit:
+                    raise DownloadError(f"{entry.file}: the server sent more than the "
+                                        f"{limit} bytes the manifest allows; wrong file, "
+                                        f"nothing saved")
                 out.write(block)
                 digest.update(block)
                 done += len(block)
@@ -146,6 +181,40 @@ def download_model(entry: ModelEntry, dest_dir: str | os.PathLike | None = None,
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+class DownloadTerminated(DownloadCancelled):
+    """The process got SIGTERM during the download; nothing was saved."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops(name: str):
+    """While the bytes stream, SIGTERM raises DownloadTerminated (so the .part file is
+    removed) instead of killing the process on the spot. Python runs signal handlers on
+    the main thread only, so elsewhere (the GUI's worker) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise DownloadTerminated(f"{name}: download stopped (terminated); nothing saved")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_stale_parts(folder: Path, file_name: str) -> None:
+    """Remove what killed downloads of `file_name` left in `folder` (see STALE_PART_S)."""
+    now = time.time()
+    for part in folder.glob(f".{file_name}.*.part"):
+        try:
+            if now - part.stat().st_mtime > STALE_PART_S:
+                part.unlink()
+        except OSError:
+            pass
 
 
 class ProgressLine:

@@ -1,33 +1,26 @@
 """Reading an evaluation report (`python -m training eval --out REPORT.json`) for display,
-and picking a live threshold for a target error rate from its ROC curve. No Qt, no torch.
+and picking a live threshold for a target error rate from its raw scores. No Qt, no torch.
 
 Report keys are documented in training/evaluate.py. The ROC curve there treats an attack
 as the positive class with score p_spoof = 1 - p_real: x = BPCER (real faces rejected),
-y = 1 - APCER (attacks caught), one point per threshold on p_spoof ("attack if p_spoof >=
-t"). The live view accepts a face as real when p_real >= threshold, so a curve point with
-p_spoof threshold s corresponds to the live threshold just above 1 - s.
+y = 1 - APCER (attacks caught); it is drawn, never used to pick a threshold: that comes
+from the report's raw scores through fasdesk.core.thresholds.threshold_for_target, the
+same function `training eval` used for the report's own operating points.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Curve thresholds are stored rounded to 6 decimals; stay just above 1 - s.
-_ABOVE = 1e-6
+import numpy as np
+
+from fasdesk.core.thresholds import ThresholdChoice, format_threshold, threshold_for_target
 
 
 class ReportError(Exception):
     """A report file that cannot be shown; one line for the user."""
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    threshold: float  # on p_real: real when p_real >= threshold
-    apcer: float
-    bpcer: float
 
 
 @dataclass
@@ -56,40 +49,36 @@ class EvalReport:
             count = (d.get("counts") or {}).get(name)
             rows.append((f"  accuracy: {name}" + (f" ({count})" if count is not None else ""),
                          _pct(value)))
+        at = format_threshold(d.get("threshold"))
         rows += [("ROC-AUC", _num(d.get("roc_auc"))),
                  ("average precision", _num(d.get("average_precision"))),
-                 (f"APCER @ {_num(d.get('threshold'), 2)}", _pct(d.get("apcer"))),
-                 (f"BPCER @ {_num(d.get('threshold'), 2)}", _pct(d.get("bpcer"))),
-                 (f"ACER @ {_num(d.get('threshold'), 2)}", _pct(d.get("acer"))),
+                 (f"APCER @ {at}", _pct(d.get("apcer"))),
+                 (f"BPCER @ {at}", _pct(d.get("bpcer"))),
+                 (f"ACER @ {at}", _pct(d.get("acer"))),
                  ("EER", _pct(d.get("eer")))]
         for name, value in (d.get("apcer_per_type") or {}).items():
             rows.append((f"  APCER: {name}", _pct(value)))
         return rows
 
-    def threshold_for(self, kind: str, target: float) -> OperatingPoint | None:
-        """The live threshold meeting `target` for kind "bpcer" or "apcer", best on the other.
+    @property
+    def has_scores(self) -> bool:
+        scores = self.data.get("scores")
+        return isinstance(scores, dict) and bool(scores.get("p_real"))
 
-        For BPCER <= target: of the curve points that reject at most that share of real
-        faces, the one that catches the most attacks (and vice versa for APCER). None when
-        no point meets the target.
-        """
-        points = [(b, 1.0 - d, s) for b, d, s in
-                  zip(self.roc_bpcer, self.roc_detect, self.roc_thresholds)
-                  if b is not None and d is not None]
-        if kind == "bpcer":
-            ok = [p for p in points if p[0] <= target + 1e-12]
-            best = min(ok, key=lambda p: (p[1], p[0]), default=None)
-        elif kind == "apcer":
-            ok = [p for p in points if p[1] <= target + 1e-12]
-            best = min(ok, key=lambda p: (p[0], p[1]), default=None)
-        else:
-            raise ValueError(f"kind must be 'bpcer' or 'apcer', not {kind!r}")
-        if best is None:
+    def threshold_for(self, kind: str, target: float) -> ThresholdChoice | None:
+        """The live threshold holding `kind` ("bpcer" or "apcer") at or below `target`,
+        from the report's raw scores; None for a report written before it kept them."""
+        if not self.has_scores:
             return None
-        bpcer, apcer, s = best
-        # s None/inf: nothing is called an attack (every face accepted), live threshold 0.
-        threshold = 0.0 if s is None or not math.isfinite(s) else min(1.0, max(0.0, 1.0 - s + _ABOVE))
-        return OperatingPoint(threshold=threshold, apcer=apcer, bpcer=bpcer)
+        scores = self.data["scores"]
+        try:
+            p_real = np.array([np.nan if v is None else float(v) for v in scores["p_real"]])
+            is_attack = np.asarray(scores.get("label", []), np.int64) != 0
+        except (TypeError, ValueError):
+            return None
+        if len(is_attack) != len(p_real):
+            return None
+        return threshold_for_target(is_attack, p_real, kind, target)
 
 
 def _pct(value) -> str:

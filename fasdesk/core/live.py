@@ -29,6 +29,7 @@ class LiveFrame:
     source_name: str = ""
     histories: dict = field(default_factory=dict)  # track id -> (times, p_real)
     mirrored: bool = False
+    spec: object = None  # the SourceSpec the frame came from (set by the live worker)
 
     @property
     def width(self) -> int:
@@ -77,6 +78,8 @@ class LiveLoop:
             return None
         now = time.monotonic()
         results = self.pipeline.process(frame)
+        if self.source.new_scene:
+            self.tracker.new_scene()
         faces = self.tracker.update(results, now)
         mirror = self.mirror
         rgb = display_rgb(frame, mirror)

@@ -3,14 +3,20 @@
 A model takes float32 [N, 3, S, S] RGB crops in [0, 1] (see `fasdesk.core.crop`) and
 returns [N, K] logits where class 0 is "real" and the others are kinds of spoof (K = 2
 for real/spoof, more for spoof types). p_real = softmax(logits)[0].
+
+On the CPU every model runs in its fast form when the exact rewrite applies
+(fasdesk.core.optimize.runtime_model); `model_path` stays the file that was chosen, and
+`optimized` / `optimization` say whether it runs rewritten and why (not).
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
+from fasdesk.core.crop import preprocess
 from fasdesk.core.runtime import session_options
 
 DEFAULT_THRESHOLD = 0.5
@@ -51,16 +57,19 @@ class LivenessEngine:
     """An onnxruntime session for a liveness model; faces go through in one batched run."""
 
     def __init__(self, model_path: str | os.PathLike, providers: list[str] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, optimize: bool = True):
         import onnxruntime as ort
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"liveness model not found: {self.model_path}")
+        self.threads = threads
+        self.optimize = optimize
         options = session_options(threads)
         requested = providers or best_providers()
+        self.runtime_model = self._runtime_model(requested[0])
         try:
-            self.session = ort.InferenceSession(str(self.model_path), options, providers=requested)
+            self.session = ort.InferenceSession(self.runtime_model, options, providers=requested)
         except Exception as exc:  # onnxruntime raises several private exception types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load liveness model {self.model_path.name}: {first}") from None
@@ -85,6 +94,25 @@ class LivenessEngine:
         self.num_classes: int = out_shape[1]
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.provider = self.session.get_providers()[0]
+        if self.optimize and not self.optimized and self.provider == "CPUExecutionProvider":
+            from fasdesk.core.optimize import log_not_optimized
+
+            log_not_optimized(self.model_path, self.optimization)
+
+    def _runtime_model(self, provider: str) -> str | bytes:
+        """What onnxruntime loads: the fast copy of the model on the CPU when the rewrite
+        applies, else the file itself. Sets `optimized` and `optimization` (why)."""
+        if not self.optimize:
+            self.optimized, self.optimization = False, "not requested"
+            return str(self.model_path)
+        from fasdesk.core.optimize import plan
+
+        try:
+            load, self.optimized, self.optimization = plan(self.model_path, provider)
+        except OSError as exc:
+            raise ModelError(f"cannot read liveness model {self.model_path}: "
+                             f"{exc.strerror or exc}") from None
+        return load
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits [N, K] for a preprocessed batch [N, 3, S, S]."""
@@ -96,9 +124,21 @@ class LivenessEngine:
         return self.session.run([self.output_name], {self.input_name: batch})[0]
 
     def p_real(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(p_real [N], logits [N, K]) for a preprocessed batch."""
+        """(p_real [N], logits [N, K]) for a preprocessed batch. p_real is NaN for a face
+        whose logits are not all finite (a broken model): no score, not a verdict."""
         logits = self.logits(batch)
-        return softmax(logits.astype(np.float64))[:, 0], logits
+        p_real = softmax(logits.astype(np.float64))[:, 0]
+        p_real[~np.isfinite(logits).all(axis=1)] = np.nan
+        return p_real, logits
+
+    def judge(self, image: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """(p_real [N], logits [N, K], seconds cropping, seconds in the model) for the face
+        `boxes` of one 8-bit BGR image."""
+        t0 = time.perf_counter()
+        batch = preprocess(image, boxes, self.input_size)
+        t1 = time.perf_counter()
+        p_real, logits = self.p_real(batch)
+        return p_real, logits, t1 - t0, time.perf_counter() - t1
 
 
 
@@ -106,19 +146,19 @@ class SplitBatchEngine(LivenessEngine):
     """A LivenessEngine for several faces per frame on a multi-core CPU: a batch of two or
     more runs as two halves at once, each on its own single-threaded session, instead of
     one session splitting every small operation across threads (which here scaled worse
-    than one face at a time, and stalls when other programs hold a core). One face still
-    runs on the multi-threaded session."""
+    than one face at a time, and stalls when other programs hold a core). Each half also
+    cuts its own crops (`judge`). One face still runs on the multi-threaded session."""
 
     def __init__(self, model_path: str | os.PathLike, providers: list[str] | None = None,
-                 threads: int | None = None):
-        super().__init__(model_path, providers, threads)
+                 threads: int | None = None, optimize: bool = True):
+        super().__init__(model_path, providers, threads, optimize)
         self._halves = []
         if self.provider == "CPUExecutionProvider" and (os.cpu_count() or 1) >= 2 \
                 and self.fixed_batch is None:
             import onnxruntime as ort
             from concurrent.futures import ThreadPoolExecutor
 
-            self._halves = [ort.InferenceSession(str(self.model_path), session_options(1),
+            self._halves = [ort.InferenceSession(self.runtime_model, session_options(1),
                                                  providers=["CPUExecutionProvider"])
                             for _ in range(2)]
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fasdesk-half")
@@ -131,3 +171,23 @@ class SplitBatchEngine(LivenessEngine):
         other = self._pool.submit(second.run, [self.output_name], {self.input_name: batch[mid:]})
         head = first.run([self.output_name], {self.input_name: batch[:mid]})[0]
         return np.concatenate([head, other.result()[0]])
+
+    def judge(self, image: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray, float, float]:
+        if len(boxes) < 2 or not self._halves:
+            return super().judge(image, boxes)
+        mid = (len(boxes) + 1) // 2
+        first, second = self._halves
+
+        def half(session, part):
+            t = time.perf_counter()
+            batch = preprocess(image, part, self.input_size)
+            cropped = time.perf_counter() - t
+            return session.run([self.output_name], {self.input_name: batch})[0], cropped
+
+        t0 = time.perf_counter()
+        other = self._pool.submit(half, second, boxes[mid:])
+        head, cropped = half(first, boxes[:mid])
+        logits = np.concatenate([head, other.result()[0]])
+        wall = time.perf_counter() - t0
+        # The halves overlap: the calling thread's crop time stands for the crop stage.
+        return softmax(logits.astype(np.float64))[:, 0], logits, cropped, wall - cropped

@@ -1,4 +1,4 @@
-"""Where fasdesk keeps things: project/bundle folders, user config and user data."""
+"""Where fasdesk keeps things: project/bundle folders, user config, data and cache."""
 from __future__ import annotations
 
 import sys
@@ -50,3 +50,8 @@ def data_dir() -> Path:
 
 def user_models_dir() -> Path:
     return data_dir() / "models"
+
+
+def cache_dir() -> Path:
+    """Things fasdesk can rebuild at any time (e.g. the fast copies of models)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME))

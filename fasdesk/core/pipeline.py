@@ -1,13 +1,13 @@
 """Frame -> face results: detection, quality gate, crop, one batched liveness run."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fasdesk.core.crop import preprocess
 from fasdesk.core.detector import LIVE_MAX_SIDE, Detection, FaceDetector
 from fasdesk.core.imageio import to_bgr8
 from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, SplitBatchEngine, verdict
@@ -18,6 +18,14 @@ MIN_FACE_SIZE = 64
 BORDER_MARGIN = 2
 
 UNSURE = "unsure"
+# A face whose logits came out NaN/inf gets no score and no verdict, and says why.
+INVALID_OUTPUT = "model error: invalid scores (NaN or infinite logits); no verdict"
+
+
+def _finite(value: float, digits: int) -> float | None:
+    """A float for JSON: rounded, or None when NaN/inf (JSON has no such numbers)."""
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
 
 
 @dataclass
@@ -35,10 +43,10 @@ class FaceResult:
         return UNSURE if self.p_real is None else verdict(self.p_real, threshold)
 
     def to_json(self) -> dict:
-        return {"box": list(self.box), "detector_score": round(self.detector_score, 4),
-                "p_real": None if self.p_real is None else round(self.p_real, 6),
+        return {"box": list(self.box), "detector_score": _finite(self.detector_score, 4),
+                "p_real": None if self.p_real is None else _finite(self.p_real, 6),
                 "label": self.label, "reason": self.reason,
-                "logits": [round(float(v), 5) for v in self.logits]}
+                "logits": [_finite(v, 5) for v in self.logits]}
 
 
 @dataclass
@@ -74,7 +82,7 @@ class Pipeline:
         self.threshold = threshold
         self.min_face = min_face
         self.last_timings = FrameTimings()
-        self._replicas: list[Pipeline] = []
+        self._replicas: list[Pipeline | None] = []
         self._replicas_lock = threading.Lock()
 
     def replica(self, threads: int | None = 1) -> "Pipeline":
@@ -85,19 +93,36 @@ class Pipeline:
         detector = FaceDetector(d.model_path, d.score_threshold, d.nms_threshold, d.max_side,
                                 d.fine_side, backend=d.backend, threads=threads)
         engine = LivenessEngine(self.engine.model_path, providers=self.engine.session.get_providers(),
-                                threads=threads)
+                                threads=threads, optimize=self.engine.optimize)
         return Pipeline(detector, engine, self.threshold, self.min_face)
 
-    def worker_replicas(self, count: int) -> list["Pipeline"]:
-        """`count` single-threaded replicas for parallel workers, made on first use and kept
-        for later batches (each copy loads its models again, ~0.1 s). They follow this
-        pipeline's threshold and minimum face size."""
+    @property
+    def single_threaded(self) -> bool:
+        return self.detector.threads == 1 and self.engine.threads == 1
+
+    def worker_replica(self, slot: int) -> "Pipeline":
+        """The single-threaded pipeline of parallel worker number `slot` (0, 1, ...): this
+        one for slot 0 when it is single-threaded itself, else a replica made on first use
+        (in the calling thread, so one worker can start while another loads its models)
+        and kept for later batches. It follows this pipeline's threshold and minimum face
+        size. One batch at a time: each slot is asked for by one thread."""
+        own = 1 if self.single_threaded else 0
+        if slot < own:
+            return self
+        index = slot - own
         with self._replicas_lock:
-            while len(self._replicas) < count:
-                self._replicas.append(self.replica())
-            for copy in self._replicas:
-                copy.threshold, copy.min_face = self.threshold, self.min_face
-            return self._replicas[:count]
+            self._replicas += [None] * (index + 1 - len(self._replicas))
+            copy = self._replicas[index]
+        if copy is None:
+            copy = self.replica()
+            with self._replicas_lock:
+                self._replicas[index] = copy
+        copy.threshold, copy.min_face = self.threshold, self.min_face
+        return copy
+
+    def worker_replicas(self, count: int) -> list["Pipeline"]:
+        """The pipelines of `count` parallel workers (see worker_replica)."""
+        return [self.worker_replica(slot) for slot in range(count)]
 
     def process(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
         """Face results for one frame of any layout (see imageio.to_bgr8)."""
@@ -124,26 +149,30 @@ class Pipeline:
                                       label=UNSURE, reason=reason, landmarks=det.landmarks))
             if reason is None:
                 judged.append(len(results) - 1)
-        t1 = time.perf_counter()
-        batch = preprocess(image, [results[i].box for i in judged], self.engine.input_size)
-        t2 = time.perf_counter()
-        p_real, logits = self.engine.p_real(batch)
-        t3 = time.perf_counter()
+        p_real, logits, cropping, running = self.engine.judge(image, [results[i].box for i in judged])
         for j, i in enumerate(judged):
+            if not math.isfinite(p_real[j]):
+                results[i].reason = INVALID_OUTPUT  # stays unsure, with no score
+                continue
             results[i].p_real = float(p_real[j])
             results[i].logits = [float(v) for v in logits[j]]
             results[i].label = verdict(results[i].p_real, self.threshold)
-        self.last_timings = FrameTimings(preprocess=t2 - t1, liveness=t3 - t2)
+        self.last_timings = FrameTimings(preprocess=cropping, liveness=running)
         return results
 
 
 def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHOLD,
-                   providers: list[str] | None = None, live: bool = False) -> Pipeline:
+                   providers: list[str] | None = None, live: bool = False,
+                   threads: int | None = None) -> Pipeline:
     """A pipeline from registry ids or file paths (None = the defaults).
 
     live=True sizes detection for camera frames (detector.LIVE_MAX_SIDE, one pass) and
     runs several faces as two half-batches on two cores (liveness.SplitBatchEngine);
     photos keep the default passes that also find small faces in large images.
+    threads=1 makes a single-threaded pipeline for photos, which then serves as the first
+    of a folder's parallel workers (Pipeline.worker_replicas) instead of idling beside them.
+    The liveness model runs in its fast form where the exact rewrite applies
+    (fasdesk.core.optimize); registry models must match their recorded SHA-256.
 
     Raises registry.MissingModelError, liveness.ModelError or detector.DetectorError with
     a message for the user.
@@ -155,8 +184,9 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
     # Live: the detector stays on the calling thread, so the liveness session's pool is
     # the only one spinning between frames (see fasdesk.core.runtime).
     face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0, threads=1)
-                     if live else FaceDetector(detector_path))
+                     if live else FaceDetector(detector_path, threads=threads))
     # Live frames often hold several faces: their batch runs as two halves on two cores.
     engine_class = SplitBatchEngine if live else LivenessEngine
-    return Pipeline(face_detector, engine_class(model_path, providers=providers),
+    return Pipeline(face_detector, engine_class(model_path, providers=providers,
+                                                threads=None if live else threads),
                     threshold=threshold)

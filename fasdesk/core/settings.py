@@ -1,28 +1,42 @@
 """The app's settings: one JSON file under the user config folder.
 
-Loading never fails: a missing file gives the defaults, a corrupt one gives the defaults
-plus a warning for the UI to show, and a wrong value for one field resets only that field.
+Loading never fails: a missing file gives the defaults; a file that cannot be read or
+parsed (not UTF-8, not JSON, nested too deep, too large) gives the defaults plus a
+warning for the UI to show; a field with a wrong type or value resets only that field,
+and is named in the warning. What each field may hold is written once, in FIELDS: adding
+a setting is one line there plus its default in `Settings`.
 Saving writes a temporary file and renames it over the old one, so a crash mid-save never
 leaves a half-written file.
 """
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable
 
+from fasdesk.core.files import read_regular_file
 from fasdesk.core.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.paths import config_dir
 from fasdesk.core.tracking import DEFAULT_CONFIRM_FRAMES
 
 SETTINGS_FILE = "settings.json"
+# A settings file is a few kB; anything near this is not one.
+MAX_SETTINGS_BYTES = 1 << 20
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; longer text is no path on any system
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Settings:
-    source: str = "0"  # camera index, video file or image folder (SourceSpec.parse text)
+    source: str = "0"  # the last source that opened: camera index, video file or folder
+    recent_sources: list = field(default_factory=list)  # files/folders that opened, newest first
     threshold: float = DEFAULT_THRESHOLD
     confirm_frames: int = DEFAULT_CONFIRM_FRAMES
     smoothing: float = 0.0  # EMA weight of the previous score; 0 = raw scores
@@ -34,18 +48,155 @@ class Settings:
     training: dict = field(default_factory=dict)  # Training tab: last inputs per step
 
     def validate(self) -> list[str]:
-        """Clamp or reset values out of range; returns what was fixed."""
-        fixed = []
-        if not 0.0 <= self.threshold <= 1.0:
-            fixed.append(f"threshold {self.threshold} out of 0..1")
-            self.threshold = DEFAULT_THRESHOLD
-        if not 1 <= self.confirm_frames <= 30:
-            fixed.append(f"confirm_frames {self.confirm_frames} out of 1..30")
-            self.confirm_frames = DEFAULT_CONFIRM_FRAMES
-        if not 0.0 <= self.smoothing < 1.0:
-            fixed.append(f"smoothing {self.smoothing} out of 0..1")
-            self.smoothing = 0.0
-        return fixed
+        """Reset every field whose value FIELDS does not allow; returns what was reset
+        (one entry per bad field or entry)."""
+        problems: list[str] = []
+        defaults = Settings()
+        for name, check in FIELDS.items():
+            value = getattr(self, name)
+            try:
+                setattr(self, name, check(value, name, problems))
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
+                setattr(self, name, getattr(defaults, name))
+        return problems
+
+
+# -- what a field may hold ----------------------------------------------------------------
+# A check takes (value, field name, problems) and returns the value to keep, raises
+# ValueError("why") to reset the whole field to its default, or, for containers, drops
+# bad entries and appends "field.key: why" to problems.
+
+Check = Callable[[Any, str, list], Any]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def boolean() -> Check:
+    def check(value, name, problems):
+        if not isinstance(value, bool):
+            raise ValueError(f"{_short(value)} is not true/false")
+        return value
+    return check
+
+
+def number(lo: float, hi: float, *, below_hi: bool = False) -> Check:
+    """A finite number in [lo, hi] (or [lo, hi) with below_hi); ints are accepted."""
+    def check(value, name, problems):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{_short(value)} is not a number")
+        value = float(value)
+        if not (math.isfinite(value) and lo <= value and (value < hi if below_hi else value <= hi)):
+            raise ValueError(f"{_short(value)} out of {lo:g}..{hi:g}")
+        return value
+    return check
+
+
+def integer(lo: int, hi: int) -> Check:
+    def check(value, name, problems):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{_short(value)} is not a whole number")
+        if not lo <= value <= hi:
+            raise ValueError(f"{value} out of {lo}..{hi}")
+        return value
+    return check
+
+
+def text(max_chars: int = MAX_PATH_CHARS, pattern: str | None = None,
+         blank: bool = True) -> Check:
+    """A string of at most max_chars, without NUL (no path holds one), matching pattern;
+    blank=False refuses an empty or all-space one."""
+    regex = re.compile(pattern) if pattern else None
+
+    def check(value, name, problems):
+        if not isinstance(value, str):
+            raise ValueError(f"{_short(value)} is not text")
+        if not blank and not value.strip():
+            raise ValueError("empty text")
+        if len(value) > max_chars:
+            raise ValueError(f"text of {len(value)} characters, over {max_chars}")
+        if "\x00" in value:
+            raise ValueError("text holds a NUL character")
+        if regex is not None and not regex.fullmatch(value):
+            raise ValueError(f"{_short(value)} is not in the expected form")
+        return value
+    return check
+
+
+def json_value(max_depth: int = 2, max_items: int = 64) -> Check:
+    """Plain JSON data (what the Training tab's steps store): finite numbers, text, true,
+    false, null, and lists/objects of those nested at most max_depth levels."""
+    def ok(v, depth: int) -> bool:
+        if isinstance(v, float):
+            return math.isfinite(v)
+        if isinstance(v, str):
+            return len(v) <= MAX_PATH_CHARS
+        if v is None or isinstance(v, (bool, int)):
+            return True
+        if isinstance(v, (list, dict)) and depth < max_depth and len(v) <= max_items:
+            items = v.values() if isinstance(v, dict) else v
+            return all(ok(item, depth + 1) for item in items)
+        return False
+
+    def check(value, name, problems):
+        if not ok(value, 0):
+            raise ValueError(f"{_short(value)} is not plain data")
+        return value
+    return check
+
+
+def sequence(items: Check, max_items: int = 64) -> Check:
+    """A JSON array; a bad entry is dropped (and reported), the rest kept in order."""
+    def check(value, name, problems):
+        if not isinstance(value, list):
+            raise ValueError(f"{_short(value)} is not a list")
+        if len(value) > max_items:
+            raise ValueError(f"{len(value)} entries, over {max_items}")
+        kept = []
+        for index, item in enumerate(value):
+            try:
+                kept.append(items(item, f"{name}[{index}]", problems))
+            except ValueError as exc:
+                problems.append(f"{name}[{index}]: {exc}")
+        return kept
+    return check
+
+
+def mapping(values: Check, max_items: int = 64) -> Check:
+    """A JSON object with text keys; a bad entry is dropped (and reported), the rest kept."""
+    def check(value, name, problems):
+        if not isinstance(value, dict):
+            raise ValueError(f"{_short(value)} is not an object")
+        if len(value) > max_items:
+            raise ValueError(f"{len(value)} entries, over {max_items}")
+        kept = {}
+        for key, item in value.items():
+            where = f"{name}.{key}"
+            try:
+                kept[key] = values(item, where, problems)
+            except ValueError as exc:
+                problems.append(f"{where}: {exc}")
+        return kept
+    return check
+
+
+# One line per setting. A field missing here is not validated: add it.
+FIELDS: dict[str, Check] = {
+    "source": text(),
+    "recent_sources": sequence(text(blank=False)),
+    "threshold": number(0.0, 1.0),
+    "confirm_frames": integer(1, 30),
+    "smoothing": number(0.0, 1.0, below_hi=True),
+    "model": text(),
+    "mirror": boolean(),
+    "loop_playback": boolean(),
+    "geometry": text(64 * 1024, pattern=r"[A-Za-z0-9+/=]*"),
+    "last_folders": mapping(text()),
+    "training": mapping(mapping(json_value())),
+}
 
 
 def settings_path() -> Path:
@@ -55,44 +206,45 @@ def settings_path() -> Path:
 def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str | None]:
     """(settings, warning or None). Never raises for a bad file."""
     path = Path(path) if path else settings_path()
+    settings, warning = _load(path)
+    if warning:
+        log.warning("%s", warning)
+    return settings, warning
+
+
+def _load(path: Path) -> tuple[Settings, str | None]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path, MAX_SETTINGS_BYTES)
     except FileNotFoundError:
         return Settings(), None
     except OSError as exc:
-        return Settings(), f"Settings file {path} cannot be read ({exc.strerror}); using defaults."
+        return Settings(), (f"Settings file {path} cannot be read ({exc.strerror or exc}); "
+                            f"using defaults.")
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+    except UnicodeDecodeError:
+        return Settings(), _corrupt(path, "not UTF-8 text")
+    except RecursionError:
+        return Settings(), _corrupt(path, "nested too deeply")
     except ValueError as exc:
-        return Settings(), (f"Settings file {path} is corrupt ({str(exc).splitlines()[0]}); "
-                            f"using defaults. It will be replaced when settings are saved.")
+        return Settings(), _corrupt(path, str(exc).splitlines()[0])
     settings = Settings()
     problems = []
     for f in fields(Settings):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        default = getattr(settings, f.name)
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, type(default))
-        if ok:
-            setattr(settings, f.name, value)
-        else:
-            problems.append(f"{f.name}={value!r}")
+        if f.name in data:
+            setattr(settings, f.name, data[f.name])
     problems += settings.validate()
-    warning = None
-    if problems:
-        warning = f"Settings file {path}: ignored bad values ({'; '.join(problems)}); defaults used for them."
-    return settings, warning
+    if not problems:
+        return settings, None
+    return settings, (f"Settings file {path}: ignored bad values ({'; '.join(problems)}); "
+                      f"defaults used for them.")
+
+
+def _corrupt(path: Path, why: str) -> str:
+    return (f"Settings file {path} is corrupt ({why}); using defaults. It will be replaced "
+            f"when settings are saved.")
 
 
 def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:

@@ -16,12 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fasdesk.core.files import describe_path_problem, is_dir, safe_stat
 from fasdesk.core.imageio import ImageReadError, is_image_path, iter_image_files, read_image
 
 # A still image or a folder of images plays at this rate unless told otherwise.
 IMAGE_FPS = 5.0
 # A camera that returns this many failed reads in a row has gone away.
 CAMERA_MAX_FAILURES = 25
+# Files and folders the Live tab's source list keeps, most recent first.
+RECENT_SOURCES = 8
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg",
                               ".mpeg", ".wmv", ".flv", ".mjpg", ".mjpeg", ".ts"})
 
@@ -43,7 +46,7 @@ class SourceSpec:
         if text.isdigit():
             return cls("camera", text)
         path = Path(text).expanduser()
-        if path.is_dir():
+        if is_dir(path):
             return cls("folder", str(path))
         if is_image_path(path):
             return cls("image", str(path))
@@ -56,6 +59,14 @@ class SourceSpec:
         return Path(self.target).name or self.target
 
 
+def add_recent(recent: list[str], target: str, keep: int = RECENT_SOURCES) -> list[str]:
+    """`recent` with `target` moved to the front, at most `keep` long (a new list).
+
+    Only sources that opened belong here: a file that failed never pushes a good one out.
+    """
+    return ([target] + [t for t in recent if t != target])[:keep]
+
+
 class FrameSource:
     """Base class: subclasses implement _open, _read and _close."""
 
@@ -64,6 +75,9 @@ class FrameSource:
     fps_hint: float | None = None
     #: True for sources whose frames arrive in real time (cameras).
     live: bool = False
+    #: True when the frame just read is another scene than the one before (the next photo
+    #: of a folder): a face in it is someone new, never the same track.
+    new_scene: bool = False
 
     def __init__(self, name: str):
         self.name = name
@@ -150,9 +164,16 @@ class VideoFileSource(FrameSource):
         self.loop = loop
         self._cap: cv2.VideoCapture | None = None
 
-    def _open(self) -> None:
-        if not self.path.is_file():
+    def _check_file(self) -> None:
+        # Only regular files: FFmpeg would wait forever on a FIFO and read a device endlessly.
+        problem = describe_path_problem(self.path)
+        if problem == "not found":
             raise SourceError(f"video file not found: {self.path}")
+        if problem is not None:
+            raise SourceError(f"{self.path}: {problem}")
+
+    def _open(self) -> None:
+        self._check_file()
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()
@@ -179,6 +200,7 @@ class VideoFileSource(FrameSource):
             return None
         # End of file: start again (reopen; seeking is unreliable on some containers).
         self._cap.release()
+        self._check_file()
         self._cap = cv2.VideoCapture(str(self.path))
         ok, frame = self._cap.read()
         if not ok or frame is None:
@@ -207,15 +229,17 @@ class ImageFolderSource(FrameSource):
         self.files: list[Path] = []
         self.skipped: list[str] = []
         self._next = 0
+        self._shown: Path | None = None
 
     def _open(self) -> None:
-        if not self.path.exists():
+        if safe_stat(self.path) is None:
             raise SourceError(f"not found: {self.path}")
         self.files = list(iter_image_files([self.path]))
         if not self.files:
             raise SourceError(f"{self.path}: no image files in this folder")
         self.skipped = []
         self._next = 0
+        self._shown = None
 
     def _read(self) -> np.ndarray | None:
         tried = 0
@@ -229,11 +253,19 @@ class ImageFolderSource(FrameSource):
             self._next += 1
             tried += 1
             try:
-                return read_image(path)
+                frame = read_image(path)
             except ImageReadError as exc:
                 if str(exc) not in self.skipped:
                     self.skipped.append(str(exc))
-        raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read")
+                continue
+            # One image shown again and again is one scene; each other photo is a new one.
+            self.new_scene = path != self._shown
+            self._shown = path
+            return frame
+        if len(self.files) == 1 and self.skipped:  # one image: its own reason says it all
+            raise SourceError(self.skipped[0])
+        raise SourceError(f"{self.path}: none of its {len(self.files)} image files can be read"
+                          + (f" (first: {self.skipped[0]})" if self.skipped else ""))
 
 
 def open_source(spec: SourceSpec, loop: bool = True, image_fps: float = IMAGE_FPS,

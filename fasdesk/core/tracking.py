@@ -70,6 +70,7 @@ class Track:
     times: deque = field(default_factory=deque)
     values: deque = field(default_factory=deque)
     recent: deque = field(default_factory=lambda: deque(maxlen=32))
+    closed: bool = False  # from an earlier scene: kept for the plot, never matched again
 
 
 class FaceTracker:
@@ -95,11 +96,19 @@ class FaceTracker:
         self.tracks.clear()
         self._next_id = 1
 
+    def new_scene(self) -> None:
+        """The next frame shows another scene (the next photo of a folder): its faces get
+        new ids. The old tracks keep their history for the plot and age out as usual."""
+        for track in self.tracks.values():
+            track.closed = True
+
     def _match(self, results: list[FaceResult]) -> dict[int, int]:
         """Face index -> track id, greedy by descending IoU."""
         pairs = []
         for i, r in enumerate(results):
             for tid, track in self.tracks.items():
+                if track.closed:
+                    continue
                 overlap = iou(r.box, track.box)
                 if overlap >= self.iou_match:
                     pairs.append((overlap, i, tid))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-import time
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
@@ -12,9 +12,11 @@ from PySide6.QtWidgets import QApplication
 
 from fasdesk import __version__
 from fasdesk.core.paths import resources_dir
+from fasdesk.core.proctime import seconds_since_start
 from fasdesk.core.settings import load_settings
 
-# With FASDESK_REPORT_FIRST_FRAME=1 the app reports when the first live frame shows.
+# With FASDESK_REPORT_FIRST_FRAME=1 the app reports how long after its start the first
+# live frame showed.
 FIRST_FRAME_ENV = "FASDESK_REPORT_FIRST_FRAME"
 ICON_FILE = "icon.png"
 STYLE_FILE = "style.qss"
@@ -72,13 +74,23 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "quit_after", None) is not None:
         QTimer.singleShot(round(args.quit_after * 1000), window.close)
     window.show()
-    return app.exec()
+    status = app.exec()
+    if window.stuck_workers:
+        # A worker stuck in a system call cannot be stopped, and Qt aborts the process
+        # when a running thread is destroyed: settings are saved, so leave without it.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _report_first_frame(live_tab) -> None:
-    """Print the wall-clock time of the first painted live frame once, on stderr, so a
-    launcher can measure the time from launch to the first live frame."""
+    """Print once, on stderr, how long after the process started the first live frame was
+    painted: 'fasdesk: first live frame 0.88 s after process start'."""
     def report(_frame) -> None:
         live_tab.frame_shown.disconnect(report)
-        print(f"fasdesk: first live frame at {time.time():.3f}", file=sys.stderr, flush=True)
+        seconds, since = seconds_since_start()
+        print(f"fasdesk: first live frame {seconds:.2f} s after {since}", file=sys.stderr,
+              flush=True)
     live_tab.frame_shown.connect(report)

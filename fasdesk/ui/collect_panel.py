@@ -1,9 +1,10 @@
-"""Collect mode for the Live tab: save the faces on screen as labelled training samples.
+"""Collect mode for the Live tab: save a face on screen as a labelled training sample.
 
 The panel follows the live view's painted frames (LiveTab.frame_shown). A class button
-saves the current faces under that class; with auto-capture on, holding the button keeps
-one frame in every k. Keys (while the live view has focus): R real, P print, S replay
-(screen), M paper mask, D 3D mask. Files go into a folders-layout dataset (see
+saves one face under that class: the face clicked in the view, or else the largest one;
+the view marks that face while Collect mode is on. With auto-capture on, holding the
+button keeps one frame in every k. Keys (while the live view has focus): R real, P print,
+S replay (screen), M paper mask, D 3D mask. Files go into a folders-layout dataset (see
 fasdesk.core.collect), which the Training tab opens directly.
 """
 from __future__ import annotations
@@ -13,53 +14,80 @@ from pathlib import Path
 from PySide6.QtCore import QMargins, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from fasdesk.core.collect import (CLASS_FOLDERS, CLASS_TITLES, AutoCapture, CollectError,
-                                  SampleCollector, collectable_boxes, default_dataset_dir)
+                                  SampleCollector, default_dataset_dir, face_at, pick_face)
 
 CLASS_KEYS = {"real": "R", "print": "P", "replay": "S", "paper_mask": "M", "3d_mask": "D"}
+
+
+class ElidedLabel(QLabel):
+    """One line of text that shrinks with its row, eliding the middle (a long path)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._full = ""
+        self.setMinimumWidth(80)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.ElideMiddle, self.width()))
 
 
 class CollectPanel(QGroupBox):
     open_in_training = Signal(str)  # the dataset folder
     status_message = Signal(str)
+    # The face a class button would save now (track id, caption), or None: the view marks it.
+    target_changed = Signal(object, str)
 
     def __init__(self, settings=None, parent=None):
         super().__init__("Collect training samples", parent)
         self.settings = settings
         self.setCheckable(True)
         self.setChecked(False)
-        self.setToolTip("Save the faces on screen as training samples (full frame + face box)")
+        self.setToolTip("Save a face on screen as a training sample (full frame + face box): "
+                        "the face you click in the view, or else the largest one")
         folder = None
         if settings is not None:
             folder = settings.last_folders.get("collect")
         self.collector = SampleCollector(folder or default_dataset_dir())
         self.auto = AutoCapture()
         self.last_frame = None
+        self.selected: int | None = None  # track id of the face clicked in the view
+        self._target: tuple | None = None  # (track id, caption) marked in the view
         self._saved_index = None  # frame index last saved by a click or key (no doubles)
 
-        self.folder_label = QLabel()
-        self.folder_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        change = QPushButton("Change…")
-        change.clicked.connect(self.choose_folder)
-        train = QPushButton("Open in Training")
-        train.clicked.connect(lambda: self.open_in_training.emit(str(self.collector.root)))
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_label, 1)
-        folder_row.addWidget(change)
-        folder_row.addWidget(train)
-
+        # Auto-capture and the dataset folder share one row: the panel must stay low
+        # enough for the window to fit a 1366x768 screen.
         self.auto_box = QCheckBox("Auto-capture while held: one frame in every")
         self.every = QSpinBox()
         self.every.setRange(1, 120)
         self.every.setValue(5)
         self.every.valueChanged.connect(lambda k: setattr(self.auto, "every", k))
-        auto_row = QHBoxLayout()
-        auto_row.addWidget(self.auto_box)
-        auto_row.addWidget(self.every)
-        auto_row.addWidget(QLabel("frames"))
-        auto_row.addStretch(1)
+        self.folder_label = ElidedLabel()
+        change = QPushButton("Change…")
+        change.clicked.connect(self.choose_folder)
+        train = QPushButton("Open in Training")
+        train.clicked.connect(lambda: self.open_in_training.emit(str(self.collector.root)))
+        options_row = QHBoxLayout()
+        options_row.addWidget(self.auto_box)
+        options_row.addWidget(self.every)
+        options_row.addWidget(QLabel("frames"))
+        options_row.addSpacing(16)
+        options_row.addWidget(self.folder_label, 1)
+        options_row.addWidget(change)
+        options_row.addWidget(train)
 
         grid = QGridLayout()
         self._shortcuts: list[QShortcut] = []
@@ -73,24 +101,26 @@ class CollectPanel(QGroupBox):
             counter = QLabel("0")
             counter.setMinimumWidth(36)
             counter.setToolTip(f"{CLASS_TITLES[label]} samples in the dataset")
-            grid.addWidget(button, i // 3, (i % 3) * 2)
-            grid.addWidget(counter, i // 3, (i % 3) * 2 + 1)
+            grid.addWidget(button, 0, i * 2)
+            grid.addWidget(counter, 0, i * 2 + 1)
             self.buttons[label] = button
             self.counters[label] = counter
             shortcut = QShortcut(QKeySequence(CLASS_KEYS[label]), self)
             shortcut.setContext(Qt.WindowShortcut)
             shortcut.activated.connect(lambda label=label: self._key(label))
             self._shortcuts.append(shortcut)
-        grid.setColumnStretch(6, 1)  # buttons and counts stay together on the left
+        grid.setColumnStretch(2 * len(CLASS_FOLDERS), 1)  # buttons stay together on the left
+        self.choice = QLabel("")
+        self.choice.setWordWrap(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.choice)
         layout.addLayout(grid)
-        layout.addLayout(auto_row)
-        layout.addLayout(folder_row)
+        layout.addLayout(options_row)
         layout.addWidget(self.status)
         self._outer = QGridLayout(self)
         self._outer.addWidget(body)
@@ -112,6 +142,7 @@ class CollectPanel(QGroupBox):
             shortcut.setEnabled(on)
         if not on:
             self.auto.release()
+        self._show_target()
 
     def set_folder(self, folder: str | Path) -> None:
         self.collector = SampleCollector(folder)
@@ -125,11 +156,50 @@ class CollectPanel(QGroupBox):
         if chosen:
             self.set_folder(chosen)
 
+    def recount(self) -> None:
+        """The counts from disk again (samples were deleted in the Training tab)."""
+        self.collector.recount()
+        self._refresh()
+
     def _refresh(self) -> None:
-        self.folder_label.setText(f"Into: {self.collector.root}")
-        self.folder_label.setToolTip(str(self.collector.root))
+        self.folder_label.set_full_text(f"Into: {self.collector.root}")
         for label, counter in self.counters.items():
             counter.setText(str(self.collector.counts[label]))
+
+    # -- which face ----------------------------------------------------------------------
+    def select_at(self, x: float, y: float) -> None:
+        """A click on the live view (frame pixels): select that face, or none (the largest)."""
+        if not self.isChecked() or self.last_frame is None:
+            return
+        face = face_at(self.last_frame.faces, x, y)
+        self.selected = face.track_id if face is not None else None
+        self._show_target()
+
+    def clear_frame(self) -> None:
+        """The live view (re)starts a source: its frames and face ids no longer apply."""
+        self.last_frame = None
+        self.selected = None
+        self._show_target()
+
+    def _show_target(self) -> None:
+        face = problem = None
+        if self.isChecked() and self.last_frame is not None:
+            face, problem = pick_face(self.last_frame.faces, self.selected)
+        if self.selected is not None:
+            text = (f"Saving only the selected face #{self.selected}; click outside the faces "
+                    "to go back to the largest one.")
+        else:
+            text = "Saving the largest face; click a face in the view to save that one instead."
+        if problem is not None and self.last_frame is not None and self.last_frame.faces:
+            text += f" Now: {problem}."
+        self.choice.setText(text)
+        target = None
+        if face is not None:
+            target = (face.track_id, "save: selected face" if self.selected is not None
+                      else "save: largest face")
+        if target != self._target:
+            self._target = target
+            self.target_changed.emit(*(target or (None, "")))
 
     # -- capturing ----------------------------------------------------------------------
     def on_frame(self, frame) -> None:
@@ -137,6 +207,7 @@ class CollectPanel(QGroupBox):
         self.last_frame = frame
         if not self.isChecked():
             return
+        self._show_target()
         label = self.auto.tick()
         if label is not None:
             self.save(label)
@@ -157,24 +228,27 @@ class CollectPanel(QGroupBox):
         if self.last_frame is not None and self.last_frame.index != self._saved_index:
             self.save(label)
 
-    def save(self, label: str) -> list[Path]:
+    def save(self, label: str) -> Path | None:
+        """Save the chosen face of the current frame under `label`; the image path or None."""
         frame = self.last_frame
         if frame is None:
             self.status.setText("No live frame yet: start the live view first.")
-            return []
-        boxes = collectable_boxes([face.result for face in frame.faces])
-        if not boxes:
-            self.status.setText("Not saved: no face in this frame that the model can judge "
-                                "(too small, cut by the border, or none).")
-            return []
+            return None
+        face, problem = pick_face(frame.faces, self.selected)
+        if face is None:
+            self.status.setText(f"Not saved: {problem}.")
+            return None
         try:
-            written = self.collector.save(frame.rgb, boxes, label, rgb=True)
+            written = self.collector.save(frame.rgb, face.result.box, label, rgb=True)
         except CollectError as exc:
             self.status.setText(f"Not saved: {exc}")
             self.auto.release()
-            return []
+            return None
         self._saved_index = frame.index
         self._refresh()
-        self.status.setText(f"Saved {len(written)} face(s) as {CLASS_TITLES[label].lower()} "
-                            f"({written[-1].parent.relative_to(self.collector.root).as_posix()}/).")
+        others = len(frame.faces) - 1
+        self.status.setText(
+            f"Saved face #{face.track_id} as {CLASS_TITLES[label].lower()} "
+            f"({written.parent.relative_to(self.collector.root).as_posix()}/)"
+            + (f"; {others} other face(s) in the frame not saved." if others else "."))
         return written

@@ -34,10 +34,12 @@ def measure_latency(engine: LivenessEngine, runs: int = LATENCY_RUNS) -> float:
 
 def model_info(model_path: Path) -> dict[str, str]:
     """What the info dialog shows, as label -> text (raises ModelError)."""
+    from fasdesk.core.optimize import describe
+
     engine = LivenessEngine(model_path)
     entry = next((e for e in registry.load_manifest() if e.kind == "liveness"
                   and e.file == model_path.name), None)
-    digest = registry.sha256_of(model_path)
+    digest = registry.file_sha256(model_path)
     shown = f"{digest[:32]}\n{digest[32:]}"  # 64 hex digits do not word-wrap
     if entry and entry.sha256:
         check = "matches the registry" if digest == entry.sha256.lower() else "DIFFERS from the registry"
@@ -52,6 +54,7 @@ def model_info(model_path: Path) -> dict[str, str]:
         "Classes": classes,
         "License": entry.license if entry and entry.license else "unknown",
         "Execution provider": engine.provider,
+        "Optimized": describe(engine.optimized, engine.optimization),
         "Latency (1 face)": f"{measure_latency(engine) * 1000:.2f} ms (median of {LATENCY_RUNS})",
     }
 

@@ -6,7 +6,7 @@ slider recolours at once without new inference.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -18,6 +18,7 @@ COLOURS = {
     "unsure": QColor(158, 158, 158),
 }
 CONFIRMED = COLOURS["real"]  # confirmed is marked by shape (double box, tag), not hue
+MARK_COLOUR = QColor(255, 200, 40)  # Collect mode: the face a class button would save
 
 
 def frame_qimage(frame: LiveFrame) -> QImage:
@@ -92,7 +93,13 @@ def render_annotated(frame: LiveFrame, threshold: float, confirm_n: int) -> QIma
 
 
 class FrameView(QWidget):
-    """Shows the latest live frame scaled to fit, with its faces."""
+    """Shows the latest live frame scaled to fit, with its faces.
+
+    A notice (a source that failed) is drawn over the picture, or alone when there is
+    none. A click on the picture reports the point in frame pixels (Collect mode picks a
+    face with it), and one face can be marked (the one Collect mode would save).
+    """
+    clicked = Signal(float, float)  # x, y in the shown frame's pixels
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -103,6 +110,8 @@ class FrameView(QWidget):
         self.threshold = 0.5
         self.confirm_n = 3
         self.placeholder = "Pick a source and press Start"
+        self.notice = ""
+        self.marked: tuple[int, str] | None = None  # (track id, caption) of the marked face
 
     def show_frame(self, frame: LiveFrame | None) -> None:
         self.frame = frame
@@ -121,18 +130,77 @@ class FrameView(QWidget):
         self.placeholder = text
         self.update()
 
+    def set_notice(self, text: str) -> None:
+        self.notice = text
+        self.update()
+
+    def set_marked(self, track_id: int | None, caption: str = "") -> None:
+        self.marked = None if track_id is None else (track_id, caption)
+        self.update()
+
+    def _placement(self) -> tuple[float, QPointF]:
+        """(scale, top-left) of the frame fitted into the widget, centred."""
+        fw, fh = self.frame.width, self.frame.height
+        scale = min(self.width() / fw, self.height() / fh)
+        return scale, QPointF((self.width() - fw * scale) / 2, (self.height() - fh * scale) / 2)
+
+    def mousePressEvent(self, event) -> None:
+        if self.frame is not None and event.button() == Qt.LeftButton:
+            scale, origin = self._placement()
+            x = (event.position().x() - origin.x()) / scale
+            y = (event.position().y() - origin.y()) / scale
+            if 0 <= x < self.frame.width and 0 <= y < self.frame.height:
+                self.clicked.emit(x, y)
+        super().mousePressEvent(event)
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(24, 26, 30))
         if self._image is None or self.frame is None:
             painter.setPen(QColor(150, 155, 165))
-            painter.drawText(self.rect(), Qt.AlignCenter, self.placeholder)
+            painter.drawText(self.rect().adjusted(20, 20, -20, -20),
+                             Qt.AlignCenter | Qt.TextWordWrap, self.notice or self.placeholder)
             return
-        fw, fh = self.frame.width, self.frame.height
-        scale = min(self.width() / fw, self.height() / fh)
-        target = QRectF((self.width() - fw * scale) / 2, (self.height() - fh * scale) / 2,
-                        fw * scale, fh * scale)
+        scale, origin = self._placement()
+        target = QRectF(origin.x(), origin.y(), self.frame.width * scale, self.frame.height * scale)
         painter.setRenderHint(QPainter.SmoothPixmapTransform, True)
         painter.drawImage(target, self._image)
-        paint_faces(painter, self.frame, self.threshold, self.confirm_n, scale, target.topLeft())
+        paint_faces(painter, self.frame, self.threshold, self.confirm_n, scale, origin)
+        if self.marked is not None:
+            self._paint_mark(painter, scale, origin)
+        if self.notice:
+            painter.fillRect(target, QColor(0, 0, 0, 170))
+            painter.setPen(QColor(240, 240, 240))
+            painter.drawText(target.adjusted(20, 20, -20, -20),
+                             Qt.AlignCenter | Qt.TextWordWrap, self.notice)
         painter.end()
+
+    def _paint_mark(self, painter: QPainter, scale: float, origin: QPointF) -> None:
+        """A dashed outline around the marked face, outside its box, with its caption."""
+        track_id, caption = self.marked
+        face = next((f for f in self.frame.faces if f.track_id == track_id), None)
+        if face is None:
+            return
+        x, y, w, h = face.result.box
+        gap = 6
+        rect = QRectF(origin.x() + x * scale - gap, origin.y() + y * scale - gap,
+                      w * scale + 2 * gap, h * scale + 2 * gap)
+        pen = QPen(MARK_COLOUR, 2, Qt.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(Qt.NoBrush)
+        painter.drawRect(rect)
+        if caption:
+            # Below the box's own tag ("CONFIRMED", a reason), when it has one.
+            _, _, confirmed = face_text(face, self.threshold, self.confirm_n)
+            below = confirmed or (face.result.reason and face.score is None)
+            top = rect.bottom() + (painter.fontMetrics().height() + 6 if below else 0)
+            font = QFont(painter.font())
+            font.setPixelSize(12)
+            font.setBold(True)
+            painter.setFont(font)
+            metrics = QFontMetricsF(font)
+            tag = QRectF(rect.left(), top,
+                         metrics.horizontalAdvance(caption) + 8, metrics.height() + 4)
+            painter.fillRect(tag, MARK_COLOUR)
+            painter.setPen(QColor(0, 0, 0))
+            painter.drawText(tag, Qt.AlignCenter, caption)

@@ -25,7 +25,8 @@ from fasdesk.core.batch import ImageResult
 from fasdesk.core.display import THUMBNAIL_SIDE, RGBBytes
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.liveness import DEFAULT_THRESHOLD
-from fasdesk.core.pipeline import UNSURE, Pipeline
+from fasdesk.core.pipeline import INVALID_OUTPUT, UNSURE, Pipeline
+from fasdesk.core.thresholds import format_threshold
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 from fasdesk.ui.threshold_control import ThresholdControl
 from fasdesk.ui.drops import accept_if_files, dropped_paths
@@ -172,6 +173,13 @@ class ResultsModel(QAbstractTableModel):
             self._warning_pixmap = icon.pixmap(ERROR_ICON_SIDE, ERROR_ICON_SIDE)
         return self._warning_pixmap
 
+    @staticmethod
+    def _problem(result) -> str:
+        """The Error column: the file's error, or a model error on one of its faces."""
+        if result.error:
+            return result.error
+        return next((f.reason for f in result.faces if f.reason == INVALID_OUTPUT), "")
+
     def _display(self, row, col, result):
         if col == self.FILE:
             return Path(result.path).name
@@ -183,7 +191,7 @@ class ResultsModel(QAbstractTableModel):
             return ", ".join("–" if f.p_real is None else f"{f.p_real:.2f}"
                              for f in result.faces)
         if col == self.ERROR:
-            return result.error or ""
+            return self._problem(result)
         return None
 
     def _sort_key(self, row, col, result):
@@ -195,14 +203,14 @@ class ResultsModel(QAbstractTableModel):
             judged = [f.p_real for f in result.faces if f.p_real is not None]
             return min(judged) if judged else 2.0
         if col == self.ERROR:
-            return result.error or ""
+            return self._problem(result)
         return result.path.lower()
 
     def _tooltip(self, row, col, result):
         if col in (self.THUMB, self.FILE):
             return result.path
         if col == self.ERROR:
-            return result.error
+            return self._problem(result) or None
         if col in (self.VERDICT, self.P_REAL) and result.faces:
             lines = []
             for n, face in enumerate(self.faces(row), 1):
@@ -350,15 +358,21 @@ class ImagesTab(QWidget):
     def export_json(self, path: str) -> bool:
         return self._export(path, report.write_json, "JSON")
 
-    def shutdown(self) -> None:
-        """Cancel any batch and stop the worker threads; waits at most for the image in
-        progress. Called when the tab's window closes and when the app quits; safe to
-        call again, and the tab restarts its threads when used afterwards."""
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel any batch and stop the worker threads; waits for the image in progress,
+        at most `timeout_ms` in all. True when both threads ended (False: one is stuck,
+        the window closes anyway; see app.run). Called when the tab's window closes and
+        when the app quits; safe to call again, and the tab restarts its threads when
+        used afterwards."""
         self._cancel.set()
+        deadline = time.monotonic() + timeout_ms / 1000
+        stopped = True
         for thread in (self._classify_thread, self._preview_thread):
             if thread.isRunning():
                 thread.quit()
-                thread.wait()
+                left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+                stopped = thread.wait(left_ms) and stopped
+        return stopped
 
     # --- window lifetime -------------------------------------------------------------
     def showEvent(self, event) -> None:
@@ -646,7 +660,7 @@ class ImagesTab(QWidget):
         if result.error:
             return lines[0] + f"<br>{result.error}"
         lines.append(f"{result.width} x {result.height} px, verdict "
-                     f"<b>{self.model.verdict(row)}</b> at threshold {self._threshold:.2f}")
+                     f"<b>{self.model.verdict(row)}</b> at threshold {format_threshold(self._threshold)}")
         for n, face in enumerate(self.model.faces(row), 1):
             x, y, w, h = face.box
             score = "" if face.p_real is None else f" (p_real {face.p_real:.3f})"
@@ -677,7 +691,7 @@ class ImagesTab(QWidget):
             return
         order = (report.REAL, report.SPOOF, UNSURE, report.NO_FACE, report.ERROR)
         parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-        self.summary.setText(f"{total} image(s) at threshold {self._threshold:.2f}: "
+        self.summary.setText(f"{total} image(s) at threshold {format_threshold(self._threshold)}: "
                              + ", ".join(parts))
         self.summary.setToolTip(self.summary.text())
 

@@ -11,10 +11,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
                                QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
                                QWidget)
 
+from fasdesk.core.files import safe_stat
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.pipeline import Pipeline
 from fasdesk.core.settings import Settings
-from fasdesk.core.sources import VIDEO_EXTENSIONS, CameraInfo, SourceSpec, probe_cameras
+from fasdesk.core.sources import (VIDEO_EXTENSIONS, CameraInfo, SourceSpec, add_recent,
+                                  probe_cameras)
 from fasdesk.ui.frame_view import COLOURS, FrameView, render_annotated
 from fasdesk.ui.live_worker import LiveController, LiveOptions
 from fasdesk.ui.score_plot import ScorePlot
@@ -87,12 +89,15 @@ def _swatch(colour, text: str) -> str:
 class LiveTab(QWidget):
     threshold_changed = Signal(float)
     confirm_frames_changed = Signal(int)
-    source_changed = Signal(str)
+    source_changed = Signal(str)  # a source opened (a failed one never lands here)
+    source_starting = Signal()  # a (re)start: frames shown so far no longer count
     status_message = Signal(str)
     stats_changed = Signal(str)  # fps and stage times, while live runs
     running_changed = Signal(bool)
     pipeline_changed = Signal(str, str)  # model file, provider
     frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
+    source_selected = Signal(object)  # a SourceSpec about to start (profiles apply here)
+    calibrate_requested = Signal()
 
     def __init__(self, settings: Settings, pipeline_factory: Callable[[], Pipeline], parent=None):
         super().__init__(parent)
@@ -110,6 +115,7 @@ class LiveTab(QWidget):
         worker.pipeline_ready.connect(self.pipeline_changed, queued)
         self.running = False
         self.spec: SourceSpec | None = None
+        self.failed_spec: SourceSpec | None = None  # self.spec, when it could not be opened
         self.cameras: list[CameraInfo] = []
         self.frames_shown = 0
         self.last_frame = None
@@ -139,6 +145,10 @@ class LiveTab(QWidget):
         self.snapshot_button.setToolTip("Save the annotated frame as an image")
         self.snapshot_button.clicked.connect(lambda: self.snapshot())
         self.snapshot_button.setEnabled(False)
+        self.calibrate_button = QPushButton("Calibrate…")
+        self.calibrate_button.setToolTip("Measure the model on this camera and your attacks, "
+                                         "pick the threshold, and keep it as a profile")
+        self.calibrate_button.clicked.connect(self.calibrate_requested)
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Source:"))
@@ -146,6 +156,7 @@ class LiveTab(QWidget):
         bar.addWidget(self.start_button)
         bar.addWidget(self.mirror_box)
         bar.addWidget(self.snapshot_button)
+        bar.addWidget(self.calibrate_button)
 
         self.message = MessageBar()
         self.message.action.connect(self.retry)
@@ -211,24 +222,34 @@ class LiveTab(QWidget):
             combo.addItem(cam.label, SourceSpec("camera", str(cam.index)))
         known = {str(c.index) for c in self.cameras}
         if self.spec is not None and self.spec.kind == "camera" and self.spec.target not in known:
-            combo.addItem(self.spec.label, self.spec)  # asked for, though not found by the probe
+            combo.addItem(self._item_text(self.spec), self.spec)  # asked for, not found by the probe
         if not self.cameras:
             combo.addItem("Looking for cameras..." if probing else "No camera found", None)
             combo.model().item(combo.count() - 1).setEnabled(False)
-        for spec in self._recent_specs():
-            combo.addItem(f"{spec.label}  ({spec.kind})", spec)
+        recent = self._recent_specs()
+        if self.spec is not None and self.spec.kind != "camera" and self.spec not in recent:
+            combo.addItem(self._item_text(self.spec), self.spec)  # opening, or failed
+        for spec in recent:
+            combo.addItem(self._item_text(spec), spec)
         combo.insertSeparator(combo.count())
         combo.addItem("Video file...", "pick-video")
         combo.addItem("Image folder...", "pick-folder")
         self._select_spec(self.spec)
 
+    def _item_text(self, spec: SourceSpec) -> str:
+        text = spec.label if spec.kind == "camera" else f"{spec.label}  ({spec.kind})"
+        return text + ("  - could not be opened" if spec == self.failed_spec else "")
+
     def _recent_specs(self) -> list[SourceSpec]:
+        """The files and folders that opened before, newest first, while they still exist."""
+        targets = list(self.settings.recent_sources)
+        if not targets and self.settings.source and not self.settings.source.isdigit():
+            targets = [self.settings.source]  # settings from before the list existed
         specs = []
-        for text in [self.spec.target if self.spec else None, self.settings.source]:
-            if text and not text.isdigit():
-                spec = self.spec if self.spec and self.spec.target == text else SourceSpec.parse(text)
-                if spec not in specs:
-                    specs.append(spec)
+        for target in targets:
+            spec = SourceSpec.parse(target)
+            if safe_stat(spec.target) is not None and spec not in specs:  # (never raises)
+                specs.append(spec)
         return specs
 
     def _select_spec(self, spec: SourceSpec | None) -> None:
@@ -277,16 +298,25 @@ class LiveTab(QWidget):
 
     # -- running ------------------------------------------------------------------------
     def start(self, spec: SourceSpec) -> None:
-        """Run live on `spec` (switching from whatever runs now)."""
+        """Run live on `spec` (switching from whatever runs now).
+
+        Nothing of the previous source stays usable: its picture goes, Snapshot waits for
+        this source's first frame, and late frames of the old source are dropped.
+        """
         self.spec = spec
+        self.failed_spec = None
+        self.source_selected.emit(spec)  # before the worker builds its pipeline
         self.message.hide()
         self.plot.clear_tracks()
+        self.last_frame = None
+        self.snapshot_button.setEnabled(False)
         self.view.show_frame(None)
+        self.view.set_notice("")
         self.view.set_placeholder(f"Opening {spec.label}...")
         self.start_button.setEnabled(False)
         self.options.recent_len = max(10, self.settings.confirm_frames)
+        self.source_starting.emit()
         self.controller.start(spec, self.options)
-        self.source_changed.emit(spec.target)
         self._fill_sources(probing=not self.cameras and self._probe.is_running())
 
     def stop(self) -> None:
@@ -311,7 +341,9 @@ class LiveTab(QWidget):
     def set_pipeline_factory(self, factory: Callable[[], Pipeline]) -> None:
         self.controller.set_pipeline_factory(factory)
 
-    def _on_started(self, name: str) -> None:
+    def _on_started(self, spec: SourceSpec, name: str) -> None:
+        if spec != self.spec:
+            return  # a source already switched away from
         self.running = True
         self.running_changed.emit(True)
         self.frames_shown = 0
@@ -319,6 +351,10 @@ class LiveTab(QWidget):
         self.start_button.setText("Stop")
         self.view.set_placeholder(f"Waiting for frames from {name}...")
         self.status_message.emit(f"Live: {name}")
+        if spec.kind != "camera":
+            self.settings.recent_sources = add_recent(self.settings.recent_sources, spec.target)
+        self.source_changed.emit(spec.target)
+        self._fill_sources(probing=not self.cameras and self._probe.is_running())
 
     def _set_idle(self, placeholder: str) -> None:
         self.running = False
@@ -328,12 +364,20 @@ class LiveTab(QWidget):
         if self.last_frame is None:
             self.view.set_placeholder(placeholder)
 
-    def _on_failed(self, message: str) -> None:
-        self._set_idle("No picture: see the message above")
+    def _on_failed(self, spec: SourceSpec, message: str) -> None:
+        if spec != self.spec:
+            return
+        self._set_idle("")
+        self.failed_spec = spec
+        # Over the last picture of this source (a camera that went away), or alone.
+        self.view.set_notice(f"{message}\n\nPress Retry above, or pick another source.")
         self.message.show_message(message, action="Retry", level="error")
         self.status_message.emit(message)
+        self._fill_sources(probing=not self.cameras and self._probe.is_running())
 
-    def _on_ended(self, name: str) -> None:
+    def _on_ended(self, spec: SourceSpec, name: str) -> None:
+        if spec != self.spec:
+            return
         self._set_idle("")
         self.message.show_message(f"{name}: end of the video.", action="Play again", level="info")
 
@@ -342,8 +386,8 @@ class LiveTab(QWidget):
 
     def _on_frame_ready(self) -> None:
         frame = self.controller.worker.take()
-        if frame is None:
-            return
+        if frame is None or frame.spec != self.spec:
+            return  # (a frame of the previous source, painted after the switch)
         self.last_frame = frame
         self.frames_shown += 1
         self.snapshot_button.setEnabled(True)
@@ -412,6 +456,7 @@ class LiveTab(QWidget):
         self.status_message.emit(f"Snapshot saved: {path}")
         return path
 
-    def shutdown(self) -> None:
-        """Stop the worker and helper threads; call before the window goes away."""
-        self.controller.shutdown()
+    def shutdown(self) -> bool:
+        """Stop the worker and helper threads; call before the window goes away. False
+        when the worker did not stop in time."""
+        return self.controller.shutdown()

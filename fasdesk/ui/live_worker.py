@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,9 +44,11 @@ def _one_line(exc: BaseException) -> str:
 
 class LiveWorker(QObject):
     frame_ready = Signal()  # a new LiveFrame waits in the mailbox: call take()
-    started = Signal(str)  # source name
-    failed = Signal(str)  # one-line message; the worker has stopped
-    ended = Signal(str)  # a finite source reached its end
+    # Both carry the SourceSpec they are about, so the UI can tell a late signal of a
+    # source it has already switched away from.
+    started = Signal(object, str)  # spec, source name
+    failed = Signal(object, str)  # spec, one-line message; the worker has stopped
+    ended = Signal(object, str)  # spec, source name: a finite source reached its end
     stopped = Signal()
     pipeline_ready = Signal(str, str)  # model file name, execution provider
 
@@ -54,6 +57,7 @@ class LiveWorker(QObject):
         self._factory = pipeline_factory
         self._pipeline: Pipeline | None = None
         self._loop: LiveLoop | None = None
+        self._spec: SourceSpec | None = None
         self._pacer: Pacer | None = None
         self._timer: QTimer | None = None
         self._lock = threading.Lock()
@@ -115,6 +119,7 @@ class LiveWorker(QObject):
     @Slot(object, object)
     def start(self, spec: SourceSpec, options: LiveOptions) -> None:
         self._close()
+        self._spec = spec
         if self._timer is None:
             self._timer = QTimer(self)
             self._timer.setSingleShot(True)
@@ -122,18 +127,18 @@ class LiveWorker(QObject):
         try:
             pipeline = self._build_pipeline()
         except Exception as exc:  # missing or broken model: say so, keep the app alive
-            self.failed.emit(f"Cannot start: {_one_line(exc)}")
+            self.failed.emit(spec, f"Cannot start: {_one_line(exc)}")
             return
         try:
             source = open_source(spec, loop=options.loop, image_fps=options.image_fps,
                                  camera_names=options.camera_names)
         except SourceError as exc:
-            self.failed.emit(str(exc))
+            self.failed.emit(spec, str(exc))
             return
         tracker = FaceTracker(smoothing=options.smoothing, recent_len=options.recent_len)
         self._loop = LiveLoop(source, pipeline, tracker, mirror=self.mirror)
         self._pacer = Pacer(source.fps_hint if options.paced else None)
-        self.started.emit(source.name)
+        self.started.emit(spec, source.name)
         self._timer.start(0)
 
     @Slot()
@@ -144,6 +149,14 @@ class LiveWorker(QObject):
             self._close()
             self.stopped.emit()
 
+    @Slot(object)
+    def stop_and_signal(self, done: threading.Event) -> None:
+        """stop(), then tell the waiting shutdown (on the UI thread) it is done."""
+        try:
+            self.stop()
+        finally:
+            done.set()
+
     def _close(self) -> None:
         if self._timer is not None:
             self._timer.stop()
@@ -153,7 +166,7 @@ class LiveWorker(QObject):
 
     def _fail(self, message: str) -> None:
         self._close()
-        self.failed.emit(message)
+        self.failed.emit(self._spec, message)
 
     @Slot()
     def _step(self) -> None:
@@ -177,8 +190,9 @@ class LiveWorker(QObject):
         if frame is None:
             name = loop.source.name
             self._close()
-            self.ended.emit(name)
+            self.ended.emit(self._spec, name)
             return
+        frame.spec = self._spec
         self._publish(frame)
         self._timer.start(0)
 
@@ -188,7 +202,7 @@ class LiveController(QObject):
 
     _start = Signal(object, object)
     _stop = Signal()
-    _stop_and_wait = Signal()
+    _stop_and_signal = Signal(object)
     _factory = Signal(object)
 
     def __init__(self, pipeline_factory: Callable[[], Pipeline], parent=None):
@@ -200,8 +214,9 @@ class LiveController(QObject):
         self._start.connect(self.worker.start)
         self._stop.connect(self.worker.stop)
         # Shutdown must know the source is closed and the timer stopped before the thread
-        # quits: a queued call could be dropped with the event loop's pending events.
-        self._stop_and_wait.connect(self.worker.stop, Qt.BlockingQueuedConnection)
+        # quits (a queued call could be dropped with the event loop's pending events), but
+        # must not wait forever for a worker stuck in a read: an Event with a timeout.
+        self._stop_and_signal.connect(self.worker.stop_and_signal, Qt.QueuedConnection)
         self._factory.connect(self.worker.set_pipeline_factory)
         self.thread.started.connect(self.worker.lower_priority, Qt.DirectConnection)
         self.thread.start()
@@ -219,9 +234,14 @@ class LiveController(QObject):
         self.worker.mirror = bool(on)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Stop the source and the thread; True when the thread has finished."""
+        """Stop the source and the thread within about `timeout_ms`; True when the thread
+        has finished, False when it is stuck (the window closes anyway; see app.run)."""
         if not self.thread.isRunning():
             return True
-        self._stop_and_wait.emit()
+        deadline = time.monotonic() + timeout_ms / 1000
+        done = threading.Event()
+        self._stop_and_signal.emit(done)
+        done.wait(timeout_ms / 1000)
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        left_ms = max(0, round((deadline - time.monotonic()) * 1000))
+        return self.thread.wait(left_ms)

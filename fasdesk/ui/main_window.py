@@ -6,17 +6,19 @@ import html
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
                                QWidget)
 
 from fasdesk.core import registry
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.liveness import LivenessEngine, ModelError, best_providers
+from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
 from fasdesk.core.pipeline import build_pipeline
+from fasdesk.core.profiles import Profile, list_profiles
 from fasdesk.core.settings import Settings, load_settings, save_settings
 from fasdesk.core.sources import SourceSpec
+from fasdesk.core.thresholds import format_threshold, stored_threshold
 from fasdesk.ui.dialogs import AboutDialog, ModelInfoDialog
 from fasdesk.ui.live_tab import LiveTab, MessageBar
 from fasdesk.ui.model_banner import ModelBanner, missing_models
@@ -24,6 +26,22 @@ from fasdesk.ui.drops import accept_if_files, dropped_paths
 
 
 log = logging.getLogger(__name__)
+
+PREFERRED_SIZE = QSize(1180, 760)
+# What a window manager's title bar and borders add around the window, at most (the
+# frame is unknown until the window is shown): a 1366x768 laptop screen with a 40 px
+# taskbar leaves 1366x728, so the window itself gets at most 1350x688.
+FRAME_ALLOWANCE = QSize(16, 40)
+
+
+def fitted_size(preferred: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> QSize:
+    """`preferred`, shrunk where needed so the window and its frame fit `available`."""
+    return preferred.boundedTo(available - frame)
+
+
+def fits(size: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> bool:
+    room = available - frame
+    return size.width() <= room.width() and size.height() <= room.height()
 
 
 def _images_tab_class():
@@ -57,9 +75,9 @@ class MainWindow(QMainWindow):
             settings, settings_warning = load_settings()
         self.settings = settings
         self._save_enabled = save
+        self.stuck_workers = False  # set on close when a worker thread did not stop
         self.setWindowTitle("fasdesk - face liveness")
         self.setAcceptDrops(True)
-        self.resize(1180, 760)
 
         self.notice = MessageBar()
         self.banner = ModelBanner()
@@ -77,6 +95,12 @@ class MainWindow(QMainWindow):
         self.live_tab.running_changed.connect(self._on_live_running)
         self.live_tab.pipeline_changed.connect(self._on_pipeline_changed)
         self.live_tab.confirm_frames_changed.connect(lambda _n: self.save_settings())
+        self.live_tab.source_selected.connect(self._on_source_selected)
+        self.live_tab.calibrate_requested.connect(lambda: self.open_calibration())
+        self.active_profile: Profile | None = None
+        self._before_profile = None  # (model, threshold, confirm N) to restore when it ends
+        self._reported_profiles: set[str] = set()
+        self.calibration_dialog = None
         self.tabs.addTab(self.live_tab, "Live")
         images_cls = _images_tab_class()
         self.images_tab = images_cls() if images_cls else None
@@ -105,23 +129,46 @@ class MainWindow(QMainWindow):
         self.stats_label.setToolTip("Live view: frames per second and time per stage")
         self.stats_label.hide()
         self.model_label = QLabel("")
+        self.profile_label = QLabel("")
+        self.profile_label.setToolTip("The camera profile in use (Tools > Camera profiles)")
+        self.profile_label.hide()
         # What onnxruntime will use until a live pipeline reports what it got.
         self.provider_label = QLabel(best_providers()[0].replace("ExecutionProvider", ""))
         self.provider_label.setToolTip("onnxruntime execution provider")
-        for label in (self.stats_label, self.model_label, self.provider_label):
+        for label in (self.stats_label, self.profile_label, self.model_label, self.provider_label):
             self.statusBar().addPermanentWidget(label)
         # Wide enough for the longest stats line, so it never jumps or gets cut.
         self.stats_label.setMinimumWidth(self.stats_label.fontMetrics().horizontalAdvance(
             "live 00.0 fps | detect 000.0 ms, crop 00.0 ms, liveness 000.0 ms") + 20)
 
         self._build_menus()
-        if settings.geometry:
-            self.restoreGeometry(QByteArray.fromBase64(settings.geometry.encode("ascii")))
-        if settings_warning:
-            self.notice.show_message(settings_warning, action=None, level="warning")
+        self.place_on_screen(settings.geometry)
+        warnings = [w for w in (settings_warning, getattr(self.training_tab, "restore_warning", None))
+                    if w]
+        if warnings:
+            self.notice.show_message(" ".join(warnings), action=None, level="warning")
+            self.save_settings()  # the bad values are gone from the file: said once
         self.check_models()
         if source is not None:
             self.live_tab.start(SourceSpec.parse(source))
+
+    def place_on_screen(self, saved: str = "") -> None:
+        """The saved geometry when it fits this screen, else the preferred size shrunk to
+        the screen's available area (a laptop's 1366x768 included), centred."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        available = screen.availableGeometry()
+        if saved:
+            try:
+                restored = self.restoreGeometry(QByteArray.fromBase64(saved.encode("ascii")))
+            except (UnicodeEncodeError, ValueError):
+                restored = False
+            if restored and (self.isMaximized() or fits(self.size(), available.size())):
+                return
+            self.setWindowState(Qt.WindowNoState)
+        size = fitted_size(PREFERRED_SIZE, available.size())
+        self.resize(size)
+        self.move(available.x() + (available.width() - size.width() - FRAME_ALLOWANCE.width()) // 2,
+                  available.y() + (available.height() - size.height() - FRAME_ALLOWANCE.height()) // 2)
 
     # -- tabs for other parts of the app ------------------------------------------------
     def _install_training(self):
@@ -157,8 +204,9 @@ class MainWindow(QMainWindow):
     def _pipeline_factory(self, live: bool = False):
         """Builds a pipeline for the current model (live=True: detection sized for camera
         frames; False: photos of any size)."""
+        # Photos: single-threaded, the first of the Images tab's parallel workers.
         return functools.partial(build_pipeline, self.settings.model or None, None,
-                                 self.settings.threshold, live=live)
+                                 self.settings.threshold, live=live, threads=None if live else 1)
 
     def _push_factories(self) -> None:
         self.live_tab.set_pipeline_factory(self._pipeline_factory(live=True))
@@ -171,8 +219,12 @@ class MainWindow(QMainWindow):
         except registry.MissingModelError:
             return None
 
-    def use_model(self, model: str | Path) -> bool:
-        """Switch the live view and the Images tab to a registry id or an .onnx path."""
+    def use_model(self, model: str | Path, threshold: float | None = None) -> bool:
+        """Switch the live view and the Images tab to a registry id or an .onnx path.
+
+        A threshold belongs to the model it was picked for: the new model brings its own
+        (`threshold`, else the one stored with it by an export or a calibration, else the
+        default), never the previous model's."""
         model = str(model)
         try:
             path = registry.resolve(model, kind="liveness")
@@ -182,25 +234,155 @@ class MainWindow(QMainWindow):
             return False
         entry = registry.get_entry(model)
         self.settings.model = model if entry is not None else str(path)
+        if threshold is None:
+            stored = stored_threshold(path, entry)
+            threshold = DEFAULT_THRESHOLD if stored is None else stored
+        self.set_threshold(threshold)
         self._push_factories()
         self._refresh_model_menu()
         self.check_models()
-        self.show_status(f"Model: {entry.id if entry else path.name}")
+        self.show_status(f"Model: {entry.id if entry else path.name}, threshold "
+                         f"{format_threshold(threshold)}")
         self.save_settings()
         return True
 
+    # -- camera profiles ------------------------------------------------------------------
+    def _camera_name(self, spec: SourceSpec) -> str | None:
+        if spec.kind != "camera":
+            return None
+        return self.live_tab.options.camera_names.get(int(spec.target))
+
+    def _on_source_selected(self, spec: SourceSpec) -> None:
+        """A source is about to run live: apply its profile, or leave the last one."""
+        profiles, problems = list_profiles()
+        new = [p for p in problems if p not in self._reported_profiles]
+        if new:
+            self._reported_profiles.update(new)
+            self.notice.show_message(" ".join(new), action=None, level="warning")
+        name = self._camera_name(spec)
+        matching = [p for p in profiles if p.matches(spec, name)]
+        profile = max(matching, key=lambda p: p.created, default=None)
+        if profile is not None:
+            self.apply_profile(profile)
+        elif self.active_profile is not None:
+            self.leave_profile()
+
+    def apply_profile(self, profile: Profile) -> bool:
+        """Use a profile's model, threshold and confirmation N; the status bar names it.
+
+        Not applied when its model is gone or is no longer the file it was calibrated
+        with (its threshold would not fit)."""
+        try:
+            path = registry.resolve(profile.model, kind="liveness")
+            same = registry.sha256_of(path) == profile.model_sha256
+        except (registry.MissingModelError, OSError) as exc:
+            self.notice.show_message(f"Profile '{profile.name}' not applied: {exc}",
+                                     action=None, level="warning")
+            return False
+        if not same:
+            self.notice.show_message(
+                f"Profile '{profile.name}' not applied: its model {profile.model} has changed "
+                f"since the calibration; calibrate again (Tools > Camera profiles > Re-run).",
+                action=None, level="warning")
+            return False
+        if self.active_profile is None:
+            self._before_profile = (self.settings.model, self.settings.threshold,
+                                    self.settings.confirm_frames)
+        if self.settings.model == profile.model:
+            self.set_threshold(profile.threshold)  # the pipeline already runs that model
+        elif not self.use_model(profile.model, threshold=profile.threshold):
+            return False
+        self.live_tab.confirm_spin.setValue(profile.confirm_frames)
+        self.active_profile = profile
+        self.profile_label.setText(f"profile: {profile.name}")
+        self.profile_label.show()
+        self.show_status(f"Profile '{profile.name}': model {profile.model}, threshold "
+                         f"{format_threshold(profile.threshold)}")
+        return True
+
+    def leave_profile(self) -> None:
+        """Back to the model, threshold and N that were in use before the profile."""
+        self.active_profile = None
+        self.profile_label.hide()
+        self.profile_label.setText("")
+        before, self._before_profile = self._before_profile, None
+        if before is None:
+            return
+        model, threshold, confirm = before
+        if model != self.settings.model:
+            if model:
+                self.use_model(model, threshold=threshold)
+            else:  # the default model, whichever it is at the time
+                self.settings.model = ""
+                self._push_factories()
+                self._refresh_model_menu()
+                self.check_models()
+        self.set_threshold(threshold)
+        self.live_tab.confirm_spin.setValue(confirm)
+
+    def open_calibration(self, profile: Profile | None = None):
+        """The Calibrate dialog for the live tab's source (or a profile's, to re-run it)."""
+        from fasdesk.ui.calibration_dialog import CalibrationDialog
+
+        dialog = CalibrationDialog(self, profile=profile)
+        dialog.profile_saved.connect(self._on_profile_saved)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        self.calibration_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _on_profile_saved(self, profile: Profile) -> None:
+        spec = self.live_tab.spec
+        if spec is not None and profile.matches(spec, self._camera_name(spec)):
+            self.apply_profile(profile)
+
+    def open_profiles(self):
+        from fasdesk.ui.profiles_dialog import ProfilesDialog
+
+        dialog = ProfilesDialog(self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def reload_model_files(self, paths: list[str]) -> bool:
+        """Files were written over (a Training export): when the model in use is one of
+        them, Live and Images load it again, so they never run on the old weights while
+        Model info shows the new file. True when it was reloaded."""
+        current = self.current_model_path()
+        if current is None or not any(Path(p).resolve() == current.resolve() for p in paths):
+            return False
+        # A new file is a new model: its own threshold (or the default), not the old one's.
+        stored = stored_threshold(current, registry.get_entry(self.settings.model)
+                                  if self.settings.model else None)
+        self.set_threshold(DEFAULT_THRESHOLD if stored is None else stored)
+        self._push_factories()
+        self.check_models()
+        self.show_status(f"Model file replaced: {current.name} reloaded")
+        return True
+
     def check_models(self) -> bool:
-        """Show or hide the no-model banner; True when the app has what it needs."""
-        problems = {}
+        """Show or hide the no-model banner, or say why a model was refused (its file does
+        not match the registry's SHA-256); True when the app has what it needs."""
+        problems, refused = {}, []
         for model, kind in ((self.settings.model or None, "liveness"), (None, "detector")):
             try:
                 registry.resolve(model, kind=kind)
+            except registry.ModelIntegrityError as exc:
+                refused.append(str(exc))
             except registry.MissingModelError as exc:
                 problems[kind] = str(exc)
+        if refused:
+            self.notice.show_message("Model refused: " + " ".join(refused), action=None,
+                                     level="error")
+            self.model_label.setText("model refused")
+            self.model_label.setToolTip("\n".join(refused))
+        elif self.notice.label.text().startswith("Model refused: "):
+            self.notice.hide()  # that model is no longer in use
         if not problems:
             self.banner.hide()
-            self.model_label.setText(f"model: {self._model_name()}")
-            return True
+            if not refused:
+                self._show_model_status()
+            return not refused
         what = {"liveness": "the liveness model", "detector": "the face detector"}
         self.banner.show_missing(missing_models(self.settings.model or None),
                                  " and ".join(what[k] for k in problems).capitalize()
@@ -221,8 +403,24 @@ class MainWindow(QMainWindow):
             self.show_status("Models downloaded and verified")
         self._refresh_model_menu()
 
+    def _show_model_status(self, provider: str | None = None) -> None:
+        """'model: ID (optimized)' in the status bar, the reason in its tooltip."""
+        from fasdesk.core.optimize import describe, plan
+
+        text, tip = f"model: {self._model_name()}", "Liveness model"
+        path = self.current_model_path()
+        if path is not None:
+            try:
+                _, optimized, note = plan(path, provider or best_providers()[0])
+                text += " (optimized)" if optimized else " (not optimized)"
+                tip += "; optimized: " + describe(optimized, note)
+            except OSError:
+                pass
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tip)
+
     def _on_pipeline_changed(self, model_file: str, provider: str) -> None:
-        self.model_label.setText(f"model: {self._model_name()}")
+        self._show_model_status(provider)
         self.provider_label.setText(provider.replace("ExecutionProvider", ""))
 
     def open_model_file(self) -> None:
@@ -277,6 +475,10 @@ class MainWindow(QMainWindow):
         self._refresh_model_menu()
         # Models appear while the app runs (downloads, Training tab exports): list them anew.
         self.model_menu.aboutToShow.connect(self._refresh_model_menu)
+
+        tools_menu = bar.addMenu("&Tools")
+        tools_menu.addAction("Calibrate this camera…", lambda: self.open_calibration())
+        tools_menu.addAction("Camera profiles…", self.open_profiles)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction("About fasdesk", self.show_about)
@@ -382,14 +584,26 @@ class MainWindow(QMainWindow):
             self.show_status(f"Settings not saved: {exc}")
 
     def closeEvent(self, event) -> None:
+        # Settings first: whatever happens while the workers stop, they are kept.
+        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        self.save_settings()
+        dialog = self.calibration_dialog
+        if dialog is not None:
+            import shiboken6
+
+            if shiboken6.isValid(dialog):
+                dialog.shutdown(restart_live=False)
         # A training step that runs asks first.
         if self.training_tab is not None and not self.training_tab.confirm_close():
             event.ignore()
             return
-        self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
-        self.live_tab.shutdown()
+        # Each stop has a timeout; a worker stuck in a system call cannot be stopped at
+        # all, and then the app exits without waiting for it (see fasdesk.ui.app.run).
+        stopped = [self.live_tab.shutdown(), self.banner.shutdown()]
         if self.images_tab is not None:
-            self.images_tab.shutdown()
-        self.banner.shutdown()
+            stopped.append(self.images_tab.shutdown())
+        self.stuck_workers = not all(stopped)
+        if self.stuck_workers:
+            log.warning("a worker thread did not stop in time; exiting without it")
         self.save_settings()
         super().closeEvent(event)

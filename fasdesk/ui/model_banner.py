@@ -1,13 +1,15 @@
 """The "no model found" banner: download the missing models (progress, cancel) or open a file."""
 from __future__ import annotations
 
+import html
 import threading
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton
 
 from fasdesk.core import registry
-from fasdesk.core.download import DownloadCancelled, DownloadError, download_model
+from fasdesk.core.download import (DownloadCancelled, DownloadError, download_model,
+                                   manual_copy_hint)
 
 
 def missing_models(model: str | None) -> list[registry.ModelEntry]:
@@ -32,10 +34,11 @@ class DownloadWorker(QObject):
     def run(self, entries: list) -> None:
         self.cancel_event.clear()
         try:
-            for entry in entries:
+            for i, entry in enumerate(entries):
                 download_model(entry, progress=lambda done, total, f=entry.file:
                                self.progress.emit(f, done, total),
-                               cancelled=self.cancel_event.is_set)
+                               cancelled=self.cancel_event.is_set,
+                               also_missing=[e.file for e in entries[i + 1:]])
         except DownloadCancelled:
             self.finished.emit(False, "Download cancelled; nothing was saved.")
             return
@@ -94,7 +97,8 @@ class ModelBanner(QFrame):
         what = " and ".join(f"{e.id} ({e.size / 1e6:.1f} MB)" for e in entries)
         text = f"<b>No model found.</b> {summary}"
         if entries:
-            text += f"<br>Download {what}, or open an ONNX model you have."
+            text += (f"<br>Download {what}, or open an ONNX model you have. Offline: "
+                     + html.escape(manual_copy_hint([e.file for e in entries])) + ".")
         else:
             text += "<br>Open an ONNX liveness model you have."
         self.label.setText(text)
@@ -130,9 +134,10 @@ class ModelBanner(QFrame):
         if ok:
             self.downloaded.emit()
         else:
-            self.label.setText(f"<b>No model found.</b> {message}")
+            self.label.setText(f"<b>No model found.</b> {html.escape(message)}")
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> bool:
+        """Cancel a download and stop the thread; False when it did not stop in time."""
         self.worker.cancel_event.set()
         self.thread.quit()
-        self.thread.wait(10000)
+        return self.thread.wait(10000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
+from fasdesk.core.thresholds import format_threshold
 from fasdesk.core.tracking import HISTORY_SECONDS
 
 # Distinct hues for faces, none of them the verdict green or red (so a curve never reads
@@ -44,6 +45,7 @@ class ScorePlot(pg.PlotWidget):
 
     def set_threshold(self, value: float) -> None:
         self.threshold_line.setValue(value)
+        self.threshold_line.label.setFormat(f"threshold {format_threshold(value)}")
 
     def clear_tracks(self) -> None:
         for tid in list(self.curves):

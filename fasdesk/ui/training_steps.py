@@ -3,6 +3,8 @@ the run's events, and hands its result to the next step."""
 from __future__ import annotations
 
 import hashlib
+import html
+import json
 import os
 import shutil
 import time
@@ -10,25 +12,28 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QThread, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
                                QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListView, QListWidget,
-                               QListWidgetItem, QPushButton, QSizePolicy, QSpinBox, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QListWidgetItem, QMessageBox, QPushButton, QSizePolicy, QSpinBox,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fasdesk.core import dataset_info as dsi
 from fasdesk.core import eval_report, registry
-from fasdesk.core.collect import default_dataset_dir
-from fasdesk.core.display import thumbnail
-from fasdesk.core.imageio import ImageReadError, read_image
+from fasdesk.core.collect import CollectError, default_dataset_dir, delete_sample
+from fasdesk.core.display import sample_thumbnail
+from fasdesk.core.imageio import ImageReadError
 from fasdesk.core.paths import data_dir, user_models_dir
+from fasdesk.core.thresholds import format_threshold
 from fasdesk.ui.training_widgets import (MessageBox, PathField, StepPage, button_row,
                                          format_seconds, read_json, read_json_any,
                                          theme_colours, work_dir)
 from training import recipe
 
 THUMB_SIDE = 96
+# Samples shown per type in the Dataset step: enough to review a Collect session.
+SHOWN_PER_TYPE = {dsi.FOLDERS: 48, dsi.CELEBA: 4}
 LATEST_CHECKPOINT = "latest.pth"  # what `train --resume auto` continues from
 TRAIN_COLOURS = {"train": "#3b8ee8", "val": "#e5534b"}  # readable on light and dark
 
@@ -73,6 +78,22 @@ def _item(text, align_right=False) -> QTableWidgetItem:
     return item
 
 
+def _rename_exported(model: Path, name: str, card: dict) -> tuple[dict[Path, Path], dict]:
+    """Rename an exported model and its card; returns ({old path: new path}, new card).
+    (INT8 asked for but not kept leaves the fp32 model at the name meant for INT8.)"""
+    target = model.with_name(name)
+    os.replace(model, target)
+    moved = {model: target}
+    if card:
+        card = {**card, "file": target.name}
+        old_card = model.with_name(model.stem + ".card.json")
+        new_card = target.with_name(target.stem + ".card.json")
+        new_card.write_text(json.dumps(card, indent=1), encoding="utf-8")
+        old_card.unlink(missing_ok=True)
+        moved[old_card] = new_card
+    return moved, card
+
+
 def _percent(value) -> str:
     return "n/a" if value is None else f"{100.0 * float(value):.2f}%"
 
@@ -86,11 +107,7 @@ def _fixed(value) -> str:
     return "n/a" if value is None else f"{float(value):.4f}"
 
 
-def _pixmap(path: Path, side: int = THUMB_SIDE) -> QPixmap | None:
-    try:
-        rgb = thumbnail(read_image(path), side)
-    except ImageReadError:
-        return None
+def _pixmap(rgb) -> QPixmap:
     image = QImage(rgb.data, rgb.width, rgb.height, rgb.stride, QImage.Format_RGB888)
     return QPixmap.fromImage(image.copy())
 
@@ -101,8 +118,9 @@ _SCANS: set = set()  # scan threads still running
 
 
 class _ScanThread(QThread):
-    """dataset_info.scan off the UI thread; `result` carries the request's generation."""
-    result = Signal(int, object)
+    """dataset_info.scan and the examples' face crops off the UI thread; `result` carries
+    the request's generation, the DatasetInfo and [(spoof type, path, RGBBytes)]."""
+    result = Signal(int, object, object)
 
     def __init__(self, generation: int, path: Path, parent=None):
         super().__init__(parent)
@@ -110,11 +128,22 @@ class _ScanThread(QThread):
         self.path = path
 
     def run(self) -> None:
-        self.result.emit(self.generation, dsi.scan(self.path))
+        layout = dsi.detect_layout(self.path)
+        info = dsi.scan(self.path, examples_per_type=SHOWN_PER_TYPE.get(layout, 4))
+        thumbs = []
+        for spoof_type, paths in info.examples.items():
+            for path in reversed(paths):  # newest first
+                try:
+                    thumbs.append((spoof_type, path, sample_thumbnail(path, info.layout,
+                                                                      THUMB_SIDE)))
+                except ImageReadError:
+                    continue  # prep lists it as unreadable; no picture to show here
+        self.result.emit(self.generation, info, thumbs)
 
 
 class DatasetStep(StepPage):
     scanned = Signal()  # a scan's result is on screen
+    samples_deleted = Signal()  # sample files were removed (Collect mode recounts)
     KEY = "dataset"
     TITLE = "Dataset"
     HELP = ("Pick a raw dataset: a CelebA-Spoof folder (metas/labels/train_label.json), or "
@@ -154,7 +183,16 @@ class DatasetStep(StepPage):
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
         self.layout_.addWidget(self.table)
 
-        self.layout_.addWidget(QLabel("Examples"))
+        self.thumbs_title = QLabel("Samples")
+        self.delete_button = QPushButton("Delete selected…")
+        self.delete_button.setToolTip("Remove the selected samples (image and _BB.txt) from "
+                                      "the dataset folder, e.g. a face saved under the wrong class")
+        self.delete_button.setEnabled(False)
+        self.delete_button.clicked.connect(self.delete_selected)
+        title_row = QHBoxLayout()
+        title_row.addWidget(self.thumbs_title, 1)
+        title_row.addWidget(self.delete_button)
+        self.layout_.addLayout(title_row)
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListView.IconMode)
         self.thumbs.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
@@ -162,6 +200,11 @@ class DatasetStep(StepPage):
         self.thumbs.setMovement(QListView.Static)
         self.thumbs.setResizeMode(QListView.Adjust)
         self.thumbs.setMinimumHeight(THUMB_SIDE + 44)
+        self.thumbs.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.thumbs.itemSelectionChanged.connect(self._update_delete)
+        delete_key = QShortcut(QKeySequence.Delete, self.thumbs)
+        delete_key.setContext(Qt.WidgetShortcut)
+        delete_key.activated.connect(self.delete_selected)
         self.layout_.addWidget(self.thumbs, 1)
 
         self.next_button = QPushButton("Prepare this dataset →")
@@ -193,6 +236,7 @@ class DatasetStep(StepPage):
         path = self.folder.path()
         self.table.setRowCount(0)
         self.thumbs.clear()
+        self.thumbs_title.setText("Samples")
         self.warnings.clear_message()
         self.message.clear_message()
         self.info = None
@@ -215,11 +259,11 @@ class DatasetStep(StepPage):
     def scanning(self) -> bool:
         return any(t.isRunning() for t in self._threads)
 
-    def wait_for_scans(self) -> None:
-        for thread in list(self._threads):
-            thread.wait()
+    def wait_for_scans(self, timeout_ms: int = 5000) -> bool:
+        """Wait for folder scans to end, at most `timeout_ms` each; False if one did not."""
+        return all([thread.wait(timeout_ms) for thread in list(self._threads)])
 
-    def _on_scanned(self, generation: int, info: dsi.DatasetInfo) -> None:
+    def _on_scanned(self, generation: int, info: dsi.DatasetInfo, thumbs: list) -> None:
         if generation != self._generation:
             return  # the folder changed meanwhile; a newer scan is coming
         self.info = info
@@ -238,7 +282,7 @@ class DatasetStep(StepPage):
         if info.warnings:
             self.warnings.show_message("warning", "Worth knowing:", info.warnings)
         self._fill_table(info)
-        self._fill_thumbs(info)
+        self._fill_thumbs(info, thumbs)
         self.next_button.setEnabled(info.ok)
         self.remember()
         self.scanned.emit()
@@ -275,15 +319,52 @@ class DatasetStep(StepPage):
         rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
         self.table.setFixedHeight(min(240, self.table.horizontalHeader().height() + rows + 4))
 
-    def _fill_thumbs(self, info: dsi.DatasetInfo) -> None:
-        for spoof_type, paths in info.examples.items():
-            for path in paths[:3]:
-                pixmap = _pixmap(path)
-                if pixmap is None:
-                    continue
-                item = QListWidgetItem(QIcon(pixmap), self._type_label(info, spoof_type))
-                item.setToolTip(str(path))
-                self.thumbs.addItem(item)
+    def _fill_thumbs(self, info: dsi.DatasetInfo, thumbs: list) -> None:
+        """Each sample as the face crop the model will see, labelled with its class."""
+        for spoof_type, path, rgb in thumbs:
+            item = QListWidgetItem(QIcon(_pixmap(rgb)), self._type_label(info, spoof_type))
+            item.setToolTip(str(path))
+            item.setData(Qt.UserRole, str(path))
+            self.thumbs.addItem(item)
+        shown = len(thumbs)
+        if info.layout == dsi.FOLDERS and shown:
+            self.thumbs_title.setText(
+                f"Samples: {shown} of {info.total} shown, newest first, as the face crops "
+                "training uses. Select the wrong ones and press Delete.")
+        else:
+            self.thumbs_title.setText("Examples" if shown else "")
+        self._update_delete()
+
+    def _update_delete(self) -> None:
+        # Deleting files from a CelebA-Spoof tree would leave its label files pointing
+        # at nothing: only folder datasets (Collect mode's) can be edited here.
+        self.delete_button.setEnabled(self.info is not None and self.info.layout == dsi.FOLDERS
+                                      and bool(self.thumbs.selectedItems()))
+
+    def delete_selected(self) -> int:
+        """Delete the selected samples from disk after asking; returns how many went."""
+        if not self.delete_button.isEnabled():
+            return 0
+        paths = [Path(item.data(Qt.UserRole)) for item in self.thumbs.selectedItems()]
+        answer = QMessageBox.question(
+            self, "Delete samples?",
+            f"Delete {len(paths)} sample(s) from {self.info.root}?\n\nThe image files and "
+            "their _BB.txt face boxes are removed from disk.",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        if answer != QMessageBox.Yes:
+            return 0
+        deleted = 0
+        for path in paths:
+            try:
+                delete_sample(path)
+                deleted += 1
+            except CollectError as exc:
+                QMessageBox.warning(self, "Not all samples were deleted", str(exc))
+                break
+        self.tab.log(f"deleted {deleted} sample(s) from {self.info.root}")
+        self.samples_deleted.emit()
+        self.scan()
+        return deleted
 
     def selected_spoof_types(self) -> list[int]:
         types = []
@@ -837,6 +918,7 @@ class EvaluateStep(StepPage):
     def __init__(self, tab):
         super().__init__(tab)
         self.report: eval_report.EvalReport | None = None
+        self.suggested: float | None = None
         form = QFormLayout()
         self.data = PathField("dir", placeholder="prepared folder")
         self.model = PathField("file", "Models (*.pth *.onnx)", placeholder="best.pth or .onnx")
@@ -879,8 +961,8 @@ class EvaluateStep(StepPage):
         self.target_rate.valueChanged.connect(self.update_suggestion)
         threshold_row.addWidget(self.target_kind, 0, 0)
         threshold_row.addWidget(self.target_rate, 0, 1)
-        threshold_row.addWidget(self.suggestion, 1, 0)
-        threshold_row.addWidget(self.apply_button, 1, 1)
+        threshold_row.addWidget(self.suggestion, 1, 0, 1, 2)
+        threshold_row.addWidget(self.apply_button, 2, 1)
         left = _column(self.metrics, threshold_box, stretch_first=True)
         left.setMinimumWidth(250)
         left.setMaximumWidth(430)
@@ -1012,38 +1094,93 @@ class EvaluateStep(StepPage):
         self.confusion.setFixedHeight(height)
 
     def update_suggestion(self) -> None:
+        """The threshold for the chosen target, from the report's raw scores (the same
+        function `training eval` and the calibration use), with what it gives and how far
+        the evaluated images support it."""
         if self.report is None:
             return
         kind = self.target_kind.currentData()
         target = self.target_rate.value() / 100.0
         choice = self.report.threshold_for(kind, target)
+        self.suggested = None
+        self.apply_button.setEnabled(False)
+        self.roc_marker.setData([], [])
         if choice is None:
-            self.suggestion.setText("no threshold meets this target on these images")
-            self.apply_button.setEnabled(False)
-            self.roc_marker.setData([], [])
+            self.suggestion.setText("This report has no per-image scores (it was written by an "
+                                    "older version): press Evaluate again.")
+            return
+        if choice.threshold is None:
+            self.suggestion.setText(choice.warning or "no threshold for this target")
             return
         self.suggested = choice.threshold
-        shown = f"{choice.threshold:.3f}" if choice.threshold >= 0.001 else f"{choice.threshold:.1e}"
-        self.suggestion.setText(
-            f"threshold <b>{shown}</b>: APCER {100 * choice.apcer:.2f}%, "
-            f"BPCER {100 * choice.bpcer:.2f}%")
-        self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
-        self.apply_button.setEnabled(True)
+        text = (f"threshold <b>{format_threshold(choice.threshold)}</b>: APCER "
+                f"{100 * (choice.apcer or 0):.2f}%, BPCER {100 * (choice.bpcer or 0):.2f}% "
+                f"<small>(the middle of the score gap {format_threshold(choice.gap[0])}–"
+                f"{format_threshold(choice.gap[1])})</small>")
+        if choice.warning:
+            text += f"<br><span style='color:#e0a030'>⚠ {html.escape(choice.warning)}</span>"
+        self.suggestion.setText(text)
+        if choice.apcer is not None and choice.bpcer is not None:
+            self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
+        model = self.evaluated_model()
+        onnx = model is not None and model.suffix.lower() == ".onnx"
+        self.apply_button.setText("Use in Live with this model" if onnx else "Store with the export")
+        self.apply_button.setToolTip(
+            "Switch the live view to the evaluated model, with this threshold" if onnx else
+            "The threshold belongs to the evaluated checkpoint: the Export step stores it in "
+            "the exported model, and it applies whenever that model is the live one")
+        self.apply_button.setEnabled(model is not None)
         self.remember()
 
+    def evaluated_model(self) -> Path | None:
+        if self.report is None or not self.report.data.get("model"):
+            return None
+        return Path(self.report.data["model"])
+
     def apply_threshold(self) -> None:
-        self.tab.threshold_requested.emit(float(self.suggested))
-        self.tab.log(f"live threshold set to {self.suggested:.3f}")
+        """A threshold goes only with the model it was picked for: an evaluated .onnx goes
+        to the live view together with it; a checkpoint's goes into its export."""
+        model, value = self.evaluated_model(), self.suggested
+        if model is None or value is None:
+            return
+        if model.suffix.lower() == ".onnx":
+            self.tab.model_threshold_requested.emit(str(model), float(value))
+            self.tab.log(f"live view: {model.name} with threshold {format_threshold(value)}")
+        else:
+            self.tab.export.set_threshold(float(value), model)
+            self.tab.log(f"threshold {format_threshold(value)} will be stored with the export "
+                         f"of {model}")
+            self.tab.go_to("export")
 
 
 # -- 5. Export -------------------------------------------------------------------------------
+
+def model_id_from(text: str) -> str:
+    """A model id (and file stem) from free text: letters, digits, - _ . only."""
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.strip())
+    return name.strip("-.")
+
+
+def replace_question(parent, model_id: str, existing: list[Path]) -> QMessageBox:
+    """The question asked before an export overwrites model files (not yet shown)."""
+    box = QMessageBox(QMessageBox.Question, "Replace the model?",
+                      f"A model named '{model_id}' already exists:\n\n"
+                      + "\n".join(str(p) for p in existing)
+                      + "\n\nReplace it with this export? If the live view uses it, it "
+                      "switches to the new weights at once.",
+                      QMessageBox.Yes | QMessageBox.No, parent)
+    box.setDefaultButton(QMessageBox.No)
+    box.button(QMessageBox.Yes).setText("Replace")
+    box.button(QMessageBox.No).setText("Keep it")
+    return box
+
 
 class ExportStep(StepPage):
     KEY = "export"
     TITLE = "Export"
     HELP = ("Writes the checkpoint as an ONNX model for the live view (checked against the "
             "torch model), optionally an INT8 copy with an agreement report, and adds it to "
-            "the model list.")
+            "the model list. Each export gets a new name; replacing a model asks first.")
 
     def __init__(self, tab):
         super().__init__(tab)
@@ -1051,10 +1188,20 @@ class ExportStep(StepPage):
         self.checkpoint = PathField("file", "Checkpoints (*.pth)", placeholder="best.pth")
         self.name = QLineEdit()
         self.name.setPlaceholderText("model name, e.g. office-camera-v1")
+        # The name the next free name counts up from (name, name-2, name-3...).
+        self._name_base = ""
+        self.name.textEdited.connect(lambda text: setattr(self, "_name_base", model_id_from(text)))
         self.int8 = QCheckBox("Also write an INT8 model (calibrated on prepared crops)")
         self.calibration = PathField("dir", placeholder="prepared folder for calibration")
+        self.threshold_label = QLabel("0.5 (the default; pick one in Evaluate)")
+        self.threshold_label.setToolTip("Stored with the model; applied whenever it is the "
+                                        "live model, and only then")
+        self.threshold_value: float | None = None
+        self.threshold_for: Path | None = None  # the checkpoint it was picked for
+        self.checkpoint.changed.connect(lambda _: self._show_threshold())
         form.addRow("Checkpoint:", self.checkpoint)
         form.addRow("Model name:", self.name)
+        form.addRow("Threshold:", self.threshold_label)
         form.addRow("", self.int8)
         form.addRow("Calibration data:", self.calibration)
         self.int8.toggled.connect(self.calibration.setEnabled)
@@ -1079,29 +1226,72 @@ class ExportStep(StepPage):
 
     def memory_values(self) -> dict:
         return {"checkpoint": self.checkpoint.text(), "name": self.name.text(),
-                "int8": self.int8.isChecked(), "calibration": self.calibration.text()}
+                "name_base": self._name_base, "int8": self.int8.isChecked(),
+                "calibration": self.calibration.text()}
 
     def apply_memory(self, values: dict) -> None:
         self.checkpoint.set_text(values.get("checkpoint", ""))
         self.name.setText(values.get("name", ""))
+        self._name_base = model_id_from(str(values.get("name_base") or self.name.text()))
         self.int8.setChecked(bool(values.get("int8", False)))
         self.calibration.set_text(values.get("calibration", ""))
 
     def set_checkpoint(self, checkpoint: Path) -> None:
+        """A new run's checkpoint: a new model name from its dataset and run folder."""
         self.checkpoint.set_text(checkpoint)
-        if not self.name.text():
-            run = checkpoint.parent.name
-            dataset = checkpoint.parent.parent.parent.name
-            self.name.setText(f"{dataset}-{run}".replace(" ", "-"))
+        run = checkpoint.parent.name
+        dataset = checkpoint.parent.parent.parent.name
+        self._name_base = model_id_from(f"{dataset}-{run}")
+        self.name.setText(self.free_name(self._name_base))
         self.remember()
+
+    @staticmethod
+    def model_files(model_id: str, int8: bool) -> list[Path]:
+        """The model files an export under this name writes (see register)."""
+        folder = user_models_dir()
+        return ([folder / f"{model_id}-int8.onnx", folder / f"{model_id}.onnx"] if int8
+                else [folder / f"{model_id}.onnx"])
+
+    @classmethod
+    def free_name(cls, base: str) -> str:
+        """`base`, or `base-2`, `base-3`... : the first name no model has yet."""
+        def taken(name: str) -> bool:
+            return (any(p.exists() for p in cls.model_files(name, int8=True))
+                    or any(registry.get_entry(i) is not None for i in (name, f"{name}-int8")))
+
+        name, n = base, 1
+        while taken(name):
+            n += 1
+            name = f"{base}-{n}"
+        return name
 
     def set_calibration(self, prepared: Path) -> None:
         self.calibration.set_text(prepared)
         self.remember()
 
+    def set_threshold(self, value: float, checkpoint: Path) -> None:
+        """The threshold Evaluate picked for `checkpoint`, stored with its export."""
+        self.threshold_value, self.threshold_for = float(value), Path(checkpoint)
+        if self.checkpoint.path() is None:
+            self.checkpoint.set_text(checkpoint)
+        self._show_threshold()
+
+    def threshold(self) -> float | None:
+        """The threshold to store, when it was picked for the checkpoint being exported."""
+        ckpt = self.checkpoint.path()
+        if self.threshold_value is None or ckpt is None or self.threshold_for is None:
+            return None
+        same = ckpt.expanduser().resolve() == self.threshold_for.expanduser().resolve()
+        return self.threshold_value if same else None
+
+    def _show_threshold(self) -> None:
+        value = self.threshold()
+        self.threshold_label.setText(
+            "0.5 (the default; pick one in Evaluate)" if value is None else
+            f"{format_threshold(value)} (picked in Evaluate for this checkpoint)")
+
     def model_id(self) -> str:
-        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.name.text().strip())
-        return name.strip("-.")
+        return model_id_from(self.name.text())
 
     def start(self) -> None:
         self.message.clear_message()
@@ -1113,16 +1303,17 @@ class ExportStep(StepPage):
         if not model_id:
             self.message.show_message("error", "Give the model a name.")
             return
-        existing = registry.get_entry(model_id)
-        if existing is not None and existing.extra.get("source") != "training":
+        entry = registry.get_entry(model_id)
+        if entry is not None and entry.extra.get("source") != "training":
             # Only models trained here may be replaced by a new export of the same name.
             self.message.show_message("error", f"'{model_id}' is already the name of another "
                                       "model; choose another name.")
             return
         # With INT8 the OUT file is the INT8 model (fp32 beside it): name it so.
-        stem = f"{model_id}-int8" if self.int8.isChecked() else model_id
-        out = user_models_dir() / f"{stem}.onnx"
+        out = self.model_files(model_id, self.int8.isChecked())[0]
         args = ["export", str(checkpoint), str(out)]
+        if self.threshold() is not None:
+            args += ["--threshold", repr(self.threshold())]
         if self.int8.isChecked():
             calibration = self.calibration.path()
             if calibration is None or not (calibration / "labels.csv").is_file():
@@ -1130,6 +1321,11 @@ class ExportStep(StepPage):
                                           "folder (with labels.csv).")
                 return
             args += ["--int8", "--calibration", str(calibration)]
+        existing = [p for p in self.model_files(model_id, self.int8.isChecked()) if p.exists()]
+        if existing and replace_question(self, model_id, existing).exec() != QMessageBox.Yes:
+            self.message.show_message("info", f"Nothing exported: '{model_id}' is kept.",
+                                      [f"Choose another name, e.g. '{self.free_name(model_id)}'."])
+            return
         self.remember()
         out.parent.mkdir(parents=True, exist_ok=True)
         self.outputs = []
@@ -1162,16 +1358,24 @@ class ExportStep(StepPage):
         for model_id, path in registered:
             self.use_choice.addItem(f"{model_id}  ({path.name})", model_id)
         self.use_button.setEnabled(bool(registered))
-        self.message.show_message("ok", f"Model '{registered[0][0]}' is ready.",
-                                  ["'Use this model in Live' switches the live view to it now; "
-                                   "it is also in the model list from now on."])
+        # A replaced file the live view runs must not keep running on the old weights.
+        self.tab.model_files_written.emit([str(path) for _, path in registered])
+        details = ["'Use this model in Live' switches the live view to it now; "
+                   "it is also in the model list from now on."]
+        if self.summary.get("int8_reason"):  # whether INT8 was kept, and why (not)
+            details.insert(0, self.summary["int8_reason"])
+        self.message.show_message("ok", f"Model '{registered[0][0]}' is ready.", details)
+        # The next export gets a name of its own, never this one's files by accident.
+        self.name.setText(self.free_name(self._name_base or self.model_id()))
+        self.remember()
 
     def register(self) -> list[tuple[str, Path]]:
         """Add the exported model(s) to the user manifest; returns (id, path) pairs.
 
-        Without INT8 the export writes one fp32 model; with INT8 its OUT is the INT8 model
-        and the fp32 one sits beside it as `<stem>.fp32.onnx`. The fp32 model takes the
-        plain name, the INT8 one the name with `-int8`.
+        Without INT8 the export writes one fp32 model; with INT8 kept its OUT is the INT8
+        model and the fp32 one sits beside it as `<stem>.fp32.onnx`. The fp32 model takes
+        the plain name, the INT8 one the name with `-int8`. INT8 not kept (the backend says
+        why): OUT is the fp32 model, renamed to the plain name.
         """
         model_id = self.model_id()
         onnx = [path for kind, path in self.outputs if kind == "onnx" and path.is_file()]
@@ -1185,6 +1389,10 @@ class ExportStep(StepPage):
             plain = fp32.with_name(f"{model_id}.onnx")
             os.replace(fp32, plain)
             fp32 = plain
+        elif out.name != f"{model_id}.onnx":
+            moved, card = _rename_exported(out, f"{model_id}.onnx", card)
+            self.outputs = [(kind, moved.get(path, path)) for kind, path in self.outputs]
+            out = moved[out]
         found = [(model_id, fp32), (f"{model_id}-int8", out)] if fp32 else [(model_id, out)]
         classes = tuple(card.get("classes", ("real", "spoof")))
         for entry_id, path in found:
@@ -1195,7 +1403,8 @@ class ExportStep(StepPage):
                 input_size=int((card.get("input") or {}).get("size", 128)), classes=classes,
                 description=f"trained in fasdesk from {self.checkpoint.text()}",
                 extra={"source": "training", "checkpoint": self.checkpoint.text(),
-                       "suggested_threshold": card.get("suggested_threshold")}))
+                       "suggested_threshold": card.get("suggested_threshold"),
+                       "threshold": (card.get("threshold") or {}).get("value")}))
         return found
 
     def _show_summary(self, registered) -> None:
@@ -1206,6 +1415,8 @@ class ExportStep(StepPage):
         diff = self.summary.get("max_abs_diff")
         if diff is not None:
             rows.append(("max |logit diff| ONNX vs torch", f"{diff:.2e}"))
+        if self.summary.get("int8_reason"):
+            rows.append(("INT8", self.summary["int8_reason"]))
         agreement = self.summary.get("agreement")
         if isinstance(agreement, dict):
             rows += [

@@ -7,6 +7,7 @@ can be used on its own, and an interrupted run can be resumed after a restart.
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from fasdesk.ui.training_steps import (DatasetStep, EvaluateStep, ExportStep, Pr
                                        TrainStep)
 
 LOG_LINES = 5000
+
+log = logging.getLogger(__name__)
 
 
 class StepMemory:
@@ -48,6 +51,10 @@ class StepMemory:
         value = self._store.get(step)
         return dict(value) if isinstance(value, dict) else {}
 
+    def reset(self, step: str) -> None:
+        """Forget a step's inputs (they could not be used)."""
+        self._store.pop(step, None)
+
     def put(self, step: str, values: dict) -> None:
         self._store[step] = dict(values)
         if self._save is not None:
@@ -59,7 +66,9 @@ class StepMemory:
 
 class TrainingTab(QWidget):
     use_model_requested = Signal(str)  # an exported .onnx the live view should switch to
-    threshold_requested = Signal(float)  # a threshold the live view should use
+    # An evaluated .onnx and the threshold picked for it, for the live view to use together.
+    model_threshold_requested = Signal(str, float)
+    model_files_written = Signal(list)  # paths an export wrote (maybe over a model in use)
 
     STEPS = (("dataset", "1  Dataset"), ("prepare", "2  Prepare"), ("train", "3  Train"),
              ("evaluate", "4  Evaluate"), ("export", "5  Export"))
@@ -115,8 +124,28 @@ class TrainingTab(QWidget):
         row.addWidget(self.steps_list)
         row.addWidget(splitter, 1)
 
-        for page in self.pages.values():
-            page.restore()
+        self.restore_warning = self._restore_pages()
+
+    def _restore_pages(self) -> str | None:
+        """Give each step its remembered inputs. A value a step cannot take (a bad settings
+        file, an older version's format) resets that step's inputs, with a warning: the
+        tab itself always loads."""
+        reset = []
+        for key, page in self.pages.items():
+            try:
+                page.restore()
+            except Exception as exc:
+                log.warning("Training step %s: remembered inputs not usable (%s); reset",
+                            key, exc)
+                reset.append(f"{key} ({type(exc).__name__}: {str(exc).strip()[:80]})")
+                self.memory.reset(key)
+                page.restore()
+        if not reset:
+            return None
+        warning = ("The Training tab's remembered inputs were not usable and were reset "
+                   "for: " + ", ".join(reset) + ".")
+        self.log(warning)
+        return warning
 
     # -- navigation and hand-over between steps ------------------------------------------
 
@@ -213,12 +242,18 @@ def install(window) -> TrainingTab:
 
     tab = TrainingTab(window.settings, window.save_settings)
     tab.use_model_requested.connect(window.use_model)
-    tab.threshold_requested.connect(window.set_threshold)
+    tab.model_threshold_requested.connect(lambda model, value: window.use_model(model, value))
+    tab.model_files_written.connect(window.reload_model_files)
     window.add_tab(tab, "Training")
 
     panel = CollectPanel(window.settings)
-    window.live_tab.frame_shown.connect(panel.on_frame)
-    window.live_tab.layout().addWidget(panel)
+    live = window.live_tab
+    live.frame_shown.connect(panel.on_frame)
+    live.source_starting.connect(panel.clear_frame)
+    live.view.clicked.connect(panel.select_at)
+    panel.target_changed.connect(live.view.set_marked)
+    tab.dataset.samples_deleted.connect(panel.recount)
+    live.layout().addWidget(panel)
 
     def open_dataset(folder: str) -> None:
         tab.offer_dataset(folder)

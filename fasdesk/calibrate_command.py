@@ -1,0 +1,261 @@
+"""`fasdesk calibrate`: the camera calibration of the GUI's Calibrate... dialog, for scripts.
+
+Records the real stage and each attack from a camera index, video file or image folder,
+measures the model, picks the threshold for the target BPCER, optionally fine-tunes
+(the training backend as child processes) and saves a profile. The work is done by
+fasdesk.core.calibration, the same code the dialog runs, so both give the same report
+and profile. Exit status 0 with the report, 1 with one line on stderr when something is
+missing (no faces in a recording, too few frames for the target, a source that cannot
+be opened, no model).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fasdesk.commands import FAILED, OK, _err, _tolerant_output
+
+
+def _attack(text: str) -> tuple[str, str]:
+    from fasdesk.core.calibration import CalibrationError, attack_name
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--attack takes TYPE=SOURCE (e.g. replay=phone.mp4), "
+                                         f"got '{text}'")
+    kind, source = text.split("=", 1)
+    try:
+        return attack_name(kind), source
+    except CalibrationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"give a rate between 0 and 1 (0.05 = 5%), got {text}")
+    return value
+
+
+def add_parser(sub) -> None:
+    from fasdesk.core.calibration_defaults import EVERY, MAX_APCER, SECONDS, TARGET_BPCER
+
+    p = sub.add_parser(
+        "calibrate", help="measure the model on this camera and attacks; pick the threshold",
+        description="Record real faces and attacks (camera index, video file or image folder "
+                    "each), measure the model on them, pick the threshold for a target BPCER, "
+                    "optionally fine-tune, and save a camera profile. Exit status 0 with the "
+                    "report, 1 with one line when something is missing.")
+    p.add_argument("--real", required=True, metavar="SRC",
+                   help="real faces: a camera index, a video file or an image folder")
+    p.add_argument("--attack", required=True, action="append", type=_attack, metavar="TYPE=SRC",
+                   help="an attack and its recording, e.g. replay=phone.mp4 or print=1; "
+                        "repeat for several (replay and print are known types; any other "
+                        "name is kept as it is)")
+    p.add_argument("--target-bpcer", type=_rate, default=TARGET_BPCER, metavar="R",
+                   help=f"share of real faces the threshold may reject (default {TARGET_BPCER})")
+    p.add_argument("--max-apcer", type=_rate, default=MAX_APCER, metavar="R",
+                   help="attacks passed above this share at the target mean the model needs "
+                        f"fine-tuning (default {MAX_APCER})")
+    p.add_argument("--fine-tune", action="store_true",
+                   help="fine-tune the model on the first half of each recording and compare")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="fine-tuning epochs (default: the training backend's choice for the data size)")
+    p.add_argument("--batch-size", type=int, metavar="B",
+                   help="fine-tuning batch size (default: the training backend's choice)")
+    p.add_argument("--lr", type=float, metavar="LR",
+                   help="fine-tuning learning rate (default: the training backend's choice)")
+    p.add_argument("--profile", metavar="NAME",
+                   help="save the result as this camera profile (replacing one of that name)")
+    p.add_argument("--seconds", type=float, default=SECONDS, metavar="S",
+                   help=f"recording time per stage from a camera (default {SECONDS:g}); "
+                        "files are read to their end")
+    p.add_argument("--every", type=int, default=EVERY, metavar="K",
+                   help=f"keep one frame in K (default {EVERY})")
+    p.add_argument("--confirm-frames", type=int, default=None, metavar="N",
+                   help="confirmation N stored in the profile (default: the app's setting)")
+    p.add_argument("--model", metavar="FILE", help="liveness model: .onnx file or registry id "
+                                                   "(default: the default model)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=run)
+
+
+class _StageProgress:
+    """'real: 120 frames, 60 faces kept' rewritten on one stderr line (terminals only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.width = 0
+
+    def __call__(self, _frame, status) -> None:
+        if not self.enabled:
+            return
+        total = f"/{status.total}" if status.total else ""
+        text = f"{status.stage}: {status.position}{total} frames, {status.saved} faces kept"
+        sys.stderr.write("\r" + text + " " * max(0, self.width - len(text)))
+        sys.stderr.flush()
+        self.width = len(text)
+
+    def done(self) -> None:
+        if self.enabled and self.width:
+            sys.stderr.write("\n")
+            self.width = 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from fasdesk.core import calibration as C
+    from fasdesk.core.detector import DetectorError
+    from fasdesk.core.liveness import ModelError
+    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.profiles import ProfileError, save_profile, source_of
+    from fasdesk.core.registry import MissingModelError, default_liveness_id, resolve
+    from fasdesk.core.settings import load_settings
+    from fasdesk.core.sources import SourceError, SourceSpec, probe_cameras
+
+    _tolerant_output()
+    if args.seconds <= 0 or args.every < 1:
+        _err("--seconds must be above 0 and --every at least 1")
+        return FAILED
+    names = [a for a, _ in args.attack]
+    if len(set(names)) != len(names):
+        _err("each attack type may be given once")
+        return FAILED
+    confirm = args.confirm_frames or load_settings()[0].confirm_frames
+    if not 1 <= confirm <= 30:
+        _err(f"--confirm-frames must be from 1 to 30, got {confirm}")
+        return FAILED
+    try:
+        model_path = resolve(args.model, kind="liveness")
+        pipeline = build_pipeline(args.model, None, live=True)
+    except (MissingModelError, ModelError, DetectorError) as exc:
+        _err(str(exc))
+        return FAILED
+    specs = [SourceSpec.parse(args.real)] + [SourceSpec.parse(s) for _, s in args.attack]
+    cameras = {c.index: c.name for c in probe_cameras()} if any(
+        s.kind == "camera" for s in specs) else {}
+    real_spec = specs[0]
+    camera_name = cameras.get(int(real_spec.target)) if real_spec.kind == "camera" else None
+    session = C.Session.create(args.profile or real_spec.label)
+    session.settings = {"seconds": args.seconds, "every": args.every,
+                        "target_bpcer": args.target_bpcer, "max_apcer": args.max_apcer}
+    progress = _StageProgress(sys.stderr.isatty())
+    try:
+        for stage, source in [(C.REAL, args.real)] + list(args.attack):
+            try:
+                C.record_stage(session, stage, source, pipeline, seconds=args.seconds,
+                               every=args.every, on_frame=progress, camera_names=cameras)
+            except SourceError as exc:
+                raise C.CalibrationError(f"{stage} recording: {exc}") from None
+            finally:
+                progress.done()
+        model = C.model_summary(args.model or default_liveness_id(), model_path)
+        before = C.evaluate(session, C.score_session(session, model_path), args.target_bpcer,
+                            args.max_apcer)
+        after = tuned = None
+        if args.fine_tune:
+            plan = C.fine_tune_plan(session, model_path, args.profile or real_spec.label,
+                                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+            _run_backend(plan)
+            after = C.evaluate(session, C.score_session(session, plan.model_out),
+                               args.target_bpcer, args.max_apcer, fine_tuned=True)
+            C.finish_fine_tune(plan, after["threshold"], session)
+            tuned = C.model_summary(plan.model_id, plan.model_out)
+        result, profile = C.conclude(session, source_of(real_spec, camera_name), model, before,
+                                     after, tuned, args.profile, confirm)
+        if profile is not None:
+            result["profile"] = {"name": profile.name, "path": str(save_profile(profile))}
+    except (C.CalibrationError, ProfileError, ModelError) as exc:
+        _err(str(exc))
+        return FAILED
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print("\n".join(report_lines(result)))
+    return OK
+
+
+def _run_backend(plan) -> None:
+    """Run the plan's backend steps one after another, progress on stderr."""
+    import tempfile
+
+    from fasdesk.core.calibration import CalibrationError
+    from fasdesk.core.paths import backend_command
+
+    for title, args in plan.steps:
+        print(f"fine-tune: {title.lower()}...", file=sys.stderr, flush=True)
+        # stderr into a file: a pipe nobody reads while stdout is read could fill and block.
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+            process = subprocess.Popen(backend_command() + args + ["--events"],
+                                       stdout=subprocess.PIPE, stderr=log, text=True,
+                                       encoding="utf-8", errors="replace")
+            error = None
+            for line in process.stdout:
+                event = _event(line)
+                if event.get("event") == "error":
+                    error = str(event.get("message", ""))
+            if process.wait() != 0:
+                log.seek(0)
+                tail = [s for s in log.read().splitlines() if s.strip()]
+                last = error or (tail[-1] if tail else f"exit status {process.returncode}")
+                raise CalibrationError(f"fine-tuning failed while {title.lower()}: {last}")
+
+
+def _event(line: str) -> dict:
+    """One JSON-lines progress event of the backend (see training/events.py), or {}."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.2f}%"
+
+
+def report_lines(result: dict) -> list[str]:
+    """The result as text for the terminal."""
+    from fasdesk.core.calibration import attack_title
+    from fasdesk.core.thresholds import format_threshold
+
+    lines = [f"Calibration in {result['session']}"]
+    for rec in result["recordings"]:
+        rejected = ", ".join(f"{n} {k}" for k, n in rec["rejected"].items()) or "none"
+        lines.append(f"  {rec['title']}: {rec['frames']} frames from {rec['source']}, "
+                     f"{rec['samples']} faces kept (rejected: {rejected})")
+
+    def block(title: str, report: dict, model: dict) -> None:
+        held = report["held_out"]
+        picked = report["picked_on"]
+        lines.append(f"{title}: {model['id'] or Path(model['path']).name}")
+        lines.append(f"  threshold for BPCER <= {100 * report['target_bpcer']:g}%: "
+                     f"{format_threshold(report['threshold'])} (picked on {picked['n_real']} real "
+                     f"and {picked['n_attack']} attack faces)")
+        lines.append(f"  held-out frames ({held['n_real']} real, {held['n_attack']} attack): "
+                     f"BPCER {_pct(held['bpcer'])}, APCER {_pct(held['apcer'])}, "
+                     f"ACER {_pct(held['acer'])}, EER {_pct(held['eer'])}")
+        for stage, value in held["apcer_per_type"].items():
+            lines.append(f"    APCER {attack_title(stage)}: {_pct(value)}")
+        for warning in report["warnings"]:
+            lines.append(f"  note: {warning}")
+
+    block("Current model", result["before"], result["model"])
+    if result["before"]["needs_fine_tune"] and result["after"] is None:
+        lines.append(f"  attacks pass above the {100 * result['max_apcer']:g}% limit: "
+                     "fine-tuning on these recordings (--fine-tune) may help")
+    if result["after"] is not None:
+        block("Fine-tuned model", result["after"], result["fine_tuned_model"])
+    chosen = result["chosen"]
+    lines.append(f"Use: model {chosen['model']}, threshold {format_threshold(chosen['threshold'])}"
+                 f", confirm after {chosen['confirm_frames']} frames"
+                 + (" (the fine-tuned model did better)" if chosen["fine_tuned"] else
+                    " (the fine-tuned model did not do better; kept the current one)"
+                    if result["after"] is not None else ""))
+    if result["profile"]:
+        lines.append(f"Profile '{result['profile']['name']}' saved: {result['profile']['path']}")
+    return lines

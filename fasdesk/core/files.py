@@ -1,0 +1,156 @@
+"""Reading files a person names: only regular files, never more than a size cap.
+
+A FIFO or a device named like a photo makes open() or read() wait forever; /dev/zero or a
+sparse multi-gigabyte file makes a plain read_bytes() grow memory without bound. Every
+path the app reads on someone's say-so (images, `_BB.txt` boxes, the settings file) goes
+through `read_regular_file`, which looks at what the path is before reading it and stops
+at the cap whatever the file claims.
+
+Also here: the pixel limit for decoded images, because OpenCV keeps its own copy of it,
+read from the environment once when its library loads, so `fasdesk/__init__.py` sets it
+before anything imports cv2 (this module must not import cv2 itself).
+"""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+
+# 200 megapixels: bigger than any phone or DSLR photo, far below a decompression bomb.
+MAX_PIXELS = 200_000_000
+# The largest image file read: a MAX_PIXELS photo stored uncompressed at 8 bits per RGB
+# channel, plus room for metadata. Camera photos are a small fraction of this.
+MAX_IMAGE_BYTES = 3 * MAX_PIXELS + (16 << 20)
+# OpenCV's own decoder limits (see modules/imgcodecs/src/loadsave.cpp).
+OPENCV_PIXEL_LIMIT_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
+
+_CHUNK = 1 << 20
+
+
+class FileRefused(OSError):
+    """A path that is not read: not a regular file, or over the size cap. str() and
+    .strerror are the one-line reason (without the path)."""
+
+    def __init__(self, reason: str, code: int = errno.EINVAL):
+        super().__init__(code, reason)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def limit_opencv_decoders(max_pixels: int = MAX_PIXELS) -> None:
+    """Make OpenCV's decoders refuse images over `max_pixels` themselves (whatever format
+    they recognise), unless the environment asks for less. Works only before cv2 loads."""
+    current = os.environ.get(OPENCV_PIXEL_LIMIT_ENV, "")
+    if not (current.isdigit() and 0 < int(current) <= max_pixels):
+        os.environ[OPENCV_PIXEL_LIMIT_ENV] = str(max_pixels)
+
+
+def kind_of(mode: int) -> str:
+    """What a stat mode is, in words, for messages."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def safe_stat(path: str | os.PathLike) -> os.stat_result | None:
+    """stat() that never raises: None when the path cannot be looked at (missing, name too
+    long, no permission...)."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
+        return None
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    """Path.is_dir() without its exceptions (Python < 3.12 raises 'File name too long')."""
+    st = safe_stat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    st = safe_stat(path)
+    return st is not None and stat.S_ISREG(st.st_mode)
+
+
+def not_regular_reason(mode: int) -> str:
+    what = kind_of(mode)
+    if what == "a folder":
+        return "is a folder, not a file"
+    return f"is {what}, not a regular file; not read"
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`.
+
+    Raises FileRefused for a FIFO, device, socket or folder (never opened in a way that
+    blocks) and for a file over the cap (never read past it, even if it grows or its size
+    is a lie, as in /proc), and the usual OSError (FileNotFoundError, ...) otherwise.
+    """
+    path = os.fspath(path)
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise FileRefused(not_regular_reason(st.st_mode),
+                          errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL)
+    if st.st_size > max_bytes:
+        raise FileRefused(_too_large(st.st_size, max_bytes), errno.EFBIG)
+    # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open() still returns.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    with io.open(fd, "rb", closefd=True) as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileRefused(not_regular_reason(mode))
+        data = fh.read(st.st_size) if st.st_size else b""
+        extra = []
+        total = len(data)
+        while True:  # more than stat said: a growing file, or a /proc-style size of 0
+            chunk = fh.read(min(_CHUNK, max_bytes + 1 - total))
+            if not chunk:
+                break
+            extra.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise FileRefused(_too_large(total, max_bytes, growing=True), errno.EFBIG)
+    return data + b"".join(extra) if extra else data
+
+
+def read_text_file(path: str | os.PathLike, max_bytes: int) -> str:
+    """A small UTF-8 text file (see read_regular_file); invalid bytes raise ValueError."""
+    return read_regular_file(path, max_bytes).decode("utf-8")
+
+
+def _too_large(size: int, max_bytes: int, growing: bool = False) -> str:
+    more = "more than " if growing else ""
+    return (f"file too large ({more}{_size(size)}, the limit is {_size(max_bytes)}); "
+            f"not read")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def describe_path_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be read as a file, in words, or None when it is a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+    if stat.S_ISREG(st.st_mode):
+        return None
+    return not_regular_reason(st.st_mode)
+

@@ -1,0 +1,117 @@
+"""Screenshots of every step of Calibrate... and of the profiles dialog, with real content.
+
+    FASDESK_MODELS_DIR=../shared/models python scripts/screenshot_calibration.py [OUT_DIR] [--docs]
+
+Makes two recordings from the shared samples (tests/calibration_media.py): the live photo
+moving in front of the camera, and the same face filmed off a phone screen (blur, gamma,
+drifting moire, colour cast), which the shipped model takes for real. Then it drives the
+dialog like a user: setup, the real stage, the attack, the report, a short fine-tune
+(2 epochs), saving the profile; then the Live tab on the same source with the profile
+applied, and Tools > Camera profiles with a re-score. With --docs the images README shows
+are also written to docs/calibration_*.png. Takes one to two minutes on a laptop CPU.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the backend's tiny batches on a busy CPU
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+DOCS = {"1_setup": "calibration_setup", "2_real": "calibration_real",
+        "3_attack": "calibration_attack", "4_report": "calibration_report",
+        "5_fine_tuned": "calibration_fine_tuned", "6_saved": "calibration_saved",
+        "7_live": "calibration_live", "8_profiles": "calibration_profiles"}
+
+
+def main(argv: list[str]) -> int:
+    docs = "--docs" in argv
+    args = [a for a in argv if a != "--docs"]
+    out = Path(args[0] if args else "screenshots").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fasdesk-calibration-shots-"))
+    os.environ["XDG_DATA_HOME"] = str(work / "data")
+    os.environ["XDG_CONFIG_HOME"] = str(work / "config")
+    os.environ.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
+
+    from calibration_media import write_recording
+
+    from fasdesk.core.settings import Settings
+    from fasdesk.core.sources import SourceSpec
+    from fasdesk.ui.app import create_app
+    from fasdesk.ui.main_window import MainWindow
+
+    real = write_recording(work / "front-door.avi", SHARED / "samples", 120)
+    phone = write_recording(work / "phone-replay.avi", SHARED / "samples", 120, attack=True)
+    app = create_app()
+    window = MainWindow(settings=Settings(), save=False)
+    window.resize(1180, 760)
+    window.show()
+
+    def wait(done, timeout=600.0):
+        end = time.monotonic() + timeout
+        while not done():
+            app.processEvents()
+            time.sleep(0.02)
+            if time.monotonic() > end:
+                raise TimeoutError("the dialog did not get there in time")
+        for _ in range(5):
+            app.processEvents()
+
+    def shot(widget, name):
+        app.processEvents()
+        image = widget.grab()
+        image.save(str(out / f"{name}.png"))
+        if docs and name in DOCS:
+            image.save(str(ROOT / "docs" / f"{DOCS[name]}.png"))
+        print(out / f"{name}.png")
+
+    window.live_tab.start(SourceSpec.parse(str(real)))
+    wait(lambda: window.live_tab.frames_shown > 3)
+    window.live_tab.calibrate_button.click()
+    dialog = window.calibration_dialog
+    dialog.set_attack("replay", SourceSpec.parse(str(phone)))
+    dialog.every.setValue(1)
+    shot(dialog, "1_setup")
+    dialog.start_button.click()
+    dialog.record_button.click()
+    wait(lambda: dialog.thread is None)
+    shot(dialog, "2_real")
+    dialog.next_button.click()
+    dialog.record_button.click()
+    wait(lambda: dialog.thread is None)
+    shot(dialog, "3_attack")
+    dialog.next_button.click()
+    wait(lambda: dialog.before is not None)
+    shot(dialog, "4_report")
+    dialog.epochs.setValue(2)
+    dialog.batch.setValue(16)
+    dialog.lr.setValue(0.001)
+    dialog.tune_button.click()
+    wait(lambda: dialog.tuned_model is not None or "failed" in dialog.tune_status.text())
+    shot(dialog, "5_fine_tuned")
+    dialog.profile_name.setText("Front door")
+    dialog.save_button.click()
+    shot(dialog, "6_saved")
+    dialog.close()  # the live view goes on, now with the profile
+    wait(lambda: window.live_tab.running and window.live_tab.frames_shown > 10)
+    window.live_tab.frames_shown = 0
+    wait(lambda: window.live_tab.frames_shown > 10)
+    shot(window, "7_live")
+    profiles = window.open_profiles()
+    profiles.rescore(model="minifasnet-v2se")
+    wait(lambda: profiles.thread is None and profiles.rescored is not None)
+    shot(profiles, "8_profiles")
+    profiles.close()
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""Camera calibration without the GUI: recordings, the time split, profiles that are
+corrupt, and `fasdesk calibrate` when something is missing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from calibration_media import write_blank, write_recording
+from fasdesk.core import calibration as C
+from fasdesk.core import profiles as P
+from fasdesk.core.sources import SourceSpec
+
+
+@pytest.fixture(scope="module")
+def short_videos(tmp_path_factory, samples_dir):
+    folder = tmp_path_factory.mktemp("calib")
+    return {"real": write_recording(folder / "real.avi", samples_dir, 24),
+            "replay": write_recording(folder / "replay.avi", samples_dir, 16, attack=True),
+            "blank": write_blank(folder / "blank.avi", 12)}
+
+
+def _calibrate(*args, timeout=180):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "fasdesk", "calibrate", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_a_recording_keeps_judgeable_faces_and_counts_the_rest(tmp_path, short_videos, pipeline):
+    session = C.Session.create("unit", tmp_path)
+    seen = []
+    rec = C.record_stage(session, C.REAL, str(short_videos["real"]), pipeline, every=2,
+                         on_frame=lambda frame, status: seen.append(status))
+    # 24 frames: 2 with the face too small, 2 with it cut by the border (calibration_media).
+    assert rec.frames == 24 and rec.rejected == {"too small": 2, "cut by the border": 2}
+    assert rec.faces == 20
+    # One frame in two among those with a face the model can judge, largest face each.
+    assert len(rec.samples) == 10
+    assert [s.frame for s in rec.samples][:4] == [0, 2, 4, 6]
+    assert rec.duration == pytest.approx(24 / 20)
+    sample = session.root / rec.samples[0].file
+    assert sample.is_file() and sample.with_name(sample.stem + "_BB.txt").is_file()
+    assert sample.parent == session.dataset / "real"  # a folders-layout dataset
+    assert seen[-1].position == 24 and seen[-1].total == 24 and seen[-1].saved == 10
+    # Saved and read back: the session is its own record.
+    again = C.Session.load(session.root)
+    assert again.recording(C.REAL).samples == rec.samples
+    # A second take replaces the first, files included.
+    second = session.root / rec.samples[1].file  # frame 2, not kept one in four
+    C.record_stage(session, C.REAL, str(short_videos["real"]), pipeline, every=4)
+    assert len(session.recordings) == 1 and not second.exists()
+    # Frame 8 shows the face too small: the next judgeable frame is kept instead.
+    assert [s.frame for s in session.recording(C.REAL).samples][:3] == [0, 4, 10]
+
+
+def test_time_segments_leave_a_guard_between_them():
+    rec = C.Recording(stage=C.REAL, source="x", duration=10.0,
+                      samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 9, 9]) for i in range(100)])
+    segs = C.segments(rec)
+    # Guards of 2% (0.2 s) around 5 s and 7.5 s: 4.8-5.2 s and 7.3-7.7 s are left out.
+    assert segs[:48] == ["train"] * 48 and segs[48:52] == [None] * 4
+    assert segs[52:73] == ["pick"] * 21
+    assert segs[73:77] == [None] * 4 and segs[77:] == ["held_out"] * 23
+    assert segs[-1] == "held_out"
+
+
+def test_no_face_exits_1_with_one_line(short_videos):
+    result = _calibrate("--real", short_videos["blank"], "--attack",
+                        f"replay={short_videos['replay']}", "--every", "1")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("fasdesk: no faces found in the real faces recording")
+    assert "12 frames, 12 without a face" in lines[0]
+    assert result.stdout == ""
+
+
+def test_too_few_frames_for_the_target_exits_1(short_videos):
+    # 24 frames, 20 faces: 13 before the held-out quarter (2 more in guards); 5% needs 20.
+    result = _calibrate("--real", short_videos["real"], "--attack",
+                        f"replay={short_videos['replay']}", "--every", "1", "--profile", "x")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "fasdesk: too few frames for the target: 13 real faces to pick the threshold on, a 5% "
+        "BPCER target needs at least 20 (record the real stage longer, keep more frames, or "
+        "raise the target)"]
+    assert not (P.profiles_dir() / "x.json").exists()  # nothing half-done saved
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack", "replay"], "--attack takes TYPE=SOURCE"),
+    (["--attack", "real=a.mp4"], "cannot name an attack"),
+    (["--attack", "replay=missing.avi"], "replay recording: video file not found: missing.avi"),
+    (["--attack", "replay=r.avi", "--target-bpcer", "5"], "give a rate between 0 and 1"),
+])
+def test_bad_arguments_get_one_line(short_videos, args, message):
+    args = [a.replace("r.avi", str(short_videos["replay"])) for a in args]
+    result = _calibrate("--real", short_videos["real"], *args, timeout=60)
+    assert result.returncode in (1, 2) and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _profile(name="desk", **changes) -> P.Profile:
+    values = dict(name=name, source={"kind": "camera", "target": "0", "name": "USB Cam"},
+                  model="minifasnet-v2se", model_sha256="ab" * 32, threshold=0.42,
+                  metrics={"before": {"bpcer": 0.0}}, session="/nowhere")
+    values.update(changes)
+    return P.Profile(**values)
+
+
+def test_profiles_are_saved_found_renamed_and_validated(tmp_path):
+    folder = tmp_path / "profiles"
+    P.save_profile(_profile(), folder)
+    P.save_profile(_profile("hall", source={"kind": "video", "target": str(tmp_path / "v.avi"),
+                                            "name": ""}), folder)
+    found = P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder)
+    assert found.name == "desk" and found.threshold == 0.42
+    # The same index with another device behind it is not this camera.
+    assert P.profile_for_source(SourceSpec("camera", "0"), "Other Cam", folder) is None
+    assert P.profile_for_source(SourceSpec("camera", "1"), "USB Cam", folder) is None
+    assert P.profile_for_source(SourceSpec.parse(str(tmp_path / "v.avi")), None, folder).name == "hall"
+
+    renamed = P.rename_profile(found, "front desk", folder)
+    assert [p.name for p in P.list_profiles(folder)[0]] == ["front desk", "hall"]
+    assert not (folder / "desk.json").exists() and renamed.path.name == "front_desk.json"
+    with pytest.raises(P.ProfileError, match="already a profile named 'hall'"):
+        P.rename_profile(renamed, "hall", folder)
+    with pytest.raises(P.ProfileError, match="threshold=1.5 is not a number from 0 to 1"):
+        P.save_profile(_profile(threshold=1.5), folder)
+    out = P.export_profile(renamed, tmp_path / "export.json")
+    assert json.loads(out.read_text())["name"] == "front desk"
+    P.delete_profile(renamed)
+    assert [p.name for p in P.list_profiles(folder)[0]] == ["hall"]
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"{not json", "cannot be read"),
+    (b"\xff\xfe\x00garbage", "cannot be read"),
+    (b"[1, 2]", "not a JSON object"),
+    (b"[" * 100000 + b"]" * 100000, "cannot be read"),
+    (json.dumps({"format": 1, "name": "x"}).encode(), "threshold missing"),
+])
+def test_a_corrupt_profile_is_reported_and_ignored(tmp_path, content, reason):
+    folder = tmp_path / "profiles"
+    P.save_profile(_profile(), folder)
+    (folder / "broken.json").write_bytes(content)
+    profiles, problems = P.list_profiles(folder)
+    assert [p.name for p in profiles] == ["desk"]
+    assert len(problems) == 1 and problems[0].startswith("profile broken.json")
+    assert reason in problems[0] and problems[0].endswith("it is ignored")
+
+
+def test_a_profile_with_a_bad_field_is_not_used(tmp_path):
+    folder = tmp_path / "profiles"
+    path = P.save_profile(_profile(), folder)
+    data = json.loads(path.read_text())
+    data["confirm_frames"] = True  # a bool is not a frame count
+    data["source"]["target"] = "front"  # a camera is an index
+    path.write_text(json.dumps(data))
+    profiles, problems = P.list_profiles(folder)
+    assert profiles == []
+    assert "confirm_frames missing or not a whole number from 1 to 30" in problems[0]
+    assert "source is not" in problems[0]
+    assert P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder) is None

@@ -1,0 +1,249 @@
+"""Calibrate... driven like a user would, with recordings made from the shared samples, then
+`fasdesk calibrate` on the same recordings.
+
+The real recording is the live sample photo moving in front of the camera; the attack is
+the same face filmed off a phone screen (moire, gamma, blur: tests/calibration_media.py),
+which the shipped model takes for real. The flow records both, reports, fine-tunes (one
+tiny epoch), saves a profile whose threshold must hold the target BPCER on the held-out
+frames, and the profile comes back when the source is selected again.
+Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from calibration_media import write_recording  # noqa: E402
+from fasdesk.core import calibration as C  # noqa: E402
+from fasdesk.core import registry  # noqa: E402
+from fasdesk.core.profiles import find_profile, profiles_dir  # noqa: E402
+from fasdesk.core.settings import Settings  # noqa: E402
+from fasdesk.core.sources import SourceSpec  # noqa: E402
+
+pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
+              pytest.mark.qt_log_ignore("propagateSizeHints")]
+
+FRAMES = 100  # per recording: enough faces to pick a 5% BPCER threshold on a quarter
+TUNE_TIMEOUT_MS = 300_000  # three backend runs that load torch on a busy machine
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, samples_dir):
+    folder = tmp_path_factory.mktemp("recordings")
+    return (write_recording(folder / "door.avi", samples_dir, FRAMES),
+            write_recording(folder / "phone.avi", samples_dir, FRAMES, attack=True))
+
+
+@pytest.fixture
+def window(qtbot, monkeypatch, checkpoint):
+    from fasdesk.ui.app import create_app
+    from fasdesk.ui.main_window import MainWindow
+
+    # One torch thread in the backend: its tiny batches are far slower with spinning workers.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    create_app()
+    win = MainWindow(settings=Settings(), save=False)
+    qtbot.addWidget(win)
+    win.resize(1180, 760)
+    win.show()
+    yield win
+    import shiboken6
+
+    if shiboken6.isValid(win):
+        win.close()
+
+
+def _shot(widget, name: str) -> None:
+    folder = os.environ.get("FASDESK_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(Path(folder) / f"calibration_{name}.png"))
+
+
+def _record(qtbot, dialog) -> None:
+    dialog.record_button.click()
+    qtbot.waitUntil(lambda: dialog.thread is None, timeout=120_000)
+    assert dialog.next_button.isEnabled(), dialog.record_message.text()
+
+
+def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window, videos,
+                                                                   tmp_path):
+    real, phone = videos
+    real_spec, phone_spec = SourceSpec.parse(str(real)), SourceSpec.parse(str(phone))
+    tools = next(a for a in window.menuBar().actions() if a.text() == "&Tools").menu()
+    assert [a.text() for a in tools.actions()] == ["Calibrate this camera…", "Camera profiles…"]
+
+    # 1. Setup: the live tab's source is the one offered for the real faces.
+    window.live_tab.start(real_spec)
+    qtbot.waitUntil(lambda: window.live_tab.running, timeout=30_000)
+    window.live_tab.calibrate_button.click()
+    dialog = window.calibration_dialog
+    assert dialog.real_source.spec() == real_spec
+    dialog.set_attack("replay", phone_spec)
+    dialog.every.setValue(1)
+    assert [(n, s.target) for n, s in dialog.chosen_stages()] == [("real", str(real)),
+                                                                 ("replay", str(phone))]
+    _shot(dialog, "1_setup")
+    dialog.start_button.click()
+    # The camera is the dialog's now: the live view stops (and comes back at the end).
+    qtbot.waitUntil(lambda: not window.live_tab.running, timeout=10_000)
+
+    # 2. Real faces, with the quality gate's rejections shown.
+    assert "Real faces" in dialog.record_title.text()
+    _record(qtbot, dialog)
+    assert "2 too small, 2 cut by the border" in dialog.counts.text()
+    assert "96</b> faces saved" in dialog.counts.text()
+    assert dialog.countdown.text() == f"frame {FRAMES} of {FRAMES}"
+    _shot(dialog, "2_real")
+
+    # 3. The attack.
+    dialog.next_button.click()
+    assert "Phone or tablet screen" in dialog.record_title.text()
+    _record(qtbot, dialog)
+    _shot(dialog, "3_attack")
+
+    # 4. Report with the current model: the phone passes, fine-tuning is offered.
+    dialog.next_button.click()
+    qtbot.waitUntil(lambda: dialog.before is not None, timeout=60_000)
+    before = dialog.before
+    rows = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    assert rows == ["threshold", "picked on (real / attack faces)", "held out (real / attack faces)",
+                    "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER"]
+    assert before["needs_fine_tune"] and before["held_out"]["apcer"] > 0.1
+    assert "lets" in dialog.verdict.text() and dialog.tune_button.isEnabled()
+    assert dialog.hist_before.curves and dialog.table.isColumnHidden(2)
+    _shot(dialog, "4_report")
+
+    # 5. Fine-tune (one tiny epoch; the backend's recipe otherwise), before/after.
+    dialog.epochs.setValue(1)
+    dialog.batch.setValue(16)
+    dialog.lr.setValue(0.001)
+    dialog.tune_button.click()
+    qtbot.waitUntil(lambda: dialog.tuned_model is not None or "failed" in dialog.tune_status.text(),
+                    timeout=TUNE_TIMEOUT_MS)
+    assert dialog.tuned_model is not None, dialog.tune_status.text()
+    after = dialog.after
+    assert not dialog.table.isColumnHidden(2) and dialog.hist_after.isVisible()
+    assert after["picked_on"]["segments"] == ["pick"]  # not the frames it trained on
+    assert after["held_out"]["acer"] < before["held_out"]["acer"]
+    tuned = registry.get_entry(dialog.tuned_model["id"])
+    assert tuned.extra["source"] == "calibration"
+    assert tuned.extra["threshold"] == pytest.approx(after["threshold"])
+    _shot(dialog, "5_fine_tuned")
+
+    # 6. Save: the profile keeps the better model and its threshold.
+    dialog.profile_name.setText("front door")
+    dialog.save_button.click()
+    profile = find_profile("front door")
+    assert profile is not None and profile.fine_tuned
+    assert profile.model == tuned.id and profile.threshold == pytest.approx(after["threshold"])
+    assert profile.source == {"kind": "video", "target": str(real.resolve()), "name": ""}
+    _shot(dialog, "6_saved")
+
+    # The threshold holds the target on the held-out frames, checked from the files.
+    session = C.Session.load(profile.session)
+    scores = C.score_session(session, registry.resolve(profile.model))
+    rec = session.recording(C.REAL)
+    held = np.array([p for p, seg in zip(scores[C.REAL], C.segments(rec)) if seg == "held_out"])
+    assert len(held) >= 20
+    assert np.mean(held < profile.threshold) <= profile.target_bpcer
+
+    # 7. Back in the live view on the same source: the profile is applied.
+    dialog.close()
+    qtbot.waitUntil(lambda: window.live_tab.running, timeout=30_000)
+    assert window.profile_label.text() == "profile: front door" and window.profile_label.isVisible()
+    assert window.settings.model == profile.model
+    assert window.settings.threshold == pytest.approx(profile.threshold)
+    qtbot.waitUntil(lambda: window.live_tab.frames_shown > 3, timeout=30_000)
+    _shot(window, "7_live")
+    # Another source has no profile: the model and threshold from before come back.
+    window.live_tab.start(phone_spec)
+    assert not window.profile_label.isVisible()
+    assert window.settings.model == "" and window.settings.threshold == 0.5
+    # Selected again: applied again.
+    window.live_tab.start(real_spec)
+    assert window.profile_label.text() == "profile: front door"
+    window.live_tab.stop()
+
+    # 8. The same report from the command line on the same recordings.
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "fasdesk", "calibrate", "--real", str(real),
+         "--attack", f"replay={phone}", "--every", "1", "--profile", "cli door", "--json"],
+        capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stderr
+    cli = json.loads(result.stdout)
+    assert [(r["stage"], r["frames"], r["samples"], r["rejected"]) for r in cli["recordings"]] == [
+        (r.stage, r.frames, len(r.samples), r.rejected) for r in session.recordings]
+    gui_before = session.reports["before"]
+    assert cli["before"]["threshold"] == pytest.approx(gui_before["threshold"], abs=1e-6)
+    for key in ("n_real", "n_attack", "bpcer", "apcer", "apcer_per_type", "acer", "eer"):
+        assert cli["before"]["held_out"][key] == pytest.approx(gui_before["held_out"][key]), key
+    assert cli["before"]["picked_on"]["n_real"] == gui_before["picked_on"]["n_real"]
+    cli_profile = find_profile("cli door")
+    assert cli["profile"]["path"] == str(cli_profile.path)
+    assert cli_profile.source == profile.source and cli_profile.target_bpcer == profile.target_bpcer
+    cli_before, gui_profile_before = cli_profile.metrics["before"], profile.metrics["before"]
+    assert cli_before.pop("threshold") == pytest.approx(gui_profile_before.pop("threshold"), abs=1e-6)
+    assert cli_before == gui_profile_before
+    assert cli_profile.model == registry.default_liveness_id() and not cli_profile.fine_tuned
+
+    # 9. The profiles dialog: a corrupt file is reported, the rest works.
+    (profiles_dir() / "broken.json").write_text("{\"format\": 1, \"name\": ")
+    dialog = window.open_profiles()
+    assert [p.name for p in dialog.profiles] == ["cli door", "front door"]
+    assert "broken.json" in dialog.problems.text() and dialog.problems.isVisible()
+    dialog.select("front door")
+    assert "front door" in dialog.details.text()
+    exported = dialog.export_json(tmp_path / "front.json")
+    assert json.loads(exported.read_text())["threshold"] == profile.threshold
+    # Re-score its recordings with the shipped model at the profile's threshold.
+    dialog.rescore(model="minifasnet-v2se", threshold=profile.threshold)
+    qtbot.waitUntil(lambda: dialog.thread is None, timeout=60_000)
+    assert dialog.rescored["threshold"] == pytest.approx(profile.threshold, abs=1e-5)
+    assert dialog.rescored["held_out"]["apcer"] > after["held_out"]["apcer"]
+    _shot(dialog, "8_profiles")
+    renamed = dialog.rename("front door (v2)")
+    assert renamed is not None and find_profile("front door") is None
+    dialog.select("cli door")
+    dialog.delete()
+    assert [p.name for p in dialog.profiles] == ["front door (v2)"]
+    # The recordings are a dataset the Training tab reads as it is.
+    training = window.training_tab
+    with qtbot.waitSignal(training.dataset.scanned, timeout=30_000):
+        dialog.open_in_training()
+    assert window.tabs.currentWidget() is training
+    assert training.dataset.info.ok and training.dataset.info.counts == {0: 96, 7: FRAMES}
+    # Selecting a source reports the corrupt file once, in the window; nothing breaks.
+    window.live_tab.start(real_spec)
+    assert "broken.json" in window.notice.label.text()
+    assert window.profile_label.text() == "profile: front door (v2)"
+    window.live_tab.stop()
+
+
+def test_a_threshold_is_shown_exactly_and_goes_with_its_model(qtbot, window, tmp_path,
+                                                              fp32_model):
+    """Issue 15: 4.4e-4 showed as 0.00, and a threshold picked for one model stayed on
+    when the live view switched to another."""
+    window.set_threshold(4.4e-4)
+    assert window.live_tab.threshold_label.text() == "0.00044"
+    assert window.live_tab.threshold_control.value() == 4.4e-4  # not the slider's 0.00
+    assert window.images_tab.threshold_control.label.text() == "0.00044"
+    # A model whose card stores its threshold brings it along...
+    model = tmp_path / "door-cam.onnx"
+    model.write_bytes(fp32_model.read_bytes())
+    model.with_name("door-cam.card.json").write_text(json.dumps(
+        {"sha256": registry.sha256_of(model), "threshold": {"value": 0.37}}))
+    assert window.use_model(model)
+    assert window.settings.threshold == 0.37 and window.live_tab.threshold_label.text() == "0.37"
+    # ... and a model without one does not inherit it: the default comes back.
+    assert window.use_model("minifasnet-v2se")
+    assert window.settings.threshold == 0.5

@@ -1,0 +1,150 @@
+"""The window under hostile input (issue 15, items 2 and 6): a FIFO named like a photo in
+the Live view and the Images tab, a worker that does not stop, a model answering NaN.
+The window never hangs, closing always saves the settings. Real models, offscreen Qt."""
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline  # noqa: E402
+from fasdesk.core.settings import Settings, load_settings  # noqa: E402
+from fasdesk.core.sources import SourceSpec  # noqa: E402
+from robustcases import fifos, nan_model, needs_fifo  # noqa: E402,F401 (fifos: a fixture)
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """MainWindow factory. The windows are closed by this fixture's teardown (not qtbot's,
+    which comes first), after the `fifos` fixture's: so if a regression leaves a worker
+    stuck on a FIFO, it is woken before the window waits for it."""
+    from fasdesk.ui.app import create_app
+    from fasdesk.ui.main_window import MainWindow
+
+    create_app()
+    windows = []
+
+    def make(**kwargs):
+        window = MainWindow(**kwargs)
+        window.resize(1100, 700)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+    windows.clear()
+    gc.collect()
+
+
+@needs_fifo
+def test_live_on_a_fifo_says_why_and_the_window_closes_and_saves(make_window, fifos, qtbot,
+                                                                   tmp_path):
+    pipe = fifos(tmp_path / "x.jpg")
+    window = make_window(settings=Settings(), save=True)
+    tab = window.live_tab
+    tab.start(SourceSpec.parse(str(pipe)))
+    qtbot.waitUntil(tab.message.isVisible, timeout=TIMEOUT_MS)
+    assert "is a FIFO (named pipe), not a regular file" in tab.message.label.text()
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 5 and not window.stuck_workers
+    assert load_settings()[0].source == str(pipe)
+
+
+@needs_fifo
+def test_images_tab_lists_fifos_as_errors(make_window, fifos, qtbot, tmp_path, samples_dir):
+    from fasdesk.ui.images_tab import ResultsModel
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "face.jpg").write_bytes((samples_dir / "real_T1.jpg").read_bytes())
+    fifos(folder / "inside.jpg")
+    alone = fifos(tmp_path / "alone.jpg")
+    window = make_window(settings=Settings(), save=False)
+    tab = window.images_tab
+    tab.add_paths([str(alone), str(folder)])
+    qtbot.waitUntil(lambda: not tab.is_running() and tab.model.rowCount() == 3,
+                    timeout=TIMEOUT_MS)
+    rows = {os.path.basename(tab.model.result(r).path): tab.model.result(r)
+            for r in range(tab.model.rowCount())}
+    assert "FIFO" in rows["alone.jpg"].error and "FIFO" in rows["inside.jpg"].error
+    assert rows["face.jpg"].error is None
+    view = tab.table.model()
+    verdicts = {view.index(r, ResultsModel.FILE).data(): view.index(r, ResultsModel.VERDICT).data()
+                for r in range(view.rowCount())}
+    assert verdicts == {"alone.jpg": "error", "inside.jpg": "error", "face.jpg": "real"}
+
+
+def test_a_worker_that_does_not_stop_cannot_hang_the_close(qtbot, fp32_model, detector_model,
+                                                            samples_dir):
+    """Shutdown waits a bounded time. The worker here is busy building its pipeline (a
+    model load that takes 3 s), as it would be stuck in a slow read."""
+    from fasdesk.ui.live_worker import LiveController
+
+    def slow_factory():
+        time.sleep(3)
+        return build_pipeline(fp32_model, detector_model, live=True)
+
+    controller = LiveController(slow_factory)
+    controller.start(SourceSpec.parse(str(samples_dir)))
+    qtbot.wait(200)  # the worker is inside the factory now
+    started = time.monotonic()
+    assert controller.shutdown(timeout_ms=500) is False
+    assert time.monotonic() - started < 1.5
+    # It ends by itself once the load is over; the thread must be gone before Qt frees it.
+    assert controller.thread.wait(TIMEOUT_MS)
+
+
+@needs_fifo
+def test_the_app_on_a_fifo_source_quits_and_keeps_its_settings(fifos, tmp_path):
+    """`fasdesk --source x.jpg` where x.jpg is a FIFO: before, the window hung on close and
+    the settings were lost."""
+    pipe = fifos(tmp_path / "x.jpg")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "fasdesk", "--source", str(pipe),
+                           "--quit-after", "3"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert load_settings()[0].source == str(pipe)
+
+
+def test_nan_logits_in_the_images_tab_and_the_live_view(make_window, qtbot, tmp_path,
+                                                        samples_dir):
+    model = nan_model(tmp_path / "nan.onnx")
+    window = make_window(settings=Settings(), save=False)
+    assert window.use_model(model)
+
+    tab = window.images_tab
+    tab.add_paths([str(samples_dir / "real_T1.jpg")])
+    qtbot.waitUntil(lambda: not tab.is_running() and tab.model.rowCount() == 1,
+                    timeout=TIMEOUT_MS)
+    face = tab.model.result(0).faces[0]
+    assert face.p_real is None and face.label == "unsure" and face.reason == INVALID_OUTPUT
+    from fasdesk.ui.images_tab import ResultsModel
+
+    cells = [tab.table.model().index(0, c).data() for c in range(ResultsModel.ERROR + 1)]
+    assert cells[ResultsModel.VERDICT] == "unsure" and cells[ResultsModel.P_REAL] == "–"
+    assert cells[ResultsModel.ERROR] == INVALID_OUTPUT
+    tab.table.selectRow(0)
+    qtbot.waitUntil(lambda: "model error" in tab.details.text(), timeout=TIMEOUT_MS)
+
+    live = window.live_tab
+    frames = []
+    live.frame_shown.connect(frames.append)
+    live.start(SourceSpec.parse(str(samples_dir)))
+    qtbot.waitUntil(lambda: len(frames) >= 3, timeout=TIMEOUT_MS)
+    faces = [f for frame in frames for f in frame.faces]
+    assert faces and all(f.score is None and f.result.reason == INVALID_OUTPUT for f in faces)
+    assert all(f.label(window.settings.threshold) == "unsure" for f in faces)
+    assert not live.message.isVisible()  # faces without a verdict, the view goes on
