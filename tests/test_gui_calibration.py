@@ -154,7 +154,13 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     rec = session.recording(C.REAL)
     held = np.array([p for p, seg in zip(scores[C.REAL], C.segments(rec)) if seg == "held_out"])
     assert len(held) >= 20
-    assert np.mean(held < profile.threshold) <= profile.target_bpcer
+    # The report's held-out BPCER is what the saved files give, and a miss of the target
+    # (the threshold is picked on other frames, so it can happen) is said, not hidden.
+    held_bpcer = float(np.mean(held < profile.threshold))
+    assert after["held_out"]["bpcer"] == pytest.approx(held_bpcer)
+    assert after["meets_target"] == (held_bpcer <= profile.target_bpcer)
+    if not after["meets_target"]:
+        assert any("above the" in w for w in after["warnings"]), after["warnings"]
 
     # 7. Back in the live view on the same source: the profile is applied.
     dialog.close()

@@ -55,6 +55,17 @@ def _item(text: str, right: bool = False) -> QTableWidgetItem:
     return item
 
 
+def _operating_point(report: dict) -> str:
+    """Where the attack rate was measured: at the target BPCER when the held-out frames
+    meet it, else at the threshold picked for it, with the real-face rate it really gave."""
+    target = 100 * report["target_bpcer"]
+    bpcer = report["held_out"]["bpcer"]
+    if report["meets_target"] or bpcer is None:
+        return f"at BPCER ≤ {target:g}%"
+    return (f"at the threshold picked for BPCER ≤ {target:g}% (on the held-out frames it "
+            f"rejects {100 * bpcer:.1f}% of real faces)")
+
+
 class TaskThread(QThread):
     """Runs one function off the UI thread; `done(result, error message or "")`."""
     done = Signal(object, str)
@@ -827,16 +838,15 @@ class CalibrationDialog(QDialog):
     def _show_verdict(self, max_apcer: float) -> None:
         before, after = self.before, self.after
         worst = before["held_out"]["apcer_max"] or 0.0
-        target = 100 * before["target_bpcer"]
         if after is not None:
             kept = C.fine_tune_kept(before, after)
             a_worst = after["held_out"]["apcer_max"] or 0.0
             if kept:
                 self.verdict.show_message(
-                    "ok" if not after["needs_fine_tune"] else "warning",
-                    f"The fine-tuned model lets {100 * a_worst:.1f}% of attacks through at "
-                    f"BPCER ≤ {target:g}% (the current model: {100 * worst:.1f}%). The profile "
-                    f"will use it, with threshold {format_threshold(after['threshold'])}.")
+                    "ok" if after["meets_target"] and not after["needs_fine_tune"] else "warning",
+                    f"The fine-tuned model lets {100 * a_worst:.1f}% of attacks through "
+                    f"{_operating_point(after)} (the current model: {100 * worst:.1f}%). The "
+                    f"profile will use it, with threshold {format_threshold(after['threshold'])}.")
             else:
                 self.verdict.show_message(
                     "warning", "The fine-tuned model does not do better on the held-out frames; "
@@ -844,13 +854,14 @@ class CalibrationDialog(QDialog):
             return
         if before["needs_fine_tune"]:
             self.verdict.show_message(
-                "warning", f"At BPCER ≤ {target:g}% the current model lets {100 * worst:.1f}% of "
-                f"attacks through, above the acceptable {100 * max_apcer:g}%.",
+                "warning", f"The current model lets {100 * worst:.1f}% of attacks through "
+                f"{_operating_point(before)}, above the acceptable {100 * max_apcer:g}%.",
                 ["Fine-tune it on these samples (below), or save the profile as it is."])
         else:
             self.verdict.show_message(
-                "ok", f"At BPCER ≤ {target:g}% the current model lets {100 * worst:.1f}% of "
-                f"attacks through (acceptable: {100 * max_apcer:g}%). Threshold "
+                "ok" if before["meets_target"] else "warning",
+                f"The current model lets {100 * worst:.1f}% of attacks through "
+                f"{_operating_point(before)} (acceptable: {100 * max_apcer:g}%). Threshold "
                 f"{format_threshold(before['threshold'])}.")
 
     # -- fine-tuning ---------------------------------------------------------------------
