@@ -105,6 +105,29 @@ def test_a_worker_that_does_not_stop_cannot_hang_the_close(qtbot, fp32_model, de
     assert controller.thread.wait(TIMEOUT_MS)
 
 
+def test_a_busy_calibration_task_cannot_hang_the_window_close(make_window, qtbot,
+                                                             monkeypatch):
+    """The calibration dialog's thread (scoring a session, say) gets a bounded wait when
+    the window closes; the window then reports a stuck worker so the app exits without it."""
+    from fasdesk.ui import calibration_dialog
+    from fasdesk.ui.calibration_dialog import TaskThread
+
+    monkeypatch.setattr(calibration_dialog, "SHUTDOWN_TIMEOUT_MS", 300)
+    window = make_window(settings=Settings(), save=False)
+    dialog = window.open_calibration()
+    thread = TaskThread(lambda: time.sleep(3), dialog)
+    dialog.thread = thread
+    thread.start()
+    qtbot.wait(100)
+    started = time.monotonic()
+    dialog.close()  # the dialog deletes itself on close; the busy thread must outlive it
+    assert time.monotonic() - started < 1.5
+    assert thread.parent() is window and thread.isRunning()
+    window.close()
+    assert window.stuck_workers
+    assert thread.wait(TIMEOUT_MS)
+
+
 @needs_fifo
 def test_the_app_on_a_fifo_source_quits_and_keeps_its_settings(fifos, tmp_path):
     """`fasdesk --source x.jpg` where x.jpg is a FIFO: before, the window hung on close and

@@ -66,6 +66,12 @@ def _operating_point(report: dict) -> str:
             f"rejects {100 * bpcer:.1f}% of real faces)")
 
 
+# How long closing waits for the dialog's thread (a recording reads one more frame first).
+SHUTDOWN_TIMEOUT_MS = 5000
+# The name of such a thread once handed to the main window.
+LEFT_BUSY = "calibration-thread-left-busy"
+
+
 class TaskThread(QThread):
     """Runs one function off the UI thread; `done(result, error message or "")`."""
     done = Signal(object, str)
@@ -984,17 +990,25 @@ class CalibrationDialog(QDialog):
         self.shutdown()
         super().closeEvent(event)
 
-    def shutdown(self, restart_live: bool = True) -> None:
-        """Stop a recording, scoring or fine-tuning run and wait for it; then the live view
-        goes on with the source it had (its profile, if one was saved, applies)."""
+    def shutdown(self, restart_live: bool = True, timeout_ms: int | None = None) -> bool:
+        """Stop a recording, scoring or fine-tuning run and wait for it, the thread at most
+        `timeout_ms` (SHUTDOWN_TIMEOUT_MS); then the live view goes on with the source it
+        had (its profile, if one was saved, applies). False when the thread is still
+        busy (a slow read): it is handed to the main window, so closing this dialog does
+        not free a running thread, and the app exits without waiting for it."""
+        stopped = True
         if isinstance(self.thread, RecordThread):
             self.thread.stop_event.set()
         if self.thread is not None:
-            self.thread.wait()
+            if not self.thread.wait(SHUTDOWN_TIMEOUT_MS if timeout_ms is None else timeout_ms):
+                stopped = False
+                self.thread.setObjectName(LEFT_BUSY)
+                self.thread.setParent(self.window_)
             self.thread = None
         if self.run.running:
-            self.run.stop_and_wait()
+            stopped = self.run.stop_and_wait() and stopped
         live = getattr(self, "live_spec", None)
         self.live_spec = None
         if live is not None and restart_live:
             self.window_.live_tab.start(live)
+        return stopped

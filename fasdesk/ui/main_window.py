@@ -6,7 +6,7 @@ import html
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtCore import QByteArray, QSize, Qt, QThread
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -587,21 +587,26 @@ class MainWindow(QMainWindow):
         # Settings first: whatever happens while the workers stop, they are kept.
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.save_settings()
+        dialog_stopped = True
         dialog = self.calibration_dialog
         if dialog is not None:
             import shiboken6
 
             if shiboken6.isValid(dialog):
-                dialog.shutdown(restart_live=False)
+                dialog_stopped = dialog.shutdown(restart_live=False)
         # A training step that runs asks first.
         if self.training_tab is not None and not self.training_tab.confirm_close():
             event.ignore()
             return
         # Each stop has a timeout; a worker stuck in a system call cannot be stopped at
         # all, and then the app exits without waiting for it (see fasdesk.ui.app.run).
-        stopped = [self.live_tab.shutdown(), self.banner.shutdown()]
+        stopped = [dialog_stopped, self.live_tab.shutdown(), self.banner.shutdown()]
         if self.images_tab is not None:
             stopped.append(self.images_tab.shutdown())
+        # A calibration thread left busy by a dialog closed earlier is the window's now.
+        from fasdesk.ui.calibration_dialog import LEFT_BUSY
+
+        stopped += [not t.isRunning() for t in self.findChildren(QThread, LEFT_BUSY)]
         self.stuck_workers = not all(stopped)
         if self.stuck_workers:
             log.warning("a worker thread did not stop in time; exiting without it")
