@@ -146,3 +146,23 @@ def test_a_name_too_long_for_the_file_system_is_an_error_not_a_crash(tmp_path):
     assert spec.kind == "image"
     with pytest.raises(SourceError):
         open_source(SourceSpec.parse(str(tmp_path / ("b" * 300 + ".mp4"))))
+
+
+def test_write_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
+    from fasdesk.core.files import write_atomic
+
+    target = tmp_path / "settings.json"
+    write_atomic(target, "old ✓")
+    assert target.read_text(encoding="utf-8") == "old ✓"
+    write_atomic(target, b"\x00new", durable=True)
+    assert target.read_bytes() == b"\x00new"
+
+    # A write that fails half-way (a full disk, say) keeps the old file and leaves no part.
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError):
+        write_atomic(target, b"never")
+    assert target.read_bytes() == b"\x00new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["settings.json"]

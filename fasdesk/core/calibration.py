@@ -42,6 +42,7 @@ from fasdesk.core import calibration_defaults as defaults
 from fasdesk.core import dataset_info
 from fasdesk.core.collect import CollectError, pick_face, write_sample
 from fasdesk.core.crop import preprocess
+from fasdesk.core.files import write_atomic
 from fasdesk.core.imageio import ImageReadError, read_image
 from fasdesk.core.live import LiveFrame, display_rgb
 from fasdesk.core.paths import data_dir
@@ -335,10 +336,7 @@ class Session:
                 "recordings": [r.to_json() for r in self.recordings], "reports": self.reports}
 
     def save(self) -> None:
-        path = self.root / SESSION_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(self.root / SESSION_FILE, json.dumps(self.to_json(), indent=1))
 
     def check(self) -> None:
         """Raise CalibrationError unless every recording has faces and there is an attack."""
@@ -615,9 +613,7 @@ def finish_fine_tune(plan: FineTunePlan, threshold: float, session: Session) -> 
     card["threshold"] = {"value": float(threshold), "from": "calibration",
                          "session": str(session.root)}
     card["suggested_threshold"] = float(threshold)
-    tmp = card_file.with_name(card_file.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
-    os.replace(tmp, card_file)
+    write_atomic(card_file, json.dumps(card, indent=1))
     registry.register_user_model(registry.ModelEntry(
         id=plan.model_id, kind="liveness", file=out.name, sha256=registry.sha256_of(out),
         size=out.stat().st_size, input_size=int((card.get("input") or {}).get("size", 128)),

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from fasdesk.core import dataset_info
+from fasdesk.core.files import write_atomic
 from fasdesk.core.imageio import to_bgr8
 from fasdesk.core.paths import data_dir
 
@@ -84,9 +85,7 @@ def write_sample(path: Path, image_bgr: np.ndarray, box) -> None:
         raise CollectError("the frame could not be encoded as JPEG")
     try:
         dataset_info.write_box(dataset_info.box_path_for(path), tuple(int(v) for v in box))
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
+        write_atomic(path, encoded.tobytes())
     except OSError as exc:
         raise CollectError(f"cannot save samples into {path.parent}: "
                            f"{exc.strerror or exc}") from None

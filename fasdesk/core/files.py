@@ -6,6 +6,9 @@ path the app reads on someone's say-so (images, `_BB.txt` boxes, the settings fi
 through `read_regular_file`, which looks at what the path is before reading it and stops
 at the cap whatever the file claims.
 
+Writing: `write_atomic`, the one way the app replaces a file it owns (settings, profiles,
+model lists, caches, reports), so a crash or a full disk never leaves half a file.
+
 Also here: the pixel limit for decoded images, because OpenCV keeps its own copy of it,
 read from the environment once when its library loads, so `fasdesk/__init__.py` sets it
 before anything imports cv2 (this module must not import cv2 itself).
@@ -16,6 +19,7 @@ import errno
 import io
 import os
 import stat
+import tempfile
 
 # 200 megapixels: bigger than any phone or DSLR photo, far below a decompression bomb.
 MAX_PIXELS = 200_000_000
@@ -154,3 +158,26 @@ def describe_path_problem(path: str | os.PathLike) -> str | None:
         return None
     return not_regular_reason(st.st_mode)
 
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = False) -> None:
+    """Replace `path` with `data` (str is written as UTF-8) through a temporary file of its
+    own in the same folder: readers see the old file or the new one, never a part, and a
+    failed write leaves neither a half file nor the temporary one. `durable`: flush to
+    disk before the rename (for files a power cut must not lose)."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from fasdesk.core import registry
+from fasdesk.core.files import write_atomic
 from fasdesk.core.paths import cache_dir
 
 FORMAT = 1
@@ -104,18 +104,6 @@ def _read(digest: str, recipe: str) -> Derived | None:
         return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _write(digest: str, recipe: str, data: bytes | None, info: dict) -> Derived:
@@ -129,9 +117,9 @@ def _write(digest: str, recipe: str, data: bytes | None, info: dict) -> Derived:
     try:
         model_path.parent.mkdir(parents=True, exist_ok=True)
         if data is not None:
-            _atomic_write(model_path, data)
+            write_atomic(model_path, data)
             record["sha256"] = registry.file_sha256(model_path)
-        _atomic_write(record_path, json.dumps(record, indent=1).encode("utf-8"))
+        write_atomic(record_path, json.dumps(record, indent=1).encode("utf-8"))
     except OSError:
         return Derived(data=data, info=info, built_now=True)  # read-only cache: memory only
     return Derived(path=model_path if data is not None else None, info=info, built_now=True)

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fasdesk.core.files import write_atomic
 from fasdesk.core.paths import config_dir
 from fasdesk.core.sources import SourceSpec
 
@@ -193,9 +194,7 @@ def save_profile(profile: Profile, folder: Path | None = None) -> Path:
                            f"choose another name")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, indent=1))
     except OSError as exc:
         raise ProfileError(f"cannot save the profile into {folder}: {exc.strerror or exc}") from None
     profile.path = path

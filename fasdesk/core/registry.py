@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fasdesk.core.files import is_regular_file
+from fasdesk.core.files import is_regular_file, write_atomic
 from fasdesk.core.paths import app_root, user_models_dir
 
 MODELS_DIR_ENV = "FASDESK_MODELS_DIR"
@@ -225,8 +225,6 @@ def register_user_model(entry: ModelEntry) -> Path:
     path = user_manifest_path()
     entries = [e for e in _read_manifest(path) if e.id != entry.id] + [entry]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"format": 1, "models": [e.to_json() for e in entries]},
-                              indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"format": 1, "models": [e.to_json() for e in entries]},
+                                  indent=2))
     return path

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
+import io
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from fasdesk.core.files import write_atomic
 from fasdesk.core.pipeline import UNSURE, FaceResult
 
 REAL, SPOOF = "real", "spoof"
@@ -61,17 +61,11 @@ def csv_rows(records: Iterable[dict]) -> Iterable[dict]:
                    "label": face["label"], "reason": face["reason"] or ""}
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Write through a temporary file next to `path`, so a failure leaves no half file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_atomically(path, write) -> None:
+    """Render through `write(text handle)` in memory, then replace the file in one step."""
+    buffer = io.StringIO(newline="")
+    write(buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def write_csv(path, records: Sequence[dict]) -> None:

@@ -15,12 +15,11 @@ import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from fasdesk.core.files import read_regular_file
+from fasdesk.core.files import read_regular_file, write_atomic
 from fasdesk.core.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.paths import config_dir
 from fasdesk.core.tracking import DEFAULT_CONFIRM_FRAMES
@@ -251,17 +250,5 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     """Write the settings atomically; returns the path. Raises OSError if it cannot."""
     path = Path(path) if path else settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(settings), fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, json.dumps(asdict(settings), indent=2, sort_keys=True), durable=True)
     return path
