@@ -6,6 +6,7 @@ FASDESK_REQUIRE_MODELS=1 (CI), where a missing model is a failure.
 """
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def require_file(path: Path) -> Path:
     if os.environ.get("FASDESK_REQUIRE_MODELS") == "1":
         pytest.fail(message + " (FASDESK_REQUIRE_MODELS=1)")
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _collect_earlier_garbage():
+    """Collect the earlier tests' garbage (windows, dialogs in reference cycles) here, on
+    the main thread. Left alone, Python may collect it inside a worker thread of the next
+    test, and destroying a main-thread Qt object there makes Qt warn ("Timers cannot be
+    started from another thread"), which pytest-qt turns into a failure."""
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

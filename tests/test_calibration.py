@@ -67,6 +67,27 @@ def test_time_segments_leave_a_guard_between_them():
     assert segs[-1] == "held_out"
 
 
+def test_a_threshold_that_misses_the_target_on_held_out_frames_is_reported(tmp_path):
+    """The threshold is picked on the pick segment; when the real faces score lower later in
+    the recording, the held-out BPCER is above the target, and the report says so."""
+    import numpy as np
+
+    session = C.Session.create("drift", tmp_path)
+    for stage in (C.REAL, "replay"):
+        session.recordings.append(C.Recording(
+            stage=stage, source="x", duration=10.0,
+            samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 9, 9]) for i in range(100)]))
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.uniform(0.90, 1.0, 75), rng.uniform(0.2, 1.0, 25)])
+    scores = {C.REAL: real, "replay": rng.uniform(0.0, 0.1, 100)}
+    report = C.evaluate(session, scores, target_bpcer=0.05)
+    segs = C.segments(session.recording(C.REAL))
+    held = real[[seg == "held_out" for seg in segs]]
+    assert report["held_out"]["bpcer"] == pytest.approx(np.mean(held < report["threshold"]))
+    assert report["held_out"]["bpcer"] > 0.05 and not report["meets_target"]
+    assert any("above the 5% target" in w for w in report["warnings"]), report["warnings"]
+
+
 def test_no_face_exits_1_with_one_line(short_videos):
     result = _calibrate("--real", short_videos["blank"], "--attack",
                         f"replay={short_videos['replay']}", "--every", "1")

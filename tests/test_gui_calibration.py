@@ -122,10 +122,7 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     assert dialog.hist_before.curves and dialog.table.isColumnHidden(2)
     _shot(dialog, "4_report")
 
-    # 5. Fine-tune (one tiny epoch; the backend's recipe otherwise), before/after.
-    dialog.epochs.setValue(1)
-    dialog.batch.setValue(16)
-    dialog.lr.setValue(0.001)
+    # 5. Fine-tune with the backend's preset for this data size, before/after.
     dialog.tune_button.click()
     qtbot.waitUntil(lambda: dialog.tuned_model is not None or "failed" in dialog.tune_status.text(),
                     timeout=TUNE_TIMEOUT_MS)
@@ -154,13 +151,10 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     rec = session.recording(C.REAL)
     held = np.array([p for p, seg in zip(scores[C.REAL], C.segments(rec)) if seg == "held_out"])
     assert len(held) >= 20
-    # The report's held-out BPCER is what the saved files give, and a miss of the target
-    # (the threshold is picked on other frames, so it can happen) is said, not hidden.
+    # ... and the report's held-out BPCER is the one the saved files give.
     held_bpcer = float(np.mean(held < profile.threshold))
-    assert after["held_out"]["bpcer"] == pytest.approx(held_bpcer)
-    assert after["meets_target"] == (held_bpcer <= profile.target_bpcer)
-    if not after["meets_target"]:
-        assert any("above the" in w for w in after["warnings"]), after["warnings"]
+    assert held_bpcer <= profile.target_bpcer
+    assert after["held_out"]["bpcer"] == pytest.approx(held_bpcer) and after["meets_target"]
 
     # 7. Back in the live view on the same source: the profile is applied.
     dialog.close()
