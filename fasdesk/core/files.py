@@ -159,7 +159,6 @@ def describe_path_problem(path: str | os.PathLike) -> str | None:
     return not_regular_reason(st.st_mode)
 
 
-
 def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = False) -> None:
     """Replace `path` with `data` (str is written as UTF-8) through a temporary file of its
     own in the same folder: readers see the old file or the new one, never a part, and a

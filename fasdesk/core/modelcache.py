@@ -104,8 +104,6 @@ def _read(digest: str, recipe: str) -> Derived | None:
         return None
 
 
-
-
 def _write(digest: str, recipe: str, data: bytes | None, info: dict) -> Derived:
     info = dict(info)
     keep_on_disk = info.pop("cache", True)
