@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+import shot_session
+from shot_session import ROOT, SHARED
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the backend's tiny batches on a busy CPU
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 DOCS = {"1_setup": "calibration_setup", "2_real": "calibration_real",
@@ -31,14 +30,7 @@ DOCS = {"1_setup": "calibration_setup", "2_real": "calibration_real",
 
 
 def main(argv: list[str]) -> int:
-    docs = "--docs" in argv
-    args = [a for a in argv if a != "--docs"]
-    out = Path(args[0] if args else "screenshots").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="fasdesk-calibration-shots-"))
-    os.environ["XDG_DATA_HOME"] = str(work / "data")
-    os.environ["XDG_CONFIG_HOME"] = str(work / "config")
-    os.environ.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
+    out, docs, work = shot_session.start(argv, "calibration")
 
     from calibration_media import write_recording
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+import shot_session
+from shot_session import ROOT, SHARED
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
 SAMPLES = SHARED / "samples"
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -50,14 +50,7 @@ def make_dataset(root: Path, per_class: int = 30, seed: int = 1) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    docs = "--docs" in argv
-    args = [a for a in argv if a != "--docs"]
-    out = Path(args[0] if args else "screenshots").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="fasdesk-training-shots-"))
-    os.environ["XDG_DATA_HOME"] = str(work / "data")
-    os.environ["XDG_CONFIG_HOME"] = str(work / "config")
-    os.environ.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
+    out, docs, work = shot_session.start(argv, "training")
 
     from PySide6.QtCore import QEventLoop, QTimer
 
