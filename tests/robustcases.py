@@ -125,9 +125,11 @@ def radiance_bomb(path: Path, width: int = HDR_WIDTH, height: int = HDR_HEIGHT) 
     return path
 
 
-def nan_model(path: Path, size: int = 128) -> Path:
+def nan_model(path: Path, size: int = 128, weights=(np.nan, np.nan)) -> Path:
     """A liveness model with the real interface ([N,3,S,S] -> [N,2] logits) whose logits
-    are NaN: global average pool, then a matrix product with NaN weights."""
+    are NaN: global average pool, then a matrix product with NaN weights (`weights`: the
+    weight of each logit instead; (0, -inf) gives logits [0, -inf] for a non-black image,
+    which a softmax turns into a finite p_real of 1.0)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -138,7 +140,7 @@ def nan_model(path: Path, size: int = 128) -> Path:
         "nan_liveness",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
-        [numpy_helper.from_array(np.full((3, 2), np.nan, np.float32), "weights")])
+        [numpy_helper.from_array(np.tile(np.array(weights, np.float32), (3, 1)), "weights")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.checker.check_model(model)

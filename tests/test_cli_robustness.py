@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from robustcases import CAPPED, fifos, nan_model, needs_fifo, radiance_bomb, sparse  # noqa: F401
@@ -120,3 +121,22 @@ def test_nan_logits_give_no_verdict_and_valid_json(tmp_path, samples_dir, detect
     for face in faces:
         assert face["p_real"] is None and face["label"] == "unsure" and face["logits"] == []
         assert face["reason"].startswith("model error: invalid scores")
+
+
+@pytest.mark.parametrize("weights", [(np.nan, np.nan), (0.0, -np.inf)], ids=["nan", "inf"])
+def test_invalid_logits_give_no_score_in_a_live_frame_of_several_faces(
+        tmp_path, samples_dir, detector_model, weights):
+    """Live frames with two or more faces run as two half-batches (SplitBatchEngine.judge);
+    a broken model's faces get no score there either: logits [0, -inf] are not p_real 1.0."""
+    import cv2
+
+    from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline
+
+    model = nan_model(tmp_path / "broken.onnx", weights=weights)
+    pipeline = build_pipeline(model, detector_model, live=True)
+    face = cv2.imread(str(samples_dir / "real_T1.jpg"))
+    frame = cv2.resize(cv2.hconcat([face, face]), (640, 427))
+    results = pipeline.process(frame)
+    assert len(results) == 2
+    assert all(r.p_real is None and r.label == "unsure" and r.reason == INVALID_OUTPUT
+               for r in results), results

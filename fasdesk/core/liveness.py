@@ -48,6 +48,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def real_scores(logits: np.ndarray) -> np.ndarray:
+    """p_real [N] from logits [N, K]: NaN for a face whose logits are not all finite (a
+    broken model), which gets no score and no verdict."""
+    p_real = softmax(logits.astype(np.float64))[:, 0]
+    p_real[~np.isfinite(logits).all(axis=1)] = np.nan
+    return p_real
+
+
 def verdict(p_real: float, threshold: float = DEFAULT_THRESHOLD) -> str:
     """'real' when p_real reaches the threshold, else 'spoof'."""
     return "real" if p_real >= threshold else "spoof"
@@ -127,9 +135,7 @@ class LivenessEngine:
         """(p_real [N], logits [N, K]) for a preprocessed batch. p_real is NaN for a face
         whose logits are not all finite (a broken model): no score, not a verdict."""
         logits = self.logits(batch)
-        p_real = softmax(logits.astype(np.float64))[:, 0]
-        p_real[~np.isfinite(logits).all(axis=1)] = np.nan
-        return p_real, logits
+        return real_scores(logits), logits
 
     def judge(self, image: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray, float, float]:
         """(p_real [N], logits [N, K], seconds cropping, seconds in the model) for the face
@@ -139,7 +145,6 @@ class LivenessEngine:
         t1 = time.perf_counter()
         p_real, logits = self.p_real(batch)
         return p_real, logits, t1 - t0, time.perf_counter() - t1
-
 
 
 class SplitBatchEngine(LivenessEngine):
@@ -190,4 +195,4 @@ class SplitBatchEngine(LivenessEngine):
         logits = np.concatenate([head, other.result()[0]])
         wall = time.perf_counter() - t0
         # The halves overlap: the calling thread's crop time stands for the crop stage.
-        return softmax(logits.astype(np.float64))[:, 0], logits, cropped, wall - cropped
+        return real_scores(logits), logits, cropped, wall - cropped
