@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fasdesk.cli import seconds
 from fasdesk.commands import FAILED, OK, _err, _tolerant_output
 
 
@@ -72,7 +73,7 @@ def add_parser(sub) -> None:
                    help="fine-tuning learning rate (default: the training backend's choice)")
     p.add_argument("--profile", metavar="NAME",
                    help="save the result as this camera profile (replacing one of that name)")
-    p.add_argument("--seconds", type=float, default=SECONDS, metavar="S",
+    p.add_argument("--seconds", type=seconds, default=SECONDS, metavar="S",
                    help=f"recording time per stage from a camera (default {SECONDS:g}); "
                         "files are read to their end")
     p.add_argument("--every", type=int, default=EVERY, metavar="K",
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from fasdesk.core.sources import SourceError, SourceSpec, probe_cameras
 
     _tolerant_output()
-    if args.seconds <= 0 or args.every < 1:
+    if not args.seconds > 0 or args.every < 1:
         _err("--seconds must be above 0 and --every at least 1")
         return FAILED
     names = [a for a, _ in args.attack]
@@ -140,11 +141,11 @@ def run(args: argparse.Namespace) -> int:
         s.kind == "camera" for s in specs) else {}
     real_spec = specs[0]
     camera_name = cameras.get(int(real_spec.target)) if real_spec.kind == "camera" else None
-    session = C.Session.create(args.profile or real_spec.label)
-    session.settings = {"seconds": args.seconds, "every": args.every,
-                        "target_bpcer": args.target_bpcer, "max_apcer": args.max_apcer}
     progress = _StageProgress(sys.stderr.isatty())
     try:
+        session = C.Session.create(args.profile or real_spec.label)
+        session.settings = {"seconds": args.seconds, "every": args.every,
+                            "target_bpcer": args.target_bpcer, "max_apcer": args.max_apcer}
         for stage, source in [(C.REAL, args.real)] + list(args.attack):
             try:
                 C.record_stage(session, stage, source, pipeline, seconds=args.seconds,
@@ -154,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 progress.done()
         model = C.model_summary(args.model or default_liveness_id(), model_path)
-        before = C.evaluate(session, C.score_session(session, model_path), args.target_bpcer,
-                            args.max_apcer)
+        before = C.evaluate(session, C.score_session(session, model_path, pipeline.engine),
+                            args.target_bpcer, args.max_apcer)
         after = tuned = None
         if args.fine_tune:
             plan = C.fine_tune_plan(session, model_path, args.profile or real_spec.label,
@@ -171,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
             result["profile"] = {"name": profile.name, "path": str(save_profile(profile))}
     except (C.CalibrationError, ProfileError, ModelError) as exc:
         _err(str(exc))
+        return FAILED
+    except OSError as exc:  # a full disk, an unwritable data folder: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        _err(f"calibration stopped: {exc.strerror or exc}{where}")
         return FAILED
     if args.json:
         print(json.dumps(result, indent=1))

@@ -99,6 +99,17 @@ def test_no_face_exits_1_with_one_line(short_videos):
     assert result.stdout == ""
 
 
+def test_an_unwritable_data_folder_is_one_line(short_videos, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the data folder should be")
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocked))
+    result = _calibrate("--real", short_videos["real"], "--attack",
+                        f"replay={short_videos['replay']}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("fasdesk: calibration stopped: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_too_few_frames_for_the_target_exits_1(short_videos):
     # 24 frames, 20 faces: 13 before the held-out quarter (2 more in guards); 5% needs 20.
     result = _calibrate("--real", short_videos["real"], "--attack",
@@ -116,6 +127,8 @@ def test_too_few_frames_for_the_target_exits_1(short_videos):
     (["--attack", "real=a.mp4"], "cannot name an attack"),
     (["--attack", "replay=missing.avi"], "replay recording: video file not found: missing.avi"),
     (["--attack", "replay=r.avi", "--target-bpcer", "5"], "give a rate between 0 and 1"),
+    (["--attack", "replay=r.avi", "--seconds", "nan"], "must be a number of seconds"),
+    (["--attack", "replay=r.avi", "--seconds", "0"], "--seconds must be above 0"),
 ])
 def test_bad_arguments_get_one_line(short_videos, args, message):
     args = [a.replace("r.avi", str(short_videos["replay"])) for a in args]

@@ -92,3 +92,10 @@ def test_doctor_reports_missing_models_and_a_models_dir_that_is_no_folder(
     assert len(problems) == 2
     # The warning, once, although the command looked up many files.
     assert captured.err.count("is not a folder") == 1
+
+
+def test_a_runtime_that_does_not_load_is_reported_not_a_traceback(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` fails
+    runtime = doctor.liveness_runtime()
+    assert runtime["optimized"] is None
+    assert runtime["note"].startswith("cannot run it here: "), runtime

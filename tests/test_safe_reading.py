@@ -156,6 +156,10 @@ def test_write_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
     assert target.read_text(encoding="utf-8") == "old ✓"
     write_atomic(target, b"\x00new", durable=True)
     assert target.read_bytes() == b"\x00new"
+    # The usual permissions for a new file (umask), not a temporary file's owner-only ones.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
     # A write that fails half-way (a full disk, say) keeps the old file and leaves no part.
     def full_disk(src, dst):

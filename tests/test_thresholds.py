@@ -118,3 +118,9 @@ def test_a_stored_threshold_applies_only_to_its_own_file(tmp_path, fp32_model):
     model_card_path(model).write_text("{not json")
     assert stored_threshold(model, entry) == pytest.approx(0.42)
     assert stored_threshold(tmp_path / "missing.onnx") is None
+
+
+def test_a_real_face_scored_zero_is_still_accepted_when_no_attack_is_below_it():
+    # Before, the threshold became the smallest float above 0 and rejected that face.
+    choice = threshold_for_target(np.array([True, False]), np.array([0.5, 0.0]), "bpcer", 0.05)
+    assert choice.threshold == 0.0 and choice.bpcer == 0.0

@@ -113,6 +113,9 @@ def liveness_runtime() -> dict:
         engine = LivenessEngine(registry.resolve(model, kind="liveness"))
     except (registry.MissingModelError, ModelError) as exc:
         return {"model": model, "optimized": None, "note": str(exc)}
+    except Exception as exc:  # onnxruntime itself does not load: the report still comes
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"model": model, "optimized": None, "note": f"cannot run it here: {first}"}
     return {"model": model, "optimized": engine.optimized, "provider": engine.provider,
             "note": describe(engine.optimized, engine.optimization)}
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import errno
 import io
 import os
+import secrets
 import stat
-import tempfile
 
 # 200 megapixels: bigger than any phone or DSLR photo, far below a decompression bomb.
 MAX_PIXELS = 200_000_000
@@ -166,9 +166,12 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = Fal
     disk before the rename (for files a power cut must not lose)."""
     path = os.fspath(path)
     folder, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+    # A hidden, uniquely named file beside the target (same file system, so the rename is
+    # atomic), opened like open() does so it gets the usual umask permissions, not
+    # mkstemp's owner-only ones.
+    tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "xb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             if durable:
                 handle.flush()

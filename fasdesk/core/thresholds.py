@@ -155,7 +155,9 @@ def threshold_for_target(is_attack, p_real, kind: str = "bpcer",
         low = float(below[-1]) if len(below) else None
     lo = 0.0 if low is None else low
     hi = 1.0 if high is None else high
-    if hi <= lo:  # scores outside [0, 1] (not probabilities): stay just above the attack
+    if hi <= lo and low is None:  # the lowest real face scored 0 (or less): accept it
+        threshold = hi
+    elif hi <= lo:  # scores outside [0, 1] (not probabilities): stay just above the attack
         threshold = float(np.nextafter(lo, np.inf))
     else:
         threshold = (lo + hi) / 2.0
