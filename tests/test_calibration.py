@@ -162,6 +162,10 @@ def test_profiles_are_saved_found_renamed_and_validated(tmp_path):
     assert not (folder / "desk.json").exists() and renamed.path.name == "front_desk.json"
     with pytest.raises(P.ProfileError, match="already a profile named 'hall'"):
         P.rename_profile(renamed, "hall", folder)
+    # A new name with the same file name (front_desk.json) replaces its own file.
+    renamed = P.rename_profile(renamed, "front_desk", folder)
+    assert [p.name for p in P.list_profiles(folder)[0]] == ["front_desk", "hall"]
+    renamed = P.rename_profile(renamed, "front desk", folder)
     with pytest.raises(P.ProfileError, match="threshold=1.5 is not a number from 0 to 1"):
         P.save_profile(_profile(threshold=1.5), folder)
     out = P.export_profile(renamed, tmp_path / "export.json")

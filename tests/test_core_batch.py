@@ -142,3 +142,26 @@ def test_batches_reuse_the_worker_replicas_and_follow_the_threshold(samples_dir,
     again = [r.faces[0].label for r in classify_paths([real, real, real], pipeline, workers=2)]
     assert again == ["spoof"] * 3
     assert all(a is b for a, b in zip(pipeline.worker_replicas(2), replicas))
+
+
+def test_a_worker_that_cannot_load_its_models_shares_the_first_ones(samples_dir, fp32_model,
+                                                                     detector_model,
+                                                                     monkeypatch):
+    """A replica that fails to load (out of memory, say) is tried once per worker, not once
+    per image, and its images are still classified, with the pipeline the batch was given."""
+    from fasdesk.core.pipeline import Pipeline, build_pipeline
+
+    pipeline = build_pipeline(str(fp32_model), str(detector_model), threads=1)
+    attempts = []
+
+    def no_memory(self, threads=1):
+        attempts.append(1)
+        raise MemoryError("cannot allocate 40 MB")
+
+    monkeypatch.setattr(Pipeline, "replica", no_memory)
+    real = samples_dir / "real_T1.jpg"
+    results = list(classify_paths([real] * 6, pipeline, workers=2))
+    assert [r.error for r in results] == [None] * 6
+    assert [r.faces[0].label for r in results] == ["real"] * 6
+    assert len(attempts) <= 1  # slot 0 is the pipeline itself; slot 1 tried once at most
+    assert len(pipeline._replicas) <= 1

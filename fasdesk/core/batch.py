@@ -9,6 +9,7 @@ GUI's images tab and the benchmark.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import threading
 from collections import deque
@@ -21,6 +22,8 @@ import numpy as np
 
 from fasdesk.core.imageio import ImageReadError, iter_image_files, read_image
 from fasdesk.core.pipeline import FaceResult, Pipeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,7 +116,13 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
 
     def worker_pipeline() -> Pipeline:
         if not hasattr(local, "pipeline"):  # the pool makes at most `workers` threads
-            local.pipeline = pipeline if workers == 1 else pipeline.worker_replica(next(slots))
+            local.pipeline = pipeline
+            if workers > 1:
+                try:
+                    local.pipeline = pipeline.worker_replica(next(slots))
+                except Exception as exc:  # e.g. out of memory: share the pipeline, once
+                    log.warning("a parallel worker could not load its own models (%s); "
+                                "it shares the first one's", _first_line(exc))
         return local.pipeline
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-classify")

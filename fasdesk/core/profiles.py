@@ -179,9 +179,11 @@ def profile_for_source(spec: SourceSpec, camera_name: str | None = None,
     return max(matching, key=lambda p: p.created, default=None)
 
 
-def save_profile(profile: Profile, folder: Path | None = None) -> Path:
-    """Write a profile (replacing the one of the same name) atomically; returns its path.
-    Raises ProfileError when it is not valid or cannot be written."""
+def save_profile(profile: Profile, folder: Path | None = None,
+                 replaces: str | None = None) -> Path:
+    """Write a profile (replacing the one of the same name, or the profile `replaces` when
+    it is being renamed) atomically; returns its path. Raises ProfileError when it is not
+    valid or cannot be written."""
     folder = folder or profiles_dir()
     data = profile.to_json()
     problems = _check(data)
@@ -189,7 +191,7 @@ def save_profile(profile: Profile, folder: Path | None = None) -> Path:
         raise ProfileError(f"profile '{profile.name}' is not valid: {'; '.join(problems)}")
     path = folder / f"{file_stem(profile.name)}.json"
     other = _owner_of(path)
-    if other is not None and other != profile.name:
+    if other is not None and other not in (profile.name, replaces):
         raise ProfileError(f"the profile '{other}' already uses the file {path.name}; "
                            f"choose another name")
     try:
@@ -222,7 +224,7 @@ def rename_profile(profile: Profile, new_name: str, folder: Path | None = None) 
         raise ProfileError(f"there is already a profile named '{new_name}'")
     old_path = profile.path
     renamed = Profile(**{**asdict(profile), "name": new_name, "path": None})
-    save_profile(renamed, folder)
+    save_profile(renamed, folder, replaces=profile.name)
     if old_path is not None and old_path != renamed.path:
         delete_file(old_path)
     return renamed
