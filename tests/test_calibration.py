@@ -56,6 +56,23 @@ def test_a_recording_keeps_judgeable_faces_and_counts_the_rest(tmp_path, short_v
     assert [s.frame for s in session.recording(C.REAL).samples][:3] == [0, 4, 10]
 
 
+def test_a_folder_of_photos_starts_new_tracks_per_photo(tmp_path, samples_dir, pipeline):
+    """Recording from image files goes through the live view's step: each photo is a new
+    scene, so a face is never smoothed with another photo's face."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):  # the same face at the same place: one track, were it a video
+        (photos / f"shot{i}.jpg").write_bytes((samples_dir / "real_T1.jpg").read_bytes())
+    session = C.Session.create("photos", tmp_path)
+    seen = []
+    rec = C.record_stage(session, C.REAL, str(photos), pipeline, every=1,
+                         on_frame=lambda frame, status: seen.append(frame.faces))
+    ids = [f.track_id for faces in seen for f in faces]
+    assert len(seen) == 3 and len(ids) == 3 and len(set(ids)) == 3
+    assert all(len(f.recent) == 1 for faces in seen for f in faces)
+    assert len(rec.samples) == 3
+
+
 def test_time_segments_leave_a_guard_between_them():
     rec = C.Recording(stage=C.REAL, source="x", duration=10.0,
                       samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 9, 9]) for i in range(100)])

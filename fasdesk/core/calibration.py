@@ -44,12 +44,11 @@ from fasdesk.core.collect import CollectError, pick_face, write_sample
 from fasdesk.core.crop import preprocess
 from fasdesk.core.files import write_atomic
 from fasdesk.core.imageio import ImageReadError, read_image
-from fasdesk.core.live import LiveFrame, display_rgb
+from fasdesk.core.live import LiveFrame, LiveLoop
 from fasdesk.core.paths import data_dir
 from fasdesk.core.sources import SourceError, SourceSpec, open_source
 from fasdesk.core.thresholds import (equal_error_rate, pad_errors, support_counts,
                                      threshold_for_target)
-from fasdesk.core.tracking import FaceTracker
 
 SESSION_FILE = "session.json"
 SESSION_FORMAT = 1
@@ -235,24 +234,20 @@ def record_stage(session: "Session", stage: str, source_text: str, pipeline,
     recording = Recording(stage=stage, source=source_text, source_name=source.name,
                           started=time.strftime("%Y-%m-%dT%H:%M:%S"))
     recorder = StageRecorder(session, recording, every)
-    tracker = FaceTracker()
+    loop = LiveLoop(source, pipeline)  # the live view's step: tracks, new photo = new scene
     total = None if source.live else frame_count(spec, source)
     fps = source.fps_hint or 25.0
     started = time.monotonic()
     try:
         while not (should_stop and should_stop()):
-            frame = source.read()
-            if frame is None:
+            live = loop.step()
+            if live is None:
                 break
-            now = time.monotonic()
-            t = now - started if source.live else source.position / fps
+            t = live.time - started if source.live else source.position / fps
             if source.live and t > seconds:
                 break
-            faces = tracker.update(pipeline.process(frame), now)
-            recorder.feed(frame, faces, source.position, t)
+            recorder.feed(loop.frame, live.faces, source.position, t)
             if on_frame is not None:
-                live = LiveFrame(rgb=display_rgb(frame), faces=faces, index=source.position,
-                                 time=now, source_name=source.name)
                 on_frame(live, RecordingStatus(
                     stage, t, seconds if source.live else None, recording.frames, total,
                     len(recording.samples), recording.faces, recording.no_face_frames,

@@ -67,13 +67,14 @@ class LiveLoop:
         self.mirror = mirror
         self._fps = 0.0
         self._last = None
+        self.frame: np.ndarray | None = None  # the last frame read, as the source gave it
 
     def step(self) -> LiveFrame | None:
         """The next processed frame, or None when a finite source has ended.
 
         Raises sources.SourceError when the source fails.
         """
-        frame = self.source.read()
+        frame = self.frame = self.source.read()
         if frame is None:
             return None
         now = time.monotonic()
