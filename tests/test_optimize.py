@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from fasdesk.core import optimize, registry
+from fasdesk.core import modelcache, optimize, registry
 from fasdesk.core.crop import preprocess
 from fasdesk.core.imageio import read_image
 from fasdesk.core.liveness import LivenessEngine
@@ -26,7 +26,7 @@ def reference(samples_dir):
 @pytest.fixture(scope="module")
 def fast_model(fp32_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("fast") / "fast.onnx"
-    optimize.optimize_model(fp32_model, path)
+    optimize.check_rewrite(str(fp32_model), out=path)  # `fasdesk models optimize --out`
     return path
 
 
@@ -81,7 +81,8 @@ def test_batch_of_eight_equals_single_runs(fast_model, sample_crops):
 
 def test_rewrite_is_deterministic(fast_model, fp32_model, tmp_path):
     again = tmp_path / "again.onnx"
-    optimize.optimize_model(fp32_model, again)
+    modelcache.forget_memory()
+    optimize.check_rewrite(str(fp32_model), out=again)
     assert registry.sha256_of(again) == registry.sha256_of(fast_model)
 
 
@@ -221,7 +222,6 @@ def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops, samp
 # ----------------------------------------------------------------------------- at load time
 
 def _cache_files(source):
-    from fasdesk.core import modelcache
 
     digest = registry.sha256_of(source)
     return (modelcache.folder() / f"{digest}.{optimize.RECIPE}.onnx",
@@ -233,7 +233,6 @@ def test_every_liveness_model_runs_in_its_fast_form(fp32_model, sample_crops, re
     training and registered: each runs rewritten, and gives the fp32 logits."""
     import shutil
 
-    from fasdesk.core import modelcache
     from fasdesk.core.benchmark import PlainSession
     from fasdesk.core.paths import user_models_dir
     from fasdesk.core.pipeline import build_pipeline
@@ -260,7 +259,6 @@ def test_every_liveness_model_runs_in_its_fast_form(fp32_model, sample_crops, re
 
 def test_fast_copy_is_cached_and_rebuilt_when_missing_or_damaged(fp32_model, sample_crops,
                                                                  tmp_path, monkeypatch):
-    from fasdesk.core import modelcache
 
     modelcache.forget_memory()
     first = optimize.runtime_model(fp32_model)
@@ -317,7 +315,7 @@ def test_models_the_rewrite_does_not_fit_run_as_they_are_with_one_log_line(
                                   PlainSession(quantized_model).logits(sample_crops))
     # A model already in the fast form (e.g. written by `models optimize --out`) runs as is.
     fast = tmp_path / "fast.onnx"
-    optimize.optimize_model(fp32_model, fast)
+    optimize.check_rewrite(str(fp32_model), out=fast)
     engine = LivenessEngine(fast)
     assert engine.optimized and engine.optimization.startswith("already in the fast form")
     assert engine.runtime_model == str(fast)

@@ -38,6 +38,7 @@ import numpy as np
 
 from fasdesk.core import modelcache, registry
 from fasdesk.core.crop import face_crop, to_tensor
+from fasdesk.core.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -242,28 +243,6 @@ def looks_rewritten(model) -> bool:
             and not any(n.op_type == "PRelu" for n in model.graph.node))
 
 
-def optimize_model(src: str | os.PathLike, dst: str | os.PathLike) -> dict:
-    """Write the rewritten (fast, numerically equivalent) copy of the ONNX model `src` to
-    `dst`. Deterministic: the same input file gives the same output bytes."""
-    import onnx
-
-    try:
-        model = onnx.load(str(src))
-    except Exception as exc:  # protobuf and onnx raise several types
-        raise OptimizeError(f"cannot read {src}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
-    stats = rewrite(model)
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise OptimizeError(f"the rewritten graph is invalid: {str(exc).splitlines()[0]}") from None
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, dst)
-    return stats
-
-
 def _session(model: str | os.PathLike | bytes, threads: int | None = None):
     import onnxruntime as ort
 
@@ -273,9 +252,12 @@ def _session(model: str | os.PathLike | bytes, threads: int | None = None):
                                 session_options(threads), providers=["CPUExecutionProvider"])
 
 
-def _logit_difference(reference, candidate, count: int = EQUIVALENCE_INPUTS, seed: int = 0) -> float:
-    """Largest |output difference| of two onnxruntime sessions on random inputs in [0, 1]
-    (inf when their inputs or outputs do not match)."""
+def max_logit_difference(reference: str | os.PathLike | bytes,
+                         candidate: str | os.PathLike | bytes, count: int = EQUIVALENCE_INPUTS,
+                         seed: int = 0, threads: int | None = 1) -> float:
+    """Largest |logit difference| of two models (files or serialized bytes) on random
+    inputs in [0, 1] (inf when their inputs or outputs do not match)."""
+    reference, candidate = _session(reference, threads), _session(candidate, threads)
     ref_in, cand_in = reference.get_inputs()[0], candidate.get_inputs()[0]
     shape = ref_in.shape
     if (shape != cand_in.shape or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:])):
@@ -287,12 +269,6 @@ def _logit_difference(reference, candidate, count: int = EQUIVALENCE_INPUTS, see
     a = reference.run(None, {ref_in.name: x})[0]
     b = candidate.run(None, {cand_in.name: x})[0]
     return float(np.abs(a - b).max()) if a.shape == b.shape else float("inf")
-
-
-def max_logit_difference(reference: str | os.PathLike, candidate: str | os.PathLike,
-                         count: int = 16, seed: int = 0) -> float:
-    """Largest |logit difference| between two model files on random inputs in [0, 1]."""
-    return _logit_difference(_session(reference), _session(candidate), count, seed)
 
 
 # ----------------------------------------------------------------------------- at load time
@@ -323,7 +299,7 @@ def _build_fast(source: Path) -> tuple[bytes | None, dict]:
     try:
         onnx.checker.check_model(model)
         data = model.SerializeToString()
-        diff = _logit_difference(_session(source, threads=1), _session(data, threads=1))
+        diff = max_logit_difference(source, data)
     except Exception as exc:  # an invalid rewrite, or a model onnxruntime cannot run
         return None, {"optimized": False, "note": f"the rewrite could not be checked "
                                                   f"({_first_line(exc)})", "cache": False}
@@ -490,12 +466,10 @@ def check_rewrite(model: str | None = None, images: Iterable[str | os.PathLike] 
         return report
     if out is not None:
         out = Path(out)
-        data = derived.data if derived.data is not None else derived.path.read_bytes()
         try:
+            data = derived.data if derived.data is not None else derived.path.read_bytes()
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, out)
+            write_atomic(out, data)
         except OSError as exc:
             raise OptimizeError(f"cannot write {out}: {exc.strerror or exc}") from None
         report["written"] = str(out)
