@@ -167,12 +167,13 @@ def test_profiles_are_saved_found_renamed_and_validated(tmp_path):
     P.save_profile(_profile(), folder)
     P.save_profile(_profile("hall", source={"kind": "video", "target": str(tmp_path / "v.avi"),
                                             "name": ""}), folder)
-    found = P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder)
+    found, problems = P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder)
+    assert problems == []
     assert found.name == "desk" and found.threshold == 0.42
     # The same index with another device behind it is not this camera.
-    assert P.profile_for_source(SourceSpec("camera", "0"), "Other Cam", folder) is None
-    assert P.profile_for_source(SourceSpec("camera", "1"), "USB Cam", folder) is None
-    assert P.profile_for_source(SourceSpec.parse(str(tmp_path / "v.avi")), None, folder).name == "hall"
+    assert P.profile_for_source(SourceSpec("camera", "0"), "Other Cam", folder)[0] is None
+    assert P.profile_for_source(SourceSpec("camera", "1"), "USB Cam", folder)[0] is None
+    assert P.profile_for_source(SourceSpec.parse(str(tmp_path / "v.avi")), None, folder)[0].name == "hall"
 
     renamed = P.rename_profile(found, "front desk", folder)
     assert [p.name for p in P.list_profiles(folder)[0]] == ["front desk", "hall"]
@@ -219,4 +220,4 @@ def test_a_profile_with_a_bad_field_is_not_used(tmp_path):
     assert profiles == []
     assert "confirm_frames missing or not a whole number from 1 to 30" in problems[0]
     assert "source is not" in problems[0]
-    assert P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder) is None
+    assert P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder) == (None, problems)

@@ -172,11 +172,12 @@ def find_profile(name: str, folder: Path | None = None) -> Profile | None:
 
 
 def profile_for_source(spec: SourceSpec, camera_name: str | None = None,
-                       folder: Path | None = None) -> Profile | None:
-    """The newest valid profile for this camera or file, or None."""
-    profiles, _ = list_profiles(folder)
+                       folder: Path | None = None) -> tuple[Profile | None, list[str]]:
+    """(the newest valid profile for this camera or file, or None; one line per profile
+    file that is not valid, as list_profiles gives them)."""
+    profiles, problems = list_profiles(folder)
     matching = [p for p in profiles if p.matches(spec, camera_name)]
-    return max(matching, key=lambda p: p.created, default=None)
+    return max(matching, key=lambda p: p.created, default=None), problems
 
 
 def save_profile(profile: Profile, folder: Path | None = None,

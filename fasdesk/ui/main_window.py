@@ -15,7 +15,7 @@ from fasdesk.core import registry
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
 from fasdesk.core.pipeline import build_pipeline
-from fasdesk.core.profiles import Profile, list_profiles
+from fasdesk.core.profiles import Profile, profile_for_source
 from fasdesk.core.settings import Settings, load_settings, save_settings
 from fasdesk.core.sources import SourceSpec
 from fasdesk.core.thresholds import format_threshold, stored_threshold
@@ -254,14 +254,11 @@ class MainWindow(QMainWindow):
 
     def _on_source_selected(self, spec: SourceSpec) -> None:
         """A source is about to run live: apply its profile, or leave the last one."""
-        profiles, problems = list_profiles()
+        profile, problems = profile_for_source(spec, self._camera_name(spec))
         new = [p for p in problems if p not in self._reported_profiles]
         if new:
             self._reported_profiles.update(new)
             self.notice.show_message(" ".join(new), action=None, level="warning")
-        name = self._camera_name(spec)
-        matching = [p for p in profiles if p.matches(spec, name)]
-        profile = max(matching, key=lambda p: p.created, default=None)
         if profile is not None:
             self.apply_profile(profile)
         elif self.active_profile is not None:
@@ -274,7 +271,7 @@ class MainWindow(QMainWindow):
         with (its threshold would not fit)."""
         try:
             path = registry.resolve(profile.model, kind="liveness")
-            same = registry.sha256_of(path) == profile.model_sha256
+            same = registry.file_sha256(path) == profile.model_sha256
         except (registry.MissingModelError, OSError) as exc:
             self.notice.show_message(f"Profile '{profile.name}' not applied: {exc}",
                                      action=None, level="warning")
