@@ -136,12 +136,12 @@ def test_batches_reuse_the_worker_replicas_and_follow_the_threshold(samples_dir,
     pipeline = build_pipeline(str(fp32_model), str(detector_model))
     real = samples_dir / "real_T1.jpg"
     first = [r.faces[0].label for r in classify_paths([real, real, real], pipeline, workers=2)]
-    replicas = pipeline.worker_replicas(2)
+    replicas = [pipeline.worker_replica(slot) for slot in range(2)]
     assert first == ["real"] * 3 and len(replicas) == 2 and pipeline not in replicas
     pipeline.threshold = 0.99999  # above the sample's p_real (0.9997)
     again = [r.faces[0].label for r in classify_paths([real, real, real], pipeline, workers=2)]
     assert again == ["spoof"] * 3
-    assert all(a is b for a, b in zip(pipeline.worker_replicas(2), replicas))
+    assert all(a is b for a, b in zip([pipeline.worker_replica(slot) for slot in range(2)], replicas))
 
 
 def test_a_worker_that_cannot_load_its_models_shares_the_first_ones(samples_dir, fp32_model,

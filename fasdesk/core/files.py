@@ -128,11 +128,6 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int) -> bytes:
     return data + b"".join(extra) if extra else data
 
 
-def read_text_file(path: str | os.PathLike, max_bytes: int) -> str:
-    """A small UTF-8 text file (see read_regular_file); invalid bytes raise ValueError."""
-    return read_regular_file(path, max_bytes).decode("utf-8")
-
-
 def _too_large(size: int, max_bytes: int, growing: bool = False) -> str:
     more = "more than " if growing else ""
     return (f"file too large ({more}{_size(size)}, the limit is {_size(max_bytes)}); "

@@ -120,10 +120,6 @@ class Pipeline:
         copy.threshold, copy.min_face = self.threshold, self.min_face
         return copy
 
-    def worker_replicas(self, count: int) -> list["Pipeline"]:
-        """The pipelines of `count` parallel workers (see worker_replica)."""
-        return [self.worker_replica(slot) for slot in range(count)]
-
     def process(self, frame: np.ndarray, rgb: bool = False) -> list[FaceResult]:
         """Face results for one frame of any layout (see imageio.to_bgr8)."""
         image = to_bgr8(frame, rgb=rgb)
@@ -170,7 +166,7 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
     runs several faces as two half-batches on two cores (liveness.SplitBatchEngine);
     photos keep the default passes that also find small faces in large images.
     threads=1 makes a single-threaded pipeline for photos, which then serves as the first
-    of a folder's parallel workers (Pipeline.worker_replicas) instead of idling beside them.
+    of a folder's parallel workers (Pipeline.worker_replica) instead of idling beside them.
     The liveness model runs in its fast form where the exact rewrite applies
     (fasdesk.core.optimize); registry models must match their recorded SHA-256.
 
