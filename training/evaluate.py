@@ -27,6 +27,7 @@ import numpy as np
 
 from fasdesk.core import dataset_info as dsi
 from fasdesk.core.liveness import softmax
+from fasdesk.core.thresholds import model_card_path, read_model_card
 from training import metrics as M
 from training.events import Emitter, ProgressLine, eta
 
@@ -35,10 +36,6 @@ class EvalError(Exception):
     """One line for the user."""
 
 
-def card_path(onnx_path: str | os.PathLike) -> Path:
-    """The model card beside an exported model: `name.onnx` -> `name.card.json`."""
-    p = Path(onnx_path)
-    return p.with_name(p.stem + ".card.json")
 
 
 class _TorchScorer:
@@ -76,18 +73,13 @@ class _OnnxScorer:
         except ModelError as exc:
             raise EvalError(str(exc)) from None
         self.input_size = self.engine.input_size
-        card = {}
-        if card_path(path).is_file():
-            try:
-                card = json.loads(card_path(path).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                card = {}
+        card = read_model_card(path)
         k = self.engine.num_classes
         classes = card.get("classes")
         if not classes or len(classes) != k:
             if k != 2:
                 raise EvalError(f"{path.name} has {k} outputs but no model card "
-                                f"({card_path(path).name}) naming its classes")
+                                f"({model_card_path(path).name}) naming its classes")
             classes = ["real", "spoof"]
         self.classes = list(classes)
         self.split_args = card.get("split") or {}

@@ -19,7 +19,7 @@ calibration's); it is stored in the card as `threshold.value`, and the app appli
 whenever this file (same SHA-256) is the live model, and only then
 (fasdesk.core.thresholds.stored_threshold).
 
-The model card `<stem>.card.json` (see evaluate.card_path) holds: format, file, sha256,
+The model card `<stem>.card.json` (see fasdesk.core.thresholds.model_card_path) holds: format, file, sha256,
 input (name, size), output, classes, suggested_threshold (the stored threshold, else 0.5),
 threshold ({value} when one was given), metrics (what is known: the
 checkpoint's validation accuracy, an eval report's figures with --report), split
@@ -41,7 +41,8 @@ import torch
 
 from fasdesk.core.quantize import MIN_AGREEMENT
 from fasdesk.core.registry import sha256_of
-from training.evaluate import card_path
+from fasdesk.core.files import write_atomic
+from fasdesk.core.thresholds import model_card_path
 from training.events import Emitter
 from training.model import CheckpointError, load_model
 
@@ -171,10 +172,8 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
             os.replace(fp32_tmp, out)
     em.artifact(out, "onnx")
     card = _model_card(out, checkpoint, ckpt, threshold, diff, eval_report, gate)
-    cpath = card_path(out)
-    tmp = cpath.with_name(cpath.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=1), encoding="utf-8")
-    os.replace(tmp, cpath)
+    cpath = model_card_path(out)
+    write_atomic(cpath, json.dumps(card, indent=1))
     em.artifact(cpath, "model_card")
     em.progress(steps, steps, 0.0, stage="done")
     kept = bool(gate and gate["kept"])

@@ -504,11 +504,11 @@ def recordings_summary(session: Session) -> list[dict]:
 
 def model_summary(model: str | None, path: Path) -> dict:
     """{id (registry id, None for a plain file), path, sha256} of the model measured."""
-    from fasdesk.core.registry import get_entry, sha256_of
+    from fasdesk.core.registry import file_sha256, get_entry
 
     entry = get_entry(str(model)) if model else None
     return {"id": entry.id if entry else None, "path": str(Path(path).resolve()),
-            "sha256": sha256_of(path)}
+            "sha256": file_sha256(path)}
 
 
 # -- fine-tuning ---------------------------------------------------------------------------
@@ -533,11 +533,10 @@ def starting_checkpoint(model_path: Path) -> Path | None:
     """The training checkpoint a model came from: its card's source checkpoint, else the
     shipped best_model.pth (the weights of the default models)."""
     from fasdesk.core import registry
-    from fasdesk.core.thresholds import model_card_path
+    from fasdesk.core.thresholds import read_model_card
 
     try:
-        card = json.loads(model_card_path(model_path).read_text(encoding="utf-8"))
-        source = Path(card["source_checkpoint"]["path"])
+        source = Path(read_model_card(model_path)["source_checkpoint"]["path"])
         if source.is_file():
             return source
     except (OSError, ValueError, KeyError, TypeError):
@@ -595,16 +594,13 @@ def finish_fine_tune(plan: FineTunePlan, threshold: float, session: Session) -> 
     """Store the picked threshold with the exported model (card and registry entry) and add
     the model to the model list; returns its registry id."""
     from fasdesk.core import registry
-    from fasdesk.core.thresholds import model_card_path
+    from fasdesk.core.thresholds import model_card_path, read_model_card
 
     out = plan.model_out
     if not out.is_file():
         raise CalibrationError(f"the fine-tuned model was not written ({out})")
     card_file = model_card_path(out)
-    try:
-        card = json.loads(card_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        card = {}
+    card = read_model_card(out)
     card["threshold"] = {"value": float(threshold), "from": "calibration",
                          "session": str(session.root)}
     card["suggested_threshold"] = float(threshold)

@@ -196,6 +196,22 @@ def model_card_path(model_path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".card.json")
 
 
+# A model card is a few kB; anything far bigger is not one.
+MAX_CARD_BYTES = 1 << 20
+
+
+def read_model_card(model_path: str | os.PathLike) -> dict:
+    """The card beside a model file, or {} when there is none or it is not a JSON object
+    (read like every file the app is pointed at: regular files only, size capped)."""
+    from fasdesk.core.files import read_regular_file
+
+    try:
+        card = json.loads(read_regular_file(model_card_path(model_path), MAX_CARD_BYTES))
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
 def _valid_threshold(value) -> float | None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
     return float(value) if ok else None
@@ -208,17 +224,14 @@ def stored_threshold(model_path: str | os.PathLike, entry=None) -> float | None:
     --threshold`), else from the model's registry entry (`entry.extra["threshold"]`). Either
     counts only when it names this very file by its SHA-256, so a threshold never applies
     to a model that replaced the one it was picked for."""
-    from fasdesk.core.registry import sha256_of
+    from fasdesk.core.registry import file_sha256
 
     try:
-        sha256 = sha256_of(model_path)
+        sha256 = file_sha256(model_path)
     except OSError:
         return None
-    try:
-        card = json.loads(model_card_path(model_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        card = None
-    if isinstance(card, dict) and card.get("sha256") == sha256:
+    card = read_model_card(model_path)
+    if card.get("sha256") == sha256:
         stored = card.get("threshold")
         value = _valid_threshold(stored.get("value") if isinstance(stored, dict) else None)
         if value is not None:

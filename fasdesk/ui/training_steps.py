@@ -23,9 +23,10 @@ from fasdesk.core import dataset_info as dsi
 from fasdesk.core import eval_report, registry
 from fasdesk.core.collect import CollectError, default_dataset_dir, delete_sample
 from fasdesk.core.display import sample_thumbnail
+from fasdesk.core.files import write_atomic
 from fasdesk.core.imageio import ImageReadError
 from fasdesk.core.paths import data_dir, user_models_dir
-from fasdesk.core.thresholds import format_threshold
+from fasdesk.core.thresholds import format_threshold, model_card_path, read_model_card
 from fasdesk.ui.training_widgets import (MessageBox, PathField, StepPage, button_row,
                                          format_seconds, read_json, read_json_any,
                                          theme_colours, work_dir)
@@ -86,9 +87,8 @@ def _rename_exported(model: Path, name: str, card: dict) -> tuple[dict[Path, Pat
     moved = {model: target}
     if card:
         card = {**card, "file": target.name}
-        old_card = model.with_name(model.stem + ".card.json")
-        new_card = target.with_name(target.stem + ".card.json")
-        new_card.write_text(json.dumps(card, indent=1), encoding="utf-8")
+        old_card, new_card = model_card_path(model), model_card_path(target)
+        write_atomic(new_card, json.dumps(card, indent=1))
         old_card.unlink(missing_ok=True)
         moved[old_card] = new_card
     return moved, card
@@ -1382,7 +1382,7 @@ class ExportStep(StepPage):
         if not onnx:
             raise OSError("the export finished but wrote no .onnx file")
         out = onnx[-1]  # the OUT argument, always written last
-        card = read_json(out.with_name(out.stem + ".card.json")) or {}
+        card = read_model_card(out)
         fp32 = next((p for p in onnx if p.name.endswith(".fp32.onnx")), None)
         if fp32 is not None:
             # The backend names it after the INT8 file; give it the plain model name.
