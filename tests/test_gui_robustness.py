@@ -105,8 +105,9 @@ def test_a_worker_that_does_not_stop_cannot_hang_the_close(qtbot, fp32_model, de
     assert controller.thread.wait(TIMEOUT_MS)
 
 
+@pytest.mark.parametrize("how", ["close", "escape"])
 def test_a_busy_calibration_task_cannot_hang_the_window_close(make_window, qtbot,
-                                                             monkeypatch):
+                                                             monkeypatch, how):
     """The calibration dialog's thread (scoring a session, say) gets a bounded wait when
     the window closes; the window then reports a stuck worker so the app exits without it."""
     from fasdesk.ui import calibration_dialog
@@ -120,7 +121,9 @@ def test_a_busy_calibration_task_cannot_hang_the_window_close(make_window, qtbot
     thread.start()
     qtbot.wait(100)
     started = time.monotonic()
-    dialog.close()  # the dialog deletes itself on close; the busy thread must outlive it
+    # The dialog deletes itself when it ends, by its close button or by Esc (which gives
+    # no close event); the busy thread must outlive it.
+    dialog.close() if how == "close" else dialog.reject()
     assert time.monotonic() - started < 1.5
     assert thread.parent() is window and thread.isRunning()
     window.close()
@@ -171,3 +174,32 @@ def test_nan_logits_in_the_images_tab_and_the_live_view(make_window, qtbot, tmp_
     assert faces and all(f.score is None and f.result.reason == INVALID_OUTPUT for f in faces)
     assert all(f.label(window.settings.threshold) == "unsure" for f in faces)
     assert not live.message.isVisible()  # faces without a verdict, the view goes on
+
+
+def test_a_profile_holds_while_its_source_runs_and_is_not_saved_as_the_settings(
+        make_window, qtbot, samples_dir, tmp_path):
+    """A camera profile's threshold and N apply to its source; the saved settings keep the
+    user's own, and a source whose profile cannot apply leaves the previous profile."""
+    from fasdesk.core import registry
+    from fasdesk.core.profiles import Profile, save_profile
+
+    window = make_window(settings=Settings(threshold=0.6, confirm_frames=4), save=True)
+    model = registry.resolve(None, kind="liveness")
+    desk = Profile(name="desk", source={"kind": "images", "target": str(samples_dir), "name": ""},
+                   model=registry.DEFAULT_LIVENESS, model_sha256=registry.file_sha256(model),
+                   threshold=0.42, confirm_frames=2)
+    assert window.apply_profile(desk)
+    assert window.settings.threshold == 0.42 and window.active_profile is desk
+    window.save_settings()
+    saved = load_settings()[0]
+    assert (saved.threshold, saved.confirm_frames) == (0.6, 4)
+
+    # Another source's profile whose model has changed since: not applied, and the desk
+    # profile does not stay on for that source either.
+    stale = Profile(name="hall", source={"kind": "video", "target": str(tmp_path / "v.avi"),
+                                         "name": ""},
+                    model=registry.DEFAULT_LIVENESS, model_sha256="0" * 64, threshold=0.9)
+    save_profile(stale)
+    window._on_source_selected(SourceSpec.parse(str(tmp_path / "v.avi")))
+    assert window.active_profile is None and window.settings.threshold == 0.6
+    assert "not applied" in window.notice.label.text()

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
                                QProgressBar, QPushButton, QSizePolicy, QSpinBox,
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
@@ -70,6 +70,17 @@ def _operating_point(report: dict) -> str:
 SHUTDOWN_TIMEOUT_MS = 5000
 # The name of such a thread once handed to the main window.
 LEFT_BUSY = "calibration-thread-left-busy"
+
+
+def finish_or_hand_over(thread: QThread, window, timeout_ms: int | None = None) -> bool:
+    """Wait for a dialog's thread at most `timeout_ms` (SHUTDOWN_TIMEOUT_MS). True when it
+    ended; else it is handed to the main window (a dialog deleted on close must not free
+    a running thread), which counts it as a stuck worker when the app closes."""
+    if thread.wait(SHUTDOWN_TIMEOUT_MS if timeout_ms is None else timeout_ms):
+        return True
+    thread.setObjectName(LEFT_BUSY)
+    thread.setParent(window)
+    return False
 
 
 class TaskThread(QThread):
@@ -969,7 +980,6 @@ class CalibrationDialog(QDialog):
         except ProfileError as exc:
             self.save_message.show_message("error", str(exc))
             return None
-        self.result = result
         self.saved_profile = profile
         self.save_button.setEnabled(False)
         self._show_step(4)
@@ -983,12 +993,25 @@ class CalibrationDialog(QDialog):
         return profile
 
     # -- closing -------------------------------------------------------------------------
-    def busy(self) -> bool:
-        return self.thread is not None or self.run.running
+    def confirm_close(self) -> bool:
+        """Ask before the app closes while a fine-tuning run is going (closing stops it)."""
+        if not self.run.running:
+            return True
+        answer = QMessageBox.question(
+            self, "Close fasdesk?", "The calibration is still fine-tuning a model. Stop it "
+            "and close? The recordings are kept; you can fine-tune again from Tools > "
+            "Camera profiles > Re-run calibration.", QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.No)
+        return answer == QMessageBox.Yes
 
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+    def done(self, result: int) -> None:
+        # Esc and Close end the dialog here without a close event; it is then deleted.
+        self.shutdown()
+        super().done(result)
 
     def shutdown(self, restart_live: bool = True, timeout_ms: int | None = None) -> bool:
         """Stop a recording, scoring or fine-tuning run and wait for it, the thread at most
@@ -1000,13 +1023,10 @@ class CalibrationDialog(QDialog):
         if isinstance(self.thread, RecordThread):
             self.thread.stop_event.set()
         if self.thread is not None:
-            if not self.thread.wait(SHUTDOWN_TIMEOUT_MS if timeout_ms is None else timeout_ms):
-                stopped = False
-                self.thread.setObjectName(LEFT_BUSY)
-                self.thread.setParent(self.window_)
+            stopped = finish_or_hand_over(self.thread, self.window_, timeout_ms)
             self.thread = None
         if self.run.running:
-            stopped = self.run.stop_and_wait() and stopped
+            self.run.stop_and_wait()  # ends it, killing it if it must
         live = getattr(self, "live_spec", None)
         self.live_spec = None
         if live is not None and restart_live:

@@ -1,6 +1,7 @@
 """The main window: tabs (Live, Images, and any added later), menus, model and settings."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import logging
@@ -259,10 +260,9 @@ class MainWindow(QMainWindow):
         if new:
             self._reported_profiles.update(new)
             self.notice.show_message(" ".join(new), action=None, level="warning")
-        if profile is not None:
-            self.apply_profile(profile)
-        elif self.active_profile is not None:
-            self.leave_profile()
+        applied = profile is not None and self.apply_profile(profile)
+        if not applied and self.active_profile is not None:
+            self.leave_profile()  # the last source's profile is not this source's
 
     def apply_profile(self, profile: Profile) -> bool:
         """Use a profile's model, threshold and confirmation N; the status bar names it.
@@ -575,8 +575,15 @@ class MainWindow(QMainWindow):
             return
         if self.images_tab is not None and getattr(self.images_tab, "last_folder", None):
             self.settings.last_folders["images"] = self.images_tab.last_folder
+        kept = self.settings
+        if self._before_profile is not None:
+            # A profile's model, threshold and N hold while its source runs; the settings
+            # keep the user's own, which the next start uses for other sources.
+            model, threshold, confirm = self._before_profile
+            kept = dataclasses.replace(kept, model=model, threshold=threshold,
+                                       confirm_frames=confirm)
         try:
-            save_settings(self.settings)
+            save_settings(kept)
         except OSError as exc:
             self.show_status(f"Settings not saved: {exc}")
 
@@ -584,17 +591,19 @@ class MainWindow(QMainWindow):
         # Settings first: whatever happens while the workers stop, they are kept.
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
         self.save_settings()
-        dialog_stopped = True
-        dialog = self.calibration_dialog
-        if dialog is not None:
-            import shiboken6
+        import shiboken6
 
-            if shiboken6.isValid(dialog):
-                dialog_stopped = dialog.shutdown(restart_live=False)
-        # A training step that runs asks first.
+        dialog = self.calibration_dialog
+        dialog = dialog if dialog is not None and shiboken6.isValid(dialog) else None
+        # A running fine-tune (calibration's or a training step) asks first; nothing is
+        # stopped until the close is confirmed.
+        if dialog is not None and not dialog.confirm_close():
+            event.ignore()
+            return
         if self.training_tab is not None and not self.training_tab.confirm_close():
             event.ignore()
             return
+        dialog_stopped = dialog.shutdown(restart_live=False) if dialog is not None else True
         # Each stop has a timeout; a worker stuck in a system call cannot be stopped at
         # all, and then the app exits without waiting for it (see fasdesk.ui.app.run).
         stopped = [dialog_stopped, self.live_tab.shutdown(), self.banner.shutdown()]

@@ -19,7 +19,7 @@ from fasdesk.core import registry
 from fasdesk.core.profiles import (Profile, ProfileError, delete_profile, export_profile,
                                    list_profiles, rename_profile)
 from fasdesk.core.thresholds import format_threshold
-from fasdesk.ui.calibration_dialog import TaskThread, _item, _pct, grown
+from fasdesk.ui.calibration_dialog import TaskThread, _item, _pct, finish_or_hand_over, grown
 from fasdesk.ui.training_widgets import MessageBox
 
 COLUMNS = ("Name", "Camera or file", "Model", "Threshold", "Fine-tuned", "Created")
@@ -354,7 +354,16 @@ class ProfilesDialog(QDialog):
                                           "Re-scored on the held-out frames; note:", notes)
 
     def closeEvent(self, event) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-            self.thread = None
+        self.shutdown()
         super().closeEvent(event)
+
+    def done(self, result: int) -> None:
+        # Esc and Close end the dialog here without a close event; it is then deleted.
+        self.shutdown()
+        super().done(result)
+
+    def shutdown(self) -> None:
+        """Wait a bounded time for a re-score; one still busy is handed to the window."""
+        if self.thread is not None:
+            finish_or_hand_over(self.thread, self.parent())
+            self.thread = None
