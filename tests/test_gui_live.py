@@ -382,8 +382,10 @@ def test_model_switch_without_restart(make_window, qtbot, video, quantized_model
     assert window.provider_label.text()
 
     assert window.use_model("minifasnet-v2se-dynq")
-    qtbot.waitUntil(lambda: "dynq" in window.model_label.text(), timeout=TIMEOUT_MS)
-    assert window.model_label.text() == "model: minifasnet-v2se-dynq (not optimized)"
+    # Named at once; whether it runs optimized once the live worker has loaded it.
+    assert window.model_label.text().startswith("model: minifasnet-v2se-dynq")
+    qtbot.waitUntil(lambda: window.model_label.text()
+                    == "model: minifasnet-v2se-dynq (not optimized)", timeout=TIMEOUT_MS)
     assert "quantized" in window.model_label.toolTip()
     quant = collect_frames(qtbot, tab, 2)[-1]
     assert tab.running and quant.faces[0].label(0.5) == expected_label(quant)

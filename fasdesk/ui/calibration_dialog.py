@@ -947,10 +947,10 @@ class CalibrationDialog(QDialog):
             return
         try:
             model_id = C.finish_fine_tune(self.plan, self.after["threshold"], self.session)
+            self.tuned_model = C.model_summary(model_id, self.plan.model_out)
         except (C.CalibrationError, OSError, ValueError) as exc:
             self.tune_status.setText(f"The fine-tuned model could not be added: {exc}")
             return
-        self.tuned_model = C.model_summary(model_id, self.plan.model_out)
         self.tune_status.setText(f"Done: model '{model_id}' is in the model list.")
 
     # -- saving --------------------------------------------------------------------------
@@ -964,21 +964,19 @@ class CalibrationDialog(QDialog):
             return None
         real = self.stages[0][1]
         camera_name = self.camera_names.get(int(real.target)) if real.kind == "camera" else None
-        model = C.model_summary(self.model or self.window_._model_name(), self.model_path)
         after = self.after if self.tuned_model is not None else None
-        if after is not None and C.fine_tune_kept(self.before, after):
-            try:  # the target may have changed since: the model keeps the profile's threshold
-                C.finish_fine_tune(self.plan, after["threshold"], self.session)
-            except (C.CalibrationError, OSError, ValueError) as exc:
-                self.save_message.show_message("error", f"Not saved: {exc}")
-                return None
-        result, profile = C.conclude(self.session, source_of(real, camera_name), model,
-                                     self.before, after, self.tuned_model if after else None,
-                                     name, self.settings.confirm_frames)
         try:
+            model = C.model_summary(self.model or self.window_._model_name(), self.model_path)
+            if after is not None and C.fine_tune_kept(self.before, after):
+                # The target may have changed since: the model keeps the profile's threshold.
+                C.finish_fine_tune(self.plan, after["threshold"], self.session)
+            _, profile = C.conclude(self.session, source_of(real, camera_name), model,
+                                    self.before, after, self.tuned_model if after else None,
+                                    name, self.settings.confirm_frames)
             path = save_profile(profile)
-        except ProfileError as exc:
-            self.save_message.show_message("error", str(exc))
+        except (C.CalibrationError, ProfileError, OSError, ValueError) as exc:
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self.save_message.show_message("error", f"Not saved: {message}")
             return None
         self.saved_profile = profile
         self.save_button.setEnabled(False)

@@ -94,7 +94,7 @@ class LiveTab(QWidget):
     status_message = Signal(str)
     stats_changed = Signal(str)  # fps and stage times, while live runs
     running_changed = Signal(bool)
-    pipeline_changed = Signal(str, str)  # model file, provider
+    pipeline_changed = Signal(str, str, bool, str)  # model file, provider, optimized, why
     frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
     source_selected = Signal(object)  # a SourceSpec about to start (profiles apply here)
     calibrate_requested = Signal()

@@ -50,7 +50,7 @@ class LiveWorker(QObject):
     failed = Signal(object, str)  # spec, one-line message; the worker has stopped
     ended = Signal(object, str)  # spec, source name: a finite source reached its end
     stopped = Signal()
-    pipeline_ready = Signal(str, str)  # model file name, execution provider
+    pipeline_ready = Signal(str, str, bool, str)  # model path, provider, optimized, why
 
     def __init__(self, pipeline_factory: Callable[[], Pipeline]):
         super().__init__()
@@ -113,7 +113,8 @@ class LiveWorker(QObject):
         if self._pipeline is None:
             self._pipeline = self._factory()
             engine = self._pipeline.engine
-            self.pipeline_ready.emit(engine.model_path.name, engine.provider)
+            self.pipeline_ready.emit(str(engine.model_path), engine.provider,
+                                     bool(engine.optimized), engine.optimization)
         return self._pipeline
 
     @Slot(object, object)

@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self.live_tab.calibrate_requested.connect(lambda: self.open_calibration())
         self.active_profile: Profile | None = None
         self._before_profile = None  # (model, threshold, confirm N) to restore when it ends
+        self._engine_status = ("", None, "")  # the live engine's (model file, optimized, why)
         self._reported_profiles: set[str] = set()
         self.calibration_dialog = None
         self.tabs.addTab(self.live_tab, "Live")
@@ -400,24 +401,26 @@ class MainWindow(QMainWindow):
             self.show_status("Models downloaded and verified")
         self._refresh_model_menu()
 
-    def _show_model_status(self, provider: str | None = None) -> None:
-        """'model: ID (optimized)' in the status bar, the reason in its tooltip."""
-        from fasdesk.core.optimize import describe, plan
+    def _show_model_status(self, optimized: bool | None = None, note: str = "") -> None:
+        """'model: ID (optimized)' in the status bar, the reason in its tooltip. Whether it
+        runs optimized comes from the live worker once it has loaded the model (building
+        the fast copy is its work, never the UI thread's)."""
+        from fasdesk.core.optimize import describe
 
-        text, tip = f"model: {self._model_name()}", "Liveness model"
         path = self.current_model_path()
-        if path is not None:
-            try:
-                _, optimized, note = plan(path, provider or best_providers()[0])
-                text += " (optimized)" if optimized else " (not optimized)"
-                tip += "; optimized: " + describe(optimized, note)
-            except OSError:
-                pass
+        if optimized is None and path is not None and self._engine_status[0] == str(path):
+            optimized, note = self._engine_status[1:]  # what the worker said of this file
+        text, tip = f"model: {self._model_name()}", "Liveness model"
+        if optimized is not None:
+            text += " (optimized)" if optimized else " (not optimized)"
+            tip += "; optimized: " + describe(optimized, note)
         self.model_label.setText(text)
         self.model_label.setToolTip(tip)
 
-    def _on_pipeline_changed(self, model_file: str, provider: str) -> None:
-        self._show_model_status(provider)
+    def _on_pipeline_changed(self, model_file: str, provider: str, optimized: bool,
+                             note: str) -> None:
+        self._engine_status = (model_file, optimized, note)
+        self._show_model_status(optimized, note)
         self.provider_label.setText(provider.replace("ExecutionProvider", ""))
 
     def open_model_file(self) -> None:
