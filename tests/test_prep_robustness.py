@@ -66,9 +66,11 @@ def test_a_fifo_box_file_in_celeba_layout_is_skipped_not_read(fifos, tmp_path, s
         f"bad box: cannot read {box.name}: is a FIFO (named pipe), not a regular file; not read"]
 
 
-def test_a_crop_size_no_one_can_allocate_is_refused_up_front(tmp_path, samples_dir):
+@pytest.mark.parametrize("size", ["100000", "100"])
+def test_a_crop_size_the_network_cannot_take_is_refused_up_front(tmp_path, samples_dir, size):
+    # 100000 px would need 30 GB per image; 100 px prepared fine and then failed in train.
     root = make_folders(tmp_path / "raw", samples_dir, per_class=1)
-    rc, events, err = run_cli("prep", root, tmp_path / "prep", "--size", "100000")
-    assert rc == 1 and "--size must be between 16 and 1024, got 100000" in err
-    assert "Traceback" not in err
+    rc, events, err = run_cli("prep", root, tmp_path / "prep", "--size", size)
+    assert rc == 1 and "--size must be a multiple of 16 from 16 to 1024" in err
+    assert err.strip().endswith(f"got {size}") and "Traceback" not in err
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fasdesk.core import registry
-from fasdesk.core.thresholds import (format_threshold, model_card_path, pad_errors,
-                                     stored_threshold, support_counts, threshold_for_target)
+from fasdesk.core.thresholds import (equal_error_rate, format_threshold, model_card_path,
+                                     pad_errors, stored_threshold, support_counts,
+                                     threshold_for_target)
 
 # 3 real and 4 attack presentations, scored by p_real (the arithmetic is in the comments).
 REAL = [0.9, 0.8, 0.4]
@@ -124,3 +125,15 @@ def test_a_real_face_scored_zero_is_still_accepted_when_no_attack_is_below_it():
     # Before, the threshold became the smallest float above 0 and rejected that face.
     choice = threshold_for_target(np.array([True, False]), np.array([0.5, 0.0]), "bpcer", 0.05)
     assert choice.threshold == 0.0 and choice.bpcer == 0.0
+
+
+def test_equal_error_rate_of_a_large_evaluation_set():
+    # 200,000 scores: a candidates x scores table would need 40 GB.
+    rng = np.random.default_rng(3)
+    is_attack = rng.random(200_000) < 0.4
+    p_real = np.where(is_attack, rng.uniform(0.0, 0.6, is_attack.size),
+                      rng.uniform(0.4, 1.0, is_attack.size))
+    eer = equal_error_rate(is_attack, p_real)
+    # Overlap on [0.4, 0.6]: the rates cross at 0.5, each about a sixth.
+    assert eer["threshold"] == pytest.approx(0.5, abs=0.01)
+    assert eer["eer"] == pytest.approx(1 / 6, abs=0.01)

@@ -147,8 +147,9 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     """Prepare a dataset; returns the manifest. Raises PrepError for unusable datasets."""
     emitter = emitter or Emitter()
     source, out = Path(source), Path(out)
-    if not MIN_SIZE <= size <= MAX_SIZE:  # (a 100000 px crop would need 30 GB per image)
-        raise PrepError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE or size % 16:  # (a 100000 px crop: 30 GB per image)
+        raise PrepError(f"--size must be a multiple of 16 from {MIN_SIZE} to {MAX_SIZE} (the "
+                        f"network halves the crop four times), got {size}")
     layout = dsi.detect_layout(source)
     if layout is None:
         raise PrepError(dsi._not_a_dataset(source))

@@ -56,9 +56,11 @@ def equal_error_rate(is_attack, p_real) -> dict:
     if not y.any() or y.all():
         return {"eer": None, "threshold": None}
     candidates = np.unique(np.concatenate([p, [np.nextafter(p.max(), np.inf)]]))
-    accepted = p[None, :] >= candidates[:, None]
-    apcer = accepted[:, y].mean(axis=1)
-    bpcer = (~accepted[:, ~y]).mean(axis=1)
+    # Counts from sorted scores (a table of candidates x scores would need n^2 memory:
+    # gigabytes on a large evaluation set). Accepted as real: p_real >= threshold.
+    attack, real = np.sort(p[y]), np.sort(p[~y])
+    apcer = 1.0 - np.searchsorted(attack, candidates, side="left") / len(attack)
+    bpcer = np.searchsorted(real, candidates, side="left") / len(real)
     i = int(np.argmin(np.abs(apcer - bpcer)))
     return {"eer": float((apcer[i] + bpcer[i]) / 2), "threshold": float(candidates[i])}
 
