@@ -19,13 +19,13 @@ other targets with the same function.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from fasdesk.core import dataset_info as dsi
+from fasdesk.core.files import write_atomic
 from fasdesk.core.liveness import softmax
 from fasdesk.core.thresholds import model_card_path, read_model_card
 from training import metrics as M
@@ -151,9 +151,7 @@ def run(data_dir, model_path, out=None, split="val", threshold=0.5, target_bpcer
     if out:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1), encoding="utf-8")
-        os.replace(tmp, out)
+        write_atomic(out, json.dumps(report, indent=1))
         em.artifact(out, "report")
     em.done(**report)
     return report

@@ -46,16 +46,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import math
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from fasdesk.core.files import write_atomic
 
 INPUT_SIZE = 128
 EMBEDDING_SIZE = 128
@@ -413,12 +415,6 @@ def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> None:
     """Write atomically: a crash mid-write never leaves a truncated checkpoint behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = io.BytesIO()
+    torch.save(ckpt, data)
+    write_atomic(path, data.getvalue(), durable=True)

@@ -21,6 +21,7 @@ where the detector finds no face are skipped, counted and listed with the reason
 from __future__ import annotations
 
 import csv
+import io
 import json
 import multiprocessing
 import os
@@ -33,6 +34,7 @@ import cv2
 
 from fasdesk.core import dataset_info as dsi
 from fasdesk.core.crop import face_crop
+from fasdesk.core.files import write_atomic
 from fasdesk.core.imageio import ImageReadError, read_image
 from training.events import Emitter, ProgressLine, eta
 
@@ -107,10 +109,10 @@ def _crop_one(index, image_path, box_path, layout, crop_path, size) -> tuple[int
     crop = face_crop(image, box, size)
     crop_path = Path(crop_path)
     crop_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = crop_path.with_name(crop_path.stem + ".tmp.png")  # rename: never a half-written crop
-    if not cv2.imwrite(str(tmp), crop):
-        return index, f"cannot write {crop_path}"
-    os.replace(tmp, crop_path)
+    ok, png = cv2.imencode(".png", crop)
+    if not ok:
+        return index, f"cannot encode the crop for {crop_path.name}"
+    write_atomic(crop_path, png.tobytes())  # never a half-written crop
     return index, None
 
 
@@ -133,12 +135,6 @@ def _previous_size(out: Path) -> int | None:
         return int(json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))["size"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
@@ -165,7 +161,7 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     out.mkdir(parents=True, exist_ok=True)
     reuse = _previous_size(out) == size
     if not reuse:  # record the size first, so crops from an interrupted run are reused
-        _write_text_atomic(out / MANIFEST_FILE, json.dumps(
+        write_atomic(out / MANIFEST_FILE, json.dumps(
             {"format": MANIFEST_FORMAT, "size": size, "complete": False}))
     names = [_crop_name(s.path, source) for s in samples]
     todo = [i for i, name in enumerate(names) if not (reuse and (out / name).is_file())]
@@ -261,12 +257,11 @@ def _write_outputs(source, out, layout, size, spoof_types, samples, names, kept,
             "subset": s.split,
             "source": _rel(s.path, source),
         })
-    tmp = out / (LABELS_FILE + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, LABEL_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, out / LABELS_FILE)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, LABEL_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out / LABELS_FILE, table.getvalue())
     skipped_list = [{"source": _rel(samples[i].path, source), "reason": r}
                     for i, r in sorted(skipped.items())]
     counts = {
@@ -292,7 +287,7 @@ def _write_outputs(source, out, layout, size, spoof_types, samples, names, kept,
         "counts": counts,
         "skipped": skipped_list,
     }
-    _write_text_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=1))
+    write_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=1))
     return manifest
 
 

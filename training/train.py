@@ -44,6 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from fasdesk.core.files import write_atomic
 from training import data as D
 from training import recipe as R
 from training.events import Emitter, ProgressLine
@@ -495,9 +496,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
             if is_best:
                 write(ck, BEST, "best")
             if pd.main:
-                tmp = out / (HISTORY + ".tmp")
-                tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
-                os.replace(tmp, out / HISTORY)
+                write_atomic(out / HISTORY, json.dumps(history, indent=1))
             em.metric(scope="epoch", epochs=epochs, **last_epoch_metrics)
             below = start_acc is not None and val_acc is not None and val_acc < start_acc
             em.log(f"epoch {epoch + 1}/{epochs}: train loss {last_epoch_metrics['train_loss']:.4f} "
