@@ -36,12 +36,13 @@ def require_file(path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _collect_earlier_garbage():
-    """Collect the earlier tests' garbage (windows, dialogs in reference cycles) here, on
-    the main thread. Left alone, Python may collect it inside a worker thread of the next
-    test, and destroying a main-thread Qt object there makes Qt warn ("Timers cannot be
-    started from another thread"), which pytest-qt turns into a failure."""
-    gc.collect()
+def _collect_earlier_garbage(request):
+    """Before a Qt test, collect the earlier tests' garbage (windows, dialogs in reference
+    cycles) here, on the main thread. Left alone, Python may collect it inside a worker
+    thread of that test, and destroying a main-thread Qt object there makes Qt warn
+    ("Timers cannot be started from another thread"), which pytest-qt turns into a failure."""
+    if "qtbot" in request.fixturenames:
+        gc.collect()
 
 
 @pytest.fixture(autouse=True)

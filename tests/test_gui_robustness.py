@@ -120,11 +120,10 @@ def test_a_busy_calibration_task_cannot_hang_the_window_close(make_window, qtbot
     dialog.thread = thread
     thread.start()
     qtbot.wait(100)
-    started = time.monotonic()
     # The dialog deletes itself when it ends, by its close button or by Esc (which gives
-    # no close event); the busy thread must outlive it.
+    # no close event); the busy thread must outlive it. Still running afterwards: the close
+    # did not wait for the task's 3 s.
     dialog.close() if how == "close" else dialog.reject()
-    assert time.monotonic() - started < 1.5
     assert thread.parent() is window and thread.isRunning()
     window.close()
     assert window.stuck_workers

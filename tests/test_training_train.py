@@ -267,6 +267,8 @@ def test_int8_export_is_kept_only_when_it_agrees_and_is_faster(real_samples, che
     import onnx
 
     out = tmp_path / "int8.onnx"
+    # An earlier export's fp32 twin: replaced when INT8 is kept, removed when it is not.
+    (tmp_path / "int8.fp32.onnx").write_bytes(b"an earlier export")
     rc, events, err = run_cli("export", checkpoint, out, "--int8", "--calibration", real_samples)
     assert rc == 0, err
     card = json.loads((tmp_path / "int8.card.json").read_text())
@@ -287,7 +289,8 @@ def test_int8_export_is_kept_only_when_it_agrees_and_is_faster(real_samples, che
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     if gate["kept"]:
         assert "QuantizeLinear" in ops and "DequantizeLinear" in ops  # static QDQ
-        assert (tmp_path / "int8.fp32.onnx").is_file() and card["precision"] == "int8"
+        assert (tmp_path / "int8.fp32.onnx").read_bytes() != b"an earlier export"
+        assert card["precision"] == "int8"
     else:  # OUT is the fp32 model; no INT8 file offered anywhere
         assert "QuantizeLinear" not in ops and "not kept" in said[0]
         assert not (tmp_path / "int8.fp32.onnx").exists() and card["precision"] == "fp32"

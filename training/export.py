@@ -161,13 +161,15 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
             gate["agreement"] = agreement
             em.metric(scope="export", **agreement)
             em.log(f"export: {gate['reason']}")
+            fp32_out = out.with_name(out.stem + ".fp32.onnx")
             if gate["kept"]:
-                fp32_out = out.with_name(out.stem + ".fp32.onnx")
                 os.replace(fp32_tmp, fp32_out)
                 os.replace(int8_tmp, out)
                 em.artifact(fp32_out, "onnx")
             else:
                 os.replace(fp32_tmp, out)
+                # An earlier export's fp32 twin would now stand beside an fp32 model.
+                fp32_out.unlink(missing_ok=True)
         else:
             os.replace(fp32_tmp, out)
     em.artifact(out, "onnx")
