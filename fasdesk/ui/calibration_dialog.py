@@ -83,6 +83,20 @@ def finish_or_hand_over(thread: QThread, window, timeout_ms: int | None = None) 
     return False
 
 
+class StopsWhenClosed:
+    """For a dialog with a `shutdown()`: it runs however the dialog ends, by its close
+    button or by Esc and Close, which end a dialog without a close event (and a dialog
+    deleted on close would otherwise free its threads while they run)."""
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def done(self, result: int) -> None:
+        self.shutdown()
+        super().done(result)
+
+
 class TaskThread(QThread):
     """Runs one function off the UI thread; `done(result, error message or "")`."""
     done = Signal(object, str)
@@ -260,7 +274,7 @@ class HistogramPlot(pg.PlotWidget):
         self.line.show()
 
 
-class CalibrationDialog(QDialog):
+class CalibrationDialog(StopsWhenClosed, QDialog):
     """The calibration flow for the window's current source and model."""
     profile_saved = Signal(object)  # the saved Profile
 
@@ -1001,15 +1015,6 @@ class CalibrationDialog(QDialog):
             "Camera profiles > Re-run calibration.", QMessageBox.Yes | QMessageBox.No,
             QMessageBox.No)
         return answer == QMessageBox.Yes
-
-    def closeEvent(self, event) -> None:
-        self.shutdown()
-        super().closeEvent(event)
-
-    def done(self, result: int) -> None:
-        # Esc and Close end the dialog here without a close event; it is then deleted.
-        self.shutdown()
-        super().done(result)
 
     def shutdown(self, restart_live: bool = True, timeout_ms: int | None = None) -> bool:
         """Stop a recording, scoring or fine-tuning run and wait for it, the thread at most

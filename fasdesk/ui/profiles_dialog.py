@@ -19,13 +19,14 @@ from fasdesk.core import registry
 from fasdesk.core.profiles import (Profile, ProfileError, delete_profile, export_profile,
                                    list_profiles, rename_profile)
 from fasdesk.core.thresholds import format_threshold
-from fasdesk.ui.calibration_dialog import TaskThread, _item, _pct, finish_or_hand_over, grown
+from fasdesk.ui.calibration_dialog import (StopsWhenClosed, TaskThread, _item, _pct,
+                                           finish_or_hand_over, grown)
 from fasdesk.ui.training_widgets import MessageBox
 
 COLUMNS = ("Name", "Camera or file", "Model", "Threshold", "Fine-tuned", "Created")
 
 
-class ProfilesDialog(QDialog):
+class ProfilesDialog(StopsWhenClosed, QDialog):
     def __init__(self, window, parent=None):
         super().__init__(parent or window)
         self.window_ = window
@@ -352,15 +353,6 @@ class ProfilesDialog(QDialog):
         self.rescore_message.show_message("warning" if notes else "ok",
                                           "Re-scored on the held-out frames." if not notes else
                                           "Re-scored on the held-out frames; note:", notes)
-
-    def closeEvent(self, event) -> None:
-        self.shutdown()
-        super().closeEvent(event)
-
-    def done(self, result: int) -> None:
-        # Esc and Close end the dialog here without a close event; it is then deleted.
-        self.shutdown()
-        super().done(result)
 
     def shutdown(self) -> None:
         """Wait a bounded time for a re-score; one still busy is handed to the window."""
