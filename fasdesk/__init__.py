@@ -1,5 +1,5 @@
 """fasdesk: desktop face liveness checking."""
-from fasdesk.core.files import limit_opencv_decoders
+from fasdesk.core.io.files import limit_opencv_decoders
 
 __version__ = "0.1.0"
 

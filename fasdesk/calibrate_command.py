@@ -3,7 +3,7 @@
 Records the real stage and each attack from a camera index, video file or image folder,
 measures the model, picks the threshold for the target BPCER, optionally fine-tunes
 (the training backend as child processes) and saves a profile. The work is done by
-fasdesk.core.calibration, the same code the dialog runs, so both give the same report
+fasdesk.core.calibration.session, the same code the dialog runs, so both give the same report
 and profile. Exit status 0 with the report, 1 with one line on stderr when something is
 missing (no faces in a recording, too few frames for the target, a source that cannot
 be opened, no model).
@@ -21,7 +21,7 @@ from fasdesk.commands import FAILED, OK, _err, _tolerant_output
 
 
 def _attack(text: str) -> tuple[str, str]:
-    from fasdesk.core.calibration import CalibrationError, attack_name
+    from fasdesk.core.calibration.session import CalibrationError, attack_name
 
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--attack takes TYPE=SOURCE (e.g. replay=phone.mp4), "
@@ -44,7 +44,7 @@ def _rate(text: str) -> float:
 
 
 def add_parser(sub) -> None:
-    from fasdesk.core.calibration_defaults import EVERY, MAX_APCER, SECONDS, TARGET_BPCER
+    from fasdesk.core.calibration.defaults import EVERY, MAX_APCER, SECONDS, TARGET_BPCER
 
     p = sub.add_parser(
         "calibrate", help="measure the model on this camera and attacks; pick the threshold",
@@ -109,14 +109,14 @@ class _StageProgress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasdesk.core import calibration as C
-    from fasdesk.core.detector import DetectorError
-    from fasdesk.core.liveness import ModelError
-    from fasdesk.core.pipeline import build_pipeline
-    from fasdesk.core.profiles import ProfileError, save_profile, source_of
-    from fasdesk.core.registry import MissingModelError, default_liveness_id, resolve
-    from fasdesk.core.settings import load_settings
-    from fasdesk.core.sources import SourceError, SourceSpec, probe_cameras
+    from fasdesk.core.calibration import session as C
+    from fasdesk.core.inference.detector import DetectorError
+    from fasdesk.core.inference.liveness import ModelError
+    from fasdesk.core.inference.pipeline import build_pipeline
+    from fasdesk.core.calibration.profiles import ProfileError, save_profile, source_of
+    from fasdesk.core.models.registry import MissingModelError, default_liveness_id, resolve
+    from fasdesk.core.io.settings import load_settings
+    from fasdesk.core.live.sources import SourceError, SourceSpec, probe_cameras
 
     _tolerant_output()
     if not args.seconds > 0 or args.every < 1:
@@ -188,8 +188,8 @@ def _run_backend(plan) -> None:
     """Run the plan's backend steps one after another, progress on stderr."""
     import tempfile
 
-    from fasdesk.core.calibration import CalibrationError
-    from fasdesk.core.paths import backend_command
+    from fasdesk.core.calibration.session import CalibrationError
+    from fasdesk.core.io.paths import backend_command
 
     for title, args in plan.steps:
         print(f"fine-tune: {title.lower()}...", file=sys.stderr, flush=True)
@@ -225,8 +225,8 @@ def _pct(value) -> str:
 
 def report_lines(result: dict) -> list[str]:
     """The result as text for the terminal."""
-    from fasdesk.core.calibration import attack_title
-    from fasdesk.core.thresholds import format_threshold
+    from fasdesk.core.calibration.session import attack_title
+    from fasdesk.core.decision.thresholds import format_threshold
 
     lines = [f"Calibration in {result['session']}"]
     for rec in result["recordings"]:

@@ -11,9 +11,9 @@ import multiprocessing
 import os
 import sys
 
-import fasdesk.core.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
+import fasdesk.core.io.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
 from fasdesk import __version__
-from fasdesk.core.paths import BACKEND_FLAG
+from fasdesk.core.io.paths import BACKEND_FLAG
 
 SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
 
@@ -52,7 +52,7 @@ def _command(name: str):
 
 
 def add_classify_parser(sub) -> None:
-    from fasdesk.core.liveness import DEFAULT_THRESHOLD
+    from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD
 
     p = sub.add_parser("classify", help="classify image files and folders (recursively)",
                        description="Classify faces in images as real or spoof. Exit status: "
@@ -169,7 +169,7 @@ BACKENDS = {
     # several training processes in the packaged app: fasdesk --backend torchrun
     # --nproc_per_node N --no-python <this executable> --backend training train ...
     "torchrun": "torch.distributed.run",
-    # `fasdesk doctor` tries Qt's platform plugin in a child process (fasdesk.core.doctor)
+    # `fasdesk doctor` tries Qt's platform plugin in a child process (fasdesk.core.diagnostics.doctor)
     "qt-probe": "fasdesk.ui.qt_probe",
 }
 
@@ -178,7 +178,7 @@ def run_backend(argv: list[str]) -> int:
     """`fasdesk --backend training ARGS...`: run `python -m training ARGS...` in this process.
 
     The packaged app has no separate Python, so the Training tab starts the app itself in
-    this mode (see fasdesk.core.paths.backend_command); `--backend torchrun` is torchrun
+    this mode (see fasdesk.core.io.paths.backend_command); `--backend torchrun` is torchrun
     for several training processes. Only this path imports the training package, and
     with it torch; normal runs never do.
     """

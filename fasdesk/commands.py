@@ -103,12 +103,12 @@ def _table_rows(result) -> list[str]:
 
 
 def classify(args: argparse.Namespace) -> int:
-    from fasdesk.core.batch import classify_paths, collect_files
-    from fasdesk.core.detector import DetectorError
-    from fasdesk.core.files import is_dir
-    from fasdesk.core.liveness import ModelError
-    from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline
-    from fasdesk.core.registry import MissingModelError
+    from fasdesk.core.images.batch import classify_paths, collect_files
+    from fasdesk.core.inference.detector import DetectorError
+    from fasdesk.core.io.files import is_dir
+    from fasdesk.core.inference.liveness import ModelError
+    from fasdesk.core.inference.pipeline import INVALID_OUTPUT, build_pipeline
+    from fasdesk.core.models.registry import MissingModelError
 
     _tolerant_output()
     if any(not p.strip() for p in args.paths):
@@ -132,7 +132,7 @@ def classify(args: argparse.Namespace) -> int:
         return FAILED
     annotate_dir = Path(args.annotate) if args.annotate else None
     if annotate_dir is not None:
-        from fasdesk.core.annotate import draw_faces, save_image
+        from fasdesk.core.images.annotate import draw_faces, save_image
         used: set[Path] = set()
 
     progress = _Progress(sys.stderr, enabled=bool(folders) and sys.stderr.isatty())
@@ -181,7 +181,7 @@ def classify(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ models
 
 def _entries_for(ids: list[str]):
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     entries = registry.load_manifest()
     if not ids:
@@ -192,7 +192,7 @@ def _entries_for(ids: list[str]):
 
 
 def models_list(args: argparse.Namespace) -> int:
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     defaults = (registry.default_liveness_id(), registry.DEFAULT_DETECTOR)
     rows = []
@@ -214,7 +214,7 @@ def models_list(args: argparse.Namespace) -> int:
 
 
 def models_verify(args: argparse.Namespace) -> int:
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     entries, unknown = _entries_for(args.ids)
     for model_id in unknown:
@@ -249,7 +249,7 @@ def models_verify(args: argparse.Namespace) -> int:
     if bad:
         _err(f"{bad} model(s) failed verification")
     if missing:
-        from fasdesk.core.download import manual_copy_hint
+        from fasdesk.core.models.download import manual_copy_hint
 
         _err(f"not found: {', '.join(e.id for e in missing)}; run 'fasdesk models pull"
              f"{''.join(' ' + e.id for e in missing) if args.ids else ''}', or offline "
@@ -258,7 +258,7 @@ def models_verify(args: argparse.Namespace) -> int:
 
 
 def _hash_ok(path: Path, entry) -> bool:
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     try:
         return registry.sha256_of(path) == entry.sha256.lower()
@@ -267,9 +267,9 @@ def _hash_ok(path: Path, entry) -> bool:
 
 
 def models_pull(args: argparse.Namespace) -> int:
-    from fasdesk.core import registry
-    from fasdesk.core.download import DownloadError, ProgressLine, download_model
-    from fasdesk.core.paths import user_models_dir
+    from fasdesk.core.models import registry
+    from fasdesk.core.models.download import DownloadError, ProgressLine, download_model
+    from fasdesk.core.io.paths import user_models_dir
 
     if args.ids:
         entries, unknown = _entries_for(args.ids)
@@ -314,7 +314,7 @@ def models_pull(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ doctor
 
 def doctor(args: argparse.Namespace) -> int:
-    from fasdesk.core import doctor as checks
+    from fasdesk.core.diagnostics import doctor as checks
 
     data = checks.report(cameras=not args.no_cameras)
     found = checks.problems(data)

@@ -1,5 +1,5 @@
-"""Command-line glue for `fasdesk bench` and `fasdesk models optimize` (see fasdesk.core.benchmark
-and fasdesk.core.optimize for what they measure and build)."""
+"""Command-line glue for `fasdesk bench` and `fasdesk models optimize` (see fasdesk.core.diagnostics.benchmark
+and fasdesk.core.inference.optimize for what they measure and build)."""
 from __future__ import annotations
 
 import argparse
@@ -18,11 +18,11 @@ def _log(message: str) -> None:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from fasdesk.core import benchmark
-    from fasdesk.core.detector import DetectorError
-    from fasdesk.core.imageio import ImageReadError
-    from fasdesk.core.liveness import ModelError
-    from fasdesk.core.registry import MissingModelError
+    from fasdesk.core.diagnostics import benchmark
+    from fasdesk.core.inference.detector import DetectorError
+    from fasdesk.core.io.imageio import ImageReadError
+    from fasdesk.core.inference.liveness import ModelError
+    from fasdesk.core.models.registry import MissingModelError
 
     if args.repeats < 1:
         _err(f"--repeats must be at least 1, got {args.repeats}")
@@ -42,16 +42,16 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def models_optimize(args: argparse.Namespace) -> int:
-    from fasdesk.core import optimize
-    from fasdesk.core.liveness import ModelError
-    from fasdesk.core.registry import MissingModelError
+    from fasdesk.core.inference import optimize
+    from fasdesk.core.inference.liveness import ModelError
+    from fasdesk.core.models.registry import MissingModelError
 
     if args.crops < 1:
         _err(f"--crops must be at least 1, got {args.crops}")
         return FAILED
     images = list(args.images or [])
     if not images:
-        from fasdesk.core.benchmark import default_samples_dir
+        from fasdesk.core.diagnostics.benchmark import default_samples_dir
 
         samples = default_samples_dir()
         if samples is not None:

@@ -34,8 +34,8 @@ def main(argv: list[str]) -> int:
 
     from calibration_media import write_recording
 
-    from fasdesk.core.settings import Settings
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.io.settings import Settings
+    from fasdesk.core.live.sources import SourceSpec
     from fasdesk.ui.app import create_app
     from fasdesk.ui.main_window import MainWindow
 

@@ -57,7 +57,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     from PySide6.QtWidgets import QApplication
 
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.inference.pipeline import build_pipeline
     from fasdesk.ui.images_tab import ImagesTab
 
     app = QApplication.instance() or QApplication([])

@@ -64,8 +64,8 @@ def main() -> int:
 
     from livevideo import write_video
 
-    from fasdesk.core.settings import Settings
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.io.settings import Settings
+    from fasdesk.core.live.sources import SourceSpec
     from fasdesk.ui.app import create_app
     from fasdesk.ui.main_window import MainWindow
 

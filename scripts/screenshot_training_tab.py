@@ -54,8 +54,8 @@ def main(argv: list[str]) -> int:
 
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from fasdesk.core.settings import Settings
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.io.settings import Settings
+    from fasdesk.core.live.sources import SourceSpec
     from fasdesk.ui.app import create_app
     from fasdesk.ui.main_window import MainWindow
     from livevideo import write_video

@@ -45,8 +45,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnxruntime as ort
-from fasdesk.core import registry
-from fasdesk.core.crop import preprocess
+from fasdesk.core.models import registry
+from fasdesk.core.inference.crop import preprocess
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 detector = cv2.FaceDetectorYN.create(str(registry.resolve(None, kind="detector")), "",
                                      (320, 320), 0.8, 0.3, 5000)

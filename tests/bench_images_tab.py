@@ -41,11 +41,11 @@ def main(argv=None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from fasdesk.core import registry
-    from fasdesk.core.batch import classify_paths
-    from fasdesk.core.detector import FaceDetector
-    from fasdesk.core.liveness import LivenessEngine
-    from fasdesk.core.pipeline import Pipeline
+    from fasdesk.core.models import registry
+    from fasdesk.core.images.batch import classify_paths
+    from fasdesk.core.inference.detector import FaceDetector
+    from fasdesk.core.inference.liveness import LivenessEngine
+    from fasdesk.core.inference.pipeline import Pipeline
     from fasdesk.ui.images_tab import ImagesTab
 
     app = QApplication.instance() or QApplication([])

@@ -65,8 +65,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CONFIG_HOME"] = str(Path(tmp) / "config")  # leave real settings alone
         video = write_video(Path(tmp) / "samples.avi", SHARED / "samples", frames_per_sample=10)
-        from fasdesk.core.settings import Settings
-        from fasdesk.core.sources import SourceSpec
+        from fasdesk.core.io.settings import Settings
+        from fasdesk.core.live.sources import SourceSpec
         from fasdesk.ui.app import create_app
         from fasdesk.ui.main_window import MainWindow
 

@@ -91,7 +91,7 @@ def samples_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline(fp32_model, detector_model):
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.inference.pipeline import build_pipeline
 
     return build_pipeline(fp32_model, detector_model)
 

@@ -35,7 +35,7 @@ def jpeg_bomb(width: int = 60000, height: int = 60000) -> bytes:
 
 def upright(samples_dir: Path, name: str = "real_T1.jpg") -> np.ndarray:
     """A sample as displayed (EXIF applied), 8-bit BGR."""
-    from fasdesk.core.imageio import read_image
+    from fasdesk.core.io.imageio import read_image
 
     return read_image(samples_dir / name)
 

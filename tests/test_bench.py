@@ -9,9 +9,9 @@ import cv2
 import pytest
 
 from fasdesk.cli import main
-from fasdesk.core import benchmark
-from fasdesk.core.detector import FaceDetector
-from fasdesk.core.imageio import read_image
+from fasdesk.core.diagnostics import benchmark
+from fasdesk.core.inference.detector import FaceDetector
+from fasdesk.core.io.imageio import read_image
 
 STAGES = ("decode", "detect", "preprocess", "liveness", "liveness_per_face", "total", "fps")
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fasdesk.core import registry
-from fasdesk.core.paths import user_models_dir
+from fasdesk.core.models import registry
+from fasdesk.core.io.paths import user_models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from calibration_media import write_blank, write_recording
-from fasdesk.core import calibration as C
-from fasdesk.core import profiles as P
-from fasdesk.core.sources import SourceSpec
+from fasdesk.core.calibration import session as C
+from fasdesk.core.calibration import profiles as P
+from fasdesk.core.live.sources import SourceSpec
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from fasdesk.cli import main
-from fasdesk.core.imageio import read_image
+from fasdesk.core.io.imageio import read_image
 from imagecases import write_cases
 
 EXPECTED = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
@@ -173,7 +173,7 @@ def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, de
 
 
 def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model):
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     folder = tmp_path / "models"
     folder.mkdir()

@@ -130,7 +130,7 @@ def test_invalid_logits_give_no_score_in_a_live_frame_of_several_faces(
     a broken model's faces get no score there either: logits [0, -inf] are not p_real 1.0."""
     import cv2
 
-    from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline
+    from fasdesk.core.inference.pipeline import INVALID_OUTPUT, build_pipeline
 
     model = nan_model(tmp_path / "broken.onnx", weights=weights)
     pipeline = build_pipeline(model, detector_model, live=True)

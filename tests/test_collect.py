@@ -5,14 +5,14 @@ import cv2
 import numpy as np
 import pytest
 
-from fasdesk.core import dataset_info
-from fasdesk.core.collect import (AutoCapture, CollectError, SampleCollector, default_dataset_dir,
+from fasdesk.core.datasets import dataset_info
+from fasdesk.core.datasets.collect import (AutoCapture, CollectError, SampleCollector, default_dataset_dir,
                                   delete_sample, face_at, pick_face)
-from fasdesk.core.display import sample_thumbnail
-from fasdesk.core.imageio import read_image
-from fasdesk.core.live import LiveLoop
-from fasdesk.core.sources import SourceSpec, open_source
-from fasdesk.core.tracking import FaceTracker
+from fasdesk.core.images.display import sample_thumbnail
+from fasdesk.core.io.imageio import read_image
+from fasdesk.core.live.loop import LiveLoop
+from fasdesk.core.live.sources import SourceSpec, open_source
+from fasdesk.core.live.tracking import FaceTracker
 
 from livevideo import two_face_frame
 
@@ -156,7 +156,7 @@ def test_unknown_class_and_unwritable_folder_are_clear_errors(tmp_path):
 
 
 def test_default_dataset_is_under_the_user_data_dir():
-    from fasdesk.core.paths import data_dir
+    from fasdesk.core.io.paths import data_dir
 
     assert default_dataset_dir().is_relative_to(data_dir())
 

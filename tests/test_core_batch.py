@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fasdesk.core.annotate import COLOURS, draw_faces, face_caption, save_image
-from fasdesk.core.batch import classify_paths
-from fasdesk.core.imageio import ImageReadError, decode_image, read_image
-from fasdesk.core.pipeline import FaceResult
+from fasdesk.core.images.annotate import COLOURS, draw_faces, face_caption, save_image
+from fasdesk.core.images.batch import classify_paths
+from fasdesk.core.io.imageio import ImageReadError, decode_image, read_image
+from fasdesk.core.inference.pipeline import FaceResult
 from imagecases import jpeg_bomb, png_bomb, write_cases
 
 
@@ -131,7 +131,7 @@ def test_annotation_colours_and_captions(tmp_path):
 
 def test_batches_reuse_the_worker_replicas_and_follow_the_threshold(samples_dir, fp32_model,
                                                                       detector_model):
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.inference.pipeline import build_pipeline
 
     pipeline = build_pipeline(str(fp32_model), str(detector_model))
     real = samples_dir / "real_T1.jpg"
@@ -149,7 +149,7 @@ def test_a_worker_that_cannot_load_its_models_shares_the_first_ones(samples_dir,
                                                                      monkeypatch):
     """A replica that fails to load (out of memory, say) is tried once per worker, not once
     per image, and its images are still classified, with the pipeline the batch was given."""
-    from fasdesk.core.pipeline import Pipeline, build_pipeline
+    from fasdesk.core.inference.pipeline import Pipeline, build_pipeline
 
     pipeline = build_pipeline(str(fp32_model), str(detector_model), threads=1)
     attempts = []

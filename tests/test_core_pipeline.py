@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fasdesk.core.crop import preprocess
-from fasdesk.core.imageio import read_image
-from fasdesk.core.liveness import LivenessEngine, ModelError
+from fasdesk.core.inference.crop import preprocess
+from fasdesk.core.io.imageio import read_image
+from fasdesk.core.inference.liveness import LivenessEngine, ModelError
 from imagecases import save_with_orientation
 
 SAMPLES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
@@ -89,7 +89,7 @@ def test_big_portrait_photo_finds_the_face(pipeline, samples_dir, reference):
     assert np.abs(centre - ref_centre).max() < 0.1 * ref_box[2:].max()
     assert faces[0].label == "real"
     # What the reference does (YuNet once, at full resolution) finds nothing here.
-    from fasdesk.core.detector import FaceDetector
+    from fasdesk.core.inference.detector import FaceDetector
 
     full_res = FaceDetector(pipeline.detector.model_path, max_side=max(big.shape), fine_side=0)
     assert full_res.detect(big) == []

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from fasdesk.core import dataset_info as di
+from fasdesk.core.datasets import dataset_info as di
 
 
 def _celeba(root, samples_dir, labels):

@@ -1,11 +1,11 @@
-"""fasdesk.core.display: what the UI wraps in QImage must be right-sized, packed RGB."""
+"""fasdesk.core.images.display: what the UI wraps in QImage must be right-sized, packed RGB."""
 import cv2
 import numpy as np
 import pytest
 
-from fasdesk.core.annotate import COLOURS
-from fasdesk.core.display import annotated_preview, fit_within, thumbnail, to_rgb_bytes
-from fasdesk.core.imageio import read_image
+from fasdesk.core.images.annotate import COLOURS
+from fasdesk.core.images.display import annotated_preview, fit_within, thumbnail, to_rgb_bytes
+from fasdesk.core.io.imageio import read_image
 
 
 def test_to_rgb_bytes_swaps_channels_and_packs_rows():

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fasdesk.cli import main
-from fasdesk.core import doctor, registry
+from fasdesk.core.diagnostics import doctor
+from fasdesk.core.models import registry
 
 LINUX_LDD = pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("ldd"),
                                reason="the missing-library check reads ldd (Linux)")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fasdesk.core import registry
-from fasdesk.core.download import STALE_PART_S, DownloadError, download_model
+from fasdesk.core.models import registry
+from fasdesk.core.models.download import STALE_PART_S, DownloadError, download_model
 
 
 # What /endless/ sends at most: far past any model, yet a downloader that does not stop

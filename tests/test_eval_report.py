@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from fasdesk.core import eval_report
-from fasdesk.core.thresholds import threshold_for_target
+from fasdesk.core.decision import eval_report
+from fasdesk.core.decision.thresholds import threshold_for_target
 from training import metrics as M
 from training.evaluate import build_report
 

@@ -22,11 +22,11 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from calibration_media import write_recording  # noqa: E402
-from fasdesk.core import calibration as C  # noqa: E402
-from fasdesk.core import registry  # noqa: E402
-from fasdesk.core.profiles import find_profile, profiles_dir  # noqa: E402
-from fasdesk.core.settings import Settings  # noqa: E402
-from fasdesk.core.sources import SourceSpec  # noqa: E402
+from fasdesk.core.calibration import session as C  # noqa: E402
+from fasdesk.core.models import registry  # noqa: E402
+from fasdesk.core.calibration.profiles import find_profile, profiles_dir  # noqa: E402
+from fasdesk.core.io.settings import Settings  # noqa: E402
+from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
               pytest.mark.qt_log_ignore("propagateSizeHints")]

@@ -17,7 +17,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMainWindow  # noqa: E402
 
-from fasdesk.core.liveness import verdict  # noqa: E402
+from fasdesk.core.inference.liveness import verdict  # noqa: E402
 from fasdesk.ui.images_tab import ImagesTab, ResultsModel  # noqa: E402
 
 GOOD = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
@@ -331,7 +331,7 @@ def test_cancel_stops_a_long_batch(qtbot, tab, samples_dir, many_folder, tmp_pat
 
 
 def test_model_switch_and_missing_model(qtbot, tab, pipeline, mixed_folder, tmp_path):
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.inference.pipeline import build_pipeline
 
     built = []
 

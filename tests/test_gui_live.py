@@ -23,8 +23,8 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from fasdesk.core.settings import Settings, load_settings, settings_path  # noqa: E402
-from fasdesk.core.sources import SourceSpec  # noqa: E402
+from fasdesk.core.io.settings import Settings, load_settings, settings_path  # noqa: E402
+from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video  # noqa: E402
 
@@ -162,7 +162,7 @@ def test_live_video_boxes_verdicts_plot_and_slider(make_window, qtbot, video):
 
 
 def test_snapshot_and_source_switch(make_window, qtbot, video, samples_dir, tmp_path):
-    from fasdesk.core.imageio import read_image
+    from fasdesk.core.io.imageio import read_image
 
     window = make_window(settings=Settings(mirror=True), save=False)
     tab = window.live_tab
@@ -415,7 +415,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path, models_dir,
                                        fp32_model, detector_model, video):
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -454,7 +454,7 @@ def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path
 def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path):
     import socket
 
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -499,7 +499,7 @@ class _TrickleHandler(http.server.BaseHTTPRequestHandler):
 
 def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_path, models_dir,
                                           fp32_model):
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -528,7 +528,7 @@ def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_p
 
 def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp_path, video,
                                            fp32_model, detector_model):
-    from fasdesk.core import registry
+    from fasdesk.core.models import registry
 
     folder = tmp_path / "models"
     folder.mkdir()
@@ -557,7 +557,7 @@ def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp
 
 
 def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
-    from fasdesk.core.registry import get_entry
+    from fasdesk.core.models.registry import get_entry
 
     window = make_window(settings=Settings(), save=False)
     info = window.show_model_info()

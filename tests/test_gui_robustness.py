@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from fasdesk.core.pipeline import INVALID_OUTPUT, build_pipeline  # noqa: E402
-from fasdesk.core.settings import Settings, load_settings  # noqa: E402
-from fasdesk.core.sources import SourceSpec  # noqa: E402
+from fasdesk.core.inference.pipeline import INVALID_OUTPUT, build_pipeline  # noqa: E402
+from fasdesk.core.io.settings import Settings, load_settings  # noqa: E402
+from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 from robustcases import fifos, nan_model, needs_fifo  # noqa: E402,F401 (fifos: a fixture)
 
 TIMEOUT_MS = 30_000
@@ -179,8 +179,8 @@ def test_a_profile_holds_while_its_source_runs_and_is_not_saved_as_the_settings(
         make_window, qtbot, samples_dir, tmp_path):
     """A camera profile's threshold and N apply to its source; the saved settings keep the
     user's own, and a source whose profile cannot apply leaves the previous profile."""
-    from fasdesk.core import registry
-    from fasdesk.core.profiles import Profile, save_profile
+    from fasdesk.core.models import registry
+    from fasdesk.core.calibration.profiles import Profile, save_profile
 
     window = make_window(settings=Settings(threshold=0.6, confirm_frames=4), save=True)
     model = registry.resolve(None, kind="liveness")

@@ -16,9 +16,9 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from fasdesk.core import registry  # noqa: E402
-from fasdesk.core.paths import data_dir, user_models_dir  # noqa: E402
-from fasdesk.core.settings import Settings  # noqa: E402
+from fasdesk.core.models import registry  # noqa: E402
+from fasdesk.core.io.paths import data_dir, user_models_dir  # noqa: E402
+from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.ui.training_tab import TrainingTab  # noqa: E402
 from training_synth import make_folders  # noqa: E402
 
@@ -192,7 +192,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     # The live view now runs the new model (no restart).
     from livevideo import write_video
 
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.live.sources import SourceSpec
 
     video = write_video(tmp_path / "session.avi", samples_dir)
     with qtbot.waitSignal(window.live_tab.pipeline_changed, timeout=60_000) as blocker:
@@ -373,8 +373,8 @@ def _frames_while(qtbot, live_tab, count: int) -> list:
 
 def _box_matches(saved: Path, pipeline) -> bool:
     """The saved _BB.txt box is the face the detector finds again in the saved frame."""
-    from fasdesk.core import dataset_info
-    from fasdesk.core.imageio import read_image
+    from fasdesk.core.datasets import dataset_info
+    from fasdesk.core.io.imageio import read_image
 
     image = read_image(saved)
     box = dataset_info.read_box(dataset_info.box_path_for(saved), dataset_info.FOLDERS,
@@ -419,8 +419,8 @@ def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, sam
     from livevideo import FRAMES_PER_SAMPLE, write_video
     from PySide6.QtCore import Qt
 
-    from fasdesk.core.collect import default_dataset_dir
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.datasets.collect import default_dataset_dir
+    from fasdesk.core.live.sources import SourceSpec
 
     video = write_video(tmp_path / "session.avi", samples_dir)
     panel = window.collect_panel
@@ -472,7 +472,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     from livevideo import two_face_frame
     from PySide6.QtCore import QPoint, Qt
 
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.live.sources import SourceSpec
 
     camera = tmp_path / "camera"
     camera.mkdir()
@@ -550,8 +550,8 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
     import cv2
     from livevideo import write_video
 
-    from fasdesk.core.pipeline import build_pipeline
-    from fasdesk.core.sources import SourceSpec
+    from fasdesk.core.inference.pipeline import build_pipeline
+    from fasdesk.core.live.sources import SourceSpec
 
     # An earlier export, "office-cam", that the live view runs (its weights: the
     # dynamically quantized model, so the new fp32 weights give other logits).

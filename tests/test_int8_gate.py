@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fasdesk.core.quantize import MIN_AGREEMENT, gate_decision
+from fasdesk.core.inference.quantize import MIN_AGREEMENT, gate_decision
 
 
 @pytest.mark.parametrize("agreement, int8_ms, fp32_ms, kept, why", [

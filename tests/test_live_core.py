@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
-from fasdesk.core.live import LiveLoop
-from fasdesk.core.pipeline import FaceResult
-from fasdesk.core.settings import Settings, load_settings, save_settings
-from fasdesk.core.sources import (RECENT_SOURCES, Pacer, SourceError, SourceSpec, VideoFileSource,
+from fasdesk.core.live.loop import LiveLoop
+from fasdesk.core.inference.pipeline import FaceResult
+from fasdesk.core.io.settings import Settings, load_settings, save_settings
+from fasdesk.core.live.sources import (RECENT_SOURCES, Pacer, SourceError, SourceSpec, VideoFileSource,
                                   add_recent, open_source, probe_cameras)
-from fasdesk.core.tracking import FaceTracker, iou, is_confirmed
+from fasdesk.core.live.tracking import FaceTracker, iou, is_confirmed
 
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video
 
@@ -94,7 +94,7 @@ def test_pacer_keeps_rate_without_bursts():
 
 
 def test_linux_camera_names_come_from_sysfs(tmp_path):
-    from fasdesk.core.sources import linux_cameras
+    from fasdesk.core.live.sources import linux_cameras
 
     def node(name, label, index):
         (tmp_path / name).mkdir()
@@ -191,7 +191,7 @@ def test_settings_round_trip_and_bad_files(tmp_path):
 
 def test_camera_that_stops_sending_frames_raises_a_clear_error():
     """A webcam unplugged mid-stream: reads fail; after a short grace the source says so."""
-    from fasdesk.core.sources import CAMERA_MAX_FAILURES, CameraSource
+    from fasdesk.core.live.sources import CAMERA_MAX_FAILURES, CameraSource
 
     class UnpluggedCapture:  # what cv2.VideoCapture.read returns once the device is gone
         reads = 0

@@ -10,10 +10,14 @@ import numpy as np
 import onnx
 import pytest
 
-from fasdesk.core import modelcache, optimize, registry
-from fasdesk.core.crop import preprocess
-from fasdesk.core.imageio import read_image
-from fasdesk.core.liveness import LivenessEngine
+from fasdesk.core.inference import modelcache
+
+from fasdesk.core.inference import optimize
+
+from fasdesk.core.models import registry
+from fasdesk.core.inference.crop import preprocess
+from fasdesk.core.io.imageio import read_image
+from fasdesk.core.inference.liveness import LivenessEngine
 
 SAMPLES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
 
@@ -144,7 +148,7 @@ def test_models_optimize_command(samples_dir, capsys, tmp_path):
 
 
 def test_live_detection_keeps_boxes_and_verdicts(samples_dir, reference, fp32_model, detector_model):
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.inference.pipeline import build_pipeline
 
     live = build_pipeline(fp32_model, detector_model, live=True)
     assert live.detector.max_side == 320 and live.detector.fine_side == 0
@@ -162,8 +166,8 @@ def test_onnxruntime_detector_matches_opencv(samples_dir, detector_model):
     mosaic, a small frame, a big portrait (two passes) and a frame without faces."""
     import cv2
 
-    from fasdesk.core.benchmark import mosaic
-    from fasdesk.core.detector import FaceDetector
+    from fasdesk.core.diagnostics.benchmark import mosaic
+    from fasdesk.core.inference.detector import FaceDetector
 
     images = [read_image(samples_dir / n) for n in SAMPLES]
     fast = FaceDetector(detector_model)
@@ -184,7 +188,7 @@ def test_onnxruntime_detector_matches_opencv(samples_dir, detector_model):
 
 
 def test_detector_refuses_files_that_are_not_yunet(tmp_path, fp32_model):
-    from fasdesk.core.detector import DetectorError, FaceDetector
+    from fasdesk.core.inference.detector import DetectorError, FaceDetector
 
     with pytest.raises(DetectorError, match="not a YuNet face detector"):
         FaceDetector(fp32_model)
@@ -196,10 +200,10 @@ def test_detector_refuses_files_that_are_not_yunet(tmp_path, fp32_model):
 
 def test_split_batch_engine_gives_the_same_logits(fast_model, sample_crops, samples_dir,
                                                   detector_model):
-    from fasdesk.core.benchmark import mosaic
-    from fasdesk.core.detector import FaceDetector
-    from fasdesk.core.liveness import SplitBatchEngine
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.diagnostics.benchmark import mosaic
+    from fasdesk.core.inference.detector import FaceDetector
+    from fasdesk.core.inference.liveness import SplitBatchEngine
+    from fasdesk.core.inference.pipeline import build_pipeline
 
     plain, split = LivenessEngine(fast_model), SplitBatchEngine(fast_model)
     for n in (1, 2, 3, 8):
@@ -233,9 +237,9 @@ def test_every_liveness_model_runs_in_its_fast_form(fp32_model, sample_crops, re
     training and registered: each runs rewritten, and gives the fp32 logits."""
     import shutil
 
-    from fasdesk.core.benchmark import PlainSession
-    from fasdesk.core.paths import user_models_dir
-    from fasdesk.core.pipeline import build_pipeline
+    from fasdesk.core.diagnostics.benchmark import PlainSession
+    from fasdesk.core.io.paths import user_models_dir
+    from fasdesk.core.inference.pipeline import build_pipeline
 
     modelcache.forget_memory()  # this test's (empty) cache folder, as in a fresh install
     trained = user_models_dir() / "office-cam.onnx"  # what the Training tab registers
@@ -300,10 +304,10 @@ def test_models_the_rewrite_does_not_fit_run_as_they_are_with_one_log_line(
         quantized_model, fp32_model, sample_crops, tmp_path, caplog):
     import shutil
 
-    from fasdesk.core.benchmark import PlainSession
+    from fasdesk.core.diagnostics.benchmark import PlainSession
 
     quantized_model = shutil.copy(quantized_model, tmp_path / "opened.onnx")  # new to this process
-    with caplog.at_level("WARNING", logger="fasdesk.core.optimize"):
+    with caplog.at_level("WARNING", logger="fasdesk.core.inference.optimize"):
         quantized = LivenessEngine(quantized_model)
         LivenessEngine(quantized_model)  # loaded again: no second line
     assert not quantized.optimized and "quantized" in quantized.optimization

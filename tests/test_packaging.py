@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from fasdesk import __version__
-from fasdesk.core.paths import BACKEND_FLAG, backend_command
+from fasdesk.core.io.paths import BACKEND_FLAG, backend_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from fasdesk.core import dataset_info as dsi
+from fasdesk.core.datasets import dataset_info as dsi
 from robustcases import fifos, needs_fifo  # noqa: F401 (fifos: a fixture)
 from training_synth import make_celeba, make_folders, run_cli
 

@@ -14,7 +14,7 @@ newcomer's first hour.
   training ...` spans use placeholders (`PATH...`, `[--json]`, `list|pull|verify`): there
   every subcommand and every --flag must exist in that (sub)command's parser.
 - The Quick start's apt-get and dnf lines must hold every package of the Qt libraries
-  `fasdesk doctor` knows about (fasdesk.core.doctor.QT_SYSTEM_LIBRARIES).
+  `fasdesk doctor` knows about (fasdesk.core.diagnostics.doctor.QT_SYSTEM_LIBRARIES).
 
 Other programs (git, cd, sudo apt-get, ...) are not checked.
 """
@@ -35,8 +35,8 @@ from pathlib import Path
 import pytest
 
 from fasdesk.cli import BACKENDS, build_parser
-from fasdesk.core.doctor import QT_SYSTEM_LIBRARIES
-from fasdesk.core.paths import BACKEND_FLAG
+from fasdesk.core.diagnostics.doctor import QT_SYSTEM_LIBRARIES
+from fasdesk.core.io.paths import BACKEND_FLAG
 from training.cli import build_parser as training_parser
 
 ROOT = Path(__file__).resolve().parents[1]

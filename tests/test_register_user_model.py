@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from fasdesk.core import registry
-from fasdesk.core.paths import user_models_dir
+from fasdesk.core.models import registry
+from fasdesk.core.io.paths import user_models_dir
 
 
 def test_registered_model_resolves_and_replaces_its_old_entry(fp32_model):

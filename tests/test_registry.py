@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from fasdesk.cli import main
-from fasdesk.core import registry
-from fasdesk.core.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
+from fasdesk.core.models import registry
+from fasdesk.core.models.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
                                    ProgressLine, download_model, model_url)
-from fasdesk.core.paths import user_models_dir
+from fasdesk.core.io.paths import user_models_dir
 
 
 def _handler(models_dir: Path):

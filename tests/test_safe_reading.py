@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fasdesk.core import files
-from fasdesk.core.batch import classify_paths
-from fasdesk.core.imageio import ImageReadError, MAX_PIXELS, read_image
-from fasdesk.core.sources import ImageFolderSource, SourceError, SourceSpec, open_source
+from fasdesk.core.io import files
+from fasdesk.core.images.batch import classify_paths
+from fasdesk.core.io.imageio import ImageReadError, MAX_PIXELS, read_image
+from fasdesk.core.live.sources import ImageFolderSource, SourceError, SourceSpec, open_source
 from robustcases import (HDR_HEIGHT, HDR_WIDTH, CAPPED, finishes, fifos,  # noqa: F401
                          memory_cap, needs_fifo, radiance_bomb, sparse)
 
@@ -149,7 +149,7 @@ def test_a_name_too_long_for_the_file_system_is_an_error_not_a_crash(tmp_path):
 
 
 def test_write_atomic_replaces_whole_or_not_at_all(tmp_path, monkeypatch):
-    from fasdesk.core.files import write_atomic
+    from fasdesk.core.io.files import write_atomic
 
     target = tmp_path / "settings.json"
     write_atomic(target, "old ✓")

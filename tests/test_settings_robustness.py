@@ -9,7 +9,7 @@ from dataclasses import fields
 
 import pytest
 
-from fasdesk.core.settings import FIELDS, Settings, load_settings, save_settings, settings_path
+from fasdesk.core.io.settings import FIELDS, Settings, load_settings, save_settings, settings_path
 from robustcases import fifo, finishes, memory_cap, needs_fifo
 
 LONG_SOURCE = "/tmp/" + "s" * 300 + ".mp4"

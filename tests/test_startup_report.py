@@ -14,7 +14,7 @@ FIRST_FRAME = re.compile(r"^fasdesk: first live frame ([0-9.]+) s after (process
 def test_seconds_since_start_counts_from_the_process_start():
     # The child sleeps before it even imports fasdesk: a clock started by fasdesk would
     # miss that time, the OS's record of the process start does not.
-    code = ("import time; time.sleep(0.6); from fasdesk.core.proctime import seconds_since_start; "
+    code = ("import time; time.sleep(0.6); from fasdesk.core.io.proctime import seconds_since_start; "
             "print(*seconds_since_start())")
     launched = time.monotonic()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

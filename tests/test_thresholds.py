@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from fasdesk.core import registry
-from fasdesk.core.thresholds import (equal_error_rate, format_threshold, model_card_path,
+from fasdesk.core.models import registry
+from fasdesk.core.decision.thresholds import (equal_error_rate, format_threshold, model_card_path,
                                      pad_errors, stored_threshold, support_counts,
                                      threshold_for_target)
 

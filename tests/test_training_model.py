@@ -6,15 +6,15 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from fasdesk.core.crop import preprocess
-from fasdesk.core.imageio import read_image
+from fasdesk.core.inference.crop import preprocess
+from fasdesk.core.io.imageio import read_image
 from training_synth import make_folders, of_kind, run_cli, run_main
 from training.model import (CheckpointError, fourier_target, load_model, read_checkpoint,
                             save_checkpoint)
 
 
 def sample_batch(samples_dir) -> np.ndarray:
-    """The three sample faces cropped by fasdesk.core.crop at the reference boxes."""
+    """The three sample faces cropped by fasdesk.core.inference.crop at the reference boxes."""
     ref = json.loads((samples_dir / "reference.json").read_text())
     crops = [preprocess(read_image(samples_dir / name), [faces[0]["box_xywh"]])
              for name, faces in ref.items()]

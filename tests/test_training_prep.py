@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fasdesk.core.crop import face_crop
-from fasdesk.core.imageio import read_image
+from fasdesk.core.inference.crop import face_crop
+from fasdesk.core.io.imageio import read_image
 from training_synth import make_celeba, make_folders, of_kind, run_cli
 
 
@@ -43,7 +43,7 @@ def test_folders_layout_crops_counts_and_skips(folders, tmp_path):
     assert rows["spoof/replay/spoof_000.jpg"]["category"] == "replay"
     assert rows["spoof/replay/spoof_000.jpg"]["label"] == "spoof"
     assert rows["real/detect_me.jpg"]["label"] == "real"
-    # The crop on disk is exactly fasdesk.core.crop.face_crop at the _BB.txt box.
+    # The crop on disk is exactly fasdesk.core.inference.crop.face_crop at the _BB.txt box.
     src = folders / "real" / "real_001.jpg"
     box = [float(v) for v in (folders / "real" / "real_001_BB.txt").read_text().split()]
     expected = face_crop(read_image(src), box, 128)

@@ -183,9 +183,9 @@ def _run(args, em: Emitter) -> int:
 # Exceptions whose message is meant for the user: (module, class). A module that was
 # never imported cannot have raised its exception, so it is not imported to check.
 USER_ERRORS = (
-    ("fasdesk.core.dataset_info", "DatasetError"), ("fasdesk.core.detector", "DetectorError"),
-    ("fasdesk.core.registry", "MissingModelError"), ("fasdesk.core.quantize", "QuantizeError"),
-    ("fasdesk.core.liveness", "ModelError"), ("training.prep", "PrepError"),
+    ("fasdesk.core.datasets.dataset_info", "DatasetError"), ("fasdesk.core.inference.detector", "DetectorError"),
+    ("fasdesk.core.models.registry", "MissingModelError"), ("fasdesk.core.inference.quantize", "QuantizeError"),
+    ("fasdesk.core.inference.liveness", "ModelError"), ("training.prep", "PrepError"),
     ("training.data", "DataError"), ("training.model", "CheckpointError"),
     ("training.train", "TrainError"), ("training.evaluate", "EvalError"),
     ("training.export", "ExportError"),

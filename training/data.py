@@ -2,7 +2,7 @@
 and the training augmentation.
 
 Classes: 2 gives real/spoof; N > 2 groups spoof types into their categories (print,
-paper_mask, replay, 3d_mask, other; see fasdesk.core.dataset_info.CATEGORIES) and needs
+paper_mask, replay, 3d_mask, other; see fasdesk.core.datasets.dataset_info.CATEGORIES) and needs
 exactly N-1 categories in the data, e.g. `--classes 3` for live/print/replay. Class 0 is
 always "real".
 
@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from fasdesk.core import dataset_info as dsi
-from fasdesk.core.crop import to_tensor
+from fasdesk.core.datasets import dataset_info as dsi
+from fasdesk.core.inference.crop import to_tensor
 from training.prep import LABEL_COLUMNS, LABELS_FILE, MANIFEST_FILE
 
 SPLITS = ("val", "train", "test", "all")
@@ -165,7 +165,7 @@ class CropStore:
 
 
 def tensor_batch(crops_bgr: np.ndarray) -> torch.Tensor:
-    """The network input for BGR uint8 crops: fasdesk.core.crop.to_tensor, as torch."""
+    """The network input for BGR uint8 crops: fasdesk.core.inference.crop.to_tensor, as torch."""
     return torch.from_numpy(to_tensor(crops_bgr))
 
 

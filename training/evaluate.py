@@ -3,14 +3,14 @@
 Which images (`--split`): `val` (default) is the validation split the training run held
 out (same seed and fraction, read from the checkpoint or the model card; 0 and 0.2
 otherwise), `train` the rest of the non-test rows, `test` CelebA-Spoof's own test subset,
-`all` every row. `.onnx` models run through fasdesk.core.liveness.LivenessEngine, exactly
+`all` every row. `.onnx` models run through fasdesk.core.inference.liveness.LivenessEngine, exactly
 as the app runs them; `.pth` through torch.
 
 The report (JSON; see training.metrics for the definitions): model, data, split, n,
 classes, threshold, accuracy, per_class_accuracy, confusion_matrix [true][predicted],
 roc_auc, average_precision, apcer, bpcer, acer, apcer_per_type, apcer_max, eer,
 operating_points {bpcer: {kind, target, threshold, apcer, bpcer, gap, n_real, n_attack,
-needed, reliable, warning}, apcer: {...}} (fasdesk.core.thresholds.threshold_for_target),
+needed, reliable, warning}, apcer: {...}} (fasdesk.core.decision.thresholds.threshold_for_target),
 curves {roc: {fpr, tpr, thresholds}, pr: {precision, recall, thresholds}} (thresholds on
 p_spoof = 1 - p_real), counts per class, and the raw scores {p_real, label, attack_type}
 (one entry per image, in the order evaluated), from which the app picks thresholds for
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fasdesk.core import dataset_info as dsi
-from fasdesk.core.files import write_atomic
-from fasdesk.core.liveness import softmax
-from fasdesk.core.thresholds import model_card_path, read_model_card
+from fasdesk.core.datasets import dataset_info as dsi
+from fasdesk.core.io.files import write_atomic
+from fasdesk.core.inference.liveness import softmax
+from fasdesk.core.decision.thresholds import model_card_path, read_model_card
 from training import metrics as M
 from training.events import Emitter, ProgressLine, eta
 
@@ -66,7 +66,7 @@ class _TorchScorer:
 
 class _OnnxScorer:
     def __init__(self, path: Path):
-        from fasdesk.core.liveness import LivenessEngine, ModelError
+        from fasdesk.core.inference.liveness import LivenessEngine, ModelError
 
         try:
             self.engine = LivenessEngine(path)

@@ -1,6 +1,6 @@
 """`export CHECKPOINT OUT.onnx`: the classifier of a checkpoint as an ONNX model.
 
-The model takes `input` float32 [N, 3, S, S] (RGB in [0, 1], fasdesk.core.crop.to_tensor)
+The model takes `input` float32 [N, 3, S, S] (RGB in [0, 1], fasdesk.core.inference.crop.to_tensor)
 and returns `output` [N, K] logits (class 0 real); the batch is dynamic and the Fourier
 branch is left out. Before anything is written the ONNX model is run with onnxruntime
 against the torch model on random inputs and on prepared crops when given; a max |diff|
@@ -10,16 +10,16 @@ above 1e-4 stops the export.
 crops of the prepared dataset DATA and checked on the other half. It is kept only when it
 gives the fp32 model's verdict on at least 99.5% of those held-out crops AND runs faster
 than the fp32 model as the app runs it (optimized) on this machine
-(fasdesk.core.quantize.int8_gate). Kept: OUT.onnx is the INT8 model and the fp32 model
+(fasdesk.core.inference.quantize.int8_gate). Kept: OUT.onnx is the INT8 model and the fp32 model
 sits beside it as `<stem>.fp32.onnx`. Not kept: OUT.onnx is the fp32 model, and one line
 says why (agreement and timings). The model card records the outcome either way.
 
 `--threshold P`: the threshold picked for this model (the Evaluate step's or a camera
 calibration's); it is stored in the card as `threshold.value`, and the app applies it
 whenever this file (same SHA-256) is the live model, and only then
-(fasdesk.core.thresholds.stored_threshold).
+(fasdesk.core.decision.thresholds.stored_threshold).
 
-The model card `<stem>.card.json` (see fasdesk.core.thresholds.model_card_path) holds: format, file, sha256,
+The model card `<stem>.card.json` (see fasdesk.core.decision.thresholds.model_card_path) holds: format, file, sha256,
 input (name, size), output, classes, suggested_threshold (the stored threshold, else 0.5),
 threshold ({value} when one was given), metrics (what is known: the
 checkpoint's validation accuracy, an eval report's figures with --report), split
@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fasdesk.core.quantize import MIN_AGREEMENT
-from fasdesk.core.registry import sha256_of
-from fasdesk.core.files import write_atomic
-from fasdesk.core.thresholds import model_card_path
+from fasdesk.core.inference.quantize import MIN_AGREEMENT
+from fasdesk.core.models.registry import sha256_of
+from fasdesk.core.io.files import write_atomic
+from fasdesk.core.decision.thresholds import model_card_path
 from training.events import Emitter
 from training.model import CheckpointError, load_model
 
@@ -69,7 +69,7 @@ def export_onnx(classifier: torch.nn.Module, input_size: int, path: Path) -> Non
 def max_abs_diff(classifier: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
     import onnxruntime as ort
 
-    from fasdesk.core.runtime import session_options
+    from fasdesk.core.inference.runtime import session_options
 
     session = ort.InferenceSession(str(onnx_path), session_options(),
                                    providers=["CPUExecutionProvider"])
@@ -144,7 +144,7 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
         em.log(f"export: ONNX matches torch (max |diff| {diff:.2e} on {len(check)} inputs)")
         agreement = gate = None
         if int8:
-            from fasdesk.core.quantize import QuantizeError, int8_gate, quantize_static_int8
+            from fasdesk.core.inference.quantize import QuantizeError, int8_gate, quantize_static_int8
 
             int8_tmp = Path(tmpdir) / "model.int8.onnx"
             half = max(1, len(calib) // 2)

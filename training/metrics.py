@@ -16,14 +16,14 @@ attack scores above a random bona fide (ties count half); AP is the step-wise ar
 the PR curve (sum of precision x recall increase over the distinct thresholds).
 
 APCER/BPCER/ACER, the EER and the threshold for a target rate live in
-fasdesk.core.thresholds (the app computes them too, and one rule has one implementation);
+fasdesk.core.decision.thresholds (the app computes them too, and one rule has one implementation);
 they are re-exported here.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fasdesk.core.thresholds import (equal_error_rate, pad_errors,  # noqa: F401 - re-exported
+from fasdesk.core.decision.thresholds import (equal_error_rate, pad_errors,  # noqa: F401 - re-exported
                                      threshold_for_target)
 
 

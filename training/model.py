@@ -57,7 +57,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fasdesk.core.files import write_atomic
+from fasdesk.core.io.files import write_atomic
 
 INPUT_SIZE = 128
 EMBEDDING_SIZE = 128

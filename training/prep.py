@@ -1,7 +1,7 @@
 """`prep SOURCE OUT`: a raw dataset -> face crops, a labels file and a manifest.
 
-The input layouts (CelebA-Spoof, folders) are read by `fasdesk.core.dataset_info`; the
-crop is `fasdesk.core.crop.face_crop`, the same code the live view runs. Output:
+The input layouts (CelebA-Spoof, folders) are read by `fasdesk.core.datasets.dataset_info`; the
+crop is `fasdesk.core.inference.crop.face_crop`, the same code the live view runs. Output:
 
     OUT/crops/<path of the image under SOURCE, extension .png>   SIZE x SIZE BGR crops
     OUT/labels.csv     one row per crop: crop (relative to OUT), label (real|spoof),
@@ -32,10 +32,10 @@ from pathlib import Path
 
 import cv2
 
-from fasdesk.core import dataset_info as dsi
-from fasdesk.core.crop import face_crop
-from fasdesk.core.files import write_atomic
-from fasdesk.core.imageio import ImageReadError, read_image
+from fasdesk.core.datasets import dataset_info as dsi
+from fasdesk.core.inference.crop import face_crop
+from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.imageio import ImageReadError, read_image
 from training.events import Emitter, ProgressLine, eta
 
 MANIFEST_FORMAT = 1
@@ -64,7 +64,7 @@ def _init_worker(detector_path: str | None) -> None:
     cv2.setNumThreads(1)  # the parallelism is across images, one per core
     _detector = None
     if detector_path:
-        from fasdesk.core.detector import FaceDetector
+        from fasdesk.core.inference.detector import FaceDetector
 
         _detector = FaceDetector(detector_path)
 
@@ -168,7 +168,7 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     needs_detector = any(samples[i].box_path is None for i in todo)
     detector_path = None
     if needs_detector:
-        from fasdesk.core import registry
+        from fasdesk.core.models import registry
 
         try:
             detector_path = str(registry.resolve(detector, "detector"))

@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from fasdesk.core.files import write_atomic
+from fasdesk.core.io.files import write_atomic
 from training import data as D
 from training import recipe as R
 from training.events import Emitter, ProgressLine

@@ -11,9 +11,9 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from fasdesk import __version__
-from fasdesk.core.paths import resources_dir
-from fasdesk.core.proctime import seconds_since_start
-from fasdesk.core.settings import load_settings
+from fasdesk.core.io.paths import resources_dir
+from fasdesk.core.io.proctime import seconds_since_start
+from fasdesk.core.io.settings import load_settings
 
 # With FASDESK_REPORT_FIRST_FRAME=1 the app reports how long after its start the first
 # live frame showed.

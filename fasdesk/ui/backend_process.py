@@ -1,7 +1,7 @@
 """One run of the training backend as a child process (QProcess), read as events.
 
 The backend (`python -m training SUB ... --events`, or the packaged app in backend mode:
-fasdesk.core.paths.backend_command) writes JSON-lines events on stdout and readable
+fasdesk.core.io.paths.backend_command) writes JSON-lines events on stdout and readable
 progress on stderr. This object turns them into Qt signals and keeps the last stderr lines
 so a crash can be shown with its cause. Stopping asks the child to end (SIGTERM, so the
 trainer can write its checkpoint) and only kills it when it does not.
@@ -13,7 +13,7 @@ from collections import deque
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
-from fasdesk.core.paths import backend_command
+from fasdesk.core.io.paths import backend_command
 from training.events import parse_line
 
 # How long a stopping child gets to save its checkpoint before it is killed.

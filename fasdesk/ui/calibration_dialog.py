@@ -3,7 +3,7 @@
 Setup (source, attacks, time, target) -> one recording page per stage (real, then each
 attack) -> the report (metrics on the held-out frames, p_real histograms with the
 threshold, fine-tuning with before/after) -> save the profile. All the work is done by
-fasdesk.core.calibration (the same code as `fasdesk calibrate`); this module only shows
+fasdesk.core.calibration.session (the same code as `fasdesk calibrate`); this module only shows
 it and runs it off the UI thread: recordings and scoring in QThreads, fine-tuning as
 training backend child processes (BackendRun).
 """
@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from fasdesk.core import calibration as C
-from fasdesk.core import calibration_defaults as defaults
-from fasdesk.core.profiles import ProfileError, save_profile, source_of
-from fasdesk.core.sources import SourceSpec
-from fasdesk.core.thresholds import format_threshold
+from fasdesk.core.calibration import session as C
+from fasdesk.core.calibration import defaults
+from fasdesk.core.calibration.profiles import ProfileError, save_profile, source_of
+from fasdesk.core.live.sources import SourceSpec
+from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.backend_process import BackendRun
 from fasdesk.ui.frame_view import FrameView
 from fasdesk.ui.training_widgets import MessageBox, theme_colours

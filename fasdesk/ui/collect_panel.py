@@ -5,7 +5,7 @@ saves one face under that class: the face clicked in the view, or else the large
 the view marks that face while Collect mode is on. With auto-capture on, holding the
 button keeps one frame in every k. Keys (while the live view has focus): R real, P print,
 S replay (screen), M paper mask, D 3D mask. Files go into a folders-layout dataset (see
-fasdesk.core.collect), which the Training tab opens directly.
+fasdesk.core.datasets.collect), which the Training tab opens directly.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGridLayout, QGroupBox, Q
                                QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from fasdesk.core.collect import (CLASS_FOLDERS, CLASS_TITLES, AutoCapture, CollectError,
+from fasdesk.core.datasets.collect import (CLASS_FOLDERS, CLASS_TITLES, AutoCapture, CollectError,
                                   SampleCollector, default_dataset_dir, face_at, pick_face)
 
 CLASS_KEYS = {"real": "R", "print": "P", "replay": "S", "paper_mask": "M", "3d_mask": "D"}

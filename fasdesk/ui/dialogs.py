@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, Q
                                QTableWidgetItem, QVBoxLayout)
 
 from fasdesk import __version__
-from fasdesk.core import registry
-from fasdesk.core.liveness import LivenessEngine, ModelError
+from fasdesk.core.models import registry
+from fasdesk.core.inference.liveness import LivenessEngine, ModelError
 
 LATENCY_RUNS = 20
 
@@ -34,7 +34,7 @@ def measure_latency(engine: LivenessEngine, runs: int = LATENCY_RUNS) -> float:
 
 def model_info(model_path: Path) -> dict[str, str]:
     """What the info dialog shows, as label -> text (raises ModelError)."""
-    from fasdesk.core.optimize import describe
+    from fasdesk.core.inference.optimize import describe
 
     engine = LivenessEngine(model_path)
     entry = next((e for e in registry.load_manifest() if e.kind == "liveness"
@@ -86,7 +86,7 @@ def versions() -> dict[str, str]:
     import onnxruntime
     from PySide6.QtCore import qVersion
 
-    from fasdesk.core.doctor import versions as package_versions
+    from fasdesk.core.diagnostics.doctor import versions as package_versions
 
     shown = {name: version for name, version in package_versions().items() if version}
     shown["Qt runtime"] = qVersion()

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from fasdesk.core.live import LiveFrame
+from fasdesk.core.live.loop import LiveFrame
 
 COLOURS = {
     "real": QColor(46, 204, 113),

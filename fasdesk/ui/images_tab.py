@@ -1,6 +1,6 @@
 """The Images tab: drop photos or folders, see each one classified, export the results.
 
-Classification runs in a ClassifyWorker thread (fasdesk.core.batch underneath); the table
+Classification runs in a ClassifyWorker thread (fasdesk.core.images.batch underneath); the table
 keeps only each image's face results and a small thumbnail, and the preview pane has the
 selected file re-read and drawn by a PreviewWorker. A threshold change relabels table and
 preview from the stored p_real, without new inference.
@@ -20,13 +20,13 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHB
                                QSplitter, QStackedWidget, QStyle, QTableView, QVBoxLayout,
                                QWidget)
 
-from fasdesk.core import report
-from fasdesk.core.batch import ImageResult
-from fasdesk.core.display import THUMBNAIL_SIDE, RGBBytes
-from fasdesk.core.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.liveness import DEFAULT_THRESHOLD
-from fasdesk.core.pipeline import INVALID_OUTPUT, UNSURE, Pipeline
-from fasdesk.core.thresholds import format_threshold
+from fasdesk.core.images import report
+from fasdesk.core.images.batch import ImageResult
+from fasdesk.core.images.display import THUMBNAIL_SIDE, RGBBytes
+from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD
+from fasdesk.core.inference.pipeline import INVALID_OUTPUT, UNSURE, Pipeline
+from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 from fasdesk.ui.threshold_control import ThresholdControl
 from fasdesk.ui.drops import accept_if_files, dropped_paths
@@ -573,7 +573,7 @@ class ImagesTab(QWidget):
         self._run_requested.emit(paths, factory, self._generation)
 
     def _default_factory(self) -> Pipeline:
-        from fasdesk.core.pipeline import build_pipeline
+        from fasdesk.core.inference.pipeline import build_pipeline
 
         return build_pipeline(threshold=self._threshold)
 

@@ -1,7 +1,7 @@
 """Workers behind the Images tab; each lives in its own QThread and talks by signals.
 
-ClassifyWorker runs batches through `fasdesk.core.batch.classify_paths`; PreviewWorker
-reads one file again and has `fasdesk.core.display` draw its faces for the preview pane.
+ClassifyWorker runs batches through `fasdesk.core.images.batch.classify_paths`; PreviewWorker
+reads one file again and has `fasdesk.core.images.display` draw its faces for the preview pane.
 Both hand the UI packed RGB bytes, never pixels to process.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from fasdesk.core.batch import ImageResult, classify_paths, collect_files
-from fasdesk.core.display import RGBBytes, annotated_preview, thumbnail
-from fasdesk.core.imageio import ImageReadError, read_image
-from fasdesk.core.pipeline import Pipeline
+from fasdesk.core.images.batch import ImageResult, classify_paths, collect_files
+from fasdesk.core.images.display import RGBBytes, annotated_preview, thumbnail
+from fasdesk.core.io.imageio import ImageReadError, read_image
+from fasdesk.core.inference.pipeline import Pipeline
 
 # Files decoded in parallel while the worker thread runs the models.
 DECODE_WORKERS = 2

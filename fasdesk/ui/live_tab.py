@@ -11,11 +11,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
                                QLabel, QPushButton, QSpinBox, QSplitter, QVBoxLayout,
                                QWidget)
 
-from fasdesk.core.files import safe_stat
-from fasdesk.core.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.pipeline import Pipeline
-from fasdesk.core.settings import Settings
-from fasdesk.core.sources import (VIDEO_EXTENSIONS, CameraInfo, SourceSpec, add_recent,
+from fasdesk.core.io.files import safe_stat
+from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.inference.pipeline import Pipeline
+from fasdesk.core.io.settings import Settings
+from fasdesk.core.live.sources import (VIDEO_EXTENSIONS, CameraInfo, SourceSpec, add_recent,
                                   probe_cameras)
 from fasdesk.ui.frame_view import COLOURS, FrameView, render_annotated
 from fasdesk.ui.live_worker import LiveController, LiveOptions

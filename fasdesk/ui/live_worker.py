@@ -17,10 +17,10 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
-from fasdesk.core.live import LiveFrame, LiveLoop
-from fasdesk.core.pipeline import Pipeline
-from fasdesk.core.sources import IMAGE_FPS, Pacer, SourceError, SourceSpec, open_source
-from fasdesk.core.tracking import FaceTracker
+from fasdesk.core.live.loop import LiveFrame, LiveLoop
+from fasdesk.core.inference.pipeline import Pipeline
+from fasdesk.core.live.sources import IMAGE_FPS, Pacer, SourceError, SourceSpec, open_source
+from fasdesk.core.live.tracking import FaceTracker
 
 
 @dataclass

@@ -12,14 +12,14 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from fasdesk.core import registry
-from fasdesk.core.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
-from fasdesk.core.pipeline import build_pipeline
-from fasdesk.core.profiles import Profile, profile_for_source
-from fasdesk.core.settings import Settings, load_settings, save_settings
-from fasdesk.core.sources import SourceSpec
-from fasdesk.core.thresholds import format_threshold, stored_threshold
+from fasdesk.core.models import registry
+from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
+from fasdesk.core.inference.pipeline import build_pipeline
+from fasdesk.core.calibration.profiles import Profile, profile_for_source
+from fasdesk.core.io.settings import Settings, load_settings, save_settings
+from fasdesk.core.live.sources import SourceSpec
+from fasdesk.core.decision.thresholds import format_threshold, stored_threshold
 from fasdesk.ui.dialogs import AboutDialog, ModelInfoDialog
 from fasdesk.ui.live_tab import LiveTab, MessageBar
 from fasdesk.ui.model_banner import ModelBanner, missing_models
@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
         """'model: ID (optimized)' in the status bar, the reason in its tooltip. Whether it
         runs optimized comes from the live worker once it has loaded the model (building
         the fast copy is its work, never the UI thread's)."""
-        from fasdesk.core.optimize import describe
+        from fasdesk.core.inference.optimize import describe
 
         path = self.current_model_path()
         if optimized is None and path is not None and self._engine_status[0] == str(path):

@@ -7,8 +7,8 @@ import threading
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton
 
-from fasdesk.core import registry
-from fasdesk.core.download import (DownloadCancelled, DownloadError, download_model,
+from fasdesk.core.models import registry
+from fasdesk.core.models.download import (DownloadCancelled, DownloadError, download_model,
                                    manual_copy_hint)
 
 

@@ -14,11 +14,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QHeaderView, QInputDialog, QLabel, QMessageBox, QPushButton,
                                QTableWidget, QVBoxLayout)
 
-from fasdesk.core import calibration as C
-from fasdesk.core import registry
-from fasdesk.core.profiles import (Profile, ProfileError, delete_profile, export_profile,
+from fasdesk.core.calibration import session as C
+from fasdesk.core.models import registry
+from fasdesk.core.calibration.profiles import (Profile, ProfileError, delete_profile, export_profile,
                                    list_profiles, rename_profile)
-from fasdesk.core.thresholds import format_threshold
+from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.calibration_dialog import (StopsWhenClosed, TaskThread, _item, _pct,
                                            finish_or_hand_over, grown)
 from fasdesk.ui.training_widgets import MessageBox

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from fasdesk.core.thresholds import format_threshold
-from fasdesk.core.tracking import HISTORY_SECONDS
+from fasdesk.core.decision.thresholds import format_threshold
+from fasdesk.core.live.tracking import HISTORY_SECONDS
 
 # Distinct hues for faces, none of them the verdict green or red (so a curve never reads
 # as a verdict), cycled by face id.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
 
-from fasdesk.core.thresholds import format_threshold
+from fasdesk.core.decision.thresholds import format_threshold
 
 STEPS = 100  # slider positions per 1.0
 TOOLTIP = "A face is real when p_real reaches this value"

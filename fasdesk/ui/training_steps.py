@@ -19,14 +19,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QListWidgetItem, QMessageBox, QPushButton, QSizePolicy, QSpinBox,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from fasdesk.core import dataset_info as dsi
-from fasdesk.core import eval_report, registry
-from fasdesk.core.collect import CollectError, default_dataset_dir, delete_sample
-from fasdesk.core.display import sample_thumbnail
-from fasdesk.core.files import write_atomic
-from fasdesk.core.imageio import ImageReadError
-from fasdesk.core.paths import data_dir, user_models_dir
-from fasdesk.core.thresholds import format_threshold, model_card_path, read_model_card
+from fasdesk.core.datasets import dataset_info as dsi
+from fasdesk.core.decision import eval_report
+from fasdesk.core.models import registry
+from fasdesk.core.datasets.collect import CollectError, default_dataset_dir, delete_sample
+from fasdesk.core.images.display import sample_thumbnail
+from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.imageio import ImageReadError
+from fasdesk.core.io.paths import data_dir, user_models_dir
+from fasdesk.core.decision.thresholds import format_threshold, model_card_path, read_model_card
 from fasdesk.ui.training_widgets import (MessageBox, PathField, StepPage, button_row,
                                          format_seconds, read_json, read_json_any,
                                          theme_colours, work_dir)

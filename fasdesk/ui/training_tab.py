@@ -34,7 +34,7 @@ class StepMemory:
 
     def __init__(self, settings=None, save=None):
         if settings is None:
-            from fasdesk.core.settings import load_settings, save_settings
+            from fasdesk.core.io.settings import load_settings, save_settings
 
             settings, _ = load_settings()
             save = save or (lambda: save_settings(settings))

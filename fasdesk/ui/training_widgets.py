@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
-from fasdesk.core.paths import data_dir
+from fasdesk.core.io.paths import data_dir
 
 
 def work_dir(dataset: str | Path) -> Path:

@@ -1,0 +1,1 @@
+"""Calibration recordings, scoring and camera profiles."""

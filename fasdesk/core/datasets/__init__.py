@@ -1,0 +1,1 @@
+"""Raw training dataset layouts and collected samples."""

@@ -1,0 +1,1 @@
+"""Error rates and threshold picking: the place that turns scores into decisions."""

@@ -1,0 +1,1 @@
+"""fasdesk doctor and fasdesk bench."""

@@ -1,0 +1,1 @@
+"""Classifying image files in batches, result records and files, annotation, display bytes."""

@@ -1,0 +1,92 @@
+"""Per-image verdicts and result files (CSV, JSON) for classified images.
+
+A record is one image in exactly the shape `fasdesk classify --json` prints
+(`batch.ImageResult.to_json()`: path, width, height, faces, error).
+The JSON export writes those records unchanged; the CSV export flattens them to one row
+per face (an image without faces, or one that could not be read, still gets one row with
+the face columns empty), so both files always describe the same images.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import io
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from fasdesk.core.io.files import write_atomic
+from fasdesk.core.inference.pipeline import UNSURE, FaceResult
+
+REAL, SPOOF = "real", "spoof"
+NO_FACE, ERROR = "no face", "error"
+
+CSV_FIELDS = ("path", "width", "height", "face", "x", "y", "w", "h", "detector_score",
+              "p_real", "label", "reason", "error")
+
+
+def relabelled(faces: Sequence[FaceResult], threshold: float) -> list[FaceResult]:
+    """Copies of `faces` labelled under `threshold` (stored p_real, no new inference)."""
+    return [replace(face, label=face.relabel(threshold)) for face in faces]
+
+
+def image_verdict(labels: Iterable[str], error: str | None = None) -> str:
+    """One word for a whole image from its faces' labels: any spoof face makes it
+    "spoof"; "real" needs at least one judged face and all judged faces real; only
+    unjudged faces give "unsure"."""
+    if error:
+        return ERROR
+    labels = set(labels)
+    if not labels:
+        return NO_FACE
+    if SPOOF in labels:
+        return SPOOF
+    if REAL in labels:
+        return REAL
+    return UNSURE
+
+
+def csv_rows(records: Iterable[dict]) -> Iterable[dict]:
+    """CSV rows (dicts keyed by CSV_FIELDS): one per face, at least one per image."""
+    for record in records:
+        image = {"path": record["path"], "width": record["width"],
+                 "height": record["height"], "error": record["error"] or ""}
+        if not record["faces"]:
+            yield {**{key: "" for key in CSV_FIELDS}, **image}
+        for index, face in enumerate(record["faces"]):
+            x, y, w, h = face["box"]
+            yield {**image, "face": index, "x": x, "y": y, "w": w, "h": h,
+                   "detector_score": face["detector_score"],
+                   "p_real": "" if face["p_real"] is None else face["p_real"],
+                   "label": face["label"], "reason": face["reason"] or ""}
+
+
+def _write_atomically(path, write) -> None:
+    """Render through `write(text handle)` in memory, then replace the file in one step."""
+    buffer = io.StringIO(newline="")
+    write(buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def write_csv(path, records: Sequence[dict]) -> None:
+    def write(handle):
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(csv_rows(records))
+
+    _write_atomically(Path(path), write)
+
+
+def write_json(path, records: Sequence[dict]) -> None:
+    """A `.jsonl` file gets one record per line (like `classify --json`); else a JSON array."""
+    path = Path(path)
+
+    def write(handle):
+        if path.suffix.lower() == ".jsonl":
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+        else:
+            json.dump(list(records), handle, indent=1)
+            handle.write("\n")
+
+    _write_atomically(path, write)

@@ -1,0 +1,1 @@
+"""Safe file reading and atomic writing, image reading, settings files, paths."""

@@ -1,0 +1,1 @@
+"""Frame sources (camera, video, folder), tracking and smoothing, the live step."""

@@ -1,0 +1,1 @@
+"""The model registry (manifest, search folders, integrity) and verified downloads."""
