@@ -34,7 +34,7 @@ from fasdesk.core.detector import FaceDetector
 from fasdesk.core.files import describe_path_problem, is_dir
 from fasdesk.core.imageio import decode_image, is_image_path, iter_image_files, read_image
 from fasdesk.core.liveness import LivenessEngine
-from fasdesk.core.paths import app_root
+from fasdesk.core.paths import samples_dir
 from fasdesk.core.pipeline import Pipeline, build_pipeline
 
 REFERENCE_MODEL = "minifasnet-v2se-dynq"
@@ -65,10 +65,10 @@ def _encode(image: np.ndarray) -> bytes:
 
 
 def default_samples_dir() -> Path | None:
-    """The shared sample photos, when this checkout sits next to them."""
+    """$FASDESK_SAMPLES_DIR, else the sample photos that come with fasdesk."""
     env = os.environ.get("FASDESK_SAMPLES_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(app_root().parent / "shared" / "samples")
+    candidates.append(samples_dir())
     return next((c for c in candidates if c.is_dir()), None)
 
 

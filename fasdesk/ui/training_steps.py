@@ -527,8 +527,8 @@ def cuda_present() -> bool:
 
 
 def pretrained_checkpoint() -> Path | None:
-    """The shipped model's training checkpoint (best_model.pth) if it is on this machine."""
-    return registry.find_file("best_model.pth")
+    """The shipped model's training checkpoint (best_model.pth), when present and intact."""
+    return registry.pretrained_checkpoint()
 
 
 def run_checkpoints(run_dir: Path | None) -> list[Path]:
@@ -579,7 +579,8 @@ class TrainStep(StepPage):
         self.pretrained.setChecked(True)
         checkpoint = pretrained_checkpoint()
         self.pretrained.setToolTip(str(checkpoint) if checkpoint else
-                                   "best_model.pth not found; set FASDESK_MODELS_DIR to its folder")
+                                   "best_model.pth missing or damaged; run 'fasdesk models pull "
+                                   "minifasnet-v2se-pth'")
         self.pretrained.toggled.connect(lambda _: self.apply_preset())
         self.freeze = QCheckBox("Keep the early layers (faster)")
         self.freeze.setToolTip("Fine-tuning only: every layer before the last, 8x8 stage "
@@ -762,9 +763,9 @@ class TrainStep(StepPage):
                 checkpoint = pretrained_checkpoint()
                 if checkpoint is None:
                     self.message.show_message(
-                        "error", "The pretrained checkpoint best_model.pth is not on this "
-                        "machine.", ["Untick 'Start from the pretrained model' to train from "
-                                     "scratch, or set FASDESK_MODELS_DIR to the folder that has it."])
+                        "error", "The pretrained checkpoint best_model.pth is missing or "
+                        "damaged.", ["Untick 'Start from the pretrained model' to train from "
+                                     "scratch, or run 'fasdesk models pull minifasnet-v2se-pth'."])
                     return
                 args += ["--init", str(checkpoint),
                          "--freeze-early" if self.freeze.isChecked() else "--no-freeze-early"]
