@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from fasdesk.ui.main_window import MainWindow
 
     settings, warning = load_settings()
-    window = MainWindow(settings, warning, source=getattr(args, "source", None))
+    source = getattr(args, "source", None)
+    window = MainWindow(settings, warning, source=source, demo_if_no_camera=source is None)
     if os.environ.get(FIRST_FRAME_ENV) == "1":
         _report_first_frame(window.live_tab)
     if getattr(args, "quit_after", None) is not None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVB
 
 from fasdesk.core import registry
 from fasdesk.core.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.paths import samples_dir
 from fasdesk.core.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
 from fasdesk.core.pipeline import build_pipeline
 from fasdesk.core.profiles import Profile, profile_for_source
@@ -70,7 +71,7 @@ def unavailable_tab(title: str, exc: BaseException) -> QLabel:
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, settings_warning: str | None = None,
-                 source: str | None = None, save: bool = True):
+                 source: str | None = None, save: bool = True, demo_if_no_camera: bool = False):
         super().__init__()
         if settings is None:
             settings, settings_warning = load_settings()
@@ -153,6 +154,20 @@ class MainWindow(QMainWindow):
         self.check_models()
         if source is not None:
             self.live_tab.start(SourceSpec.parse(source))
+        elif demo_if_no_camera:
+            self.live_tab.cameras_found.connect(self._demo_if_no_camera, Qt.SingleShotConnection)
+
+    def _demo_if_no_camera(self, cameras: list) -> None:
+        """Started without a source on a machine without a camera: run live on the sample
+        photos that come with fasdesk, and say so, rather than show an empty view."""
+        samples = samples_dir()
+        if cameras or self.live_tab.spec is not None or not samples.is_dir():
+            return
+        self.live_tab.start(SourceSpec.parse(str(samples)))
+        self.notice.show_message(
+            "No camera found: running on the sample photos that come with fasdesk (one real "
+            "face, two photos of photos). Pick a camera, video or image folder above.",
+            action=None, level="info")
 
     def place_on_screen(self, saved: str = "") -> None:
         """The saved geometry when it fits this screen, else the preferred size shrunk to
