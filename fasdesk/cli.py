@@ -36,6 +36,12 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    from fasdesk.core.doctor import gui_start_problem
+
+    problem = gui_start_problem()  # before Qt, which aborts the process instead
+    if problem:
+        print(f"fasdesk: {problem}", file=sys.stderr)
+        return 1
     # Imported here so the subcommands never load Qt.
     from fasdesk.ui.app import run
 
