@@ -724,3 +724,22 @@ def test_started_without_a_source_and_no_camera_runs_on_the_sample_photos(
     frames = collect_frames(qtbot, window.live_tab, 3)
     assert all(len(f.faces) == 1 for f in frames)
     window.grab().save("/tmp/fasdesk-demo.png")
+
+
+def test_quit_after_closes_the_window_even_with_a_modal_dialog_open(make_window, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QFileDialog
+
+    from fasdesk.ui.app import quit_after
+
+    window = make_window(settings=Settings(), save=False)
+    quitted = []
+    seen = []
+    quit_after(window, 0.5, then=lambda: quitted.append(True))
+    QTimer.singleShot(300, lambda: seen.append(QApplication.activeModalWidget()))
+    action = next(a for a in window.menuBar().actions()[0].menu().actions()
+                  if a.text() == "Open folder...")
+    action.trigger()  # a modal folder dialog: returns once the quit timer dismissed it
+    assert isinstance(seen[0], QFileDialog)
+    qtbot.waitUntil(lambda: quitted == [True], timeout=TIMEOUT_MS)
+    assert not window.isVisible()

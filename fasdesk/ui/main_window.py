@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self._save_enabled = save
         self.stuck_workers = False  # set on close when a worker thread did not stop
+        self._close_without_asking = False  # close_now: a running step is stopped, not asked about
         self.setWindowTitle("fasdesk - face liveness")
         self.setAcceptDrops(True)
 
@@ -605,6 +606,12 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.show_status(f"Settings not saved: {exc}")
 
+    def close_now(self) -> None:
+        """Close without asking (for automation: --quit-after): a running training step or
+        fine-tune is stopped, as when the user confirms the close."""
+        self._close_without_asking = True
+        self.close()
+
     def closeEvent(self, event) -> None:
         # Settings first: whatever happens while the workers stop, they are kept.
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
@@ -615,12 +622,16 @@ class MainWindow(QMainWindow):
         dialog = dialog if dialog is not None and shiboken6.isValid(dialog) else None
         # A running fine-tune (calibration's or a training step) asks first; nothing is
         # stopped until the close is confirmed.
-        if dialog is not None and not dialog.confirm_close():
+        asking = not self._close_without_asking
+        if asking and dialog is not None and not dialog.confirm_close():
             event.ignore()
             return
-        if self.training_tab is not None and not self.training_tab.confirm_close():
-            event.ignore()
-            return
+        if self.training_tab is not None:
+            if not asking:
+                self.training_tab.shutdown()  # stops a running step (it saves first)
+            elif not self.training_tab.confirm_close():
+                event.ignore()
+                return
         dialog_stopped = dialog.shutdown(restart_live=False) if dialog is not None else True
         # Each stop has a timeout; a worker stuck in a system call cannot be stopped at
         # all, and then the app exits without waiting for it (see fasdesk.ui.app.run).
