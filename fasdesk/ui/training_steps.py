@@ -743,6 +743,25 @@ class TrainStep(StepPage):
         name = data.parent.name if data.name == "prepared" else data.name
         return work_dir(name) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
 
+    def _run_dir_for_new_run(self) -> Path | None:
+        """The Run folder the user gave; a fresh one (shown in the field) when it is empty
+        or one the tab made for an earlier run. A folder of the user's that holds a run's
+        checkpoints already is refused with a message (Resume continues that run)."""
+        chosen = self.run_dir.path()
+        made_here = chosen is not None and chosen.parent.name == "runs" and \
+            chosen.is_relative_to(data_dir() / "training")
+        if chosen is None or made_here:
+            run_dir = self._new_run_dir()
+            self.run_dir.set_text(run_dir)
+            return run_dir
+        if run_checkpoints(chosen) or (chosen / "best.pth").exists():
+            self.message.show_message(
+                "error", f"The Run folder {chosen} already holds a training run.",
+                ["Press Resume to continue it, or choose an empty folder (or clear the field "
+                 "for a new one under the fasdesk data folder) to start a new run."])
+            return None
+        return chosen
+
     def start(self, resume: bool) -> None:
         self.message.clear_message()
         data = self.data.path()
@@ -754,8 +773,9 @@ class TrainStep(StepPage):
             run_dir = self.run_dir.path()
             args = ["train", str(data), str(run_dir), "--resume", "auto"]
         else:
-            run_dir = self._new_run_dir()
-            self.run_dir.set_text(run_dir)
+            run_dir = self._run_dir_for_new_run()
+            if run_dir is None:
+                return
             args = ["train", str(data), str(run_dir), "--epochs", str(self.epochs.value()),
                     "--batch-size", str(self.batch.value()), "--lr", f"{self.lr.value():g}",
                     "--classes", str(self.classes.currentData())]
