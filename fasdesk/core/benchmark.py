@@ -39,6 +39,7 @@ from fasdesk.core.pipeline import Pipeline, build_pipeline
 
 REFERENCE_MODEL = "minifasnet-v2se-dynq"
 AGREEMENT_CROPS = 200
+REPEATS = 20
 FULL_RESOLUTION = 1 << 20  # a max_side no frame reaches: detect on the frame as it is
 MOSAIC_COLUMNS, MOSAIC_ROWS = 4, 2
 MOSAIC_CELL = (160, 240)  # width, height: each face ends up about 90 px wide
@@ -255,7 +256,8 @@ def _ratio(reference: float | None, value: float | None) -> float | None:
 
 
 def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_images: int = FOLDER_IMAGES,
-        log: Callable[[str], None] = lambda message: None) -> dict:
+        log: Callable[[str], None] = lambda message: None,
+        agreement_crops: int = AGREEMENT_CROPS) -> dict:
     """Run every measurement; returns the report (see format_report)."""
     from fasdesk.core.batch import classify_paths
 
@@ -310,7 +312,7 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     per_face["speedup_vs_dynq"] = _ratio(per_face["dynq"], per_face["default"])
     report["liveness_batch1_ms"] = per_face
 
-    log(f"verdict agreement with fp32 on {AGREEMENT_CROPS} jittered face crops ...")
+    log(f"verdict agreement with fp32 on {agreement_crops} jittered face crops ...")
     photos, boxes = [], []
     for frame in frames[:8]:
         photo = decode_image(frame.jpeg)
@@ -319,7 +321,7 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
             photos.append(photo)
             boxes.append(max(faces, key=lambda d: d.box[2] * d.box[3]).box)
     if photos:
-        crops = jittered_crops(photos, boxes, AGREEMENT_CROPS, size=engine.input_size)
+        crops = jittered_crops(photos, boxes, agreement_crops, size=engine.input_size)
         report["agreement_vs_fp32"] = agreement(registry.resolve(registry.DEFAULT_LIVENESS),
                                                 engine, crops)
 
