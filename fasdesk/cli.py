@@ -133,7 +133,8 @@ def add_bench_parser(sub) -> None:
                                    "liveness per face and folder throughput, for the default "
                                    "configuration and upstream's (full-resolution detection, "
                                    "quantized model: 'fasdesk models pull minifasnet-v2se-dynq' "
-                                   "gets it), in one process, with the ratios. "
+                                   "gets it; without it the fp32 model stands in), in one "
+                                   "process, with the ratios. "
                                    "It takes about 2 minutes on a 2-core laptop (more on a busy "
                                    "machine); --quick takes about 15 seconds.")
     p.add_argument("--json", action="store_true", help="the report as JSON")
