@@ -36,6 +36,12 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_gui(args: argparse.Namespace) -> int:
+    from fasdesk.core.diagnostics.doctor import gui_start_problem
+
+    problem = gui_start_problem()  # before Qt, which aborts the process instead
+    if problem:
+        print(f"fasdesk: {problem}", file=sys.stderr)
+        return 1
     # Imported here so the subcommands never load Qt.
     from fasdesk.ui.app import run
 
@@ -119,20 +125,31 @@ def _perf(name: str):
 
 
 def add_bench_parser(sub) -> None:
+    from fasdesk.perf import QUICK
+
     p = sub.add_parser("bench", help="measure the pipeline against the reference configuration",
                        description="Per-stage median latency (decode, detect, crop+preprocess, "
                                    "liveness), frames per second, 1 and 8 faces per frame, "
                                    "liveness per face and folder throughput, for the default "
                                    "configuration and upstream's (full-resolution detection, "
-                                   "quantized model), in one process, with the ratios.")
+                                   "quantized model: 'fasdesk models pull minifasnet-v2se-dynq' "
+                                   "gets it; without it the fp32 model stands in), in one "
+                                   "process, with the ratios. "
+                                   "It takes about 2 minutes on a 2-core laptop (more on a busy "
+                                   "machine); --quick takes about 15 seconds.")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.add_argument("--source", metavar="FILE|DIR",
                    help="images (file or folder) or a video to use as frames "
                         "(default: the sample photos)")
-    p.add_argument("--repeats", type=int, default=20, metavar="N",
+    p.add_argument("--repeats", type=int, default=None, metavar="N",
                    help="rounds over the frames per configuration (default 20)")
-    p.add_argument("--folder-images", type=int, default=200, metavar="N",
+    p.add_argument("--folder-images", type=int, default=None, metavar="N",
                    help="photos in the folder-classification test; 0 skips it (default 200)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a rough version in about 15 seconds: {QUICK['repeats']} rounds, "
+                        f"{QUICK['folder_images']} folder photos, {QUICK['agreement_crops']} "
+                        f"agreement crops (noisier figures; --repeats and --folder-images "
+                        f"still apply when given)")
     p.set_defaults(func=_perf("bench"))
 
 

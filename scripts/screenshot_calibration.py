@@ -1,8 +1,8 @@
 """Screenshots of every step of Calibrate... and of the profiles dialog, with real content.
 
-    FASDESK_MODELS_DIR=../shared/models python scripts/screenshot_calibration.py [OUT_DIR] [--docs]
+    python scripts/screenshot_calibration.py [OUT_DIR] [--docs]
 
-Makes two recordings from the shared samples (tests/calibration_media.py): the live photo
+Makes two recordings from the sample photos (tests/calibration_media.py): the live photo
 moving in front of the camera, and the same face filmed off a phone screen (blur, gamma,
 drifting moire, colour cast), which the shipped model takes for real. Then it drives the
 dialog like a user: setup, the real stage, the attack, the report, a fine-tune with the

@@ -1,8 +1,8 @@
 """Screenshots of the Images tab with real content, for eyeballing and the README.
 
-    FASDESK_MODELS_DIR=../shared/models python scripts/screenshot_images_tab.py [OUT_DIR]
+    python scripts/screenshot_images_tab.py [OUT_DIR]
 
-Classifies the shared samples plus a few unreadable files, then saves: the empty tab,
+Classifies the sample photos plus a few unreadable files, then saves: the empty tab,
 the progress bar mid-batch, the results with a selected preview, an error row selected,
 and the banner shown when the model cannot be loaded.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared")) / "samples"
+SAMPLES = ROOT / "samples"
 NAMES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
 
 

@@ -1,9 +1,9 @@
 """Screenshots of the whole window with real content: Live, Images and Training tabs.
 
-    FASDESK_MODELS_DIR=../shared/models python scripts/screenshot_main_window.py [OUT_DIR] [--docs]
+    python scripts/screenshot_main_window.py [OUT_DIR] [--docs]
                                                   [--screen WIDTHxHEIGHT]
 
-Live runs on a looping video of the shared samples (a live face, then two recaptured
+Live runs on a looping video of the sample photos (a live face, then two recaptured
 ones) through the real models; the Live shot is taken on a confirmed real frame, once
 with the Collect panel collapsed and once open. The Images tab classifies the samples
 plus a text file named .jpg and shows the live photo selected. The Training tab is shot
@@ -32,9 +32,8 @@ if SCREEN:
     os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_config}"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
+SHARED = ROOT  # samples/ and models/ come with the project
 SAMPLES = SHARED / "samples"
-os.environ.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 SIZE = (1100, 680)  # the README's screenshots

@@ -1,9 +1,9 @@
 """Screenshots of the Training tab and Collect mode with real content, for eyeballing and
 the README.
 
-    FASDESK_MODELS_DIR=../shared/models python scripts/screenshot_training_tab.py [OUT_DIR] [--docs]
+    python scripts/screenshot_training_tab.py [OUT_DIR] [--docs]
 
-Builds a small synthetic dataset from the shared samples (tests/training_synth.py: jittered
+Builds a small synthetic dataset from the sample photos (tests/training_synth.py: jittered
 photos as "real", simulated screen recaptures as "replay"; a third of the recaptures are
 faint, so the model has something to get wrong), then drives every step with the real
 backend: dataset, prepare (one corrupt file is skipped), train (4 epochs from the

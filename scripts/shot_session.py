@@ -7,13 +7,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
+SHARED = ROOT  # samples/ and models/ come with the project
 
 
 def start(argv: list[str], name: str) -> tuple[Path, bool, Path]:
     """(output folder, whether --docs was given, scratch folder) for a script run; points
-    the user data and config folders into the scratch folder and the models at
-    ../shared/models unless FASDESK_MODELS_DIR says otherwise. Call before importing fasdesk."""
+    the user data and config folders into the scratch folder. Call before importing fasdesk."""
     docs = "--docs" in argv
     args = [a for a in argv if a != "--docs"]
     out = Path(args[0] if args else "screenshots").resolve()
@@ -21,5 +20,4 @@ def start(argv: list[str], name: str) -> tuple[Path, bool, Path]:
     work = Path(tempfile.mkdtemp(prefix=f"fasdesk-{name}-shots-"))
     os.environ["XDG_DATA_HOME"] = str(work / "data")
     os.environ["XDG_CONFIG_HOME"] = str(work / "config")
-    os.environ.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
     return out, docs, work

@@ -1,7 +1,7 @@
 """Whole-process `fasdesk classify FOLDER --json` against the reference loop.
 
 Both sides are timed as whole processes, start-up included, on the same folder of
-one-face 640x480 JPEG frames (made from the shared samples: each photo scaled into a
+one-face 640x480 JPEG frames (made from the sample photos: each photo scaled into a
 landscape frame at a different place and brightness):
 
 - fasdesk: `fasdesk classify FOLDER --json`, each run with brand-new user folders
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", HERE.parents[1] / "shared"))
+SHARED = HERE.parent  # samples/ and models/ come with the project
 NAMES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
 FRAME_W, FRAME_H = 640, 480
 
@@ -129,7 +129,6 @@ def main(argv=None) -> int:
         folder = work / "frames"
         make_frames(folder, args.frames)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
-        base_env.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
         runs = []
         load_before = os.getloadavg()
         for run in range(args.runs):

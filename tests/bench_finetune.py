@@ -1,6 +1,6 @@
 """Fine-tuning stability table: `python tests/bench_finetune.py WORKDIR [--rows B:LR ...]`.
 
-Re-runs issue 12's table with the same kind of data: the three shared sample photos,
+Re-runs issue 12's table with the same kind of data: the three sample photos,
 jittered, as "real", and simulated screen recaptures of them (moire, display gamma, blur,
 colour cast; tests/training_synth.py) as "spoof", at 128x128 so the shipped
 `best_model.pth` can start from them. 144 images per class give 230 training and 58
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from training_synth import make_folders, of_kind, run_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
+SHARED = ROOT  # samples/ and models/ come with the project
 DEFAULT_ROWS = ["16:0.003", "16:0.01", "16:0.03", "32:0.003", "32:0.01", "32:0.03",
                 "64:0.003", "64:0.01", "64:0.03"]
 

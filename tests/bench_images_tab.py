@@ -2,7 +2,7 @@
 
 Same heartbeat as bench_ui_responsiveness.py (a 10 ms QTimer on the UI thread; jitter is
 how late each beat comes), first with the tab idle, then while it classifies a folder of
-copies of the shared samples. Throughput is compared with `core.batch.classify_paths` on
+copies of the sample photos. Throughput is compared with `core.batch.classify_paths` on
 the same folder in the same process (no UI), so the ratio shows the tab's overhead.
 Repeated `--reps` times; medians reported.
 

@@ -3,7 +3,7 @@
     python tests/bench_train_speed.py WORKDIR [--repeats 3] [--frames 1600] [--threads 1]
         [--variant='--init' ...]
 
-Builds (once, in WORKDIR) a prepared set of FRAMES 128x128 crops: the shared sample photos,
+Builds (once, in WORKDIR) a prepared set of FRAMES 128x128 crops: the sample photos,
 jittered, as real, and simulated screen recaptures as spoof (tests/training_synth.py).
 Then runs, one after the other and REPEATS times in turn (so both see the same machine
 load), whole processes from interpreter start to exit, one epoch each at batch 32 on the
@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
+SHARED = ROOT  # samples/ and models/ come with the project
 
 
 # -- the upstream-style baseline (runs in its own process) ---------------------------------

@@ -2,7 +2,7 @@
 
 A 10 ms QTimer on the UI thread records when it actually fires; jitter is how late each
 beat comes. First a baseline with the window idle, then the same with the Live tab
-running the real pipeline on a video of the shared samples (played unpaced, so the worker
+running the real pipeline on a video of the sample photos (played unpaced, so the worker
 is busy all the time). Target: p99 jitter <= 50 ms while live runs.
 
     python tests/bench_ui_responsiveness.py [--seconds 10] [--json]
@@ -21,8 +21,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", HERE.parents[0].parent / "shared"))
-os.environ.setdefault("FASDESK_MODELS_DIR", str(SHARED / "models"))
+SHARED = HERE.parent  # samples/ and models/ come with the project
 
 from livevideo import write_video  # noqa: E402
 

@@ -1,8 +1,10 @@
-"""Shared test fixtures: the real models and samples from ../shared.
+"""Shared test fixtures: the real models and samples that come with the project.
 
-Tests never mock the models: they use the reference copies that CI lays out in
-../shared (found through FASDESK_MODELS_DIR). Without them a test is skipped, unless
-FASDESK_REQUIRE_MODELS=1 (CI), where a missing model is a failure.
+Tests never mock the models: they use the bundled defaults in models/ and the sample
+photos in samples/ (or $FASDESK_MODELS_DIR first, when set). Upstream's quantized model
+is not bundled: the tests that compare against it look for it in $FASDESK_MODELS_DIR and
+../shared/models and are skipped without it. A missing bundled model or sample is a
+skip, unless FASDESK_REQUIRE_MODELS=1 (CI), where it is a failure.
 """
 from __future__ import annotations
 
@@ -15,15 +17,30 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
-SAMPLES_DIR = SHARED / "samples"
+BUNDLED_MODELS = PROJECT_ROOT / "models"
+SAMPLES_DIR = PROJECT_ROOT / "samples"
 SAMPLE_NAMES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
+# Optional extra data beside the clone (read-only when present; never required).
+SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+QUANTIZED = "best_model_quantized.onnx"
+
+
+def _extra_models_dir() -> Path | None:
+    """The folder tests put first in the model search: $FASDESK_MODELS_DIR, else
+    ../shared/models when it holds the quantized model; None: the bundled models only."""
+    env = os.environ.get("FASDESK_MODELS_DIR")
+    if env:
+        # Absolute, so subprocesses that run elsewhere (the packaging build) find it too.
+        return Path(env).resolve()
+    shared = SHARED / "models"
+    return shared.resolve() if (shared / QUANTIZED).is_file() else None
+
+
+EXTRA_MODELS = _extra_models_dir()
 
 
 def _models_dir() -> Path:
-    env = os.environ.get("FASDESK_MODELS_DIR")
-    # Absolute, so subprocesses that run elsewhere (the packaging build) find it too.
-    return Path(env).resolve() if env else SHARED / "models"
+    return EXTRA_MODELS or BUNDLED_MODELS
 
 
 def require_file(path: Path) -> Path:
@@ -54,7 +71,10 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    monkeypatch.setenv("FASDESK_MODELS_DIR", str(_models_dir()))
+    if EXTRA_MODELS is not None:
+        monkeypatch.setenv("FASDESK_MODELS_DIR", str(EXTRA_MODELS))
+    else:
+        monkeypatch.delenv("FASDESK_MODELS_DIR", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +89,11 @@ def fp32_model() -> Path:
 
 @pytest.fixture(scope="session")
 def quantized_model() -> Path:
-    return require_file(_models_dir() / "best_model_quantized.onnx")
+    path = _models_dir() / QUANTIZED
+    if not path.is_file():  # not bundled, so never required
+        pytest.skip(f"{QUANTIZED} (not bundled) not found in $FASDESK_MODELS_DIR or "
+                    f"{SHARED / 'models'}")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -105,10 +129,23 @@ def _shared_listing() -> dict[str, tuple[int, int]]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _shared_stays_untouched():
-    """../shared is read-only by contract; as root the permission bits don't stop a
+    """../shared (when present) is read-only by contract; as root the permission bits don't stop a
     stray write (a report saved next to a model, say), so check it did not change."""
     before = _shared_listing()
     yield
     after = _shared_listing()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"tests wrote into {SHARED}: {changed}"
+
+
+@pytest.fixture
+def without_bundled_models(tmp_path_factory, monkeypatch) -> Path:
+    """This process's model search without the bundled models (a project folder holding
+    only the manifest), for tests of what happens when no model is found. Returns it."""
+    from fasdesk.core.models import registry
+
+    project = tmp_path_factory.mktemp("project")
+    (project / "models").mkdir()
+    (project / "models" / "manifest.json").write_bytes(registry.manifest_path().read_bytes())
+    monkeypatch.setattr(registry, "app_root", lambda: project)
+    return project

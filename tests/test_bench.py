@@ -86,3 +86,43 @@ def test_bench_bad_source_is_one_line(tmp_path, capsys):
     empty.write_text("not a video")
     assert main(["bench", "--source", str(empty), "--repeats", "1"]) == 1
     assert "no images or video frames" in capsys.readouterr().err
+
+
+def test_bench_help_says_how_long_and_quick_is_the_short_version(capsys, detector_model,
+                                                                 fp32_model):
+    from fasdesk.perf import QUICK
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "It takes about 2 minutes on a 2-core laptop" in help_text
+    assert "without it the fp32 model stands in" in help_text
+    assert "--quick takes about 15 seconds" in help_text
+    assert main(["bench", "--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["repeats"] == QUICK["repeats"]
+    assert report["folder"]["images"] == QUICK["folder_images"]
+    assert report["agreement_vs_fp32"]["crops"] == QUICK["agreement_crops"]
+    # Numbers given still count.
+    assert main(["bench", "--quick", "--json", "--repeats", "1", "--folder-images", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["repeats"] == 1 and "folder" not in report
+
+
+def test_bench_without_the_quantized_model_uses_fp32_as_the_reference(
+        capsys, monkeypatch, tmp_path, fp32_model, detector_model, without_bundled_models):
+    import shutil
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for model in (fp32_model, detector_model):
+        shutil.copy(model, folder)
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
+    assert main(["bench", "--quick", "--json", "--repeats", "1", "--folder-images", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["reference_config"]["model"] == "best_model.onnx"
+    assert "fasdesk models pull minifasnet-v2se-dynq" in report["reference_config"]["note"]
+    assert "dynq" not in report["liveness_batch1_ms"]
+    assert report["frames"]["same_verdicts"] is True
+    assert main(["bench", "--quick", "--repeats", "1", "--folder-images", "0"]) == 0
+    assert "the reference runs the fp32 model unoptimized" in capsys.readouterr().out

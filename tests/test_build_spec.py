@@ -51,7 +51,7 @@ def run_spec(project: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_spec_finds_models_where_the_app_does(tmp_path, fp32_model, detector_model,
-                                              quantized_model):
+                                              checkpoint):
     project = fresh_project(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != registry.MODELS_DIR_ENV}
 
@@ -66,7 +66,7 @@ def test_spec_finds_models_where_the_app_does(tmp_path, fp32_model, detector_mod
 
     # Where 'fasdesk models pull' puts them (the user data folder): found and bundled.
     user_models_dir().mkdir(parents=True)
-    for model in (fp32_model, detector_model):
+    for model in (fp32_model, detector_model, checkpoint):
         shutil.copy(model, user_models_dir())
     done = run_spec(project, env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -74,12 +74,13 @@ def test_spec_finds_models_where_the_app_does(tmp_path, fp32_model, detector_mod
     assert Path(bundled["fasdesk"]).is_relative_to(project)  # the copy's code ran, not ours
     assert bundled["models"] == [str(project / "models" / "manifest.json"),
                        str(user_models_dir() / "best_model.onnx"),
-                       str(user_models_dir() / "detector.onnx")]
+                       str(user_models_dir() / "detector.onnx"),
+                       str(user_models_dir() / "best_model.pth")]
 
     # $FASDESK_MODELS_DIR comes first, as in the app; a damaged file there stops the build.
     folder = tmp_path / "env-models"
     folder.mkdir()
-    shutil.copy(quantized_model, folder)
+    shutil.copy(fp32_model, folder)
     (folder / "detector.onnx").write_bytes(b"not the detector")
     done = run_spec(project, {**env, registry.MODELS_DIR_ENV: str(folder)})
     assert done.returncode != 0
@@ -89,5 +90,5 @@ def test_spec_finds_models_where_the_app_does(tmp_path, fp32_model, detector_mod
     done = run_spec(project, {**env, registry.MODELS_DIR_ENV: str(folder)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["models"][1:] == [
-        str(user_models_dir() / "best_model.onnx"), str(folder / "best_model_quantized.onnx"),
-        str(user_models_dir() / "detector.onnx")]
+        str(folder / "best_model.onnx"), str(user_models_dir() / "detector.onnx"),
+        str(user_models_dir() / "best_model.pth")]

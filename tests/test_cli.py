@@ -115,7 +115,7 @@ def _classify_json(path, capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_classify_refusals_are_one_line(tmp_path, samples_dir, capsys, monkeypatch):
+def test_classify_refusals_are_one_line(tmp_path, samples_dir, capsys, monkeypatch, request):
     def refused(args, *words):
         assert main(args) == 1
         captured = capsys.readouterr()
@@ -132,10 +132,11 @@ def test_classify_refusals_are_one_line(tmp_path, samples_dir, capsys, monkeypat
     refused(["classify", str(samples_dir), "--model", str(junk)], "cannot load", "junk.onnx")
     # No models anywhere: say how to get them.
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path / "empty"))
+    request.getfixturevalue("without_bundled_models")
     refused(["classify", str(samples_dir)], "fasdesk models pull")
 
 
-def test_models_list_json(capsys, models_dir, fp32_model, quantized_model, detector_model):
+def test_models_list_json(capsys, models_dir, fp32_model, detector_model):
     assert main(["models", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert all(list(row) == ["id", "kind", "path", "sha256", "default"] for row in rows)
@@ -150,15 +151,22 @@ def test_models_list_json(capsys, models_dir, fp32_model, quantized_model, detec
     assert "minifasnet-v2se" in capsys.readouterr().out
 
 
-def test_models_list_without_files(capsys, monkeypatch, tmp_path):
+def test_models_list_without_files(capsys, monkeypatch, tmp_path, without_bundled_models):
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path))
     assert main(["models", "list", "--json"]) == 0
     assert all(row["path"] is None for row in json.loads(capsys.readouterr().out))
 
 
-def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, detector_model):
+def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, detector_model,
+                       request):
+    from fasdesk.core.models import registry
+
     assert main(["models", "verify"]) == 0
-    assert capsys.readouterr().out.count(": ok (") == 3
+    out = capsys.readouterr().out
+    for model_id in ("minifasnet-v2se", "yunet-2023mar", "minifasnet-v2se-pth"):  # bundled
+        assert f"{model_id}: ok (" in out, model_id
+    assert out.count(": ok (") + out.count(": not found") == len(registry.load_manifest())
+    request.getfixturevalue("without_bundled_models")
     bad = tmp_path / "bad"
     bad.mkdir()
     data = bytearray(detector_model.read_bytes())

@@ -701,3 +701,45 @@ def test_window_starts_when_the_training_tab_cannot_load(make_window, qtbot, mon
     qtbot.waitUntil(lambda: window.images_tab.model.rowCount() == 3
                     and not window.images_tab.is_running(), timeout=TIMEOUT_MS)
     assert window.close()
+
+
+@pytest.mark.parametrize("cameras", [[], ["a camera"]])
+def test_started_without_a_source_and_no_camera_runs_on_the_sample_photos(
+        make_window, qtbot, monkeypatch, fp32_model, detector_model, cameras):
+    from fasdesk.core.io.paths import samples_dir
+    from fasdesk.core.live.sources import CameraInfo
+    from fasdesk.ui import live_tab
+
+    found = [CameraInfo(0, "Test camera")] if cameras else []
+    monkeypatch.setattr(live_tab, "probe_cameras", lambda: found)
+    window = make_window(settings=Settings(), save=False, demo_if_no_camera=True)
+    qtbot.waitUntil(lambda: window.live_tab.cameras == found and (
+        window.live_tab.running or bool(found)), timeout=TIMEOUT_MS)
+    if found:  # a camera: nothing starts by itself, the user picks
+        qtbot.wait(200)
+        assert window.live_tab.spec is None and not window.notice.isVisible()
+        return
+    assert window.live_tab.spec == SourceSpec.parse(str(samples_dir()))
+    assert "No camera found: running on the sample photos" in window.notice.label.text()
+    frames = collect_frames(qtbot, window.live_tab, 3)
+    assert all(len(f.faces) == 1 for f in frames)
+    window.grab().save("/tmp/fasdesk-demo.png")
+
+
+def test_quit_after_closes_the_window_even_with_a_modal_dialog_open(make_window, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QFileDialog
+
+    from fasdesk.ui.app import quit_after
+
+    window = make_window(settings=Settings(), save=False)
+    quitted = []
+    seen = []
+    quit_after(window, 0.5, then=lambda: quitted.append(True))
+    QTimer.singleShot(300, lambda: seen.append(QApplication.activeModalWidget()))
+    action = next(a for a in window.menuBar().actions()[0].menu().actions()
+                  if a.text() == "Open folder...")
+    action.trigger()  # a modal folder dialog: returns once the quit timer dismissed it
+    assert isinstance(seen[0], QFileDialog)
+    qtbot.waitUntil(lambda: quitted == [True], timeout=TIMEOUT_MS)
+    assert not window.isVisible()

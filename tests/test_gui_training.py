@@ -622,3 +622,33 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
         assert same == expect_same, model
     # The next export offers a name of its own.
     assert export.name.text() == "office-cam-2"
+
+
+def test_train_start_uses_the_run_folder_given(qtbot, tab, dataset, tmp_path):
+    """A Run folder typed or picked is where Start trains (not replaced by a new one); one
+    that holds a run already is refused with a message; an empty field gets a new folder."""
+    prepared = tmp_path / "prepared"
+    tab.prepare.source.set_text(dataset)
+    tab.prepare.out.set_text(prepared)
+    assert _run(qtbot, tab, tab.prepare.start_button)[0]
+    train = tab.train
+    train.set_data(prepared)
+    train.epochs.setValue(1)
+    train.batch.setValue(4)
+    mine = tmp_path / "my run"
+    train.run_dir.set_text(mine)
+    ok, message = _run(qtbot, tab, train.start_button)
+    assert ok, message
+    assert train.run_dir.path() == mine and (mine / "best.pth").is_file()
+    # Again into the same folder: it holds that run, so nothing starts and nothing is lost.
+    best = (mine / "best.pth").stat().st_mtime_ns
+    train.start_button.click()
+    assert not tab.run.running
+    assert "already holds a training run" in train.message.text()
+    assert (mine / "best.pth").stat().st_mtime_ns == best
+    # An empty field: a new folder under the user data folder, shown in the field.
+    train.run_dir.set_text("")
+    with qtbot.waitSignal(tab.run.finished, timeout=RUN_TIMEOUT_MS):
+        train.start_button.click()
+        made = train.run_dir.path()
+        assert made is not None and made.parent.name == "runs" and made != mine

@@ -218,9 +218,20 @@ def _events(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
+def _bundled_checkpoint(run_app, app) -> Path:
+    """The pretrained checkpoint inside the bundle, where the app finds it (the Train step's
+    "Start from the pretrained model" and calibration's fine-tune start from this file)."""
+    done = run_app("models", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["id"]: row for row in json.loads(done.stdout)}
+    path = Path(rows["minifasnet-v2se-pth"]["path"]).resolve()
+    assert path.is_relative_to(app.parent.resolve()) and path.name == "best_model.pth"
+    return path
+
+
 @pytest.mark.slow
 def test_packaged_backend_prep_train_export_eval(run_app, app, samples_dir, tmp_path,
-                                                 checkpoint, monkeypatch):
+                                                 monkeypatch):
     # The command the Training tab would start inside the packaged app.
     with monkeypatch.context() as frozen:
         frozen.setattr(sys, "frozen", True, raising=False)
@@ -233,7 +244,7 @@ def test_packaged_backend_prep_train_export_eval(run_app, app, samples_dir, tmp_
     steps = [
         ("prep", source, prepared, "--workers", 2),  # a multiprocessing pool in the frozen app
         ("train", prepared, run_dir, "--epochs", 1, "--batch-size", 4, "--device", "cpu",
-         "--init", checkpoint),
+         "--init", _bundled_checkpoint(run_app, app)),
         ("export", run_dir / "best.pth", onnx_out, "--int8", "--calibration", prepared),
         ("eval", prepared, onnx_out, "--out", report),
     ]
@@ -259,3 +270,27 @@ def test_packaged_backend_prep_train_export_eval(run_app, app, samples_dir, tmp_
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(results) == 3
     assert all(0.0 <= r["faces"][0]["p_real"] <= 1.0 for r in results)
+
+
+@pytest.mark.slow
+def test_packaged_calibration_fine_tunes_from_the_bundled_model(run_app, app, samples_dir,
+                                                                tmp_path):
+    """`calibrate --fine-tune` in the packaged app: recordings of a real face and of a phone
+    replay, then prep, train --init (the bundle's checkpoint) and export through the app's
+    own backend mode, and a profile with the fine-tuned model."""
+    from calibration_media import write_recording
+
+    _bundled_checkpoint(run_app, app)
+    real = write_recording(tmp_path / "door.avi", samples_dir, 100)
+    phone = write_recording(tmp_path / "phone.avi", samples_dir, 100, attack=True)
+    home = tmp_path / "home"
+    done = run_app("calibrate", "--real", real, "--attack", f"replay={phone}", "--every", 1,
+                   "--fine-tune", "--epochs", 1, "--profile", "frozen door", "--json",
+                   timeout=1800,
+                   extra_env={"OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(home / "data"),
+                              "XDG_CONFIG_HOME": str(home / "config")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["after"] is not None and result["fine_tuned_model"], result.keys()
+    tuned = Path(result["fine_tuned_model"]["path"])
+    assert tuned.is_file() and tuned.is_relative_to(home)

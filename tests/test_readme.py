@@ -1,4 +1,4 @@
-"""README.md's commands work as written: each one is checked against the real parsers and
+"""The commands of README.md and docs/*.md work as written: each one is checked against the real parsers and
 files of this checkout, so a renamed flag or a moved script breaks this test, not a
 newcomer's first hour.
 
@@ -41,6 +41,8 @@ from training.cli import build_parser as training_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = [README] + sorted((ROOT / "docs").glob("*.md"))
+README_MAX_LINES = 150
 SHELLS = {"bash", "sh", "shell", "console", "powershell", "ps1", "pwsh", "bat", "cmd"}
 WINDOWS_SHELLS = {"powershell", "ps1", "pwsh", "bat", "cmd"}
 SEPARATORS = {"&&", "||", ";", "|"}
@@ -52,6 +54,7 @@ class Command:
     line: int
     strict: bool  # a command to copy (shell block) or a synopsis with placeholders
     windows: bool = False
+    file: str = "README.md"
 
 
 def readme_commands(text: str) -> list[Command]:
@@ -305,7 +308,16 @@ def split_synopsis(text: str) -> list[list[str]]:
 
 # ------------------------------------------------------------------------------ tests
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+def _all_commands() -> list[Command]:
+    found = []
+    for doc in DOCS:
+        for command in readme_commands(doc.read_text(encoding="utf-8")):
+            command.file = str(doc.relative_to(ROOT))
+            found.append(command)
+    return found
+
+
+COMMANDS = _all_commands()
 
 
 def test_readme_has_commands_to_check():
@@ -318,7 +330,7 @@ def test_readme_has_commands_to_check():
         assert words in synopsis, words
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: f"line{c.line}")
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: f"{c.file}:{c.line}")
 def test_readme_command(command):
     problems = []
     if command.strict:
@@ -327,7 +339,7 @@ def test_readme_command(command):
     else:
         for argv in split_synopsis(command.text):
             problems += loose_problems(argv)
-    assert not problems, f"README.md line {command.line}: {command.text}\n" + "\n".join(problems)
+    assert not problems, f"{command.file} line {command.line}: {command.text}\n" + "\n".join(problems)
 
 
 def test_checker_catches_what_breaks():
@@ -355,7 +367,7 @@ def test_checker_catches_what_breaks():
 
 def _install_line(tool: str) -> set[str]:
     lines = [c.text for c in COMMANDS if c.strict and re.search(rf"\b{tool} install\b", c.text)]
-    assert lines, f"README.md has no '{tool} install' line"
+    assert lines, f"README.md and docs/ have no '{tool} install' line"
     return {word for line in lines for word in line.split()}
 
 
@@ -365,3 +377,20 @@ def test_readme_lists_the_qt_system_packages():
     debian, fedora = _install_line("apt-get"), _install_line("dnf")
     assert {d for d, _ in xcb.values()} <= debian, {d for d, _ in xcb.values()} - debian
     assert {f for _, f in xcb.values()} <= fedora, {f for _, f in xcb.values()} - fedora
+
+
+def test_readme_is_short_and_starts_with_the_two_commands():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < README_MAX_LINES
+    first_screen = text.split("\n## ", 1)[0]
+    assert "![" in first_screen  # the screenshot
+    shell = [c.text for c in readme_commands(first_screen) if c.strict]
+    assert shell[:2] == ["python3 run.py", "bash .ci/run"]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
+def test_links_point_to_files_that_exist(doc):
+    text = doc.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    missing = [t for t in targets if "://" not in t and not (doc.parent / t).exists()]
+    assert not missing, f"{doc.name} links to missing files: {missing}"

@@ -16,6 +16,7 @@ from fasdesk.core.models import registry
 from fasdesk.core.models.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
                                    ProgressLine, download_model, model_url)
 from fasdesk.core.io.paths import user_models_dir
+from conftest import PROJECT_ROOT
 
 
 def _handler(models_dir: Path):
@@ -161,7 +162,7 @@ def test_progress_line_text():
     assert stream.text.endswith("\n")
 
 
-def test_models_pull_command(server, monkeypatch, tmp_path, capsys):
+def test_models_pull_command(server, monkeypatch, tmp_path, capsys, without_bundled_models):
     # Nothing found anywhere: pull downloads the defaults into the user models folder.
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv(URL_BASE_ENV, f"{server}/good")
@@ -183,7 +184,7 @@ def test_models_pull_command(server, monkeypatch, tmp_path, capsys):
     assert "unknown model" in capsys.readouterr().err
 
 
-def test_resolution_order(monkeypatch, tmp_path, fp32_model):
+def test_resolution_order(monkeypatch, tmp_path, fp32_model, without_bundled_models):
     first = tmp_path / "first"
     first.mkdir()
     user_models_dir().mkdir(parents=True)
@@ -201,15 +202,33 @@ def test_resolution_order(monkeypatch, tmp_path, fp32_model):
         registry.resolve(None, kind="detector")  # detector.onnx is nowhere here
 
 
-def test_manifest_matches_the_shared_files(models_dir, fp32_model, quantized_model,
-                                           detector_model):
+def test_manifest_matches_the_bundled_files(models_dir, fp32_model, detector_model):
     entries = {e.id: e for e in registry.load_manifest()}
-    assert {registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR} <= set(entries)
+    bundled = {i for i, e in entries.items() if e.extra.get("bundled")}
+    assert bundled == {registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR,
+                       registry.PRETRAINED_CHECKPOINT}
     for entry in entries.values():
-        path = models_dir / entry.file
+        assert entry.url.startswith("https://") and entry.license, entry.id
+        # The bundled ones in the project's models/; others where the tests find them.
+        path = (PROJECT_ROOT / "models" if entry.id in bundled else models_dir) / entry.file
+        if not path.is_file():
+            assert entry.id not in bundled
+            continue
         assert path.stat().st_size == entry.size, entry.id
         assert registry.sha256_of(path) == entry.sha256, entry.id
-        assert entry.url.startswith("https://") and entry.license
+
+
+def test_bundled_models_are_found_and_checked_by_default(monkeypatch):
+    monkeypatch.delenv("FASDESK_MODELS_DIR", raising=False)
+    models = PROJECT_ROOT / "models"
+    assert registry.resolve(None) == models / "best_model.onnx"
+    assert registry.resolve(None, kind="detector") == models / "detector.onnx"
+    assert registry.pretrained_checkpoint() == models / "best_model.pth"
+    # Its hash is checked like any model's: a damaged copy is not used.
+    bad = registry.ModelEntry.from_json({**registry.get_entry(
+        registry.PRETRAINED_CHECKPOINT).to_json(), "sha256": "0" * 64})
+    monkeypatch.setattr(registry, "get_entry", lambda model_id: bad)
+    assert registry.pretrained_checkpoint() is None
 
 
 def test_offline_pull_names_every_missing_file_and_the_offline_route(monkeypatch, tmp_path,

@@ -8,7 +8,7 @@ import sys
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialog
 
 from fasdesk import __version__
 from fasdesk.core.io.paths import resources_dir
@@ -68,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
     from fasdesk.ui.main_window import MainWindow
 
     settings, warning = load_settings()
-    window = MainWindow(settings, warning, source=getattr(args, "source", None))
+    source = getattr(args, "source", None)
+    window = MainWindow(settings, warning, source=source, demo_if_no_camera=source is None)
     if os.environ.get(FIRST_FRAME_ENV) == "1":
         _report_first_frame(window.live_tab)
     if getattr(args, "quit_after", None) is not None:
-        QTimer.singleShot(round(args.quit_after * 1000), window.close)
+        quit_after(window, args.quit_after, then=app.quit)
     window.show()
     status = app.exec()
     if window.stuck_workers:
@@ -83,6 +84,27 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def quit_after(window, seconds: float, then=None) -> None:
+    """Close `window` after `seconds`, whatever is open then: a modal question or file
+    dialog is dismissed (as with Cancel or Esc), and each one it leads to, until the window
+    can close; a running step is stopped without asking (MainWindow.close_now). `then` runs
+    once the window is closed (the app's quit, so a dialog left open keeps nothing alive)."""
+    def attempt() -> None:
+        modal = QApplication.activeModalWidget()
+        if modal is not None:
+            modal.reject() if isinstance(modal, QDialog) else modal.close()
+            # Again once that dialog's own event loop has returned to its caller.
+            QTimer.singleShot(50, attempt)
+            return
+        window.close_now()
+        if window.isVisible():
+            QTimer.singleShot(100, attempt)
+        elif then is not None:
+            then()
+
+    QTimer.singleShot(round(seconds * 1000), attempt)
 
 
 def _report_first_frame(live_tab) -> None:

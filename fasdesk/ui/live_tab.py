@@ -98,6 +98,7 @@ class LiveTab(QWidget):
     frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
     source_selected = Signal(object)  # a SourceSpec about to start (profiles apply here)
     calibrate_requested = Signal()
+    cameras_found = Signal(list)  # the camera probe's answer (CameraInfo list), once
 
     def __init__(self, settings: Settings, pipeline_factory: Callable[[], Pipeline], parent=None):
         super().__init__(parent)
@@ -267,6 +268,7 @@ class LiveTab(QWidget):
         self.cameras = cameras
         self.options.camera_names = {c.index: c.name for c in cameras}
         self._fill_sources(probing=False)
+        self.cameras_found.emit(cameras)
 
     def _on_source_activated(self, index: int) -> None:
         data = self.source_combo.itemData(index)

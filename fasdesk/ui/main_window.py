@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVB
 
 from fasdesk.core.models import registry
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
+from fasdesk.core.io.paths import samples_dir
 from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
 from fasdesk.core.inference.pipeline import build_pipeline
 from fasdesk.core.calibration.profiles import Profile, profile_for_source
@@ -70,13 +71,14 @@ def unavailable_tab(title: str, exc: BaseException) -> QLabel:
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, settings_warning: str | None = None,
-                 source: str | None = None, save: bool = True):
+                 source: str | None = None, save: bool = True, demo_if_no_camera: bool = False):
         super().__init__()
         if settings is None:
             settings, settings_warning = load_settings()
         self.settings = settings
         self._save_enabled = save
         self.stuck_workers = False  # set on close when a worker thread did not stop
+        self._close_without_asking = False  # close_now: a running step is stopped, not asked about
         self.setWindowTitle("fasdesk - face liveness")
         self.setAcceptDrops(True)
 
@@ -153,6 +155,20 @@ class MainWindow(QMainWindow):
         self.check_models()
         if source is not None:
             self.live_tab.start(SourceSpec.parse(source))
+        elif demo_if_no_camera:
+            self.live_tab.cameras_found.connect(self._demo_if_no_camera, Qt.SingleShotConnection)
+
+    def _demo_if_no_camera(self, cameras: list) -> None:
+        """Started without a source on a machine without a camera: run live on the sample
+        photos that come with fasdesk, and say so, rather than show an empty view."""
+        samples = samples_dir()
+        if cameras or self.live_tab.spec is not None or not samples.is_dir():
+            return
+        self.live_tab.start(SourceSpec.parse(str(samples)))
+        self.notice.show_message(
+            "No camera found: running on the sample photos that come with fasdesk (one real "
+            "face, two photos of photos). Pick a camera, video or image folder above.",
+            action=None, level="info")
 
     def place_on_screen(self, saved: str = "") -> None:
         """The saved geometry when it fits this screen, else the preferred size shrunk to
@@ -590,6 +606,12 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.show_status(f"Settings not saved: {exc}")
 
+    def close_now(self) -> None:
+        """Close without asking (for automation: --quit-after): a running training step or
+        fine-tune is stopped, as when the user confirms the close."""
+        self._close_without_asking = True
+        self.close()
+
     def closeEvent(self, event) -> None:
         # Settings first: whatever happens while the workers stop, they are kept.
         self.settings.geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
@@ -600,12 +622,16 @@ class MainWindow(QMainWindow):
         dialog = dialog if dialog is not None and shiboken6.isValid(dialog) else None
         # A running fine-tune (calibration's or a training step) asks first; nothing is
         # stopped until the close is confirmed.
-        if dialog is not None and not dialog.confirm_close():
+        asking = not self._close_without_asking
+        if asking and dialog is not None and not dialog.confirm_close():
             event.ignore()
             return
-        if self.training_tab is not None and not self.training_tab.confirm_close():
-            event.ignore()
-            return
+        if self.training_tab is not None:
+            if not asking:
+                self.training_tab.shutdown()  # stops a running step (it saves first)
+            elif not self.training_tab.confirm_close():
+                event.ignore()
+                return
         dialog_stopped = dialog.shutdown(restart_live=False) if dialog is not None else True
         # Each stop has a timeout; a worker stuck in a system call cannot be stopped at
         # all, and then the app exits without waiting for it (see fasdesk.ui.app.run).

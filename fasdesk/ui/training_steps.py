@@ -528,8 +528,8 @@ def cuda_present() -> bool:
 
 
 def pretrained_checkpoint() -> Path | None:
-    """The shipped model's training checkpoint (best_model.pth) if it is on this machine."""
-    return registry.find_file("best_model.pth")
+    """The shipped model's training checkpoint (best_model.pth), when present and intact."""
+    return registry.pretrained_checkpoint()
 
 
 def run_checkpoints(run_dir: Path | None) -> list[Path]:
@@ -580,7 +580,8 @@ class TrainStep(StepPage):
         self.pretrained.setChecked(True)
         checkpoint = pretrained_checkpoint()
         self.pretrained.setToolTip(str(checkpoint) if checkpoint else
-                                   "best_model.pth not found; set FASDESK_MODELS_DIR to its folder")
+                                   "best_model.pth missing or damaged; run 'fasdesk models pull "
+                                   "minifasnet-v2se-pth'")
         self.pretrained.toggled.connect(lambda _: self.apply_preset())
         self.freeze = QCheckBox("Keep the early layers (faster)")
         self.freeze.setToolTip("Fine-tuning only: every layer before the last, 8x8 stage "
@@ -743,6 +744,25 @@ class TrainStep(StepPage):
         name = data.parent.name if data.name == "prepared" else data.name
         return work_dir(name) / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
 
+    def _run_dir_for_new_run(self) -> Path | None:
+        """The Run folder the user gave; a fresh one (shown in the field) when it is empty
+        or one the tab made for an earlier run. A folder of the user's that holds a run's
+        checkpoints already is refused with a message (Resume continues that run)."""
+        chosen = self.run_dir.path()
+        made_here = chosen is not None and chosen.parent.name == "runs" and \
+            chosen.is_relative_to(data_dir() / "training")
+        if chosen is None or made_here:
+            run_dir = self._new_run_dir()
+            self.run_dir.set_text(run_dir)
+            return run_dir
+        if run_checkpoints(chosen) or (chosen / "best.pth").exists():
+            self.message.show_message(
+                "error", f"The Run folder {chosen} already holds a training run.",
+                ["Press Resume to continue it, or choose an empty folder (or clear the field "
+                 "for a new one under the fasdesk data folder) to start a new run."])
+            return None
+        return chosen
+
     def start(self, resume: bool) -> None:
         self.message.clear_message()
         data = self.data.path()
@@ -754,8 +774,9 @@ class TrainStep(StepPage):
             run_dir = self.run_dir.path()
             args = ["train", str(data), str(run_dir), "--resume", "auto"]
         else:
-            run_dir = self._new_run_dir()
-            self.run_dir.set_text(run_dir)
+            run_dir = self._run_dir_for_new_run()
+            if run_dir is None:
+                return
             args = ["train", str(data), str(run_dir), "--epochs", str(self.epochs.value()),
                     "--batch-size", str(self.batch.value()), "--lr", f"{self.lr.value():g}",
                     "--classes", str(self.classes.currentData())]
@@ -763,9 +784,9 @@ class TrainStep(StepPage):
                 checkpoint = pretrained_checkpoint()
                 if checkpoint is None:
                     self.message.show_message(
-                        "error", "The pretrained checkpoint best_model.pth is not on this "
-                        "machine.", ["Untick 'Start from the pretrained model' to train from "
-                                     "scratch, or set FASDESK_MODELS_DIR to the folder that has it."])
+                        "error", "The pretrained checkpoint best_model.pth is missing or "
+                        "damaged.", ["Untick 'Start from the pretrained model' to train from "
+                                     "scratch, or run 'fasdesk models pull minifasnet-v2se-pth'."])
                     return
                 args += ["--init", str(checkpoint),
                          "--freeze-early" if self.freeze.isChecked() else "--no-freeze-early"]

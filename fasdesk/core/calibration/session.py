@@ -541,7 +541,7 @@ def starting_checkpoint(model_path: Path) -> Path | None:
             return source
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    return registry.find_file("best_model.pth")
+    return registry.pretrained_checkpoint()
 
 
 def fine_tune_plan(session: Session, model_path: Path, name: str, epochs: int | None = None,
@@ -557,7 +557,8 @@ def fine_tune_plan(session: Session, model_path: Path, name: str, epochs: int | 
     checkpoint = starting_checkpoint(Path(model_path))
     if checkpoint is None:
         raise CalibrationError("no training checkpoint to fine-tune from (best_model.pth "
-                               "not found); set FASDESK_MODELS_DIR to the folder that has it")
+                               "missing or damaged); run 'fasdesk models pull "
+                               "minifasnet-v2se-pth'")
     work = session.root / "fine-tune"
     train_data = work / "train-data"
     if train_data.exists():

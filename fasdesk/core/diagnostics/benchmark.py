@@ -34,11 +34,12 @@ from fasdesk.core.inference.detector import FaceDetector
 from fasdesk.core.io.files import describe_path_problem, is_dir
 from fasdesk.core.io.imageio import decode_image, is_image_path, iter_image_files, read_image
 from fasdesk.core.inference.liveness import LivenessEngine
-from fasdesk.core.io.paths import app_root
+from fasdesk.core.io.paths import samples_dir
 from fasdesk.core.inference.pipeline import Pipeline, build_pipeline
 
 REFERENCE_MODEL = "minifasnet-v2se-dynq"
 AGREEMENT_CROPS = 200
+REPEATS = 20
 FULL_RESOLUTION = 1 << 20  # a max_side no frame reaches: detect on the frame as it is
 MOSAIC_COLUMNS, MOSAIC_ROWS = 4, 2
 MOSAIC_CELL = (160, 240)  # width, height: each face ends up about 90 px wide
@@ -65,10 +66,10 @@ def _encode(image: np.ndarray) -> bytes:
 
 
 def default_samples_dir() -> Path | None:
-    """The shared sample photos, when this checkout sits next to them."""
+    """$FASDESK_SAMPLES_DIR, else the sample photos that come with fasdesk."""
     env = os.environ.get("FASDESK_SAMPLES_DIR")
     candidates = [Path(env)] if env else []
-    candidates.append(app_root().parent / "shared" / "samples")
+    candidates.append(samples_dir())
     return next((c for c in candidates if c.is_dir()), None)
 
 
@@ -133,13 +134,29 @@ def mosaic(images: list[np.ndarray], detector: FaceDetector) -> np.ndarray:
     return canvas
 
 
+REFERENCE_MISSING = (f"upstream's quantized model is not here ('fasdesk models pull "
+                     f"{REFERENCE_MODEL}' gets it), so the reference runs the fp32 model "
+                     f"unoptimized")
+
+
+def reference_model() -> tuple[Path, str | None]:
+    """(model file, note): upstream's dynamically quantized model, or, where it was never
+    downloaded (it is not bundled), the fp32 model as plain onnxruntime runs it, with a
+    note saying so."""
+    try:
+        return registry.resolve(REFERENCE_MODEL), None
+    except registry.ModelIntegrityError:
+        raise
+    except registry.MissingModelError:
+        return registry.resolve(registry.DEFAULT_LIVENESS), REFERENCE_MISSING
+
+
 def reference_pipeline(threshold: float = 0.5) -> Pipeline:
     """Upstream's demo: cv2.FaceDetectorYN on the full-resolution frame, then the
-    dynamically quantized model."""
+    dynamically quantized model (see reference_model)."""
     detector = FaceDetector(registry.resolve(None, kind="detector"), max_side=FULL_RESOLUTION,
                             fine_side=0, backend="opencv")
-    return Pipeline(detector, LivenessEngine(registry.resolve(REFERENCE_MODEL), optimize=False),
-                    threshold)
+    return Pipeline(detector, LivenessEngine(reference_model()[0], optimize=False), threshold)
 
 
 class PlainSession:
@@ -255,7 +272,8 @@ def _ratio(reference: float | None, value: float | None) -> float | None:
 
 
 def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_images: int = FOLDER_IMAGES,
-        log: Callable[[str], None] = lambda message: None) -> dict:
+        log: Callable[[str], None] = lambda message: None,
+        agreement_crops: int = AGREEMENT_CROPS) -> dict:
     """Run every measurement; returns the report (see format_report)."""
     from fasdesk.core.images.batch import classify_paths
 
@@ -276,6 +294,7 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
                            "detector_backend": default_live.detector.backend,
                            "fine_side": default_live.detector.fine_side},
         "reference_config": {"model": reference.engine.model_path.name,
+                             "note": reference_model()[1],
                              "detect_max_side": "full resolution", "fine_side": 0,
                              "detector_backend": reference.detector.backend},
         "repeats": repeats,
@@ -299,7 +318,9 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
 
     log("liveness per face, batch 1 ...")
     fp32 = PlainSession(registry.resolve(registry.DEFAULT_LIVENESS))
-    engines = {"default": engine, "fp32": fp32, "dynq": reference.engine}
+    engines = {"default": engine, "fp32": fp32}
+    if reference_model()[1] is None:
+        engines["dynq"] = reference.engine
     image = decode_image(frames[0].jpeg)
     found = reference.detector.detect(image)
     box = tuple(int(v) for v in found[0].box) if found else (0, 0, image.shape[1], image.shape[0])
@@ -307,10 +328,10 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     per_face = per_face_ms(engines, crop, runs=max(20, 10 * repeats))
     per_face["default_model"] = engine.model_path.name
     per_face["speedup_vs_fp32"] = _ratio(per_face["fp32"], per_face["default"])
-    per_face["speedup_vs_dynq"] = _ratio(per_face["dynq"], per_face["default"])
+    per_face["speedup_vs_dynq"] = _ratio(per_face.get("dynq"), per_face["default"])
     report["liveness_batch1_ms"] = per_face
 
-    log(f"verdict agreement with fp32 on {AGREEMENT_CROPS} jittered face crops ...")
+    log(f"verdict agreement with fp32 on {agreement_crops} jittered face crops ...")
     photos, boxes = [], []
     for frame in frames[:8]:
         photo = decode_image(frame.jpeg)
@@ -319,7 +340,7 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
             photos.append(photo)
             boxes.append(max(faces, key=lambda d: d.box[2] * d.box[3]).box)
     if photos:
-        crops = jittered_crops(photos, boxes, AGREEMENT_CROPS, size=engine.input_size)
+        crops = jittered_crops(photos, boxes, agreement_crops, size=engine.input_size)
         report["agreement_vs_fp32"] = agreement(registry.resolve(registry.DEFAULT_LIVENESS),
                                                 engine, crops)
 
@@ -373,7 +394,8 @@ def format_report(r: dict) -> str:
              f"({r['default_config']['detector_backend']}) at max side "
              f"{r['default_config']['detect_max_side']}",
              f"           optimized: {r['default_config']['optimization']}",
-             f"reference: {r['reference_config']['model']}, YuNet (cv2.FaceDetectorYN) at full resolution",
+             f"reference: {r['reference_config']['model']}, YuNet (cv2.FaceDetectorYN) at full resolution"
+             + (f" ({r['reference_config']['note']})" if r["reference_config"].get("note") else ""),
              f"medians of {r['repeats']} rounds, configurations in alternating blocks"]
     for key, title in (("frames", f"{r['frames']['count']} frame(s) {r['frames']['size'][0]}x"
                                   f"{r['frames']['size'][1]}, 1 face"),
@@ -392,7 +414,7 @@ def format_report(r: dict) -> str:
     lv = r["liveness_batch1_ms"]
     lines.append(f"\nliveness per face, batch 1 (ms): default {_fmt(lv['default'])} "
                  f"({lv['default_model']}, as build_pipeline(live=True) runs it), fp32 in plain "
-                 f"onnxruntime {_fmt(lv['fp32'])}, dynq {_fmt(lv['dynq'])}; "
+                 f"onnxruntime {_fmt(lv['fp32'])}, dynq {_fmt(lv.get('dynq'))}; "
                  f"{_fmt(lv['speedup_vs_fp32'], 'x')} vs fp32")
     if "agreement_vs_fp32" in r:
         a = r["agreement_vs_fp32"]

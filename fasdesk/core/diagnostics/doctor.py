@@ -311,6 +311,105 @@ def qt_problem(qt: dict) -> str | None:
     return f"the GUI cannot start: {name} failed: {qt['error']}"
 
 
+# ------------------------------------------------------------------ before the GUI starts
+
+NO_WINDOW_HINT = ("start fasdesk in a desktop session (or over 'ssh -X'), or set "
+                  "QT_QPA_PLATFORM=offscreen to run it without a window (the command-line "
+                  "tools, e.g. 'fasdesk classify', need no display)")
+
+
+def _socket_answers(family, address, timeout: float = 2.0) -> bool:
+    import socket
+
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        return True
+    except OSError:
+        return False
+
+
+def x_server_answers(display: str) -> bool:
+    """Whether an X server listens at DISPLAY ("[host]:N[.screen]"); True when the value
+    is not one this check understands (Qt then decides)."""
+    import socket
+
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return True
+    if host in ("", "unix") or host.startswith("/"):
+        path = f"/tmp/.X11-unix/X{number}"
+        # Linux X servers also listen on the abstract socket of that name, which is what
+        # libxcb tries first (and the only one inside some sandboxes).
+        return ((sys.platform.startswith("linux")
+                 and _socket_answers(socket.AF_UNIX, "\0" + path))
+                or _socket_answers(socket.AF_UNIX, path))
+    return _socket_answers(socket.AF_INET, (host, 6000 + int(number)))
+
+
+def wayland_answers(name: str) -> bool:
+    import socket
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    path = name if os.path.isabs(name) else os.path.join(runtime, name)
+    return _socket_answers(socket.AF_UNIX, path)
+
+
+def qt_plugins_dir() -> Path | None:
+    """Qt's plugin folder inside PySide6 (in the packaged app, inside the bundle)."""
+    if is_frozen():
+        folder = Path(getattr(sys, "_MEIPASS", "")) / "PySide6" / "Qt" / "plugins"
+    else:
+        from importlib.util import find_spec
+
+        spec = find_spec("PySide6")
+        if spec is None or not spec.origin:
+            return None
+        folder = Path(spec.origin).parent / "Qt" / "plugins"
+    return folder if folder.is_dir() else None
+
+
+def gui_start_problem() -> str | None:
+    """Why the GUI cannot start on this Linux machine, checked in a few milliseconds before
+    Qt is loaded (Qt aborts the process with a misleading xcb-cursor hint instead): no
+    display, a display nobody answers at, or system libraries Qt's xcb plugin needs that
+    are not installed (named by their packages). None when nothing is known to be wrong;
+    always None off Linux and for platforms other than xcb and wayland."""
+    if not sys.platform.startswith("linux"):
+        return None
+    chosen = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip()
+    if chosen and not chosen.startswith(("xcb", "wayland")):
+        return None  # offscreen, vnc, eglfs, ...: no display server involved
+    display, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
+    if chosen.startswith("xcb"):
+        wayland = None
+    elif chosen.startswith("wayland"):
+        display = None
+    if not display and not wayland:
+        unset = ("DISPLAY is not set" if chosen.startswith("xcb") else
+                 "WAYLAND_DISPLAY is not set" if chosen else
+                 "neither DISPLAY nor WAYLAND_DISPLAY is set")
+        return f"the GUI cannot start: no display ({unset}); {NO_WINDOW_HINT}"
+    if wayland and wayland_answers(wayland):
+        return None
+    if display and not x_server_answers(display):
+        refused = f"no X server answers at DISPLAY={display}"
+        if wayland:
+            refused += f" nor a Wayland compositor at WAYLAND_DISPLAY={wayland}"
+        return f"the GUI cannot start: {refused}; {NO_WINDOW_HINT}"
+    if not display:
+        return (f"the GUI cannot start: no Wayland compositor answers at "
+                f"WAYLAND_DISPLAY={wayland}; {NO_WINDOW_HINT}")
+    plugins = qt_plugins_dir()
+    missing = missing_libraries(plugin_file(plugins / "platforms", "xcb")) if plugins else []
+    if missing:
+        return (f"the GUI cannot start: Qt's xcb platform plugin needs {', '.join(missing)}, "
+                f"not installed; {install_hint(missing)}")
+    return None
+
+
 def report(cameras: bool = True) -> dict:
     data = {"versions": versions(), "platform": platform.platform(),
             "executable": sys.executable}

@@ -9,12 +9,26 @@ import platformdirs
 APP_NAME = "fasdesk"
 
 
+# In an installed wheel the project's models/, resources/ and samples/ sit in this folder
+# of the package (setup.py copies them there); in a clone they sit beside the package.
+INSTALLED_DATA = "_data"
+
+
 def app_root() -> Path:
-    """The project root, or the unpacked bundle of the packaged app."""
+    """The folder that holds models/, resources/ and samples/: the project root of a
+    clone, the package's data folder when installed from a wheel, or the unpacked bundle
+    of the packaged app."""
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         return Path(bundle)
-    return Path(__file__).resolve().parents[3]  # fasdesk/core/io/paths.py -> project root
+    package = Path(sys.modules["fasdesk"].__file__).resolve().parent
+    installed = package / INSTALLED_DATA
+    return installed if installed.is_dir() else package.parent
+
+
+def samples_dir() -> Path:
+    """The sample photos that come with fasdesk (a first-run demo source)."""
+    return app_root() / "samples"
 
 
 def is_frozen() -> bool:

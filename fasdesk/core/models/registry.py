@@ -2,8 +2,9 @@
 
 `models/manifest.json` lists the models fasdesk knows (id, kind, file, url, sha256,
 size, license, input size). A model file is looked for, in order: an explicit path,
-$FASDESK_MODELS_DIR, the project's (or packaged app's) `models/`, and the user data
-dir's `models/`, where downloads and trained models go.
+$FASDESK_MODELS_DIR, the project's (installed package's, packaged app's) `models/`, which
+carries the defaults the manifest marks "bundled", and the user data dir's `models/`,
+where downloads and trained models go.
 
 A model chosen by its registry id is only used when its file matches the SHA-256 the
 manifest records for it (`resolve` refuses it otherwise). The hash of a file is computed
@@ -27,6 +28,7 @@ MODELS_DIR_ENV = "FASDESK_MODELS_DIR"
 REQUIRE_MODELS_ENV = "FASDESK_REQUIRE_MODELS"
 DEFAULT_LIVENESS = "minifasnet-v2se"
 DEFAULT_DETECTOR = "yunet-2023mar"
+PRETRAINED_CHECKPOINT = "minifasnet-v2se-pth"  # the default liveness model's weights
 
 
 class MissingModelError(Exception):
@@ -165,6 +167,15 @@ def resolve(model: str | os.PathLike | None, kind: str = "liveness", verify: boo
     if verify and entry.sha256:
         check_integrity(entry, path)
     return path
+
+
+def pretrained_checkpoint() -> Path | None:
+    """The training checkpoint of the default liveness model (fine-tuning starts from it),
+    checked against its SHA-256; None when it is missing or damaged."""
+    try:
+        return resolve(PRETRAINED_CHECKPOINT, kind="checkpoint")
+    except MissingModelError:
+        return None
 
 
 def check_integrity(entry: ModelEntry, path: Path) -> None:
