@@ -310,6 +310,13 @@ class AppState:
         if before["model"] != self.model:
             self.check_models()
 
+    def profile_renamed(self, old_name: str, renamed: Profile) -> None:
+        """A profile was renamed (same values): the active one keeps running under its
+        new name."""
+        if self.profile is not None and self.profile.name == old_name:
+            self.profile = renamed
+            self.profile_changed.emit(renamed)
+
     def profile_saved(self, profile: Profile, spec: SourceSpec | None,
                       camera_name: str | None = None) -> None:
         """A calibration saved `profile`: it applies at once when it is for the source
