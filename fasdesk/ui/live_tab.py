@@ -451,8 +451,3 @@ class LiveTab(QWidget):
         self.state.remember_folder("snapshot", path.parent)
         self.status_message.emit(f"Snapshot saved: {path}")
         return path
-
-    def shutdown(self) -> bool:
-        """Stop the live controller's thread; call before the window goes away. False
-        when it did not stop in time."""
-        return self.controller.shutdown()
