@@ -284,8 +284,8 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.setWindowTitle("Calibrate this camera")
         self.resize(1040, 700)
         self.settings = window.settings
-        self.model = window.settings.model or None
-        self.model_path = window.current_model_path()
+        self.model = window.state.model or None
+        self.model_path = window.state.model_path()
         self.session: C.Session | None = None
         self.stages: list[str] = []
         self.stage_index = 0
@@ -362,7 +362,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.target.setSuffix(" % of real faces rejected at most (BPCER)")
         self.target.setMaximumWidth(360)
         form.addRow("Target:", self.target)
-        model = self.window_._model_name()
+        model = self.window_.state.model_name()
         form.addRow("Model:", QLabel(f"{model}  ({self.model_path.name if self.model_path else 'not found'})"))
         layout.addLayout(form)
 
@@ -433,8 +433,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.record_title.setTextFormat(Qt.RichText)
         self.record_title.setWordWrap(True)
         layout.addWidget(self.record_title)
-        self.view = FrameView()
-        self.view.set_threshold(self.settings.threshold)
+        self.view = FrameView(self.window_.state)
         layout.addWidget(self.view, 1)
         self.countdown = QLabel()
         self.countdown.setObjectName("countdown")
@@ -680,7 +679,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
     def _pipeline_factory(self):
         if self.pipeline is not None:
             return lambda: self.pipeline
-        return self.window_._pipeline_factory(live=True)
+        return self.window_.state.pipeline_factory(live=True)
 
     def record(self) -> None:
         name, spec = self.stage
@@ -980,13 +979,13 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         camera_name = self.camera_names.get(int(real.target)) if real.kind == "camera" else None
         after = self.after if self.tuned_model is not None else None
         try:
-            model = C.model_summary(self.model or self.window_._model_name(), self.model_path)
+            model = C.model_summary(self.model or self.window_.state.model_name(), self.model_path)
             if after is not None and C.fine_tune_kept(self.before, after):
                 # The target may have changed since: the model keeps the profile's threshold.
                 C.finish_fine_tune(self.plan, after["threshold"], self.session)
             _, profile = C.conclude(self.session, source_of(real, camera_name), model,
                                     self.before, after, self.tuned_model if after else None,
-                                    name, self.settings.confirm_frames)
+                                    name, self.window_.state.confirm_frames)
             path = save_profile(profile)
         except (C.CalibrationError, ProfileError, OSError, ValueError) as exc:
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc

@@ -21,6 +21,8 @@ from fasdesk.core.live.loop import LiveFrame, LiveLoop
 from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.live.sources import IMAGE_FPS, Pacer, SourceError, SourceSpec, open_source
 from fasdesk.core.live.tracking import FaceTracker
+from fasdesk.core.io.errors import one_line
+from fasdesk.core.live.loop.mailbox import Mailbox
 
 
 @dataclass
@@ -35,11 +37,6 @@ class LiveOptions:
 
 # Nice value of the live worker thread on Linux: the UI thread keeps precedence.
 WORKER_NICE = 10
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class LiveWorker(QObject):
@@ -60,25 +57,16 @@ class LiveWorker(QObject):
         self._spec: SourceSpec | None = None
         self._pacer: Pacer | None = None
         self._timer: QTimer | None = None
-        self._lock = threading.Lock()
-        self._latest: LiveFrame | None = None
-        self._notified = False
+        self._mailbox = Mailbox()
         self.mirror = False  # read by the worker each frame; a bool write is atomic
 
     # -- mailbox (any thread) ---------------------------------------------------------
     def take(self) -> LiveFrame | None:
         """The newest frame not yet taken, or None."""
-        with self._lock:
-            frame, self._latest = self._latest, None
-            self._notified = False
-        return frame
+        return self._mailbox.take()
 
     def _publish(self, frame: LiveFrame) -> None:
-        with self._lock:
-            self._latest = frame
-            notify = not self._notified
-            self._notified = True
-        if notify:
+        if self._mailbox.put(frame):
             self.frame_ready.emit()
 
     # -- slots (worker thread) ----------------------------------------------------------
@@ -107,7 +95,7 @@ class LiveWorker(QObject):
             try:
                 self._loop.pipeline = self._build_pipeline()
             except Exception as exc:
-                self._fail(_one_line(exc))
+                self._fail(one_line(exc))
 
     def _build_pipeline(self) -> Pipeline:
         if self._pipeline is None:
@@ -128,7 +116,7 @@ class LiveWorker(QObject):
         try:
             pipeline = self._build_pipeline()
         except Exception as exc:  # missing or broken model: say so, keep the app alive
-            self.failed.emit(spec, f"Cannot start: {_one_line(exc)}")
+            self.failed.emit(spec, f"Cannot start: {one_line(exc)}")
             return
         try:
             source = open_source(spec, loop=options.loop, image_fps=options.image_fps,
@@ -186,7 +174,7 @@ class LiveWorker(QObject):
             self._fail(str(exc))
             return
         except Exception as exc:  # a frame the pipeline chokes on must not kill the app
-            self._fail(f"Live view stopped: {_one_line(exc)}")
+            self._fail(f"Live view stopped: {one_line(exc)}")
             return
         if frame is None:
             name = loop.source.name
