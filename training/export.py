@@ -43,6 +43,7 @@ from fasdesk.core.inference.quantize import MIN_AGREEMENT
 from fasdesk.core.models.registry import sha256_of
 from fasdesk.core.io.files import write_atomic
 from fasdesk.core.decision.thresholds import model_card_path
+from training import layout
 from training.events import Emitter
 from training.model import CheckpointError, load_model
 
@@ -161,7 +162,7 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
             gate["agreement"] = agreement
             em.metric(scope="export", **agreement)
             em.log(f"export: {gate['reason']}")
-            fp32_out = out.with_name(out.stem + ".fp32.onnx")
+            fp32_out = layout.fp32_twin(out)
             if gate["kept"]:
                 os.replace(fp32_tmp, fp32_out)
                 os.replace(int8_tmp, out)

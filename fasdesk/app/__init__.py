@@ -1,0 +1,1 @@
+"""The application layer: the use cases both front ends drive (no Qt)."""
