@@ -164,13 +164,14 @@ def read_card_or_empty(model_path: str | os.PathLike) -> ModelCard:
 def register_model_file(path: str | os.PathLike, model_id: str, *, source: str,
                         description: str, name: str | None = None,
                         threshold: float | None = None, threshold_note: dict | None = None,
-                        extra: dict | None = None):
+                        extra: dict | None = None, card: ModelCard | None = None):
     """Add the model file `path` to the user's model list under `model_id`.
 
     `name`: the file name it gets (the file and its card are renamed; the card's `file`
     follows). `threshold`: stored in the card (with `threshold_note`: where it came from)
     and in the entry. The entry records the input size and classes from the card, and
-    `source` and `extra` (e.g. the checkpoint) as the entry's own fields.
+    `source` and `extra` (e.g. the checkpoint) as the entry's own fields. `card`: what
+    describes a file that has no card of its own (an INT8 export's fp32 twin).
     Returns (entry, the file's final path). Raises CardError for a bad card, OSError
     when a file cannot be moved or written."""
     from fasdesk.core.io.paths import user_models_dir
@@ -179,6 +180,7 @@ def register_model_file(path: str | os.PathLike, model_id: str, *, source: str,
     path = Path(path)
     if not path.is_file():
         raise OSError(f"the model file was not written ({path})")
+    described_by = card
     card = ModelCard.read(path)
     old_card = model_card_path(path)
     if name is not None and name != path.name:
@@ -194,7 +196,7 @@ def register_model_file(path: str | os.PathLike, model_id: str, *, source: str,
         card.write(path)
         if model_card_path(path) != old_card:
             old_card.unlink(missing_ok=True)
-    card = card or ModelCard()
+    card = card or described_by or ModelCard()
     entry = registry.ModelEntry(
         id=model_id, kind="liveness",
         file=path.name if path.parent == user_models_dir() else str(path),
