@@ -17,7 +17,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMainWindow  # noqa: E402
 
-from fasdesk.core.inference.liveness import verdict  # noqa: E402
+from fasdesk.core.decision.verdict import verdict  # noqa: E402
 from fasdesk.ui.images_tab import ImagesTab, ResultsModel  # noqa: E402
 
 GOOD = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}

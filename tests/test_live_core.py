@@ -11,7 +11,8 @@ from fasdesk.core.inference.pipeline import FaceResult
 from fasdesk.core.io.settings import Settings, load_settings, save_settings
 from fasdesk.core.live.sources import (RECENT_SOURCES, Pacer, SourceError, SourceSpec, VideoFileSource,
                                   add_recent, open_source, probe_cameras)
-from fasdesk.core.live.tracking import FaceTracker, iou, is_confirmed
+from fasdesk.core.decision.verdict import is_confirmed
+from fasdesk.core.live.tracking import FaceTracker, iou
 
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video
 

@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.errors import one_line
 
 INPUT_SIZE = 128
 EMBEDDING_SIZE = 128
@@ -327,7 +328,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             f"{unsafe.group(1)}, which could run code when loaded); use a checkpoint written "
             "by 'python -m training train' or a plain state dict") from None
     except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(exc)}") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model_state_dict"), dict):
         raise CheckpointError(f"{path}: not a MiniFAS checkpoint (no model_state_dict)")
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor)

@@ -38,6 +38,7 @@ from fasdesk.core.io.files import write_atomic
 from fasdesk.core.io.imageio import ImageReadError, read_image
 from training.layout import LABELS as LABELS_FILE, MANIFEST as MANIFEST_FILE
 from training.events import Emitter, ProgressLine, eta
+from fasdesk.core.io.errors import one_line
 
 MANIFEST_FORMAT = 1
 CROPS_DIR = "crops"
@@ -83,8 +84,7 @@ def crop_one(job: tuple) -> tuple[int, str | None]:
     except MemoryError:
         return job[0], "failed: not enough memory for this image"
     except Exception as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
+        first = one_line(exc)
         return job[0], f"failed: {first}"
 
 

@@ -44,6 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.files import write_atomic
 from training import data as D
 from training import layout
@@ -335,7 +336,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
             optimizer.load_state_dict(ckpt["optimizer_state_dict"])
         except (ValueError, KeyError, RuntimeError) as exc:
             raise TrainError(f"--resume {resume_path}: its optimiser state does not fit this "
-                             f"run ({str(exc).splitlines()[0]})") from None
+                             f"run ({one_line(exc)})") from None
         if scaler.is_enabled() and ckpt.get("scaler_state_dict"):
             scaler.load_state_dict(ckpt["scaler_state_dict"])
         start_epoch, start_step = int(ckpt["epoch"]), int(ckpt.get("step") or 0)

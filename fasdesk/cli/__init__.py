@@ -41,7 +41,7 @@ def _command(name: str):
 
 
 def add_classify_parser(sub) -> None:
-    from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD
+    from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
     p = sub.add_parser("classify", help="classify image files and folders (recursively)",
                        description="Classify faces in images as real or spoof. Exit status: "

@@ -24,8 +24,9 @@ from fasdesk.core.images import report
 from fasdesk.core.images.batch import ImageResult
 from fasdesk.core.images.display import THUMBNAIL_SIDE, RGBBytes
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD
-from fasdesk.core.inference.pipeline import INVALID_OUTPUT, UNSURE, Pipeline
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
+from fasdesk.core.decision.verdict import UNSURE
+from fasdesk.core.inference.pipeline import INVALID_OUTPUT, Pipeline
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
 from fasdesk.ui.threshold_control import ThresholdControl

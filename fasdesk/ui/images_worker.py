@@ -16,14 +16,10 @@ from fasdesk.core.images.batch import ImageResult, classify_paths, collect_files
 from fasdesk.core.images.display import RGBBytes, annotated_preview, thumbnail
 from fasdesk.core.io.imageio import ImageReadError, read_image
 from fasdesk.core.inference.pipeline import Pipeline
+from fasdesk.core.io.errors import one_line
 
 # Files decoded in parallel while the worker thread runs the models.
 DECODE_WORKERS = 2
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass
@@ -59,7 +55,7 @@ class ClassifyWorker(QObject):
                 self._pipeline = factory()
             except Exception as exc:  # missing/corrupt model: a message, not a crash
                 self._pipeline = None
-                self.failed.emit(_first_line(exc))
+                self.failed.emit(one_line(exc))
                 return
             self._generation = generation
         total = len(files)
@@ -74,7 +70,7 @@ class ClassifyWorker(QObject):
                 self.image_done.emit(ClassifiedImage(result, thumb))
         except Exception as exc:  # not a bad file (those are rows): say so, keep the rows
             self.failed.emit(f"classification stopped after {done} of {total} image(s): "
-                             f"{_first_line(exc)}")
+                             f"{one_line(exc)}")
             return
         self.finished.emit(done, total, done < total)
 
@@ -106,6 +102,6 @@ class PreviewWorker(QObject):
             self.failed.emit(request, str(exc))
             return
         except Exception as exc:
-            self.failed.emit(request, f"cannot show this image: {_first_line(exc)}")
+            self.failed.emit(request, f"cannot show this image: {one_line(exc)}")
             return
         self.ready.emit(request, preview)

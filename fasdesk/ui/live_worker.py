@@ -21,6 +21,7 @@ from fasdesk.core.live.loop import LiveFrame, LiveLoop
 from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.live.sources import IMAGE_FPS, Pacer, SourceError, SourceSpec, open_source
 from fasdesk.core.live.tracking import FaceTracker
+from fasdesk.core.io.errors import one_line
 
 
 @dataclass
@@ -35,11 +36,6 @@ class LiveOptions:
 
 # Nice value of the live worker thread on Linux: the UI thread keeps precedence.
 WORKER_NICE = 10
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class LiveWorker(QObject):
@@ -107,7 +103,7 @@ class LiveWorker(QObject):
             try:
                 self._loop.pipeline = self._build_pipeline()
             except Exception as exc:
-                self._fail(_one_line(exc))
+                self._fail(one_line(exc))
 
     def _build_pipeline(self) -> Pipeline:
         if self._pipeline is None:
@@ -128,7 +124,7 @@ class LiveWorker(QObject):
         try:
             pipeline = self._build_pipeline()
         except Exception as exc:  # missing or broken model: say so, keep the app alive
-            self.failed.emit(spec, f"Cannot start: {_one_line(exc)}")
+            self.failed.emit(spec, f"Cannot start: {one_line(exc)}")
             return
         try:
             source = open_source(spec, loop=options.loop, image_fps=options.image_fps,
@@ -186,7 +182,7 @@ class LiveWorker(QObject):
             self._fail(str(exc))
             return
         except Exception as exc:  # a frame the pipeline chokes on must not kill the app
-            self._fail(f"Live view stopped: {_one_line(exc)}")
+            self._fail(f"Live view stopped: {one_line(exc)}")
             return
         if frame is None:
             name = loop.source.name

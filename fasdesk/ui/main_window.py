@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVB
 
 from fasdesk.core.models import registry
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
+from fasdesk.core.inference.liveness import LivenessEngine, ModelError, best_providers
 from fasdesk.core.inference.pipeline import build_pipeline
 from fasdesk.core.calibration.profiles import Profile, profile_for_source
 from fasdesk.core.io.settings import Settings, load_settings, save_settings

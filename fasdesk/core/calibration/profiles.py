@@ -18,6 +18,7 @@ from pathlib import Path
 from fasdesk.core.io.files import write_atomic
 from fasdesk.core.io.paths import config_dir
 from fasdesk.core.live.sources import SourceSpec
+from fasdesk.core.io.errors import one_line
 
 PROFILE_FORMAT = 1
 MAX_NAME = 80
@@ -137,7 +138,7 @@ def read_profile(path: str | os.PathLike) -> Profile:
             raise ProfileError(f"profile {path.name} is not a profile (too large)")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc)
         raise ProfileError(f"profile {path.name} cannot be read ({reason}); it is ignored") from None
     problems = _check(data)
     if problems:

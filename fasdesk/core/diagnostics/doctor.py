@@ -24,6 +24,7 @@ from fasdesk import __version__
 from fasdesk.core.models import registry
 from fasdesk.core.models.download import manual_copy_hint
 from fasdesk.core.io.paths import BACKEND_FLAG, is_frozen
+from fasdesk.core.io.errors import one_line
 
 # Distribution names to report, in order; the first installed alternative is shown.
 PACKAGES = (
@@ -114,7 +115,7 @@ def liveness_runtime() -> dict:
     except (registry.MissingModelError, ModelError) as exc:
         return {"model": model, "optimized": None, "note": str(exc)}
     except Exception as exc:  # onnxruntime itself does not load: the report still comes
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         return {"model": model, "optimized": None, "note": f"cannot run it here: {first}"}
     return {"model": model, "optimized": engine.optimized, "provider": engine.provider,
             "note": describe(engine.optimized, engine.optimization)}
@@ -135,7 +136,7 @@ def probe_cameras(timeout: float = CAMERA_TIMEOUT_S) -> dict:
 
             found.extend(list_cameras())
         except Exception as exc:  # a broken camera stack is reported, not raised
-            state["error"] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            state["error"] = one_line(exc)
         state["done"] = True
 
     thread = threading.Thread(target=probe, name="fasdesk-camera-probe", daemon=True)
@@ -317,7 +318,7 @@ def report(cameras: bool = True) -> dict:
     try:
         data["providers"] = providers()
     except Exception as exc:  # a broken onnxruntime install is exactly what doctor is for
-        data["providers"] = {"available": [], "chosen": None, "error": str(exc).splitlines()[0]}
+        data["providers"] = {"available": [], "chosen": None, "error": one_line(exc)}
     data["models"] = [c.to_json() for c in check_models()]
     data["liveness_runtime"] = liveness_runtime()
     data["models_dir"] = {"env": os.environ.get(registry.MODELS_DIR_ENV),

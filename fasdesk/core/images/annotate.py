@@ -12,7 +12,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from fasdesk.core.inference.pipeline import UNSURE, FaceResult
+from fasdesk.core.decision.verdict import UNSURE
+from fasdesk.core.inference.pipeline import FaceResult
 
 # BGR colours per label.
 COLOURS = {

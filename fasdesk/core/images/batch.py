@@ -22,6 +22,7 @@ import numpy as np
 
 from fasdesk.core.io.imageio import ImageReadError, iter_image_files, read_image
 from fasdesk.core.inference.pipeline import FaceResult, Pipeline
+from fasdesk.core.io.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ def _short_reason(message: str, path: Path) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def _load(path: Path) -> np.ndarray | str:
     """The decoded image, or the one-line reason it cannot be used."""
     try:
@@ -65,7 +61,7 @@ def _load(path: Path) -> np.ndarray | str:
     except MemoryError:
         return "not enough memory to decode this image"
     except Exception as exc:  # a decoder failure must not stop the batch
-        return f"cannot decode ({_first_line(exc)})"
+        return f"cannot decode ({one_line(exc, with_type=True)})"
 
 
 def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -83,7 +79,7 @@ def _classify_one(path: Path, pipeline: Callable[[], Pipeline], keep_images: boo
     try:
         result.faces = pipeline().process(loaded)
     except Exception as exc:  # one bad image never stops the batch
-        result.error = f"processing failed ({_first_line(exc)})"
+        result.error = f"processing failed ({one_line(exc, with_type=True)})"
     if keep_images:
         result.image = loaded
     return result
@@ -122,7 +118,7 @@ def classify_paths(paths: Iterable[str | os.PathLike], pipeline: Pipeline, *, wo
                     local.pipeline = pipeline.worker_replica(next(slots))
                 except Exception as exc:  # e.g. out of memory: share the pipeline, once
                     log.warning("a parallel worker could not load its own models (%s); "
-                                "it shares the first one's", _first_line(exc))
+                                "it shares the first one's", one_line(exc, with_type=True))
         return local.pipeline
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fasdesk-classify")

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from fasdesk.core.io.files import write_atomic
-from fasdesk.core.inference.pipeline import UNSURE, FaceResult
+from fasdesk.core.decision.verdict import REAL, SPOOF, UNSURE
+from fasdesk.core.inference.pipeline import FaceResult
 
-REAL, SPOOF = "real", "spoof"
 NO_FACE, ERROR = "no face", "error"
 
 CSV_FIELDS = ("path", "width", "height", "face", "x", "y", "w", "h", "detector_score",

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from fasdesk.core.inference.runtime import session_options
+from fasdesk.core.io.errors import one_line
 
 # OpenCV 5's DNN engine warns on every detector creation that it ignores target hints.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -60,9 +61,7 @@ def _free_size_model(model_path) -> tuple[bytes | None, dict]:
     try:
         model = onnx.load(str(model_path))
     except Exception as exc:  # protobuf and onnx raise several types
-        text = str(exc).strip()
-        raise DetectorError(f"cannot load detector model {model_path}: "
-                            f"{text.splitlines()[0] if text else type(exc).__name__}") from None
+        raise DetectorError(f"cannot load detector model {model_path}: {one_line(exc)}") from None
     dims = model.graph.input[0].type.tensor_type.shape.dim
     names = {o.name for o in model.graph.output}
     if len(dims) != 4 or not names >= YUNET_OUTPUTS:
@@ -96,9 +95,7 @@ def _yunet_session(model_path: str, threads: int | None):
         return ort.InferenceSession(str(derived.path) if derived.path else derived.data,
                                     session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types
-        text = str(exc).strip()
-        raise DetectorError(f"cannot load detector model {model_path}: "
-                            f"{text.splitlines()[0] if text else type(exc).__name__}") from None
+        raise DetectorError(f"cannot load detector model {model_path}: {one_line(exc)}") from None
 
 
 class FaceDetector:

@@ -18,8 +18,8 @@ import numpy as np
 
 from fasdesk.core.inference.crop import preprocess
 from fasdesk.core.inference.runtime import session_options
+from fasdesk.core.io.errors import one_line
 
-DEFAULT_THRESHOLD = 0.5
 # Preferred order; CPU is always the last resort.
 PROVIDER_PREFERENCE = (
     "CUDAExecutionProvider",
@@ -56,11 +56,6 @@ def real_scores(logits: np.ndarray) -> np.ndarray:
     return p_real
 
 
-def verdict(p_real: float, threshold: float = DEFAULT_THRESHOLD) -> str:
-    """'real' when p_real reaches the threshold, else 'spoof'."""
-    return "real" if p_real >= threshold else "spoof"
-
-
 class LivenessEngine:
     """An onnxruntime session for a liveness model; faces go through in one batched run."""
 
@@ -79,8 +74,8 @@ class LivenessEngine:
         try:
             self.session = ort.InferenceSession(self.runtime_model, options, providers=requested)
         except Exception as exc:  # onnxruntime raises several private exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot load liveness model {self.model_path.name}: {first}") from None
+            raise ModelError(f"cannot load liveness model {self.model_path.name}: "
+                             f"{one_line(exc)}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"{self.model_path.name}: expected one input [N,3,S,S] and an "

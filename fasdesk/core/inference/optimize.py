@@ -41,6 +41,7 @@ from fasdesk.core.inference import modelcache
 from fasdesk.core.models import registry
 from fasdesk.core.inference.crop import face_crop, to_tensor
 from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ def _build_fast(source: Path) -> tuple[bytes | None, dict]:
     try:
         model = onnx.load(str(source))
     except Exception as exc:  # protobuf and onnx raise several types
-        return None, {"optimized": False, "note": f"the graph cannot be read ({_first_line(exc)})",
+        return None, {"optimized": False, "note": f"the graph cannot be read ({one_line(exc)})",
                       "cache": False}
     quantized = sorted({n.op_type for n in model.graph.node} & QUANTIZED_OPS)
     if quantized:
@@ -304,7 +305,7 @@ def _build_fast(source: Path) -> tuple[bytes | None, dict]:
         diff = max_logit_difference(source, data)
     except Exception as exc:  # an invalid rewrite, or a model onnxruntime cannot run
         return None, {"optimized": False, "note": f"the rewrite could not be checked "
-                                                  f"({_first_line(exc)})", "cache": False}
+                                                  f"({one_line(exc)})", "cache": False}
     if not diff <= EQUIVALENCE_TOLERANCE:
         return None, {"optimized": False, "note": f"the rewrite changed the logits by {diff:.2g} "
                                                   "on random inputs, so the original runs"}
@@ -312,11 +313,6 @@ def _build_fast(source: Path) -> tuple[bytes | None, dict]:
                   "note": f"exact rewrite for onnxruntime's CPU kernels: "
                           f"{stats['prelu_rewritten']} PRelu rewritten, {stats['padded_blocks']} "
                           f"blocks padded to a multiple of 16 channels, max |logit delta| {diff:.1g}"}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def runtime_model(path: str | os.PathLike) -> modelcache.Derived:

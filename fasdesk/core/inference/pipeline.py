@@ -10,14 +10,14 @@ import numpy as np
 
 from fasdesk.core.inference.detector import LIVE_MAX_SIDE, Detection, FaceDetector
 from fasdesk.core.io.imageio import to_bgr8
-from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD, LivenessEngine, SplitBatchEngine, verdict
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD, UNSURE, label
+from fasdesk.core.inference.liveness import LivenessEngine, SplitBatchEngine
 
 # The pretrained model's documented minimum face size (longer box side, pixels).
 MIN_FACE_SIZE = 64
 # A box reaching closer than this to the image edge is treated as cut by the border.
 BORDER_MARGIN = 2
 
-UNSURE = "unsure"
 # A face whose logits came out NaN/inf gets no score and no verdict, and says why.
 INVALID_OUTPUT = "model error: invalid scores (NaN or infinite logits); no verdict"
 
@@ -40,7 +40,7 @@ class FaceResult:
 
     def relabel(self, threshold: float) -> str:
         """The label under another threshold (no new inference)."""
-        return UNSURE if self.p_real is None else verdict(self.p_real, threshold)
+        return label(self.p_real, threshold)
 
     def to_json(self) -> dict:
         return {"box": list(self.box), "detector_score": _finite(self.detector_score, 4),
@@ -152,7 +152,7 @@ class Pipeline:
                 continue
             results[i].p_real = float(p_real[j])
             results[i].logits = [float(v) for v in logits[j]]
-            results[i].label = verdict(results[i].p_real, self.threshold)
+            results[i].label = label(results[i].p_real, self.threshold)
         self.last_timings = FrameTimings(preprocess=cropping, liveness=running)
         return results
 

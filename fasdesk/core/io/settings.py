@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fasdesk.core.io.files import read_regular_file, write_atomic
-from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD
+from fasdesk.core.decision.verdict import DEFAULT_CONFIRM_FRAMES, DEFAULT_THRESHOLD, MAX_CONFIRM_FRAMES
 from fasdesk.core.io.paths import config_dir
-from fasdesk.core.live.tracking import DEFAULT_CONFIRM_FRAMES
+from fasdesk.core.io.errors import one_line
 
 SETTINGS_FILE = "settings.json"
 # A settings file is a few kB; anything near this is not one.
@@ -187,7 +187,7 @@ FIELDS: dict[str, Check] = {
     "source": text(),
     "recent_sources": sequence(text(blank=False)),
     "threshold": number(0.0, 1.0),
-    "confirm_frames": integer(1, 30),
+    "confirm_frames": integer(1, MAX_CONFIRM_FRAMES),
     "smoothing": number(0.0, 1.0, below_hi=True),
     "model": text(),
     "mirror": boolean(),
@@ -228,7 +228,7 @@ def _load(path: Path) -> tuple[Settings, str | None]:
     except RecursionError:
         return Settings(), _corrupt(path, "nested too deeply")
     except ValueError as exc:
-        return Settings(), _corrupt(path, str(exc).splitlines()[0])
+        return Settings(), _corrupt(path, one_line(exc))
     settings = Settings()
     problems = []
     for f in fields(Settings):

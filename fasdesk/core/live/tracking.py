@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fasdesk.core.inference.liveness import verdict
-from fasdesk.core.inference.pipeline import UNSURE, FaceResult
+from fasdesk.core.decision.verdict import is_confirmed, label
+from fasdesk.core.inference.pipeline import FaceResult
 
-DEFAULT_CONFIRM_FRAMES = 3
 # Consecutive boxes of one face overlap far more than this even at 5 fps; two people
 # side by side, or a cut to another face in a video, overlap less.
 IOU_MATCH = 0.4
@@ -37,14 +36,6 @@ def iou(a, b) -> float:
     return inter / (aw * ah + bw * bh - inter)
 
 
-def is_confirmed(recent, threshold: float, n: int) -> bool:
-    """True when the last n scores (None = not judged) are all real at this threshold."""
-    if n <= 0:
-        return True
-    tail = list(recent)[-n:]
-    return len(tail) == n and all(p is not None and p >= threshold for p in tail)
-
-
 @dataclass
 class TrackedFace:
     """One face of one frame, with its track."""
@@ -54,7 +45,7 @@ class TrackedFace:
     recent: tuple  # the track's last scores (None where not judged), oldest first
 
     def label(self, threshold: float) -> str:
-        return UNSURE if self.score is None else verdict(self.score, threshold)
+        return label(self.score, threshold)
 
     def confirmed(self, threshold: float, n: int) -> bool:
         return is_confirmed(self.recent, threshold, n)

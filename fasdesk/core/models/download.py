@@ -66,7 +66,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(inner, (socket.timeout, TimeoutError)):
         return "timed out"
     text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
-    return text.strip().splitlines()[0]
+    return text.strip().splitlines()[0] if text.strip() else type(inner).__name__
 
 
 def manual_copy_hint(files: Sequence[str], dest_dir: str | os.PathLike | None = None) -> str:
