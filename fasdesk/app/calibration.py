@@ -243,3 +243,18 @@ class CalibrationFlow:
         path = save_profile(profile)
         result["profile"] = {"name": profile.name, "path": str(path)}
         return result, profile, path
+
+
+def rescore_profile(profile: Profile, model: str, threshold: float | None = None) -> dict:
+    """A profile's recordings scored again with `model` (registry id or file), at
+    `threshold` (None: picked for the profile's target); returns the report. A model that
+    was fine-tuned on the recordings is measured as such (threshold on the pick segments).
+    Raises CalibrationError or MissingModelError (one line each)."""
+    from fasdesk.core.models import registry
+
+    path = registry.resolve(model, kind="liveness")
+    session = C.Session.load(profile.session)
+    tuned = bool(profile.fine_tuned and model == profile.model)
+    scores = C.score_session(session, path)
+    return C.evaluate(session, scores, profile.target_bpcer, profile.max_apcer,
+                      fine_tuned=tuned, threshold=threshold)

@@ -7,7 +7,7 @@ import html
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QThread
+from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -613,10 +613,10 @@ class MainWindow(QMainWindow):
         stopped = [dialog_stopped, self.live_tab.shutdown(), self.banner.shutdown()]
         if self.images_tab is not None:
             stopped.append(self.images_tab.shutdown())
-        # A calibration thread left busy by a dialog closed earlier is the window's now.
-        from fasdesk.ui.calibration_dialog import LEFT_BUSY
+        # Background work of dialogs closed earlier: one wait, one timeout, for all of it.
+        from fasdesk.ui.workers import stop_all
 
-        stopped += [not t.isRunning() for t in self.findChildren(QThread, LEFT_BUSY)]
+        stopped.append(stop_all())
         self.stuck_workers = not all(stopped)
         if self.stuck_workers:
             log.warning("a worker thread did not stop in time; exiting without it")
