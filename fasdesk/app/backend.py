@@ -115,7 +115,7 @@ class BackendProcess:
             return None
         if self.error_message:
             return self.error_message
-        how = f"exited with status {code}" if code > 0 else f"was killed (signal {-code})"
+        how = f"exited with status {code}" if code > 0 else f"crashed (signal {-code})"
         last = next((line for line in reversed(self.tail) if line.strip()), "")
         message = f"the backend {how}" + (f": {last}" if last else "")
         if "No module named" in last:
@@ -146,13 +146,17 @@ class BackendProcess:
             process.wait(timeout_s)
             return True
         except subprocess.TimeoutExpired:
-            process.kill()
+            self.kill()
             process.wait(3)
             return False
 
-    def _kill_if_running(self) -> None:
+    def kill(self) -> None:
+        """End the child at once (it has no chance to save anything)."""
         if self.running:
             self.process.kill()
+
+    def _kill_if_running(self) -> None:
+        self.kill()
 
 
 def run_steps(steps: list[tuple[str, list]], on_step: Callable[[int, str], None] | None = None,

@@ -35,6 +35,11 @@ class BackendRun(QObject):
         return self._running
 
     @property
+    def stopping(self) -> bool:
+        """Whether the run was asked to stop (and ends as "cancelled")."""
+        return self.process is not None and self.process.stopping
+
+    @property
     def tail(self) -> deque[str]:
         return self.process.tail if self.process is not None else deque(maxlen=TAIL_LINES)
 

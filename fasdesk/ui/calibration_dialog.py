@@ -148,10 +148,10 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.worker = worker
 
         def ended(result=None, message=None):
-            if not shiboken6.isValid(self):  # the dialog was closed and deleted meanwhile
+            # Closed (and maybe deleted) meanwhile, or a step given up on: nothing to show.
+            if not shiboken6.isValid(self) or self.worker is not worker:
                 return
-            if self.worker is worker:
-                self.worker = None
+            self.worker = None
             if message is None:
                 done(result)
             elif failed is not None:
@@ -215,7 +215,8 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
                     worker.report(None)
             return flow.record(name, spec.target, factory, worker.is_cancelled, publish, cameras)
         self._run(work, self._on_recorded, lambda _: self.recorder.show_frame(mailbox.take()),
-                  lambda message: self._on_recorded(None, message))
+                  lambda message: self._on_recorded(None, "stopped before the first frame"
+                                                    if message == CANCELLED else message))
 
     def stop_recording(self) -> None:
         if self.worker is not None:

@@ -47,15 +47,21 @@ class EvaluateStep(StepPage):
         self.add_run_controls("Evaluate", self.start)
         self.layout_.addWidget(self.message)
 
+        results = QSplitter(Qt.Horizontal)
+        results.addWidget(self._left())
+        results.addWidget(self._right())
+        results.setStretchFactor(1, 1)
+        results.setChildrenCollapsible(False)
+        self.layout_.addWidget(results, 1)
+
+    def _left(self) -> QWidget:
+        """The metrics table and the threshold for a target rate."""
         self.metrics = QTableWidget(0, 2)
         self.metrics.setHorizontalHeaderLabels(["Metric", "Value"])
         self.metrics.verticalHeader().hide()
         self.metrics.verticalHeader().setDefaultSectionSize(22)
         self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.confusion = QTableWidget(0, 0)
-        self.confusion.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.confusion.setFixedHeight(96)
         threshold_box = QGroupBox("Threshold for the live view")
         threshold_row = QGridLayout(threshold_box)
         self.target_kind = QComboBox()
@@ -80,7 +86,13 @@ class EvaluateStep(StepPage):
         left = stacked(self.metrics, threshold_box, stretch_first=True)
         left.setMinimumWidth(250)
         left.setMaximumWidth(430)
+        return left
 
+    def _right(self) -> QWidget:
+        """ROC and precision-recall curves, the confusion matrix."""
+        self.confusion = QTableWidget(0, 0)
+        self.confusion.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.confusion.setFixedHeight(96)
         self.roc_plot = new_plot("ROC")
         self.pr_plot = new_plot("Precision-recall (attacks)")
         for plot, (x, y) in ((self.roc_plot, ("real rejected (BPCER)", "attacks caught (1 - APCER)")),
@@ -103,13 +115,7 @@ class EvaluateStep(StepPage):
         confusion_title = QLabel("Confusion matrix (rows: truth, columns: predicted at the "
                                  "report's threshold)")
         confusion_title.setWordWrap(True)
-        right = stacked(plots, confusion_title, self.confusion, stretch_first=True)
-        results = QSplitter(Qt.Horizontal)
-        results.addWidget(left)
-        results.addWidget(right)
-        results.setStretchFactor(1, 1)
-        results.setChildrenCollapsible(False)
-        self.layout_.addWidget(results, 1)
+        return stacked(plots, confusion_title, self.confusion, stretch_first=True)
 
     def memory_values(self) -> dict:
         return {"data": self.data.text(), "model": self.model.text(),

@@ -50,6 +50,22 @@ class TrainStep(StepPage):
     def __init__(self, tab):
         super().__init__(tab)
         self.finished_run = ""  # the run folder of the last run that reached its end
+        self.layout_.addLayout(self._form())
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the run in the run folder from its last checkpoint")
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.next_button = QPushButton("Evaluate →")
+        self.next_button.clicked.connect(lambda: self.tab.go_to("evaluate"))
+        self.add_run_controls("Start training", lambda: self.start(resume=False),
+                              self.resume_button, self.next_button)
+        self.stats = QLabel("")
+        self.layout_.addWidget(self.stats)
+        self.layout_.addWidget(self.message)
+        self.layout_.addLayout(self._plots(), 1)
+        self._reset_series()
+        self._update_freeze()
+
+    def _form(self) -> QGridLayout:
         grid = QGridLayout()
         self.data = PathField("dir", placeholder="prepared folder (output of Prepare)")
         self.data.changed.connect(lambda _: self.apply_preset())
@@ -108,19 +124,10 @@ class TrainStep(StepPage):
         grid.addLayout(preset_row, 5, 0, 1, 4)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
-        self.layout_.addLayout(grid)
+        return grid
 
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the run in the run folder from its last checkpoint")
-        self.resume_button.clicked.connect(lambda: self.start(resume=True))
-        self.next_button = QPushButton("Evaluate →")
-        self.next_button.clicked.connect(lambda: self.tab.go_to("evaluate"))
-        self.add_run_controls("Start training", lambda: self.start(resume=False),
-                              self.resume_button, self.next_button)
-        self.stats = QLabel("")
-        self.layout_.addWidget(self.stats)
-        self.layout_.addWidget(self.message)
-
+    def _plots(self) -> QHBoxLayout:
+        """Loss and accuracy per step and per epoch, with the starting model's score."""
         self.loss_plot = new_plot("Loss")
         self.acc_plot = new_plot("Accuracy")
         self.curves = {}
@@ -148,9 +155,7 @@ class TrainStep(StepPage):
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.acc_plot)
-        self.layout_.addLayout(plots, 1)
-        self._reset_series()
-        self._update_freeze()
+        return plots
 
     def _reset_series(self) -> None:
         self.series = {key: ([], []) for key in self.curves}
