@@ -216,6 +216,7 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
     train.batch.setValue(4)
 
     # A crash (the backend killed outright) after its first epoch's checkpoint.
+    tab.go_to("train")
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
                           check_params_cb=lambda e: e["event"] == "artifact"
                           and e["kind"] == "checkpoint"):
@@ -275,10 +276,10 @@ def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path)
     assert not train.freeze.isEnabled() and "from scratch" in train.preset_note.text()
     train.pretrained.setChecked(True)
     train.epochs.setValue(3)  # the user's choice stands until the preset is asked for again
+    tab.go_to("train")
     click(qtbot, train.preset_button)
     assert train.epochs.value() == fine["epochs"]
 
-    tab.go_to("train")
     train._reset_series()
     train.on_event({"event": "metric", "scope": "init", "epoch": 0, "val_acc": 0.625,
                     "val_loss": 0.7})

@@ -183,21 +183,14 @@ class CalibrationFlow:
         self.tuned_model = C.model_summary(plan.model_id, plan.model_out)
         return self.after
 
-    def cancel(self) -> None:
-        """Stop a fine-tuning run (from any thread); its step raises "cancelled"."""
+    def cancel(self, wait: bool = False) -> None:
+        """Stop a fine-tuning run (from any thread); its step raises "cancelled". `wait`:
+        also wait for the child to end (killed if it must; the app is closing)."""
         with self._lock:
             self._cancelled = True
             process = self._process
         if process is not None:
-            process.stop()
-
-    def stop_and_wait(self) -> None:
-        """Stop a fine-tuning run and wait for its child (the app is closing)."""
-        with self._lock:
-            self._cancelled = True
-            process = self._process
-        if process is not None:
-            process.stop_and_wait()
+            process.stop_and_wait() if wait else process.stop()
 
     def _register(self, threshold: float) -> None:
         """Add the fine-tuned model to the model list with `threshold` stored with it."""

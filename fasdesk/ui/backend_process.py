@@ -13,7 +13,8 @@ from collections import deque
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from fasdesk.app.backend import STOP_GRACE_S, TAIL_LINES, BackendError, BackendProcess
+from fasdesk.app.backend import (CANCELLED, STOP_GRACE_S, TAIL_LINES, BackendError,
+                                 BackendProcess)
 
 
 class BackendRun(QObject):
@@ -47,24 +48,34 @@ class BackendRun(QObject):
         """Start `backend SUB ARGS --events`; returns the command line for the log."""
         if self._running:
             raise RuntimeError("a backend run is already going")
-        self.process = BackendProcess(args, self.event.emit, self.log_line.emit)
+        self.process = BackendProcess(args, lambda event: self._emit(self.event, event),
+                                      lambda line: self._emit(self.log_line, line))
         self._running = True
         self._thread = threading.Thread(target=self._run, args=(self.process,),
                                         name="training-backend", daemon=True)
         self._thread.start()
         return self.process.command_text
 
+    @staticmethod
+    def _emit(signal, *values) -> None:
+        """From the reader thread; the object may be gone (the app closed meanwhile)."""
+        try:
+            signal.emit(*values)
+        except RuntimeError:
+            pass
+
     def _run(self, process: BackendProcess) -> None:
         try:
             process.run()
         except BackendError as exc:
-            self._ended.emit(False, str(exc))
+            self._emit(self._ended, False, str(exc))
         else:
-            self._ended.emit(True, "finished")
+            self._emit(self._ended, True, "finished")
 
     def _on_ended(self, ok: bool, message: str) -> None:
-        self._running = False
-        self.finished.emit(ok, message)
+        if self._running:  # not yet told by stop_and_wait
+            self._running = False
+            self.finished.emit(ok, message)
 
     def stop(self) -> None:
         """Ask the child to end (it saves what it needs), kill it if it does not in time."""
@@ -76,6 +87,7 @@ class BackendRun(QObject):
         if not self._running or self.process is None:
             return True
         ended = self.process.stop_and_wait(timeout_ms / 1000)
-        if self._thread is not None:
-            self._thread.join(5)
+        self._thread.join(5)
+        if not self._thread.is_alive():  # over: say so now, the app may close next
+            self._on_ended(False, CANCELLED)
         return ended

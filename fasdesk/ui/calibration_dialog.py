@@ -13,8 +13,7 @@ import threading
 
 import shiboken6
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
-                               QStackedWidget, QVBoxLayout)
+from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QStackedWidget, QVBoxLayout
 
 from fasdesk.app.backend import CANCELLED
 from fasdesk.app.calibration import CalibrationError, CalibrationFlow
@@ -26,7 +25,7 @@ from fasdesk.core.live.sources import SourceSpec
 from fasdesk.ui.calibration.record_page import RecordPage
 from fasdesk.ui.calibration.report_page import ReportPage
 from fasdesk.ui.calibration.setup_page import SetupPage
-from fasdesk.ui.calibration.widgets import StopsWhenClosed
+from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row
 from fasdesk.ui.workers import current_worker, start_worker
 
 STEP_TITLES = ("Setup", "Real faces", "Attacks", "Report", "Profile")
@@ -109,11 +108,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.stack = QStackedWidget()
         for page in (self.setup, self.recorder, self.report):
             self.stack.addWidget(page)
-        self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.close)
-        bottom = QHBoxLayout()
-        bottom.addStretch(1)
-        bottom.addWidget(self.close_button)
+        self.close_button, bottom = close_row(self)
         layout = QVBoxLayout(self)
         layout.addWidget(self.steps_label)
         layout.addWidget(self.stack, 1)
@@ -349,7 +344,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         stopped = True
         worker, self.worker = self.worker, None
         if self.flow is not None:
-            self.flow.stop_and_wait()  # a fine-tuning child ends (killed if it must)
+            self.flow.cancel(wait=True)  # a fine-tuning child ends (killed if it must)
         if worker is not None:
             worker.cancel()
             stopped = worker.wait(SHUTDOWN_TIMEOUT_S if timeout_s is None else timeout_s)

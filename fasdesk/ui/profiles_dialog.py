@@ -23,7 +23,7 @@ from fasdesk.core.models import registry
 from fasdesk.core.calibration.profiles import (Profile, ProfileError, delete_profile, export_profile,
                                    list_profiles, rename_profile)
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.calibration.widgets import StopsWhenClosed, grown, pct, table_item
+from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row, grown, pct, table_item
 from fasdesk.ui.workers import start_worker
 from fasdesk.ui.training_widgets import MessageBox
 
@@ -49,11 +49,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         row = self._profile_buttons()
         rescore = self._rescore_box()
         self.message = grown(MessageBox())
-        self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.close)
-        bottom = QHBoxLayout()
-        bottom.addStretch(1)
-        bottom.addWidget(self.close_button)
+        self.close_button, bottom = close_row(self)
         layout = QVBoxLayout(self)
         layout.addWidget(self.problems)
         layout.addWidget(self.table, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QSizePolicy,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton, QSizePolicy,
                                QTableWidgetItem, QWidget)
 
 from fasdesk.core.decision.thresholds import format_threshold
@@ -44,6 +44,16 @@ def operating_point(report: dict) -> str:
         return f"at BPCER ≤ {target:g}%"
     return (f"at the threshold picked for BPCER ≤ {target:g}% (on the held-out frames it "
             f"rejects {100 * bpcer:.1f}% of real faces)")
+
+
+def close_row(dialog) -> tuple[QPushButton, QHBoxLayout]:
+    """The dialog's Close button, at the right of a row of its own."""
+    button = QPushButton("Close")
+    button.clicked.connect(dialog.close)
+    row = QHBoxLayout()
+    row.addStretch(1)
+    row.addWidget(button)
+    return button, row
 
 
 class StopsWhenClosed:
