@@ -42,7 +42,7 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def models_optimize(args: argparse.Namespace) -> int:
-    from fasdesk.core.inference import optimize
+    from fasdesk.core.inference import compare, optimize
     from fasdesk.core.inference.liveness import ModelError
     from fasdesk.core.models.registry import MissingModelError
 
@@ -57,7 +57,7 @@ def models_optimize(args: argparse.Namespace) -> int:
         if samples is not None:
             images = [samples]
     try:
-        report = optimize.check_rewrite(args.model, images, crops=args.crops, out=args.out,
+        report = compare.check_rewrite(args.model, images, crops=args.crops, out=args.out,
                                         log=_log)
     except (optimize.OptimizeError, MissingModelError, ModelError, ValueError) as exc:
         _err(str(exc))
@@ -65,7 +65,7 @@ def models_optimize(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(optimize.format_report(report))
+        print(compare.format_report(report))
     if args.out and not report["written"]:
         _err(f"nothing written to {args.out}: the model has no rewritten form "
              f"({report['note']})")

@@ -112,3 +112,36 @@ def _shared_stays_untouched():
     after = _shared_listing()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"tests wrote into {SHARED}: {changed}"
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """The one MainWindow factory: make_window(size=(w, h) or None, **MainWindow kwargs).
+
+    The windows are closed by this fixture's teardown (not qtbot's, which comes first),
+    after the fixtures requested later (e.g. `fifos`): so if a regression leaves a worker
+    stuck on a FIFO, it is woken before the window waits for it. The windows' Python-side
+    garbage is collected here, on the UI thread: left to a later collection it may run in
+    a worker thread, and Qt objects must not die there."""
+    import shiboken6
+
+    from fasdesk.ui.app import create_app
+    from fasdesk.ui.main_window import MainWindow
+
+    create_app()
+    windows = []
+
+    def make(size=(1100, 700), **kwargs):
+        window = MainWindow(**kwargs)
+        if size:
+            window.resize(*size)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        if shiboken6.isValid(window):
+            window.close()
+    windows.clear()
+    gc.collect()

@@ -45,22 +45,10 @@ def videos(tmp_path_factory, samples_dir):
 
 
 @pytest.fixture
-def window(qtbot, monkeypatch, checkpoint):
-    from fasdesk.ui.app import create_app
-    from fasdesk.ui.main_window import MainWindow
-
+def window(make_window, monkeypatch, checkpoint):
     # One torch thread in the backend: its tiny batches are far slower with spinning workers.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    create_app()
-    win = MainWindow(settings=Settings(), save=False)
-    qtbot.addWidget(win)
-    win.resize(1180, 760)
-    win.show()
-    yield win
-    import shiboken6
-
-    if shiboken6.isValid(win):
-        win.close()
+    return make_window(size=(1180, 760), settings=Settings(), save=False)
 
 
 def _shot(widget, name: str) -> None:
@@ -163,14 +151,14 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     click(qtbot, dialog.close_button)
     qtbot.waitUntil(lambda: window.live_tab.running, timeout=30_000)
     assert window.profile_label.text() == "profile: front door" and window.profile_label.isVisible()
-    assert window.settings.model == profile.model
-    assert window.settings.threshold == pytest.approx(profile.threshold)
+    assert window.state.model == profile.model
+    assert window.state.threshold == pytest.approx(profile.threshold)
     qtbot.waitUntil(lambda: window.live_tab.frames_shown > 3, timeout=30_000)
     _shot(window, "7_live")
     # Another source has no profile: the model and threshold from before come back.
     window.live_tab.start(phone_spec)
     assert not window.profile_label.isVisible()
-    assert window.settings.model == "" and window.settings.threshold == 0.5
+    assert window.state.model == "" and window.state.threshold == 0.5
     # Selected again: applied again.
     window.live_tab.start(real_spec)
     assert window.profile_label.text() == "profile: front door"
@@ -247,7 +235,7 @@ def test_a_threshold_is_shown_exactly_and_goes_with_its_model(qtbot, window, tmp
                                                               fp32_model):
     """Issue 15: 4.4e-4 showed as 0.00, and a threshold picked for one model stayed on
     when the live view switched to another."""
-    window.set_threshold(4.4e-4)
+    window.state.set_threshold(4.4e-4)
     assert window.live_tab.threshold_label.text() == "0.00044"
     assert window.live_tab.threshold_control.value() == 4.4e-4  # not the slider's 0.00
     assert window.images_tab.threshold_control.label.text() == "0.00044"
@@ -256,11 +244,11 @@ def test_a_threshold_is_shown_exactly_and_goes_with_its_model(qtbot, window, tmp
     model.write_bytes(fp32_model.read_bytes())
     model.with_name("door-cam.card.json").write_text(json.dumps(
         {"sha256": registry.sha256_of(model), "threshold": {"value": 0.37}}))
-    assert window.use_model(model)
-    assert window.settings.threshold == 0.37 and window.live_tab.threshold_label.text() == "0.37"
+    assert window.state.use_model(model)
+    assert window.state.threshold == 0.37 and window.live_tab.threshold_label.text() == "0.37"
     # ... and a model without one does not inherit it: the default comes back.
-    assert window.use_model("minifasnet-v2se")
-    assert window.settings.threshold == 0.5
+    assert window.state.use_model("minifasnet-v2se")
+    assert window.state.threshold == 0.5
 
 
 def test_every_calibration_button_by_click_stop_cancel_and_an_unnamed_profile(

@@ -18,7 +18,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMainWindow  # noqa: E402
 
 from fasdesk.core.decision.verdict import verdict  # noqa: E402
-from fasdesk.ui.images_tab import ImagesTab, ResultsModel  # noqa: E402
+from fasdesk.ui import workers  # noqa: E402
+from fasdesk.ui.images_model import ResultsModel  # noqa: E402
+from fasdesk.ui.images_tab import ImagesTab  # noqa: E402
 
 GOOD = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
 # Read fine but no verdict: (image verdict, number of faces); stays so at any threshold.
@@ -62,7 +64,8 @@ def tab(qtbot, pipeline):
     widget.resize(1100, 650)
     widget.show()
     yield widget
-    widget.shutdown()
+    widget.cancel()
+    assert workers.stop_all()
 
 
 def drop(widget, paths) -> QDropEvent:
@@ -159,14 +162,14 @@ def test_threshold_relabels_table_without_new_inference(qtbot, tab, mixed_folder
     tab.add_paths([str(mixed_folder)])
     wait_done(qtbot, tab)
     batches = []
-    tab._worker.started.connect(batches.append)
+    tab.batch_started.connect(batches.append)
     p = {name: tab.model.result(source_row(tab, name)).faces[0].p_real for name in GOOD}
     assert p["real_T1.jpg"] > 0.5 > max(p["spoof_F1.jpg"], p["spoof_F2.jpg"])
 
     # Between the two spoof scores: the higher-scored spoof now passes as real.
     low, high = sorted((p["spoof_F1.jpg"], p["spoof_F2.jpg"]))
     threshold = (low + high) / 2
-    tab.set_threshold(threshold)
+    tab.state.set_threshold(threshold)
     rows = table(tab)
     for name in GOOD:
         assert rows[name][ResultsModel.VERDICT] == verdict(p[name], threshold), name
@@ -174,7 +177,7 @@ def test_threshold_relabels_table_without_new_inference(qtbot, tab, mixed_folder
     assert all(rows[n][ResultsModel.VERDICT] == v for n, (v, _) in UNJUDGED.items())
 
     # Above the real photo's score: everything is spoof, and the cell colour follows.
-    tab.set_threshold(min(1.0, p["real_T1.jpg"] + 1e-5))
+    tab.state.set_threshold(min(1.0, p["real_T1.jpg"] + 1e-5))
     rows = table(tab)
     assert all(rows[n][ResultsModel.VERDICT] == "spoof" for n in GOOD)
     r = source_row(tab, "real_T1.jpg")
@@ -206,7 +209,7 @@ def test_selecting_a_row_shows_the_annotated_image_and_follows_the_threshold(
     assert edge.green() > 150 and edge.red() < 100, edge.name()  # green: real
     assert "face 1: real" in tab.details.text()
 
-    tab.set_threshold(min(1.0, result.faces[0].p_real + 1e-5))
+    tab.state.set_threshold(min(1.0, result.faces[0].p_real + 1e-5))
     qtbot.waitUntil(lambda: _box_edge_colour(tab.preview.pixmap().toImage(),
                                              result.faces[0].box).red() > 150,
                     timeout=10_000)
@@ -277,7 +280,7 @@ def test_export_csv_and_json_match_the_command_line(qtbot, tab, mixed_folder, tm
             assert float(row["p_real"]) == pytest.approx(face["p_real"])
 
     # The export follows the threshold the user set.
-    tab.set_threshold(0.0)
+    tab.state.set_threshold(0.0)
     assert tab.export_json(str(tmp_path / "all_real.json"))
     relabelled = json.loads((tmp_path / "all_real.json").read_text(encoding="utf-8"))
     assert {f["label"] for r in relabelled for f in r["faces"]} == {"real", "unsure"}
@@ -365,7 +368,7 @@ def test_model_switch_and_missing_model(qtbot, tab, pipeline, mixed_folder, tmp_
     assert tab.model.rowCount() == 3 and table(tab)["real_T1.jpg"][ResultsModel.VERDICT] == "real"
 
 
-def test_closing_the_window_mid_batch_stops_the_threads(qtbot, pipeline, many_folder):
+def test_closing_the_window_mid_batch_stops_the_batch(qtbot, pipeline, many_folder):
     window = QMainWindow()
     qtbot.addWidget(window)
     tab = ImagesTab()
@@ -375,6 +378,7 @@ def test_closing_the_window_mid_batch_stops_the_threads(qtbot, pipeline, many_fo
     tab.add_paths([str(many_folder)])
     qtbot.waitUntil(lambda: tab.model.rowCount() >= 1, timeout=BATCH_TIMEOUT_MS)
     window.close()
-    assert not tab._classify_thread.isRunning() and not tab._preview_thread.isRunning()
+    assert tab.worker.is_cancelled()
+    assert tab.worker.wait(BATCH_TIMEOUT_MS / 1000)  # stops at the next file
     qtbot.waitUntil(lambda: not tab.is_running())
     assert tab.model.rowCount() < 60

@@ -6,7 +6,6 @@ recaptured ones) through the real models; nothing is mocked.
 from __future__ import annotations
 
 import functools
-import gc
 import http.server
 import os
 import subprocess
@@ -40,36 +39,6 @@ def no_qt_warnings(test):
 @pytest.fixture(scope="module")
 def video(tmp_path_factory, samples_dir, fp32_model, detector_model) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "samples.avi", samples_dir)
-
-
-@pytest.fixture
-def make_window(qtbot):
-    """MainWindow factory; every window is closed (workers stopped) at the end."""
-    from fasdesk.ui.app import create_app
-    from fasdesk.ui.main_window import MainWindow
-
-    create_app()
-    windows = []
-
-    def make(size=(1100, 700), **kwargs):
-        window = MainWindow(**kwargs)
-        qtbot.addWidget(window)
-        if size:
-            window.resize(*size)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    import shiboken6
-
-    for window in windows:
-        if shiboken6.isValid(window):
-            window.close()
-    # Collect the windows' Python-side garbage here, on the UI thread: left to a later
-    # collection it may run in a worker thread, and Qt objects must not die there.
-    windows.clear()
-    gc.collect()
 
 
 def collect_frames(qtbot, tab, count: int) -> list:
@@ -151,7 +120,7 @@ def test_live_video_boxes_verdicts_plot_and_slider(make_window, qtbot, video):
     assert any(is_green(c) for c in view_pixels(tab.view, frame, *edge))
     shown = tab.frames_shown
     tab.slider.setValue(100)  # threshold 1.00: nothing short of certainty is real
-    assert window.settings.threshold == 1.0
+    assert window.state.threshold == 1.0
     assert tab.threshold_label.text() == "1.00"
     assert tab.plot.threshold_line.value() == 1.0
     if window.images_tab is not None:
@@ -281,11 +250,7 @@ def test_source_ending_mid_stream_offers_replay(make_window, qtbot, video):
 def test_close_while_running_has_no_qt_warnings(make_window, qtbot, qtlog, video):
     import gc
 
-    from fasdesk.ui.main_window import MainWindow
-
-    make_window  # the app and its style, but this window is deleted here, not by qtbot
-    window = MainWindow(settings=Settings(), save=False)
-    window.show()
+    window = make_window(size=None, settings=Settings(), save=False)  # deleted here
     tab = window.live_tab
     tab.start(SourceSpec.parse(str(video)))
     collect_frames(qtbot, tab, 2)
@@ -320,7 +285,7 @@ def test_settings_persist_and_corrupt_file(make_window, qtbot, samples_dir):
     assert saved.source == str(samples_dir) and saved.geometry
 
     again = make_window(size=None)
-    assert again.settings.threshold == 0.73
+    assert again.state.threshold == 0.73
     assert again.live_tab.slider.value() == 73 and again.live_tab.confirm_spin.value() == 5
     assert again.size().width() == 760 and again.size().height() == 540
     assert not again.notice.isVisible()
@@ -330,7 +295,7 @@ def test_settings_persist_and_corrupt_file(make_window, qtbot, samples_dir):
     broken = make_window()
     assert broken.notice.isVisible()
     assert "corrupt" in broken.notice.label.text()
-    assert broken.settings.threshold == 0.5  # defaults
+    assert broken.state.threshold == 0.5  # defaults
     broken.close()
     assert load_settings()[1] is None  # replaced by a good file on close
 
@@ -381,7 +346,7 @@ def test_model_switch_without_restart(make_window, qtbot, video, quantized_model
     assert "exact rewrite" in window.model_label.toolTip()
     assert window.provider_label.text()
 
-    assert window.use_model("minifasnet-v2se-dynq")
+    assert window.state.use_model("minifasnet-v2se-dynq")
     # Named at once; whether it runs optimized once the live worker has loaded it.
     assert window.model_label.text().startswith("model: minifasnet-v2se-dynq")
     qtbot.waitUntil(lambda: window.model_label.text()
@@ -389,7 +354,7 @@ def test_model_switch_without_restart(make_window, qtbot, video, quantized_model
     assert "quantized" in window.model_label.toolTip()
     quant = collect_frames(qtbot, tab, 2)[-1]
     assert tab.running and quant.faces[0].label(0.5) == expected_label(quant)
-    assert window.settings.model == "minifasnet-v2se-dynq"
+    assert window.state.model == "minifasnet-v2se-dynq"
     checked = [a.text() for a in window.model_group.actions() if a.isChecked()]
     assert checked == ["minifasnet-v2se-dynq"]
     assert fp32.faces  # the fp32 frames were fine too
@@ -397,14 +362,14 @@ def test_model_switch_without_restart(make_window, qtbot, video, quantized_model
     # A bad file is refused with a message, and the running model stays.
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
-    assert not window.use_model(str(junk))
+    assert not window.state.use_model(str(junk))
     assert window.notice.isVisible() and "junk.onnx" in window.notice.label.text()
-    assert not window.use_model(str(tmp_path / "absent.onnx"))
-    assert window.settings.model == "minifasnet-v2se-dynq"
+    assert not window.state.use_model(str(tmp_path / "absent.onnx"))
+    assert window.state.model == "minifasnet-v2se-dynq"
 
     # A model opened by path is listed in the menu and used.
-    assert window.use_model(str(quantized_model))
-    assert window.settings.model == str(quantized_model)
+    assert window.state.use_model(str(quantized_model))
+    assert window.state.model == str(quantized_model)
     collect_frames(qtbot, tab, 1)
 
 
@@ -550,7 +515,7 @@ def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp
     assert "does not match its SHA-256" in window.live_tab.message.label.text()
     assert not window.live_tab.running
     # Another model can still be chosen, and the refusal goes away with it.
-    assert window.use_model(str(fp32_model))
+    assert window.state.use_model(str(fp32_model))
     assert not window.notice.isVisible()
     assert window.model_label.text().startswith(f"model: {fp32_model.name}")
     assert registry.resolve(str(folder / fp32_model.name))  # an explicit file is not checked
@@ -561,6 +526,8 @@ def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):
 
     window = make_window(settings=Settings(), save=False)
     info = window.show_model_info()
+    assert info.isVisible() and not info.ready  # open at once; the model loads in a worker
+    qtbot.waitUntil(lambda: info.ready, timeout=TIMEOUT_MS)
     entry = get_entry("minifasnet-v2se")
     assert info.info["SHA-256"].replace("\n", "").startswith(entry.sha256)
     assert "matches the registry" in info.info["SHA-256"]
@@ -616,7 +583,7 @@ def test_images_tab_threshold_is_the_window_threshold(make_window, qtbot, sample
 
     # The Images slider moves the one threshold: table, Live slider, plot line, settings.
     images.threshold_control.slider.setValue(100)
-    assert window.settings.threshold == 1.0
+    assert window.state.threshold == 1.0
     assert images.threshold == 1.0 and images.threshold_control.label.text() == "1.00"
     assert window.live_tab.slider.value() == 100
     assert window.live_tab.threshold_label.text() == "1.00"

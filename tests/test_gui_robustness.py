@@ -3,7 +3,6 @@ the Live view and the Images tab, a worker that does not stop, a model answering
 The window never hangs, closing always saves the settings. Real models, offscreen Qt."""
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -19,31 +18,6 @@ from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 from robustcases import fifos, nan_model, needs_fifo  # noqa: E402,F401 (fifos: a fixture)
 
 TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def make_window(qtbot):
-    """MainWindow factory. The windows are closed by this fixture's teardown (not qtbot's,
-    which comes first), after the `fifos` fixture's: so if a regression leaves a worker
-    stuck on a FIFO, it is woken before the window waits for it."""
-    from fasdesk.ui.app import create_app
-    from fasdesk.ui.main_window import MainWindow
-
-    create_app()
-    windows = []
-
-    def make(**kwargs):
-        window = MainWindow(**kwargs)
-        window.resize(1100, 700)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-    windows.clear()
-    gc.collect()
 
 
 @needs_fifo
@@ -63,7 +37,7 @@ def test_live_on_a_fifo_says_why_and_the_window_closes_and_saves(make_window, fi
 
 @needs_fifo
 def test_images_tab_lists_fifos_as_errors(make_window, fifos, qtbot, tmp_path, samples_dir):
-    from fasdesk.ui.images_tab import ResultsModel
+    from fasdesk.ui.images_model import ResultsModel
 
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -150,7 +124,7 @@ def test_nan_logits_in_the_images_tab_and_the_live_view(make_window, qtbot, tmp_
                                                         samples_dir):
     model = nan_model(tmp_path / "nan.onnx")
     window = make_window(settings=Settings(), save=False)
-    assert window.use_model(model)
+    assert window.state.use_model(model)
 
     tab = window.images_tab
     tab.add_paths([str(samples_dir / "real_T1.jpg")])
@@ -158,7 +132,7 @@ def test_nan_logits_in_the_images_tab_and_the_live_view(make_window, qtbot, tmp_
                     timeout=TIMEOUT_MS)
     face = tab.model.result(0).faces[0]
     assert face.p_real is None and face.label == "unsure" and face.reason == INVALID_OUTPUT
-    from fasdesk.ui.images_tab import ResultsModel
+    from fasdesk.ui.images_model import ResultsModel
 
     cells = [tab.table.model().index(0, c).data() for c in range(ResultsModel.ERROR + 1)]
     assert cells[ResultsModel.VERDICT] == "unsure" and cells[ResultsModel.P_REAL] == "–"
@@ -173,7 +147,7 @@ def test_nan_logits_in_the_images_tab_and_the_live_view(make_window, qtbot, tmp_
     qtbot.waitUntil(lambda: len(frames) >= 3, timeout=TIMEOUT_MS)
     faces = [f for frame in frames for f in frame.faces]
     assert faces and all(f.score is None and f.result.reason == INVALID_OUTPUT for f in faces)
-    assert all(f.label(window.settings.threshold) == "unsure" for f in faces)
+    assert all(f.label(window.state.threshold) == "unsure" for f in faces)
     assert not live.message.isVisible()  # faces without a verdict, the view goes on
 
 
@@ -189,9 +163,9 @@ def test_a_profile_holds_while_its_source_runs_and_is_not_saved_as_the_settings(
     desk = Profile(name="desk", source={"kind": "images", "target": str(samples_dir), "name": ""},
                    model=registry.DEFAULT_LIVENESS, model_sha256=registry.file_sha256(model),
                    threshold=0.42, confirm_frames=2)
-    assert window.apply_profile(desk)
-    assert window.settings.threshold == 0.42 and window.active_profile is desk
-    window.save_settings()
+    assert window.state.apply_profile(desk)
+    assert window.state.threshold == 0.42 and window.state.profile is desk
+    window.state.save()
     saved = load_settings()[0]
     assert (saved.threshold, saved.confirm_frames) == (0.6, 4)
 
@@ -201,6 +175,6 @@ def test_a_profile_holds_while_its_source_runs_and_is_not_saved_as_the_settings(
                                          "name": ""},
                     model=registry.DEFAULT_LIVENESS, model_sha256="0" * 64, threshold=0.9)
     save_profile(stale)
-    window._on_source_selected(SourceSpec.parse(str(tmp_path / "v.avi")))
-    assert window.active_profile is None and window.settings.threshold == 0.6
+    window.state.select_source(SourceSpec.parse(str(tmp_path / "v.avi")))
+    assert window.state.profile is None and window.state.threshold == 0.6
     assert "not applied" in window.notice.label.text()

@@ -168,9 +168,9 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     assert "6 real faces support a 20% BPCER target only roughly" in evaluate.suggestion.text()
     _shot(tab, "4_evaluate")
     # A checkpoint's threshold is not the live model's: it goes with the export.
-    before = window.settings.threshold
+    before = window.state.threshold
     click(qtbot, evaluate.apply_button)
-    assert window.settings.threshold == before
+    assert window.state.threshold == before
     assert tab.current_page() is tab.export and tab.export.threshold() == point.threshold
 
     # 5. Export, register, hand to the live view.
@@ -186,10 +186,10 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     assert export.use_button.isEnabled()
     _shot(tab, "5_export")
     click(qtbot, export.use_button)
-    assert window.settings.model == "office-cam"
-    assert window.current_model_path() == model
+    assert window.state.model == "office-cam"
+    assert window.state.model_path() == model
     # ... and the threshold picked for it came along, stored with the model.
-    assert window.settings.threshold == pytest.approx(point.threshold)
+    assert window.state.threshold == pytest.approx(point.threshold)
     assert window.live_tab.threshold_control.value() == pytest.approx(point.threshold)
 
     # The live view now runs the new model (no restart).
@@ -349,20 +349,8 @@ def test_a_crashing_backend_shows_its_last_lines(qtbot, tab, dataset, tmp_path):
 # -- in the main window: Collect mode in the Live tab, and the tab's hand-over ------------
 
 @pytest.fixture
-def window(qtbot):
-    from fasdesk.ui.app import create_app
-    from fasdesk.ui.main_window import MainWindow
-
-    create_app()
-    win = MainWindow(settings=Settings(), save=False)
-    qtbot.addWidget(win)
-    win.resize(1100, 760)
-    win.show()
-    yield win
-    import shiboken6
-
-    if shiboken6.isValid(win):
-        win.close()
+def window(make_window):
+    return make_window(size=(1100, 760), settings=Settings(), save=False)
 
 
 def _frames_while(qtbot, live_tab, count: int) -> list:
@@ -568,7 +556,7 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
         id="office-cam", kind="liveness", file=old.name, sha256=registry.sha256_of(old),
         size=old.stat().st_size, input_size=128, classes=("real", "spoof"),
         extra={"source": "training"}))
-    assert window.use_model("office-cam")
+    assert window.state.use_model("office-cam")
     live = window.live_tab
     video = write_video(tmp_path / "session.avi", samples_dir)
     live.start(SourceSpec.parse(str(video)))
@@ -614,7 +602,7 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
     assert len(asked) == 2
     assert registry.sha256_of(old) != registry.sha256_of(quantized_model)
     assert registry.get_entry("office-cam").sha256 == registry.sha256_of(old)
-    assert window.settings.model == "office-cam" and window.current_model_path() == old
+    assert window.state.model == "office-cam" and window.state.model_path() == old
     after = _frames_while(qtbot, live, 2)[-1]
     live.stop()
     # The live logits are now the new file's, no longer the old weights'.

@@ -12,7 +12,7 @@ import pytest
 
 from fasdesk.core.inference import modelcache
 
-from fasdesk.core.inference import optimize
+from fasdesk.core.inference import compare, optimize
 
 from fasdesk.core.models import registry
 from fasdesk.core.inference.crop import preprocess
@@ -30,7 +30,7 @@ def reference(samples_dir):
 @pytest.fixture(scope="module")
 def fast_model(fp32_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("fast") / "fast.onnx"
-    optimize.check_rewrite(str(fp32_model), out=path)  # `fasdesk models optimize --out`
+    compare.check_rewrite(str(fp32_model), out=path)  # `fasdesk models optimize --out`
     return path
 
 
@@ -86,7 +86,7 @@ def test_batch_of_eight_equals_single_runs(fast_model, sample_crops):
 def test_rewrite_is_deterministic(fast_model, fp32_model, tmp_path):
     again = tmp_path / "again.onnx"
     modelcache.forget_memory()
-    optimize.check_rewrite(str(fp32_model), out=again)
+    compare.check_rewrite(str(fp32_model), out=again)
     assert registry.sha256_of(again) == registry.sha256_of(fast_model)
 
 
@@ -103,16 +103,16 @@ def test_equivalence_check_catches_a_changed_weight(fast_model, fp32_model, tmp_
 
 
 def test_agreement_on_500_jittered_crops(fast_model, fp32_model, samples_dir, detector_model):
-    photos, boxes = optimize.face_photos([samples_dir], detector_model)
+    photos, boxes = compare.face_photos([samples_dir], detector_model)
     assert len(photos) == 3
-    crops = optimize.jittered_crops(photos, boxes, 500)
+    crops = compare.jittered_crops(photos, boxes, 500)
     assert crops.shape == (500, 3, 128, 128)
     # The jitter is real: no two crops alike, and the fp32 scores spread across the range.
     flat = crops.reshape(len(crops), -1)
     assert len(np.unique(flat[:, ::997], axis=0)) == 500
     p_fp32 = LivenessEngine(fp32_model).p_real(crops[:100])[0]
     assert p_fp32.min() < 0.1 and p_fp32.max() > 0.9
-    report = optimize.agreement(fp32_model, fast_model, crops)
+    report = compare.agreement(fp32_model, fast_model, crops)
     assert report["crops"] == 500
     assert report["agreement"] >= 0.995
     assert report["median_abs_delta_p_real"] <= 0.005
@@ -120,10 +120,10 @@ def test_agreement_on_500_jittered_crops(fast_model, fp32_model, samples_dir, de
 
 
 def test_jittered_crops_are_deterministic(samples_dir, detector_model):
-    photos, boxes = optimize.face_photos([samples_dir], detector_model)
-    a = optimize.jittered_crops(photos, boxes, 12, seed=3)
-    b = optimize.jittered_crops(photos, boxes, 12, seed=3)
-    c = optimize.jittered_crops(photos, boxes, 12, seed=4)
+    photos, boxes = compare.face_photos([samples_dir], detector_model)
+    a = compare.jittered_crops(photos, boxes, 12, seed=3)
+    b = compare.jittered_crops(photos, boxes, 12, seed=3)
+    c = compare.jittered_crops(photos, boxes, 12, seed=4)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
@@ -319,7 +319,7 @@ def test_models_the_rewrite_does_not_fit_run_as_they_are_with_one_log_line(
                                   PlainSession(quantized_model).logits(sample_crops))
     # A model already in the fast form (e.g. written by `models optimize --out`) runs as is.
     fast = tmp_path / "fast.onnx"
-    optimize.check_rewrite(str(fp32_model), out=fast)
+    compare.check_rewrite(str(fp32_model), out=fast)
     engine = LivenessEngine(fast)
     assert engine.optimized and engine.optimization.startswith("already in the fast form")
     assert engine.runtime_model == str(fast)

@@ -274,8 +274,8 @@ class AppState:
         try:
             path = registry.resolve(profile.model, kind="liveness")
             same = registry.file_sha256(path) == profile.model_sha256
-            if same and profile.model != self.model:
-                LivenessEngine(path)
+            if same and path != self.model_path():
+                LivenessEngine(path)  # a broken file is refused before anything changes
         except (registry.MissingModelError, OSError, ModelError) as exc:
             self.notice.emit(f"Profile '{profile.name}' not applied: {exc}", WARNING)
             return False
@@ -286,7 +286,10 @@ class AppState:
                 WARNING)
             return False
         before = self._values()
-        self._session = {"model": profile.model, "threshold": clamp_threshold(profile.threshold),
+        # The model in use already (the default named by its id, say): kept as it is
+        # spelled, so the views need not load it again.
+        model = self.model if self.model_path() == path else profile.model
+        self._session = {"model": model, "threshold": clamp_threshold(profile.threshold),
                          "confirm_frames": int(profile.confirm_frames)}
         changed = self.profile != profile
         self.profile = profile
@@ -309,6 +312,13 @@ class AppState:
         self.profile_changed.emit(None)
         if before["model"] != self.model:
             self.check_models()
+
+    def profile_renamed(self, old_name: str, renamed: Profile) -> None:
+        """A profile was renamed (same values): the active one keeps running under its
+        new name."""
+        if self.profile is not None and self.profile.name == old_name:
+            self.profile = renamed
+            self.profile_changed.emit(renamed)
 
     def profile_saved(self, profile: Profile, spec: SourceSpec | None,
                       camera_name: str | None = None) -> None:

@@ -63,11 +63,12 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.window_ = window
         self.setWindowTitle("Calibrate this camera")
         self.resize(1040, 700)
-        self.model = window.settings.model or None
-        self.model_name = window._model_name()
-        self.model_path = window.current_model_path()
-        self.confirm_frames = window.settings.confirm_frames
-        self.pipeline_factory = lambda: window._pipeline_factory(live=True)
+        state = window.state
+        self.model = state.model or None
+        self.model_name = state.model_name()
+        self.model_path = state.model_path()
+        self.confirm_frames = state.confirm_frames
+        self.pipeline_factory = lambda: state.pipeline_factory(live=True)
         self.live = window.live_tab
         self.cameras = [(c.index, c.name) for c in self.live.cameras]
         self.camera_names = dict(self.cameras)
@@ -79,7 +80,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.live_spec = None  # the live view's source, given back at the end
         self.saved_profile = None
         self.tuning = False
-        self._build(spec or self.live.spec or self._first_camera(), window.settings.threshold)
+        self._build(spec or self.live.spec or self._first_camera(), state)
         if profile is not None:
             self.setup.preset(profile)
             self.report.max_apcer.setValue(100 * profile.max_apcer)
@@ -89,10 +90,10 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
     def _first_camera(self) -> SourceSpec | None:
         return SourceSpec("camera", str(self.cameras[0][0])) if self.cameras else None
 
-    def _build(self, spec, threshold: float) -> None:
+    def _build(self, spec, state) -> None:
         found = self.model_path.name if self.model_path else "not found"
         self.setup = SetupPage(self.cameras, spec, f"{self.model_name}  ({found})")
-        self.recorder = RecordPage(threshold)
+        self.recorder = RecordPage(state)
         self.report = ReportPage()
         self.setup.start_button.clicked.connect(self.start)
         self.recorder.record_button.clicked.connect(self.record)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -11,74 +9,46 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, Q
                                QTableWidgetItem, QVBoxLayout)
 
 from fasdesk import __version__
+from fasdesk.app.model_info import model_info
+from fasdesk.core.io.errors import one_line
 from fasdesk.core.models import registry
-from fasdesk.core.inference.liveness import LivenessEngine, ModelError
-
-LATENCY_RUNS = 20
-
-
-def measure_latency(engine: LivenessEngine, runs: int = LATENCY_RUNS) -> float:
-    """Median seconds for one face (batch of 1), after a warm-up run."""
-    import numpy as np
-
-    batch = np.random.default_rng(0).random((1, 3, engine.input_size, engine.input_size),
-                                            dtype=np.float32)
-    engine.logits(batch)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        engine.logits(batch)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def model_info(model_path: Path) -> dict[str, str]:
-    """What the info dialog shows, as label -> text (raises ModelError)."""
-    from fasdesk.core.inference.optimize import describe
-
-    engine = LivenessEngine(model_path)
-    entry = next((e for e in registry.load_manifest() if e.kind == "liveness"
-                  and e.file == model_path.name), None)
-    digest = registry.file_sha256(model_path)
-    shown = f"{digest[:32]}\n{digest[32:]}"  # 64 hex digits do not word-wrap
-    if entry and entry.sha256:
-        check = "matches the registry" if digest == entry.sha256.lower() else "DIFFERS from the registry"
-        shown += f"\n({check})"
-    classes = ", ".join(entry.classes) if entry and entry.classes else f"{engine.num_classes} (class 0 = real)"
-    return {
-        "Model": entry.id if entry else "(not in the registry)",
-        "File": str(model_path),
-        "Size": f"{model_path.stat().st_size / 1e6:.2f} MB",
-        "SHA-256": shown,
-        "Input": f"{engine.input_size} x {engine.input_size} RGB",
-        "Classes": classes,
-        "License": entry.license if entry and entry.license else "unknown",
-        "Execution provider": engine.provider,
-        "Optimized": describe(engine.optimized, engine.optimization),
-        "Latency (1 face)": f"{measure_latency(engine) * 1000:.2f} ms (median of {LATENCY_RUNS})",
-    }
+from fasdesk.ui.workers import start_worker
 
 
 class ModelInfoDialog(QDialog):
+    """The model's facts; loading it and timing it run in a worker, the dialog opens at
+    once with "Measuring..." and fills in when they are known (`ready`)."""
+
     def __init__(self, model_path: Path, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Model info")
         self.setMinimumWidth(560)
+        self.info: dict[str, str] | None = None
         layout = QVBoxLayout(self)
-        form = QFormLayout()
-        try:
-            self.info = model_info(Path(model_path))
-        except (ModelError, OSError) as exc:
-            self.info = {"Error": str(exc)}
-        for key, value in self.info.items():
-            label = QLabel(value)
-            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-            label.setWordWrap(True)
-            form.addRow(f"{key}:", label)
-        layout.addLayout(form)
+        self.form = QFormLayout()
+        self.form.addRow("File:", QLabel(str(model_path)))
+        self.form.addRow("", QLabel("Loading the model and measuring its latency..."))
+        layout.addLayout(self.form)
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        self.worker = start_worker(model_info, Path(model_path))
+        self.worker.returned.connect(self._show)
+        self.worker.errored.connect(lambda exc: self._show({"Error": one_line(exc)}))
+
+    @property
+    def ready(self) -> bool:
+        return self.info is not None
+
+    def _show(self, info: dict[str, str]) -> None:
+        self.info = info
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        for key, value in info.items():
+            label = QLabel(value)
+            label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+            label.setWordWrap(True)
+            self.form.addRow(f"{key}:", label)
 
 
 def versions() -> dict[str, str]:

@@ -10,6 +10,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from fasdesk.core.decision.verdict import DEFAULT_CONFIRM_FRAMES, DEFAULT_THRESHOLD
 from fasdesk.core.live.loop import LiveFrame
 
 COLOURS = {
@@ -101,14 +102,15 @@ class FrameView(QWidget):
     """
     clicked = Signal(float, float)  # x, y in the shown frame's pixels
 
-    def __init__(self, parent=None):
+    def __init__(self, judge=None, parent=None):
+        """judge: what decides the labels (fasdesk.app.state.AppState: its `threshold` and
+        `confirm_frames` are read at paint time); None: the defaults."""
         super().__init__(parent)
+        self.judge = judge
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(320, 240)
         self.frame: LiveFrame | None = None
         self._image: QImage | None = None
-        self.threshold = 0.5
-        self.confirm_n = 3
         self.placeholder = "Pick a source and press Start"
         self.notice = ""
         self.marked: tuple[int, str] | None = None  # (track id, caption) of the marked face
@@ -118,13 +120,13 @@ class FrameView(QWidget):
         self._image = frame_qimage(frame) if frame is not None else None
         self.update()
 
-    def set_threshold(self, value: float) -> None:
-        self.threshold = value
-        self.update()
+    @property
+    def threshold(self) -> float:
+        return self.judge.threshold if self.judge is not None else DEFAULT_THRESHOLD
 
-    def set_confirm_frames(self, n: int) -> None:
-        self.confirm_n = n
-        self.update()
+    @property
+    def confirm_n(self) -> int:
+        return self.judge.confirm_frames if self.judge is not None else DEFAULT_CONFIRM_FRAMES
 
     def set_placeholder(self, text: str) -> None:
         self.placeholder = text

@@ -1,268 +1,41 @@
 """The Images tab: drop photos or folders, see each one classified, export the results.
 
-Classification runs in a ClassifyWorker thread (fasdesk.core.images.batch underneath); the table
-keeps only each image's face results and a small thumbnail, and the preview pane has the
-selected file re-read and drawn by a PreviewWorker. A threshold change relabels table and
-preview from the stored p_real, without new inference.
+Classification runs as a worker (fasdesk.ui.images_worker.classify_batch, with
+fasdesk.core.images.batch underneath); the table keeps only each image's face results and a
+small thumbnail, and the preview pane has the selected file re-read and drawn by a
+preview worker. Labels follow AppState's threshold: a change relabels table and preview
+from the stored p_real, without new inference.
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import (QAbstractTableModel, QCoreApplication, QEvent, QModelIndex,
-                            QObject, QSize, QSortFilterProxyModel, Qt, QThread, Signal, Slot)
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBoxLayout,
-                               QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy,
-                               QSplitter, QStackedWidget, QStyle, QTableView, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QEvent, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView,
+                               QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
+                               QStackedWidget, QTableView, QVBoxLayout, QWidget)
 
-from fasdesk.core.images import report
-from fasdesk.core.images.batch import ImageResult
-from fasdesk.core.images.display import THUMBNAIL_SIDE, RGBBytes
-from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
-from fasdesk.core.decision.verdict import UNSURE
-from fasdesk.core.inference.pipeline import INVALID_OUTPUT, Pipeline
+from fasdesk.app.state import AppState
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.images_worker import ClassifiedImage, ClassifyWorker, PreviewWorker
-from fasdesk.ui.threshold_control import ThresholdControl
+from fasdesk.core.decision.verdict import UNSURE
+from fasdesk.core.images import report
+from fasdesk.core.images.display import THUMBNAIL_SIDE, RGBBytes
+from fasdesk.core.inference.pipeline import Pipeline
+from fasdesk.core.io.errors import one_line
+from fasdesk.core.io.imageio import IMAGE_EXTENSIONS, ImageReadError
+from fasdesk.core.io.settings import Settings
 from fasdesk.ui.drops import accept_if_files, dropped_paths
+from fasdesk.ui.image_view import ImageView
+from fasdesk.ui.images_model import SORT_ROLE, ResultsModel, qimage_from
+from fasdesk.ui.images_worker import (BatchStarted, ClassifiedImage, PipelineCache, PreviewCache,
+                                      classify_batch, render_preview)
+from fasdesk.ui.subscribe import subscribe
+from fasdesk.ui.threshold_control import ThresholdControl
+from fasdesk.ui.workers import Worker, start_worker
 
-SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
-ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
-
-VERDICT_COLOURS = {  # cell background per image verdict; text stays dark on all of them
-    report.REAL: QColor("#c7ecc4"),
-    report.SPOOF: QColor("#f7c4c4"),
-    UNSURE: QColor("#e2e2e2"),
-    report.NO_FACE: QColor("#ececec"),
-    report.ERROR: QColor("#fbe3b5"),
-}
-
-
-def qimage_from(rgb: RGBBytes) -> QImage:
-    """A QImage owning a copy of packed RGB bytes (the bytes object may then go away)."""
-    return QImage(rgb.data, rgb.width, rgb.height, rgb.stride,
-                  QImage.Format.Format_RGB888).copy()
-
-
-class _Row:
-    __slots__ = ("result", "thumb")
-
-    def __init__(self, item: ClassifiedImage):
-        self.result: ImageResult = item.result
-        self.thumb = (QPixmap.fromImage(qimage_from(item.thumb))
-                      if item.thumb is not None else None)
-
-
-class ResultsModel(QAbstractTableModel):
-    """One row per image file; labels follow `threshold` (stored p_real, no inference)."""
-
-    COLUMNS = ("", "File", "Faces", "Verdict", "p_real", "Error")
-    THUMB, FILE, FACES, VERDICT, P_REAL, ERROR = range(6)
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self._rows: list[_Row] = []
-        self._row_of_path: dict[str, int] = {}
-        self.threshold = DEFAULT_THRESHOLD
-        self._warning_pixmap: QPixmap | None = None
-
-    # --- content -------------------------------------------------------------------
-    def add(self, item: ClassifiedImage) -> None:
-        """Append a result, or replace the row of a file classified before."""
-        row = self._row_of_path.get(item.result.path)
-        if row is not None:
-            self._rows[row] = _Row(item)
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
-            return
-        row = len(self._rows)
-        self.beginInsertRows(QModelIndex(), row, row)
-        self._rows.append(_Row(item))
-        self._row_of_path[item.result.path] = row
-        self.endInsertRows()
-
-    def clear(self) -> None:
-        self.beginResetModel()
-        self._rows.clear()
-        self._row_of_path.clear()
-        self.endResetModel()
-
-    def set_threshold(self, threshold: float) -> None:
-        self.threshold = threshold
-        if self._rows:
-            self.dataChanged.emit(self.index(0, self.FACES),
-                                  self.index(len(self._rows) - 1, self.P_REAL))
-
-    def result(self, row: int) -> ImageResult:
-        return self._rows[row].result
-
-    def faces(self, row: int) -> list:
-        """The row's faces labelled under the current threshold."""
-        return report.relabelled(self._rows[row].result.faces, self.threshold)
-
-    def verdict(self, row: int) -> str:
-        result = self._rows[row].result
-        return report.image_verdict((f.relabel(self.threshold) for f in result.faces),
-                                    result.error)
-
-    def records(self) -> list[dict]:
-        """Every row as a `fasdesk classify --json` record, labelled under the threshold."""
-        out = []
-        for row, item in enumerate(self._rows):
-            record = item.result.to_json()
-            record["faces"] = [face.to_json() for face in self.faces(row)]
-            out.append(record)
-        return out
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in range(len(self._rows)):
-            verdict = self.verdict(row)
-            counts[verdict] = counts.get(verdict, 0) + 1
-        return counts
-
-    # --- Qt model interface --------------------------------------------------------
-    def rowCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
-            return {self.P_REAL: "probability the face is real, per face",
-                    self.VERDICT: "spoof if any face is spoof; real if every judged face is real"
-                    }.get(section)
-        return None
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row, col = index.row(), index.column()
-        result = self._rows[row].result
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(row, col, result)
-        if role == SORT_ROLE:
-            return self._sort_key(row, col, result)
-        if role == Qt.ItemDataRole.DecorationRole and col == self.THUMB:
-            return self._error_icon() if result.error else self._rows[row].thumb
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row, col, result)
-        if role == Qt.ItemDataRole.BackgroundRole and col == self.VERDICT:
-            return VERDICT_COLOURS.get(self.verdict(row))
-        if role == Qt.ItemDataRole.ForegroundRole and col == self.VERDICT:
-            return QColor("#1a1a1a")
-        if role == Qt.ItemDataRole.FontRole and col == self.VERDICT:
-            font = QFont()
-            font.setBold(True)
-            return font
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.FACES, self.VERDICT):
-            return int(Qt.AlignmentFlag.AlignCenter)
-        return None
-
-    def _error_icon(self) -> QPixmap:
-        if self._warning_pixmap is None:  # made on first use: needs a running QApplication
-            icon = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-            self._warning_pixmap = icon.pixmap(ERROR_ICON_SIDE, ERROR_ICON_SIDE)
-        return self._warning_pixmap
-
-    @staticmethod
-    def _problem(result) -> str:
-        """The Error column: the file's error, or a model error on one of its faces."""
-        if result.error:
-            return result.error
-        return next((f.reason for f in result.faces if f.reason == INVALID_OUTPUT), "")
-
-    def _display(self, row, col, result):
-        if col == self.FILE:
-            return Path(result.path).name
-        if col == self.FACES:
-            return "" if result.error else str(len(result.faces))
-        if col == self.VERDICT:
-            return self.verdict(row)
-        if col == self.P_REAL:
-            return ", ".join("–" if f.p_real is None else f"{f.p_real:.2f}"
-                             for f in result.faces)
-        if col == self.ERROR:
-            return self._problem(result)
-        return None
-
-    def _sort_key(self, row, col, result):
-        if col == self.FACES:
-            return -1 if result.error else len(result.faces)
-        if col == self.VERDICT:
-            return self.verdict(row)
-        if col == self.P_REAL:  # the least real face decides; images without one last
-            judged = [f.p_real for f in result.faces if f.p_real is not None]
-            return min(judged) if judged else 2.0
-        if col == self.ERROR:
-            return self._problem(result)
-        return result.path.lower()
-
-    def _tooltip(self, row, col, result):
-        if col in (self.THUMB, self.FILE):
-            return result.path
-        if col == self.ERROR:
-            return self._problem(result) or None
-        if col in (self.VERDICT, self.P_REAL) and result.faces:
-            lines = []
-            for n, face in enumerate(self.faces(row), 1):
-                score = "" if face.p_real is None else f" p_real {face.p_real:.3f}"
-                why = f" ({face.reason})" if face.reason else ""
-                lines.append(f"face {n}: {face.label}{score}{why}")
-            return "\n".join(lines)
-        return None
-
-
-class ImageView(QWidget):
-    """Shows one image scaled to fit (aspect kept), or a line of text when there is none."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self._pixmap: QPixmap | None = None
-        self._text = ""
-        self.setMinimumSize(240, 200)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-
-    def set_image(self, image: QImage | None) -> None:
-        self._pixmap = QPixmap.fromImage(image) if image is not None else None
-        self._text = ""
-        self.update()
-
-    def set_text(self, text: str) -> None:
-        self._pixmap, self._text = None, text
-        self.update()
-
-    def has_image(self) -> bool:
-        return self._pixmap is not None
-
-    def pixmap(self) -> QPixmap | None:
-        return self._pixmap
-
-    def text(self) -> str:
-        return self._text
-
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor("#2b2b2b"))
-        if self._pixmap is None:
-            painter.setPen(QColor("#bbbbbb"))
-            painter.drawText(self.rect().adjusted(12, 12, -12, -12),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._text)
-            return
-        size = self._pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        x = (self.width() - size.width()) // 2
-        y = (self.height() - size.height()) // 2
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawPixmap(x, y, size.width(), size.height(), self._pixmap)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -274,17 +47,17 @@ class ImagesTab(QWidget):
     """Batch classification of image files and folders (see the module docstring)."""
 
     status_message = Signal(str)
-    threshold_changed = Signal(float)  # the user moved this tab's slider
-    _run_requested = Signal(object, object, int)  # paths, pipeline factory, generation
-    _preview_requested = Signal(int, str, object, float)
+    batch_started = Signal(int)  # a batch found this many files
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, state: AppState | None = None, parent: QWidget | None = None):
+        """state: the app's (the tab alone, in scripts and tests: its own, not saved)."""
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.last_folder = str(Path.home())  # where the file dialogs open; settings may set it
-        self._threshold = DEFAULT_THRESHOLD
-        self._factory: Callable[[], Pipeline] | None = None
-        self._generation = 0
+        self.state = state or AppState(Settings(), save=False)
+        self._factory: Callable[[], Pipeline] | None = None  # None: the state's model
+        self._pipelines = PipelineCache()
+        self._previews = PreviewCache()
+        self.worker: Worker | None = None  # the running batch
         self._pending: list[str] = []
         self._running = False
         self._done = 0
@@ -295,10 +68,12 @@ class ImagesTab(QWidget):
         self._summary_updated = 0.0
         self._watched_window: QWidget | None = None
 
-        self.model = ResultsModel(self)
+        self.model = ResultsModel(self.state, self)
         self._build_ui()
-        self._start_threads()
         self._update_buttons()
+        subscribe(self, self.state.threshold_changed, self._relabel)
+        subscribe(self, self.state.model_changed, lambda _m: self._use_state_model())
+        subscribe(self, self.state.model_reloaded, self._use_state_model)
 
     # --- public interface ----------------------------------------------------------
     def add_paths(self, paths: list[str]) -> None:
@@ -313,25 +88,28 @@ class ImagesTab(QWidget):
         self._start(paths)
 
     def set_pipeline_factory(self, factory: Callable[[], Pipeline]) -> None:
-        """Use pipelines from `factory` from the next batch on (e.g. after a model switch)."""
+        """Use pipelines from `factory` from the next batch on, instead of the state's
+        model (benchmarks, tests)."""
         self._factory = factory
-        self._generation += 1
 
-    def set_threshold(self, value: float) -> None:
-        """Relabel under a threshold chosen elsewhere (the window's); does not re-emit."""
-        self.threshold_control.set_value(value)
-        if float(value) != self._threshold:  # (the window echoes this tab's own change)
-            self._apply_threshold(value)
+    def _use_state_model(self) -> None:
+        """The model in use changed, or its file did: the next batch builds it anew."""
+        self._factory = None
+        self._pipelines = PipelineCache()
 
-    def _apply_threshold(self, value: float) -> None:
-        self._threshold = float(value)
-        self.model.set_threshold(self._threshold)
+    def _relabel(self, _threshold: float) -> None:
+        self.model.relabel()
         self._update_summary()
         self._show_selected()
 
     @property
     def threshold(self) -> float:
-        return self._threshold
+        return self.state.threshold
+
+    @property
+    def last_folder(self) -> str:
+        """Where the file dialogs open (the app's remembered Images folder)."""
+        return self.state.last_folder("images")
 
     def is_running(self) -> bool:
         return self._running
@@ -339,7 +117,7 @@ class ImagesTab(QWidget):
     def cancel(self) -> None:
         if self._running:
             self._pending.clear()
-            self._cancel.set()
+            self.worker.cancel()
             self.cancel_button.setEnabled(False)
             self.cancel_button.setText("Cancelling...")
 
@@ -359,39 +137,23 @@ class ImagesTab(QWidget):
     def export_json(self, path: str) -> bool:
         return self._export(path, report.write_json, "JSON")
 
-    def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Cancel any batch and stop the worker threads; waits for the image in progress,
-        at most `timeout_ms` in all. True when both threads ended (False: one is stuck,
-        the window closes anyway; see app.run). Called when the tab's window closes and
-        when the app quits; safe to call again, and the tab restarts its threads when
-        used afterwards."""
-        self._cancel.set()
-        deadline = time.monotonic() + timeout_ms / 1000
-        stopped = True
-        for thread in (self._classify_thread, self._preview_thread):
-            if thread.isRunning():
-                thread.quit()
-                left_ms = max(0, round((deadline - time.monotonic()) * 1000))
-                stopped = thread.wait(left_ms) and stopped
-        return stopped
-
     # --- window lifetime -------------------------------------------------------------
     def showEvent(self, event) -> None:
         super().showEvent(event)
         window = self.window()
         if window is not self and window is not self._watched_window:
             # The tab gets no close event of its own inside a window; the window's tells
-            # it to stop its threads before Qt destroys them.
+            # it to cancel its batch.
             window.installEventFilter(self)
             self._watched_window = window
 
     def eventFilter(self, watched, event) -> bool:
         if watched is self._watched_window and event.type() == QEvent.Type.Close:
-            self.shutdown()
+            self.cancel()
         return False
 
     def closeEvent(self, event) -> None:  # the tab shown on its own (scripts, tests)
-        self.shutdown()
+        self.cancel()
         super().closeEvent(event)
 
     # --- drops -----------------------------------------------------------------------
@@ -409,40 +171,9 @@ class ImagesTab(QWidget):
 
     # --- construction ----------------------------------------------------------------
     def _build_ui(self) -> None:
-        self.add_files_button = QPushButton("Add images...")
-        self.add_folder_button = QPushButton("Add folder...")
-        self.export_csv_button = QPushButton("Export CSV...")
-        self.export_json_button = QPushButton("Export JSON...")
-        self.clear_button = QPushButton("Clear")
-        self.add_files_button.clicked.connect(self._choose_files)
-        self.add_folder_button.clicked.connect(self._choose_folder)
-        self.export_csv_button.clicked.connect(lambda: self._choose_export("csv"))
-        self.export_json_button.clicked.connect(lambda: self._choose_export("json"))
-        self.clear_button.clicked.connect(self.clear)
-        self.summary = QLabel()
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # A long summary must not stop the window from shrinking (a narrow table pane
-        # cuts it; the tooltip has it whole).
-        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.threshold_control = ThresholdControl(self._threshold)
-        # Shrinks first when the window is narrow; never wider than a compact toolbar slider.
-        control = self.threshold_control
-        control.slider.setMinimumWidth(40)
-        control.setMaximumWidth(control.sizeHint().width() - control.slider.sizeHint().width()
-                                + 160)
-        self.threshold_control.changed.connect(self._on_threshold_picked)
-
-        toolbar = QHBoxLayout()
-        for button in (self.add_files_button, self.add_folder_button):
-            toolbar.addWidget(button)
-        toolbar.addSpacing(10)
-        for button in (self.export_csv_button, self.export_json_button, self.clear_button):
-            toolbar.addWidget(button)
-        toolbar.addSpacing(10)
-        toolbar.addWidget(self.threshold_control, 1)
-        toolbar.addStretch(1)
-
+        toolbar = self._build_toolbar()
         self.error_banner = QLabel()
+        self.error_banner.setObjectName("errorBanner")
         self.error_banner.setWordWrap(True)
         self.error_banner.setStyleSheet(
             "QLabel { background: #f8d7da; color: #58151c; border: 1px solid #f1aeb5;"
@@ -460,6 +191,56 @@ class ImagesTab(QWidget):
         progress_layout.addWidget(self.cancel_button)
         self.progress_row.hide()
 
+        hint = QLabel("Drop images or folders here\n\nor use Add images... / Add folder...")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setStyleSheet("QLabel { color: #808080; font-size: 15pt;"
+                           " border: 2px dashed #a0a0a0; border-radius: 10px; }")
+        self.pages = QStackedWidget()
+        self.pages.addWidget(hint)
+        self.pages.addWidget(self._build_panes())
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(toolbar)
+        layout.addWidget(self.error_banner)
+        layout.addWidget(self.progress_row)
+        layout.addWidget(self.pages, 1)
+
+    def _build_toolbar(self) -> QHBoxLayout:
+        self.add_files_button = QPushButton("Add images...")
+        self.add_folder_button = QPushButton("Add folder...")
+        self.export_csv_button = QPushButton("Export CSV...")
+        self.export_json_button = QPushButton("Export JSON...")
+        self.clear_button = QPushButton("Clear")
+        self.add_files_button.clicked.connect(self._choose_files)
+        self.add_folder_button.clicked.connect(self._choose_folder)
+        self.export_csv_button.clicked.connect(lambda: self._choose_export("csv"))
+        self.export_json_button.clicked.connect(lambda: self._choose_export("json"))
+        self.clear_button.clicked.connect(self.clear)
+        self.summary = QLabel()
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long summary must not stop the window from shrinking (a narrow table pane
+        # cuts it; the tooltip has it whole).
+        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.threshold_control = ThresholdControl(self.state)
+        # Shrinks first when the window is narrow; never wider than a compact toolbar slider.
+        control = self.threshold_control
+        control.slider.setMinimumWidth(40)
+        control.setMaximumWidth(control.sizeHint().width() - control.slider.sizeHint().width()
+                                + 160)
+
+        toolbar = QHBoxLayout()
+        for button in (self.add_files_button, self.add_folder_button):
+            toolbar.addWidget(button)
+        toolbar.addSpacing(10)
+        for button in (self.export_csv_button, self.export_json_button, self.clear_button):
+            toolbar.addWidget(button)
+        toolbar.addSpacing(10)
+        toolbar.addWidget(self.threshold_control, 1)
+        toolbar.addStretch(1)
+        return toolbar
+
+    def _build_panes(self) -> QSplitter:
+        """The table (with its summary line) beside the preview of the selected file."""
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
@@ -507,60 +288,11 @@ class ImagesTab(QWidget):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         splitter.setSizes([620, 420])
-
-        hint = QLabel("Drop images or folders here\n\nor use Add images... / Add folder...")
-        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint.setStyleSheet("QLabel { color: #808080; font-size: 15pt;"
-                           " border: 2px dashed #a0a0a0; border-radius: 10px; }")
-        self.pages = QStackedWidget()
-        self.pages.addWidget(hint)
-        self.pages.addWidget(splitter)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(toolbar)
-        layout.addWidget(self.error_banner)
-        layout.addWidget(self.progress_row)
-        layout.addWidget(self.pages, 1)
-
-    def _ensure_threads(self) -> None:
-        """(Re)start the worker threads; they stop on shutdown, e.g. when the window
-        closes, and a window that refused to close keeps working."""
-        for thread in (self._classify_thread, self._preview_thread):
-            if not thread.isRunning():
-                thread.start()
-
-    def _start_threads(self) -> None:
-        self._cancel = threading.Event()
-        self._classify_thread = QThread(self)
-        self._classify_thread.setObjectName("fasdesk-images-classify")
-        self._worker = ClassifyWorker(self._cancel)
-        self._worker.moveToThread(self._classify_thread)
-        # Every link crosses threads: queued explicitly, so each slot runs in its
-        # object's own thread whatever PySide infers from the callable.
-        queued = Qt.ConnectionType.QueuedConnection
-        self._run_requested.connect(self._worker.run, queued)
-        self._worker.started.connect(self._on_started, queued)
-        self._worker.image_done.connect(self._on_image_done, queued)
-        self._worker.finished.connect(self._on_finished, queued)
-        self._worker.failed.connect(self._on_failed, queued)
-
-        self._preview_thread = QThread(self)
-        self._preview_thread.setObjectName("fasdesk-images-preview")
-        self._preview_worker = PreviewWorker()
-        self._preview_worker.moveToThread(self._preview_thread)
-        self._preview_requested.connect(self._preview_worker.render, queued)
-        self._preview_worker.ready.connect(self._on_preview_ready, queued)
-        self._preview_worker.failed.connect(self._on_preview_failed, queued)
-
-        self._ensure_threads()
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
+        return splitter
 
     # --- batch -----------------------------------------------------------------------
     def _start(self, paths: list[str]) -> None:
         self._running = True
-        self._cancel.clear()
         self._done = self._total = 0
         self.error_banner.hide()
         self.progress.setRange(0, 0)  # busy until the files are counted
@@ -569,16 +301,20 @@ class ImagesTab(QWidget):
         self.cancel_button.setText("Cancel")
         self.progress_row.show()
         self._update_buttons()
-        self._ensure_threads()
-        factory = self._factory or self._default_factory
-        self._run_requested.emit(paths, factory, self._generation)
+        if self._factory is None:
+            self._factory = self.state.pipeline_factory()
+        self.worker = start_worker(classify_batch, paths, self._factory, self._pipelines)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.returned.connect(lambda _: self._on_finished(False))
+        self.worker.cancelled.connect(lambda: self._on_finished(True))
+        self.worker.errored.connect(self._on_failed)
 
-    def _default_factory(self) -> Pipeline:
-        from fasdesk.core.inference.pipeline import build_pipeline
+    def _on_progress(self, item) -> None:
+        if isinstance(item, BatchStarted):
+            self._on_started(item.total)
+        else:
+            self._on_image_done(item)
 
-        return build_pipeline(threshold=self._threshold)
-
-    @Slot(int)
     def _on_started(self, total: int) -> None:
         self._total = total
         self._batch_started = time.monotonic()
@@ -586,8 +322,8 @@ class ImagesTab(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat(f"0 / {total}")
         self.status_message.emit(f"Classifying {total} image(s)...")
+        self.batch_started.emit(total)
 
-    @Slot(object)
     def _on_image_done(self, item: ClassifiedImage) -> None:
         self.model.add(item)
         self.pages.setCurrentIndex(1)
@@ -603,8 +339,8 @@ class ImagesTab(QWidget):
         if item.result.path == self._preview_path:
             self._show_selected()
 
-    @Slot(int, int, bool)
-    def _on_finished(self, done: int, total: int, cancelled: bool) -> None:
+    def _on_finished(self, cancelled: bool) -> None:
+        done, total = self._done, self._total
         elapsed = time.monotonic() - self._batch_started
         self._running = False
         self.progress_row.hide()
@@ -624,11 +360,17 @@ class ImagesTab(QWidget):
             paths, self._pending = self._pending, []
             self._start(paths)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: Exception) -> None:
+        """The pipeline could not be built (nothing classified), or the batch stopped (not
+        a bad file: those are rows); the rows so far stay."""
         self._running = False
         self._pending.clear()
         self.progress_row.hide()
+        if self._total:
+            message = (f"classification stopped after {self._done} of {self._total} "
+                       f"image(s): {one_line(exc)}")
+        else:
+            message = one_line(exc)
         self._show_error(f"Cannot classify: {message}")
         self._update_buttons()
 
@@ -650,10 +392,11 @@ class ImagesTab(QWidget):
             self.preview.set_text(f"{Path(result.path).name}\n\n{result.error}")
             return
         self._preview_request += 1
-        self._preview_worker.latest_request = self._preview_request
-        self._ensure_threads()
-        self._preview_requested.emit(self._preview_request, result.path, result.faces,
-                                     self._threshold)
+        request = self._preview_request
+        worker = start_worker(render_preview, result.path, result.faces, self.threshold,
+                              self._previews)
+        worker.returned.connect(lambda rgb: self._on_preview_ready(request, rgb))
+        worker.errored.connect(lambda exc: self._on_preview_failed(request, exc))
 
     def _details_text(self, row: int) -> str:
         result = self.model.result(row)
@@ -661,7 +404,7 @@ class ImagesTab(QWidget):
         if result.error:
             return lines[0] + f"<br>{result.error}"
         lines.append(f"{result.width} x {result.height} px, verdict "
-                     f"<b>{self.model.verdict(row)}</b> at threshold {format_threshold(self._threshold)}")
+                     f"<b>{self.model.verdict(row)}</b> at threshold {format_threshold(self.threshold)}")
         for n, face in enumerate(self.model.faces(row), 1):
             x, y, w, h = face.box
             score = "" if face.p_real is None else f" (p_real {face.p_real:.3f})"
@@ -671,15 +414,14 @@ class ImagesTab(QWidget):
             lines.append("no face found")
         return "<br>".join(lines)
 
-    @Slot(int, object)
     def _on_preview_ready(self, request: int, rgb: RGBBytes) -> None:
-        if request == self._preview_request:
+        if request == self._preview_request:  # (an older request, overtaken, is dropped)
             self.preview.set_image(qimage_from(rgb))
 
-    @Slot(int, str)
-    def _on_preview_failed(self, request: int, message: str) -> None:
-        if request == self._preview_request:
-            self.preview.set_text(message)
+    def _on_preview_failed(self, request: int, exc: Exception) -> None:
+        if request == self._preview_request:  # e.g. the file changed or went away since
+            self.preview.set_text(str(exc) if isinstance(exc, ImageReadError)
+                                  else f"cannot show this image: {one_line(exc)}")
 
     # --- helpers ---------------------------------------------------------------------
     def _update_summary(self) -> None:
@@ -692,13 +434,9 @@ class ImagesTab(QWidget):
             return
         order = (report.REAL, report.SPOOF, UNSURE, report.NO_FACE, report.ERROR)
         parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-        self.summary.setText(f"{total} image(s) at threshold {format_threshold(self._threshold)}: "
+        self.summary.setText(f"{total} image(s) at threshold {format_threshold(self.threshold)}: "
                              + ", ".join(parts))
         self.summary.setToolTip(self.summary.text())
-
-    def _on_threshold_picked(self, value: float) -> None:
-        self._apply_threshold(value)
-        self.threshold_changed.emit(value)
 
     def _update_buttons(self) -> None:
         # Exports and Clear wait for the batch to finish: an export is then complete.
@@ -729,13 +467,13 @@ class ImagesTab(QWidget):
         files, _ = QFileDialog.getOpenFileNames(
             self, "Add images", self.last_folder, f"Images ({patterns});;All files (*)")
         if files:
-            self.last_folder = str(Path(files[0]).parent)
+            self.state.remember_folder("images", Path(files[0]).parent)
             self.add_paths(files)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add folder", self.last_folder)
         if folder:
-            self.last_folder = folder
+            self.state.remember_folder("images", folder)
             self.add_paths([folder])
 
     def _choose_export(self, kind: str) -> None:

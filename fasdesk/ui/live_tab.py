@@ -1,10 +1,8 @@
 """The Live tab: source picker, the live view, threshold, score plot and snapshot."""
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
@@ -13,41 +11,35 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
 
 from fasdesk.core.io.files import safe_stat
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
-from fasdesk.core.inference.pipeline import Pipeline
-from fasdesk.core.io.settings import Settings
+from fasdesk.app.state import AppState
+from fasdesk.core.decision.verdict import MAX_CONFIRM_FRAMES
 from fasdesk.core.live.sources import (VIDEO_EXTENSIONS, CameraInfo, SourceSpec, add_recent,
                                   probe_cameras)
 from fasdesk.ui.frame_view import COLOURS, FrameView, render_annotated
 from fasdesk.ui.live_worker import LiveController, LiveOptions
 from fasdesk.ui.score_plot import ScorePlot
+from fasdesk.ui.subscribe import subscribe
 from fasdesk.ui.threshold_control import ThresholdControl
+from fasdesk.ui.workers import start_worker
 
 STATS_INTERVAL = 0.25  # seconds between status bar updates
 PLOT_INTERVAL = 0.1  # seconds between plot redraws
 
 
 class CameraProbe(QObject):
-    """Lists the cameras off the UI thread: opening devices can take seconds, and a driver
-    that never answers must not keep the app from closing (hence a daemon thread)."""
-    found = Signal(list)
+    """Lists the cameras off the UI thread (a worker): opening devices can take seconds.
+    A driver that never answers does not keep the app from closing: the exit waits for
+    workers only up to its one timeout."""
+    found = Signal(object)  # list of CameraInfo
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="fasdesk-camera-probe",
-                                        daemon=True)
-        self._thread.start()
+        self._worker = start_worker(probe_cameras)
+        self._worker.returned.connect(self.found)
+        # A broken camera stack must not take the window down: no cameras, then.
+        self._worker.errored.connect(lambda _exc: self.found.emit([]))
 
     def is_running(self) -> bool:
-        return self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            cameras = probe_cameras()
-        except Exception:  # a broken camera stack must not take the window down
-            cameras = []
-        try:
-            self.found.emit(cameras)
-        except RuntimeError:  # the window closed first
-            pass
+        return not self._worker.done
 
 
 class MessageBar(QFrame):
@@ -87,8 +79,6 @@ def _swatch(colour, text: str) -> str:
 
 
 class LiveTab(QWidget):
-    threshold_changed = Signal(float)
-    confirm_frames_changed = Signal(int)
     source_changed = Signal(str)  # a source opened (a failed one never lands here)
     source_starting = Signal()  # a (re)start: frames shown so far no longer count
     status_message = Signal(str)
@@ -99,10 +89,11 @@ class LiveTab(QWidget):
     source_selected = Signal(object)  # a SourceSpec about to start (profiles apply here)
     calibrate_requested = Signal()
 
-    def __init__(self, settings: Settings, pipeline_factory: Callable[[], Pipeline], parent=None):
+    def __init__(self, state: AppState, parent=None):
         super().__init__(parent)
-        self.settings = settings
-        self.controller = LiveController(pipeline_factory, self)
+        self.state = state
+        self.settings = settings = state.settings  # the user's own (mirror, sources, folders)
+        self.controller = LiveController(state.pipeline_factory(live=True), self)
         self.controller.set_mirror(settings.mirror)
         worker = self.controller.worker
         # Explicitly queued: these slots must run on the UI thread, never the worker's.
@@ -123,8 +114,14 @@ class LiveTab(QWidget):
         self._last_plot = 0.0
         self._stage_sums, self._stage_count = [0.0, 0.0, 0.0], 0
         self.options = LiveOptions(loop=settings.loop_playback, smoothing=settings.smoothing,
-                                   recent_len=max(10, settings.confirm_frames))
+                                   recent_len=max(10, state.confirm_frames))
         self._build()
+        subscribe(self, state.threshold_changed, self.plot.set_threshold)
+        subscribe(self, state.threshold_changed, lambda _v: self.view.update())
+        subscribe(self, state.confirm_frames_changed, self._show_confirm_frames)
+        subscribe(self, state.model_changed, lambda _m: self._reload_pipeline())
+        subscribe(self, state.model_reloaded, self._reload_pipeline)
+        subscribe(self, state.setting_changed, self._on_setting)
         self._probe = CameraProbe(self)
         self._probe.found.connect(self._on_cameras, Qt.QueuedConnection)
         self._probe.start()
@@ -160,20 +157,17 @@ class LiveTab(QWidget):
 
         self.message = MessageBar()
         self.message.action.connect(self.retry)
-        self.view = FrameView()
-        self.view.set_threshold(self.settings.threshold)
-        self.view.set_confirm_frames(self.settings.confirm_frames)
+        self.view = FrameView(self.state)
 
-        self.threshold_control = ThresholdControl(self.settings.threshold)
-        self.threshold_control.changed.connect(self._on_threshold_picked)
+        self.threshold_control = ThresholdControl(self.state)
         self.slider = self.threshold_control.slider
         self.threshold_label = self.threshold_control.label
         self.confirm_spin = QSpinBox()
-        self.confirm_spin.setRange(1, 30)
-        self.confirm_spin.setValue(self.settings.confirm_frames)
+        self.confirm_spin.setRange(1, MAX_CONFIRM_FRAMES)
+        self.confirm_spin.setValue(self.state.confirm_frames)
         self.confirm_spin.setSuffix(" frames")
         self.confirm_spin.setToolTip("Confirmed real after this many consecutive real frames")
-        self.confirm_spin.valueChanged.connect(self._on_confirm)
+        self.confirm_spin.valueChanged.connect(self.state.set_confirm_frames)
 
         controls = QGroupBox("Decision")
         grid = QVBoxLayout(controls)
@@ -190,7 +184,7 @@ class LiveTab(QWidget):
         grid.addWidget(legend)
 
         self.plot = ScorePlot()
-        self.plot.set_threshold(self.settings.threshold)
+        self.plot.set_threshold(self.state.threshold)
         plot_box = QGroupBox("p_real per face, last 30 s")
         plot_layout = QVBoxLayout(plot_box)
         plot_layout.addWidget(self.plot)
@@ -282,7 +276,7 @@ class LiveTab(QWidget):
         self.start(spec)
 
     def _pick(self, kind: str) -> SourceSpec | None:
-        start_dir = self.settings.last_folders.get(kind, str(Path.home()))
+        start_dir = self.state.last_folder(kind)
         if kind == "video":
             patterns = " ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS))
             images = " ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS))
@@ -293,7 +287,7 @@ class LiveTab(QWidget):
             path = QFileDialog.getExistingDirectory(self, "Open an image folder", start_dir)
         if not path:
             return None
-        self.settings.last_folders[kind] = str(Path(path).parent if kind == "video" else path)
+        self.state.remember_folder(kind, Path(path).parent if kind == "video" else path)
         return SourceSpec.parse(path)
 
     # -- running ------------------------------------------------------------------------
@@ -305,7 +299,11 @@ class LiveTab(QWidget):
         """
         self.spec = spec
         self.failed_spec = None
-        self.source_selected.emit(spec)  # before the worker builds its pipeline
+        # Before the worker builds its pipeline: the source's profile applies (or the
+        # last one ends), and with it perhaps another model.
+        camera = self.options.camera_names.get(int(spec.target)) if spec.kind == "camera" else None
+        self.state.select_source(spec, camera)
+        self.source_selected.emit(spec)
         self.message.hide()
         self.plot.clear_tracks()
         self.last_frame = None
@@ -314,7 +312,7 @@ class LiveTab(QWidget):
         self.view.set_notice("")
         self.view.set_placeholder(f"Opening {spec.label}...")
         self.start_button.setEnabled(False)
-        self.options.recent_len = max(10, self.settings.confirm_frames)
+        self.options.recent_len = max(10, self.state.confirm_frames)
         self.source_starting.emit()
         self.controller.start(spec, self.options)
         self._fill_sources(probing=not self.cameras and self._probe.is_running())
@@ -338,8 +336,9 @@ class LiveTab(QWidget):
         if self.spec is not None:
             self.start(self.spec)
 
-    def set_pipeline_factory(self, factory: Callable[[], Pipeline]) -> None:
-        self.controller.set_pipeline_factory(factory)
+    def _reload_pipeline(self) -> None:
+        """The model in use changed (or its file did): the next start builds it anew."""
+        self.controller.set_pipeline_factory(self.state.pipeline_factory(live=True))
 
     def _on_started(self, spec: SourceSpec, name: str) -> None:
         if spec != self.spec:
@@ -352,7 +351,9 @@ class LiveTab(QWidget):
         self.view.set_placeholder(f"Waiting for frames from {name}...")
         self.status_message.emit(f"Live: {name}")
         if spec.kind != "camera":
-            self.settings.recent_sources = add_recent(self.settings.recent_sources, spec.target)
+            self.state.update(recent_sources=add_recent(self.settings.recent_sources, spec.target))
+        self.state.update(source=spec.target)
+        self.state.save()
         self.source_changed.emit(spec.target)
         self._fill_sources(probing=not self.cameras and self._probe.is_running())
 
@@ -409,28 +410,23 @@ class LiveTab(QWidget):
                                     f"crop {crop:.1f} ms, liveness {liveness:.1f} ms")
 
     # -- controls -----------------------------------------------------------------------
-    def set_threshold(self, value: float) -> None:
-        """Show a threshold set elsewhere (Images tab, Training tab); does not re-emit."""
-        self.threshold_control.set_value(value)
-        self._show_threshold(value)
-
-    def _show_threshold(self, value: float) -> None:
-        self.view.set_threshold(value)
-        self.plot.set_threshold(value)
-
-    def _on_threshold_picked(self, value: float) -> None:
-        self._show_threshold(value)
-        self.threshold_changed.emit(value)
-
-    def _on_confirm(self, n: int) -> None:
-        self.settings.confirm_frames = n
+    def _show_confirm_frames(self, n: int) -> None:
+        self.confirm_spin.setValue(n)
         self.options.recent_len = max(10, n)
-        self.view.set_confirm_frames(n)
-        self.confirm_frames_changed.emit(n)
+        self.view.update()
 
     def _on_mirror(self, on: bool) -> None:
-        self.settings.mirror = on
+        self.state.update(mirror=on)
         self.controller.set_mirror(on)
+
+    def _on_setting(self, name: str, value) -> None:
+        """Loop and smoothing are set from the window's Live menu."""
+        if name == "loop_playback":
+            self.options.loop = value
+        elif name == "smoothing":
+            self.options.smoothing = value
+            if self.running and self.spec is not None:
+                self.start(self.spec)  # a new tracker with the new smoothing
 
     def snapshot(self, path: str | None = None) -> Path | None:
         """Save the annotated current frame; asks where when no path is given."""
@@ -439,7 +435,7 @@ class LiveTab(QWidget):
             self.status_message.emit("Nothing to save yet: start the live view first")
             return None
         if path is None:
-            folder = self.settings.last_folders.get("snapshot", str(Path.home()))
+            folder = self.state.last_folder("snapshot")
             name = f"fasdesk-{time.strftime('%Y%m%d-%H%M%S')}.png"
             path, _ = QFileDialog.getSaveFileName(self, "Save snapshot", str(Path(folder) / name),
                                                   "PNG image (*.png);;JPEG image (*.jpg)")
@@ -452,11 +448,11 @@ class LiveTab(QWidget):
                                       f"or not writable, or unknown image type).",
                                       action=None, level="error")
             return None
-        self.settings.last_folders["snapshot"] = str(path.parent)
+        self.state.remember_folder("snapshot", path.parent)
         self.status_message.emit(f"Snapshot saved: {path}")
         return path
 
     def shutdown(self) -> bool:
-        """Stop the worker and helper threads; call before the window goes away. False
-        when the worker did not stop in time."""
+        """Stop the live controller's thread; call before the window goes away. False
+        when it did not stop in time."""
         return self.controller.shutdown()

@@ -2,56 +2,31 @@
 from __future__ import annotations
 
 import html
-import threading
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton
 
+from fasdesk.core.io.errors import one_line
 from fasdesk.core.models import registry
 from fasdesk.core.models.download import (DownloadCancelled, DownloadError, download_model,
-                                   manual_copy_hint)
+                                          manual_copy_hint)
+from fasdesk.ui.workers import current_worker, start_worker
 
 
-def missing_models(model: str | None) -> list[registry.ModelEntry]:
-    """Registry models the app needs (this liveness model, the detector) with no file here."""
-    missing = []
-    for wanted in (model or registry.DEFAULT_LIVENESS, registry.DEFAULT_DETECTOR):
-        entry = registry.get_entry(wanted)  # None for a model given as a file path
-        if entry is not None and registry.find_file(entry.file) is None:
-            missing.append(entry)
-    return missing
-
-
-class DownloadWorker(QObject):
-    progress = Signal(str, int, int)  # file, bytes done, bytes total
-    finished = Signal(bool, str)  # ok, message
-
-    def __init__(self):
-        super().__init__()
-        self.cancel_event = threading.Event()
-
-    @Slot(list)
-    def run(self, entries: list) -> None:
-        self.cancel_event.clear()
-        try:
-            for i, entry in enumerate(entries):
-                download_model(entry, progress=lambda done, total, f=entry.file:
-                               self.progress.emit(f, done, total),
-                               cancelled=self.cancel_event.is_set,
-                               also_missing=[e.file for e in entries[i + 1:]])
-        except DownloadCancelled:
-            self.finished.emit(False, "Download cancelled; nothing was saved.")
-            return
-        except DownloadError as exc:
-            self.finished.emit(False, f"Download failed: {exc}")
-            return
-        self.finished.emit(True, f"Downloaded {', '.join(e.file for e in entries)}.")
+def download_all(entries: list) -> str:
+    """In a worker: download `entries` in turn (progress reported as (file, done, total),
+    stopped when the worker is cancelled); returns what to say."""
+    worker = current_worker()
+    for i, entry in enumerate(entries):
+        download_model(entry, progress=lambda done, total, f=entry.file: worker.report((f, done, total)),
+                       cancelled=worker.is_cancelled,
+                       also_missing=[e.file for e in entries[i + 1:]])
+    return f"Downloaded {', '.join(e.file for e in entries)}."
 
 
 class ModelBanner(QFrame):
     open_file = Signal()
     downloaded = Signal()
-    _run = Signal(list)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -77,14 +52,7 @@ class ModelBanner(QFrame):
         layout.addWidget(self.download_button)
         layout.addWidget(self.cancel_button)
         layout.addWidget(self.open_button)
-        self.thread = QThread()
-        self.thread.setObjectName("fasdesk-download")
-        self.worker = DownloadWorker()
-        self.worker.moveToThread(self.thread)
-        self._run.connect(self.worker.run)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
-        self.thread.start()
+        self.worker = None
         self.hide()
 
     @property
@@ -114,13 +82,26 @@ class ModelBanner(QFrame):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress.show()
-        self._run.emit(list(self.entries))
+        self.worker = start_worker(download_all, list(self.entries))
+        self.worker.progress.connect(self._on_progress)
+        self.worker.returned.connect(lambda message: self._on_finished(True, message))
+        self.worker.errored.connect(self._on_failed)
 
     def cancel(self) -> None:
-        self.worker.cancel_event.set()
+        if self.worker is not None:
+            self.worker.cancel()
         self.cancel_button.setEnabled(False)
 
-    def _on_progress(self, name: str, done: int, total: int) -> None:
+    def _on_failed(self, exc: Exception) -> None:
+        if isinstance(exc, DownloadCancelled):
+            self._on_finished(False, "Download cancelled; nothing was saved.")
+        elif isinstance(exc, DownloadError):
+            self._on_finished(False, f"Download failed: {exc}")
+        else:  # a bug or a disk problem: said, not a traceback
+            self._on_finished(False, f"Download failed: {one_line(exc, with_type=True)}")
+
+    def _on_progress(self, report: tuple) -> None:
+        name, done, total = report
         if total:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
@@ -135,9 +116,3 @@ class ModelBanner(QFrame):
             self.downloaded.emit()
         else:
             self.label.setText(f"<b>No model found.</b> {html.escape(message)}")
-
-    def shutdown(self) -> bool:
-        """Cancel a download and stop the thread; False when it did not stop in time."""
-        self.worker.cancel_event.set()
-        self.thread.quit()
-        return self.thread.wait(10000)

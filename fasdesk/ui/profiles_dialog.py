@@ -132,7 +132,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         else:
             self.problems.clear_message()
         self.table.setRowCount(len(self.profiles))
-        active = self.window_.active_profile.name if self.window_.active_profile else None
+        active = self.window_.state.profile.name if self.window_.state.profile else None
         for row, p in enumerate(self.profiles):
             values = (p.name + ("  (in use)" if p.name == active else ""), p.source_label, p.model,
                       format_threshold(p.threshold), "yes" if p.fine_tuned else "no", p.created)
@@ -210,10 +210,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
             self.message.show_message("error", str(exc))
             return None
         self.message.clear_message()
-        window = self.window_
-        if window.active_profile is not None and window.active_profile.name == profile.name:
-            window.active_profile = renamed
-            window.profile_label.setText(f"profile: {renamed.name}")
+        self.window_.state.profile_renamed(profile.name, renamed)
         self.reload(select=renamed.name)
         return renamed
 
@@ -236,9 +233,9 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         except ProfileError as exc:
             self.message.show_message("error", str(exc))
             return
-        window = self.window_
-        if window.active_profile is not None and window.active_profile.name == profile.name:
-            window.leave_profile()
+        state = self.window_.state
+        if state.profile is not None and state.profile.name == profile.name:
+            state.leave_profile()
         self.message.show_message("ok", f"Profile '{profile.name}' deleted.")
         self.reload()
 

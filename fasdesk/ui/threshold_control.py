@@ -1,34 +1,33 @@
 """The threshold slider with its value, as the Live and Images tabs show it.
 
-The control shows the value it is given (set_value, which does not re-emit) and reports
-what the user picks (`changed`); the main window owns the one threshold and pushes it to
-every control. The slider moves in steps of 0.01, but a threshold set elsewhere (a
-calibration profile, a model's stored threshold) is kept and shown exactly, e.g. 0.00044,
-never rounded to the slider's 0.00.
+The control is a view of the one threshold in AppState: moving the slider sets it there,
+and every change of it (from any tab, a profile, a model's stored threshold) moves the
+slider. It keeps no value of its own. The slider moves in steps of 0.01, but a threshold
+set elsewhere (a calibration profile, a model's stored threshold) is kept and shown
+exactly, e.g. 0.00044, never rounded to the slider's 0.00: a slider position that already
+shows the threshold in use changes nothing.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
 
 from fasdesk.core.decision.thresholds import format_threshold
+from fasdesk.ui.subscribe import subscribe
 
 STEPS = 100  # slider positions per 1.0
 TOOLTIP = "A face is real when p_real reaches this value"
 
 
 class ThresholdControl(QWidget):
-    changed = Signal(float)
-
-    def __init__(self, value: float, title: str | None = "Threshold", parent=None):
+    def __init__(self, state, title: str | None = "Threshold", parent=None):
+        """state: the AppState whose threshold this control shows and sets."""
         super().__init__(parent)
-        self._value = float(value)
+        self.state = state
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, STEPS)
-        self.slider.setValue(round(value * STEPS))
         self.slider.setToolTip(TOOLTIP)
-        self.slider.valueChanged.connect(self._on_slider)
-        self.label = QLabel(format_threshold(value))
+        self.label = QLabel()
         self.label.setObjectName("thresholdValue")
         # Room for "0.00" in the bold value font, so the slider never shifts as it moves;
         # a longer exact value (0.00044) widens it while it is shown.
@@ -42,21 +41,19 @@ class ThresholdControl(QWidget):
             layout.addWidget(caption)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.label)
+        self._show(state.threshold)
+        self.slider.valueChanged.connect(self._on_slider)
+        subscribe(self, state.threshold_changed, self._show)
 
     def value(self) -> float:
-        return self._value
+        return self.state.threshold
 
-    def set_value(self, value: float) -> None:
-        """Show a threshold chosen elsewhere; does not emit `changed`."""
-        self._value = float(value)
-        self.slider.blockSignals(True)
+    def _show(self, value: float) -> None:
         self.slider.setValue(round(value * STEPS))
-        self.slider.blockSignals(False)
         self.label.setText(format_threshold(value))
-        self.label.setToolTip(repr(float(value)))
+        exact = round(value * STEPS) != value * STEPS
+        self.label.setToolTip(repr(float(value)) if exact else "")
 
     def _on_slider(self, position: int) -> None:
-        self._value = position / STEPS
-        self.label.setText(format_threshold(self._value))
-        self.label.setToolTip("")
-        self.changed.emit(self._value)
+        if position != round(self.state.threshold * STEPS):  # a move, not the value shown
+            self.state.set_threshold(position / STEPS)

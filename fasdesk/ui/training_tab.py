@@ -239,10 +239,11 @@ def install(window) -> TrainingTab:
     """
     from fasdesk.ui.collect_panel import CollectPanel
 
-    tab = TrainingTab(window.settings, window.save_settings)
-    tab.use_model_requested.connect(window.use_model)
-    tab.model_threshold_requested.connect(lambda model, value: window.use_model(model, value))
-    tab.model_files_written.connect(window.reload_model_files)
+    state = window.state
+    tab = TrainingTab(state.settings, state.save)
+    tab.use_model_requested.connect(lambda model: state.use_model(model))
+    tab.model_threshold_requested.connect(lambda model, value: state.use_model(model, value))
+    tab.model_files_written.connect(state.reload_model_files)
     window.add_tab(tab, "Training")
 
     panel = CollectPanel(window.settings)

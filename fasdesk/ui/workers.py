@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Worker(QRunnable):
         self.signals = _Signals(self)
         self._cancel = threading.Event()
         self._done = threading.Event()
+        self._queued = False  # handed to the pool
 
     # The signals, by the names superqt uses.
     @property
@@ -130,11 +131,33 @@ class Worker(QRunnable):
         return self._done.wait(timeout_s)
 
     def start(self) -> "Worker":
+        """Hand the function to the pool now (connect the signals first: a signal
+        emitted before a connection exists reaches no one)."""
         with _lock:
+            if self._queued or self._done.is_set():
+                return self
+            self._queued = True
             _running.add(self)
             _undelivered.add(self)
         _thread_pool().start(self)
         return self
+
+    def _start_later(self) -> "Worker":
+        with _lock:
+            _running.add(self)
+            _undelivered.add(self)
+        QTimer.singleShot(0, self.start)
+        return self
+
+    def _drop_unstarted(self) -> None:
+        """At exit: a worker the event loop never got to start ends here, not run."""
+        with _lock:
+            if self._queued:
+                return
+            self._queued = True
+            _running.discard(self)
+            _undelivered.discard(self)
+        self._done.set()
 
     def run(self) -> None:  # on a pool thread
         _local.worker = self
@@ -176,9 +199,11 @@ class Worker(QRunnable):
 
 
 def start_worker(func: Callable, *args: Any, **kwargs: Any) -> Worker:
-    """Run func(*args, **kwargs) on the worker pool; connect to the returned Worker's
-    signals right away (they are delivered on the UI thread, after this call returns)."""
-    return Worker(func, *args, **kwargs).start()
+    """Run func(*args, **kwargs) on the worker pool. The run starts when the UI thread's
+    event loop next turns, so signals connected right after this call are all heard
+    (as superqt's create_worker with its connections). The signals are delivered on
+    the UI thread."""
+    return Worker(func, *args, **kwargs)._start_later()
 
 
 def current_worker() -> Worker | None:
@@ -197,6 +222,7 @@ def stop_all(timeout_s: float = EXIT_TIMEOUT_S) -> bool:
     workers = running_workers()
     for worker in workers:
         worker.cancel()
+        worker._drop_unstarted()
     deadline = time.monotonic() + timeout_s
     for worker in workers:
         if not worker.wait(max(0.0, deadline - time.monotonic())):

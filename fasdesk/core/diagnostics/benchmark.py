@@ -36,6 +36,7 @@ from fasdesk.core.io.imageio import decode_image, is_image_path, iter_image_file
 from fasdesk.core.inference.liveness import LivenessEngine
 from fasdesk.core.io.paths import app_root
 from fasdesk.core.inference.pipeline import Pipeline, build_pipeline
+from fasdesk.core.inference.compare import SETTLE_RUNS, median_ms, per_face_ms
 
 REFERENCE_MODEL = "minifasnet-v2se-dynq"
 AGREEMENT_CROPS = 200
@@ -155,12 +156,8 @@ class PlainSession:
         return self.session.run(None, {self.input_name: batch})[0]
 
 
-def _median_ms(values: list[float]) -> float | None:
-    return round(1e3 * statistics.median(values), 3) if values else None
-
-
 def _frame_stats(samples: dict[str, list[float]], faces: list[int]) -> dict:
-    out = {stage: _median_ms(v) for stage, v in samples.items()}
+    out = {stage: median_ms(v) for stage, v in samples.items()}
     out["faces_per_frame"] = int(statistics.median(faces)) if faces else 0
     out["fps"] = round(1e3 / out["total"], 1) if out.get("total") else None
     return out
@@ -170,7 +167,6 @@ def _frame_stats(samples: dict[str, list[float]], faces: list[int]) -> dict:
 # which slows whatever other session runs next. Each configuration therefore runs in blocks,
 # the first runs of a block untimed, as it would run on its own in the app; the blocks
 # alternate, in alternating order, so a change in machine load hits every configuration.
-SETTLE_RUNS = 4
 
 
 def _run_frames(configs: dict[str, Pipeline], frames: list[Frame], repeats: int,
@@ -212,21 +208,6 @@ def _run_frames(configs: dict[str, Pipeline], frames: list[Frame], repeats: int,
     return report
 
 
-def per_face_ms(engines: dict, crop: np.ndarray, runs: int, block: int = 20) -> dict:
-    """Median ms of one batch-1 inference per engine, in alternating blocks of `block`
-    timed runs (after SETTLE_RUNS untimed ones)."""
-    times = {name: [] for name in engines}
-    for i in range(-(-runs // block)):
-        for name, engine in list(engines.items())[::-1 if i % 2 else 1]:
-            for _ in range(SETTLE_RUNS):
-                engine.logits(crop)
-            for _ in range(block):
-                t = time.perf_counter()
-                engine.logits(crop)
-                times[name].append(time.perf_counter() - t)
-    return {name: _median_ms(v) for name, v in times.items()}
-
-
 def _folder(default: Callable[[list[Path]], int], reference: Pipeline, files: list[Path],
             chunks: int = 4) -> dict:
     """Images per second of the default folder path and of the reference one-at-a-time
@@ -259,7 +240,8 @@ def run(source: str | os.PathLike | None = None, repeats: int = 20, folder_image
     """Run every measurement; returns the report (see format_report)."""
     from fasdesk.core.images.batch import classify_paths
 
-    from fasdesk.core.inference.optimize import agreement, describe, jittered_crops
+    from fasdesk.core.inference.compare import agreement, jittered_crops
+    from fasdesk.core.inference.optimize import describe
 
     frames = load_frames(source)
     default_live = build_pipeline(live=True)

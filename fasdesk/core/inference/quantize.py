@@ -2,7 +2,7 @@
 
 onnxruntime only (no torch), so the app's own model tools can use it as well as the
 training backend's `export --int8`; the agreement with the fp32 model is measured by
-fasdesk.core.inference.optimize.agreement. Calibration data are face crops preprocessed by
+fasdesk.core.inference.compare.agreement. Calibration data are face crops preprocessed by
 fasdesk.core.inference.crop.to_tensor, the same input the model sees in use.
 
 Method: onnxruntime's shape inference and graph pre-processing, then static QDQ
@@ -98,8 +98,7 @@ def int8_gate(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, held_o
     time on this machine (fp32 in the fast form the app runs it in), with the decision:
     {"kept", "reason", "agreement": {...}, "ms_per_face": {"int8", "fp32_optimized"},
     "fp32_optimized": bool}."""
-    from fasdesk.core.diagnostics.benchmark import per_face_ms
-    from fasdesk.core.inference.optimize import agreement
+    from fasdesk.core.inference.compare import agreement, per_face_ms
 
     fp32 = LivenessEngine(fp32_path, providers=["CPUExecutionProvider"])
     int8 = LivenessEngine(int8_path, providers=["CPUExecutionProvider"], optimize=False)

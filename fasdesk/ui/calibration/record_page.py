@@ -19,15 +19,14 @@ ATTACK_HELP = ("Hold the attack in front of the camera (a phone or tablet showin
 
 
 class RecordPage(QWidget):
-    def __init__(self, threshold: float, parent=None):
+    def __init__(self, state, parent=None):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         self.record_title = QLabel()
         self.record_title.setTextFormat(Qt.RichText)
         self.record_title.setWordWrap(True)
         layout.addWidget(self.record_title)
-        self.view = FrameView()
-        self.view.set_threshold(threshold)
+        self.view = FrameView(state)  # the app's threshold, as the live view shows it
         layout.addWidget(self.view, 1)
         self.countdown = QLabel()
         self.countdown.setObjectName("countdown")

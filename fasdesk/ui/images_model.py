@@ -1,0 +1,211 @@
+"""The Images tab's table: one row per classified file, labelled under the threshold in
+use (AppState's), from the stored p_real without new inference."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPixmap
+from PySide6.QtWidgets import QApplication, QStyle
+
+from fasdesk.core.decision.verdict import UNSURE
+from fasdesk.core.images import report
+from fasdesk.core.images.batch import ImageResult
+from fasdesk.core.images.display import RGBBytes
+from fasdesk.core.inference.pipeline import INVALID_OUTPUT
+from fasdesk.ui.images_worker import ClassifiedImage
+
+SORT_ROLE = Qt.ItemDataRole.UserRole
+SUMMARY_INTERVAL_S = 0.25
+ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
+
+VERDICT_COLOURS = {  # cell background per image verdict; text stays dark on all of them
+    report.REAL: QColor("#c7ecc4"),
+    report.SPOOF: QColor("#f7c4c4"),
+    UNSURE: QColor("#e2e2e2"),
+    report.NO_FACE: QColor("#ececec"),
+    report.ERROR: QColor("#fbe3b5"),
+}
+
+
+def qimage_from(rgb: RGBBytes) -> QImage:
+    """A QImage owning a copy of packed RGB bytes (the bytes object may then go away)."""
+    return QImage(rgb.data, rgb.width, rgb.height, rgb.stride,
+                  QImage.Format.Format_RGB888).copy()
+
+
+class _Row:
+    __slots__ = ("result", "thumb")
+
+    def __init__(self, item: ClassifiedImage):
+        self.result: ImageResult = item.result
+        self.thumb = (QPixmap.fromImage(qimage_from(item.thumb))
+                      if item.thumb is not None else None)
+
+
+class ResultsModel(QAbstractTableModel):
+    """One row per image file; labels follow the state's threshold (stored p_real, no
+    inference)."""
+
+    COLUMNS = ("", "File", "Faces", "Verdict", "p_real", "Error")
+    THUMB, FILE, FACES, VERDICT, P_REAL, ERROR = range(6)
+
+    def __init__(self, state, parent: QObject | None = None):
+        """state: the AppState whose threshold labels the rows (read when asked)."""
+        super().__init__(parent)
+        self.state = state
+        self._rows: list[_Row] = []
+        self._row_of_path: dict[str, int] = {}
+        self._warning_pixmap: QPixmap | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.state.threshold
+
+    # --- content -------------------------------------------------------------------
+    def add(self, item: ClassifiedImage) -> None:
+        """Append a result, or replace the row of a file classified before."""
+        row = self._row_of_path.get(item.result.path)
+        if row is not None:
+            self._rows[row] = _Row(item)
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+            return
+        row = len(self._rows)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.append(_Row(item))
+        self._row_of_path[item.result.path] = row
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows.clear()
+        self._row_of_path.clear()
+        self.endResetModel()
+
+    def relabel(self) -> None:
+        """The threshold changed: the label columns are asked again."""
+        if self._rows:
+            self.dataChanged.emit(self.index(0, self.FACES),
+                                  self.index(len(self._rows) - 1, self.P_REAL))
+
+    def result(self, row: int) -> ImageResult:
+        return self._rows[row].result
+
+    def faces(self, row: int) -> list:
+        """The row's faces labelled under the current threshold."""
+        return report.relabelled(self._rows[row].result.faces, self.threshold)
+
+    def verdict(self, row: int) -> str:
+        result = self._rows[row].result
+        return report.image_verdict((f.relabel(self.threshold) for f in result.faces),
+                                    result.error)
+
+    def records(self) -> list[dict]:
+        """Every row as a `fasdesk classify --json` record, labelled under the threshold."""
+        out = []
+        for row, item in enumerate(self._rows):
+            record = item.result.to_json()
+            record["faces"] = [face.to_json() for face in self.faces(row)]
+            out.append(record)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in range(len(self._rows)):
+            verdict = self.verdict(row)
+            counts[verdict] = counts.get(verdict, 0) + 1
+        return counts
+
+    # --- Qt model interface --------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return {self.P_REAL: "probability the face is real, per face",
+                    self.VERDICT: "spoof if any face is spoof; real if every judged face is real"
+                    }.get(section)
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        result = self._rows[row].result
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(row, col, result)
+        if role == SORT_ROLE:
+            return self._sort_key(row, col, result)
+        if role == Qt.ItemDataRole.DecorationRole and col == self.THUMB:
+            return self._error_icon() if result.error else self._rows[row].thumb
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, col, result)
+        if role == Qt.ItemDataRole.BackgroundRole and col == self.VERDICT:
+            return VERDICT_COLOURS.get(self.verdict(row))
+        if role == Qt.ItemDataRole.ForegroundRole and col == self.VERDICT:
+            return QColor("#1a1a1a")
+        if role == Qt.ItemDataRole.FontRole and col == self.VERDICT:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (self.FACES, self.VERDICT):
+            return int(Qt.AlignmentFlag.AlignCenter)
+        return None
+
+    def _error_icon(self) -> QPixmap:
+        if self._warning_pixmap is None:  # made on first use: needs a running QApplication
+            icon = QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            self._warning_pixmap = icon.pixmap(ERROR_ICON_SIDE, ERROR_ICON_SIDE)
+        return self._warning_pixmap
+
+    @staticmethod
+    def _problem(result) -> str:
+        """The Error column: the file's error, or a model error on one of its faces."""
+        if result.error:
+            return result.error
+        return next((f.reason for f in result.faces if f.reason == INVALID_OUTPUT), "")
+
+    def _display(self, row, col, result):
+        if col == self.FILE:
+            return Path(result.path).name
+        if col == self.FACES:
+            return "" if result.error else str(len(result.faces))
+        if col == self.VERDICT:
+            return self.verdict(row)
+        if col == self.P_REAL:
+            return ", ".join("–" if f.p_real is None else f"{f.p_real:.2f}"
+                             for f in result.faces)
+        if col == self.ERROR:
+            return self._problem(result)
+        return None
+
+    def _sort_key(self, row, col, result):
+        if col == self.FACES:
+            return -1 if result.error else len(result.faces)
+        if col == self.VERDICT:
+            return self.verdict(row)
+        if col == self.P_REAL:  # the least real face decides; images without one last
+            judged = [f.p_real for f in result.faces if f.p_real is not None]
+            return min(judged) if judged else 2.0
+        if col == self.ERROR:
+            return self._problem(result)
+        return result.path.lower()
+
+    def _tooltip(self, row, col, result):
+        if col in (self.THUMB, self.FILE):
+            return result.path
+        if col == self.ERROR:
+            return self._problem(result) or None
+        if col in (self.VERDICT, self.P_REAL) and result.faces:
+            lines = []
+            for n, face in enumerate(self.faces(row), 1):
+                score = "" if face.p_real is None else f" p_real {face.p_real:.3f}"
+                why = f" ({face.reason})" if face.reason else ""
+                lines.append(f"face {n}: {face.label}{score}{why}")
+            return "\n".join(lines)
+        return None
