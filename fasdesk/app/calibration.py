@@ -155,8 +155,13 @@ class CalibrationFlow:
         model, compare, and add it to the model list; returns its report. `on_step` hears
         (step, of steps, title), `on_event` the backend's events. Raises CalibrationError
         (its message "cancelled" after `cancel()`)."""
-        with self._lock:
-            self._cancelled = False
+        try:
+            return self._fine_tune(name, epochs, batch_size, lr, on_step, on_event)
+        finally:
+            with self._lock:  # a cancel counts for this run (even one before it started)
+                self._cancelled = False
+
+    def _fine_tune(self, name, epochs, batch_size, lr, on_step, on_event) -> dict:
         self.tuned_scores = self.tuned_model = self._registered = None
         self.plan = plan = fine_tune_plan(self.session, self.model_path, name, epochs=epochs,
                                           batch_size=batch_size, lr=lr)

@@ -80,6 +80,10 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.live_spec = None  # the live view's source, given back at the end
         self.saved_profile = None
         self.tuning = False
+        # The flow's reports as shown (the flow fills its own in a worker, then they show).
+        self.before: dict | None = None
+        self.after: dict | None = None
+        self.tuned_model: dict | None = None
         self._build(spec or self.live.spec or self._first_camera(), state)
         if profile is not None:
             self.setup.preset(profile)
@@ -124,19 +128,6 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
                          text if i > step else f"<span style='color:#7d838c'>{text}</span>")
         self.steps_label.setText("&nbsp;&nbsp;›&nbsp;&nbsp;".join(parts))
         self.stack.setCurrentIndex(0 if step == 0 else 1 if step in (1, 2) else 2)
-
-    # -- what the flow holds, for the report and the tests -----------------------------------
-    @property
-    def before(self) -> dict | None:
-        return self.flow.before if self.flow else None
-
-    @property
-    def after(self) -> dict | None:
-        return self.flow.after if self.flow else None
-
-    @property
-    def tuned_model(self) -> dict | None:
-        return self.flow.tuned_model if self.flow else None
 
     def _run(self, function, done, progress=None, failed=None) -> None:
         """Run `function` in a worker; `done(result)` or `failed(message)` on the UI thread."""
@@ -246,12 +237,15 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
             self.flow.evaluate(self.report.report_target.value() / 100,
                                self.report.max_apcer.value() / 100)
         except CalibrationError as exc:
+            self.before = self.after = None
             self.report.show_error(str(exc))
             return
         self.show_report()
 
     def show_report(self) -> None:
-        self.report.show_flow(self.flow)
+        flow = self.flow
+        self.before, self.after, self.tuned_model = flow.before, flow.after, flow.tuned_model
+        self.report.show_flow(flow)
         self.report.save_button.setEnabled(self.saved_profile is None)
         self.report.tune_button.setEnabled(self.worker is None)
 
