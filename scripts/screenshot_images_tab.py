@@ -58,6 +58,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from fasdesk.core.inference.pipeline import build_pipeline
+    from fasdesk.ui import workers
     from fasdesk.ui.images_tab import ImagesTab
 
     app = QApplication.instance() or QApplication([])
@@ -111,7 +112,8 @@ def main() -> int:
         tab.add_paths([str(mixed / "real_T1.jpg")])
         pump(lambda: not tab.is_running())
         shot("model-missing")
-        tab.shutdown()
+        tab.cancel()
+        workers.stop_all()
     return 0
 
 

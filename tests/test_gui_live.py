@@ -346,7 +346,9 @@ def test_model_switch_without_restart(make_window, qtbot, video, quantized_model
     assert "exact rewrite" in window.model_label.toolTip()
     assert window.provider_label.text()
 
-    assert window.state.use_model("minifasnet-v2se-dynq")
+    window.model_menu.menu.aboutToShow.emit()  # the menu lists the models as it opens
+    dynq = next(a for a in window.model_group.actions() if a.text() == "minifasnet-v2se-dynq")
+    dynq.trigger()  # Model > minifasnet-v2se-dynq
     # Named at once; whether it runs optimized once the live worker has loaded it.
     assert window.model_label.text().startswith("model: minifasnet-v2se-dynq")
     qtbot.waitUntil(lambda: window.model_label.text()
@@ -668,3 +670,28 @@ def test_window_starts_when_the_training_tab_cannot_load(make_window, qtbot, mon
     qtbot.waitUntil(lambda: window.images_tab.model.rowCount() == 3
                     and not window.images_tab.is_running(), timeout=TIMEOUT_MS)
     assert window.close()
+
+
+def test_the_threshold_is_held_once_and_every_view_follows_it(make_window, qtbot):
+    """AppState holds the threshold and N; the sliders, labels, plot line and spin box show
+    them and write back only what the user changes (no echo of a value shown)."""
+    window = make_window(settings=Settings(), save=False)
+    state, live, images = window.state, window.live_tab, window.images_tab
+    seen = []
+    state.threshold_changed.connect(seen.append)
+    state.set_threshold(4.4e-4)  # e.g. a calibrated profile's threshold
+    assert seen == [4.4e-4]  # the sliders moving to position 0 did not write 0.00 back
+    assert live.slider.value() == 0 and images.threshold_control.slider.value() == 0
+    assert live.threshold_label.text() == images.threshold_control.label.text() == "0.00044"
+    assert live.plot.threshold_line.value() == 4.4e-4 and live.view.threshold == 4.4e-4
+
+    live.slider.setFocus()
+    qtbot.keyClick(live.slider, Qt.Key.Key_Right)  # one step up, by the user
+    assert state.threshold == 0.01 and seen == [4.4e-4, 0.01]
+    assert images.threshold_control.label.text() == "0.01" and images.model.threshold == 0.01
+
+    live.confirm_spin.setFocus()
+    qtbot.keyClick(live.confirm_spin, Qt.Key.Key_Up)
+    assert state.confirm_frames == 4 and live.view.confirm_n == 4
+    state.set_confirm_frames(2)
+    assert live.confirm_spin.value() == 2

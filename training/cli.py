@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from training.events import Emitter
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("val", "train", "test", "all"), default="val",
                    help="val = the training run's held-out images (default); test = "
                    "CelebA-Spoof's test subset; all = every image")
-    p.add_argument("--threshold", type=float, default=0.5, help="p_real threshold (default 0.5)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"p_real threshold (default {DEFAULT_THRESHOLD})")
     p.add_argument("--target-bpcer", type=float, default=0.05,
                    help="report the threshold that keeps BPCER at or below this (default 0.05)")
     p.add_argument("--target-apcer", type=float, default=0.05,

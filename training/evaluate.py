@@ -30,6 +30,7 @@ from fasdesk.core.inference.liveness import softmax
 from fasdesk.core.models.cards import CardError, ModelCard, model_card_path
 from training import metrics as M
 from training.events import Emitter, ProgressLine, eta
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
 
 class EvalError(Exception):
@@ -92,7 +93,7 @@ class _OnnxScorer:
         return self.engine.logits(batch)
 
 
-def run(data_dir, model_path, out=None, split="val", threshold=0.5, target_bpcer=0.05,
+def run(data_dir, model_path, out=None, split="val", threshold=DEFAULT_THRESHOLD, target_bpcer=0.05,
         target_apcer=0.05, val_fraction=None, seed=None, batch_size=64, device="auto",
         emitter: Emitter | None = None) -> dict:
     from training import data as D
@@ -162,7 +163,7 @@ def run(data_dir, model_path, out=None, split="val", threshold=0.5, target_bpcer
 
 
 def build_report(logits: np.ndarray, labels: np.ndarray, classes: list[str],
-                 spoof_types: list[int], threshold: float = 0.5, target_bpcer: float = 0.05,
+                 spoof_types: list[int], threshold: float = DEFAULT_THRESHOLD, target_bpcer: float = 0.05,
                  target_apcer: float = 0.05) -> dict:
     """All metrics from logits [N, K] (class 0 real) and class indices."""
     probs = softmax(logits)

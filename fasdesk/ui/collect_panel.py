@@ -51,16 +51,15 @@ class CollectPanel(QGroupBox):
     # The face a class button would save now (track id, caption), or None: the view marks it.
     target_changed = Signal(object, str)
 
-    def __init__(self, settings=None, parent=None):
+    def __init__(self, state=None, parent=None):
+        """state: the AppState that remembers the dataset folder (None: not remembered)."""
         super().__init__("Collect training samples", parent)
-        self.settings = settings
+        self.state = state
         self.setCheckable(True)
         self.setChecked(False)
         self.setToolTip("Save a face on screen as a training sample (full frame + face box): "
                         "the face you click in the view, or else the largest one")
-        folder = None
-        if settings is not None:
-            folder = settings.last_folders.get("collect")
+        folder = state.settings.last_folders.get("collect") if state is not None else None
         self.collector = SampleCollector(folder or default_dataset_dir())
         self.auto = AutoCapture()
         self.last_frame = None
@@ -146,8 +145,8 @@ class CollectPanel(QGroupBox):
 
     def set_folder(self, folder: str | Path) -> None:
         self.collector = SampleCollector(folder)
-        if self.settings is not None:
-            self.settings.last_folders["collect"] = str(folder)
+        if self.state is not None:
+            self.state.remember_folder("collect", folder)
         self._refresh()
 
     def choose_folder(self) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout)
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fasdesk import __version__
 from fasdesk.app.model_info import model_info
@@ -17,21 +17,20 @@ from fasdesk.ui.workers import start_worker
 
 class ModelInfoDialog(QDialog):
     """The model's facts; loading it and timing it run in a worker, the dialog opens at
-    once with "Measuring..." and fills in when they are known (`ready`)."""
+    once with "Loading..." and fills in when they are known (`ready`)."""
 
     def __init__(self, model_path: Path, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Model info")
         self.setMinimumWidth(560)
         self.info: dict[str, str] | None = None
-        layout = QVBoxLayout(self)
-        self.form = QFormLayout()
-        self.form.addRow("File:", QLabel(str(model_path)))
-        self.form.addRow("", QLabel("Loading the model and measuring its latency..."))
-        layout.addLayout(self.form)
+        self.layout_ = QVBoxLayout(self)
+        self.facts = self._facts({"File": str(model_path),
+                                  "": "Loading the model and measuring its latency..."})
+        self.layout_.addWidget(self.facts)
         buttons = QDialogButtonBox(QDialogButtonBox.Close)
         buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        self.layout_.addWidget(buttons)
         self.worker = start_worker(model_info, Path(model_path))
         self.worker.returned.connect(self._show)
         self.worker.errored.connect(lambda exc: self._show({"Error": one_line(exc)}))
@@ -40,15 +39,29 @@ class ModelInfoDialog(QDialog):
     def ready(self) -> bool:
         return self.info is not None
 
-    def _show(self, info: dict[str, str]) -> None:
-        self.info = info
-        while self.form.rowCount():
-            self.form.removeRow(0)
+    @staticmethod
+    def _facts(info: dict[str, str]) -> QWidget:
+        box = QWidget()
+        form = QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 0)
         for key, value in info.items():
             label = QLabel(value)
             label.setTextInteractionFlags(Qt.TextSelectableByMouse)
             label.setWordWrap(True)
-            self.form.addRow(f"{key}:", label)
+            form.addRow(f"{key}:" if key else "", label)
+        return box
+
+    def _show(self, info: dict[str, str]) -> None:
+        self.info = info
+        facts = self._facts(info)
+        self.layout_.replaceWidget(self.facts, facts)
+        self.facts.deleteLater()
+        self.facts = facts
+        facts.show()
+        # Grown to the facts, now that they are known (wrapped lines need the height for
+        # the dialog's width, which adjustSize alone does not ask for).
+        self.layout_.activate()
+        self.resize(self.width(), max(self.height(), self.layout_.totalHeightForWidth(self.width())))
 
 
 def versions() -> dict[str, str]:

@@ -79,14 +79,12 @@ def _swatch(colour, text: str) -> str:
 
 
 class LiveTab(QWidget):
-    source_changed = Signal(str)  # a source opened (a failed one never lands here)
     source_starting = Signal()  # a (re)start: frames shown so far no longer count
     status_message = Signal(str)
     stats_changed = Signal(str)  # fps and stage times, while live runs
     running_changed = Signal(bool)
     pipeline_changed = Signal(str, str, bool, str)  # model file, provider, optimized, why
     frame_shown = Signal(object)  # the LiveFrame just painted (pixels + faces)
-    source_selected = Signal(object)  # a SourceSpec about to start (profiles apply here)
     calibrate_requested = Signal()
 
     def __init__(self, state: AppState, parent=None):
@@ -303,7 +301,6 @@ class LiveTab(QWidget):
         # last one ends), and with it perhaps another model.
         camera = self.options.camera_names.get(int(spec.target)) if spec.kind == "camera" else None
         self.state.select_source(spec, camera)
-        self.source_selected.emit(spec)
         self.message.hide()
         self.plot.clear_tracks()
         self.last_frame = None
@@ -354,7 +351,6 @@ class LiveTab(QWidget):
             self.state.update(recent_sources=add_recent(self.settings.recent_sources, spec.target))
         self.state.update(source=spec.target)
         self.state.save()
-        self.source_changed.emit(spec.target)
         self._fill_sources(probing=not self.cameras and self._probe.is_running())
 
     def _set_idle(self, placeholder: str) -> None:
@@ -451,8 +447,3 @@ class LiveTab(QWidget):
         self.state.remember_folder("snapshot", path.parent)
         self.status_message.emit(f"Snapshot saved: {path}")
         return path
-
-    def shutdown(self) -> bool:
-        """Stop the live controller's thread; call before the window goes away. False
-        when it did not stop in time."""
-        return self.controller.shutdown()

@@ -22,6 +22,7 @@ from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.live.sources import IMAGE_FPS, Pacer, SourceError, SourceSpec, open_source
 from fasdesk.core.live.tracking import FaceTracker
 from fasdesk.core.io.errors import one_line
+from fasdesk.core.live.mailbox import Mailbox
 
 
 @dataclass
@@ -56,25 +57,16 @@ class LiveWorker(QObject):
         self._spec: SourceSpec | None = None
         self._pacer: Pacer | None = None
         self._timer: QTimer | None = None
-        self._lock = threading.Lock()
-        self._latest: LiveFrame | None = None
-        self._notified = False
+        self._mailbox = Mailbox()
         self.mirror = False  # read by the worker each frame; a bool write is atomic
 
     # -- mailbox (any thread) ---------------------------------------------------------
     def take(self) -> LiveFrame | None:
         """The newest frame not yet taken, or None."""
-        with self._lock:
-            frame, self._latest = self._latest, None
-            self._notified = False
-        return frame
+        return self._mailbox.take()
 
     def _publish(self, frame: LiveFrame) -> None:
-        with self._lock:
-            self._latest = frame
-            notify = not self._notified
-            self._notified = True
-        if notify:
+        if self._mailbox.put(frame):
             self.frame_ready.emit()
 
     # -- slots (worker thread) ----------------------------------------------------------

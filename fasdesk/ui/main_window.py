@@ -319,7 +319,7 @@ class MainWindow(QMainWindow):
         a worker stuck in a system call cannot be stopped at all, and then the app exits
         without waiting for it (see fasdesk.ui.app.run). True when all stopped."""
         stopped = [dialog.shutdown(restart_live=False) if dialog is not None else True,
-                   self.live_tab.shutdown()]
+                   self.live_tab.controller.shutdown()]
         if self.images_tab is not None:
             self.images_tab.cancel()
         # Background work, dialogs closed earlier included: one wait, one timeout.

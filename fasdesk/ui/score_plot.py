@@ -6,6 +6,7 @@ from PySide6.QtGui import QColor
 
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.live.tracking import HISTORY_SECONDS
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
 # Distinct hues for faces, none of them the verdict green or red (so a curve never reads
 # as a verdict), cycled by face id.
@@ -37,7 +38,7 @@ class ScorePlot(pg.PlotWidget):
         self.legend = item.addLegend(offset=(-6, 30), labelTextSize="8pt",
                                      brush=pg.mkBrush(22, 24, 28, 200))
         self.threshold_line = pg.InfiniteLine(
-            pos=0.5, angle=0, movable=False,
+            pos=DEFAULT_THRESHOLD, angle=0, movable=False,
             pen=pg.mkPen(QColor(255, 255, 255, 170), width=1.5, style=pg.QtCore.Qt.DashLine),
             label="threshold {value:.2f}",
             labelOpts={"position": 0.05, "color": (220, 220, 220), "anchors": [(0, 1), (0, 1)]})

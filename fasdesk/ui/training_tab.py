@@ -246,7 +246,7 @@ def install(window) -> TrainingTab:
     tab.model_files_written.connect(state.reload_model_files)
     window.add_tab(tab, "Training")
 
-    panel = CollectPanel(window.settings)
+    panel = CollectPanel(state)
     live = window.live_tab
     live.frame_shown.connect(panel.on_frame)
     live.source_starting.connect(panel.clear_frame)

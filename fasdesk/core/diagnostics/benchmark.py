@@ -37,6 +37,7 @@ from fasdesk.core.inference.liveness import LivenessEngine
 from fasdesk.core.io.paths import app_root
 from fasdesk.core.inference.pipeline import Pipeline, build_pipeline
 from fasdesk.core.inference.compare import SETTLE_RUNS, median_ms, per_face_ms
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
 REFERENCE_MODEL = "minifasnet-v2se-dynq"
 AGREEMENT_CROPS = 200
@@ -134,7 +135,7 @@ def mosaic(images: list[np.ndarray], detector: FaceDetector) -> np.ndarray:
     return canvas
 
 
-def reference_pipeline(threshold: float = 0.5) -> Pipeline:
+def reference_pipeline(threshold: float = DEFAULT_THRESHOLD) -> Pipeline:
     """Upstream's demo: cv2.FaceDetectorYN on the full-resolution frame, then the
     dynamically quantized model."""
     detector = FaceDetector(registry.resolve(None, kind="detector"), max_side=FULL_RESOLUTION,

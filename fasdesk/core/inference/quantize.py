@@ -23,6 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from fasdesk.core.inference.liveness import LivenessEngine
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
 # Keep an INT8 model only with at least this share of identical verdicts on held-out crops.
 MIN_AGREEMENT = 0.995
@@ -93,7 +94,7 @@ def gate_decision(agreement: float, int8_ms: float, fp32_ms: float, crops: int) 
 
 
 def int8_gate(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, held_out: np.ndarray,
-              threshold: float = 0.5, runs: int = TIMING_RUNS) -> dict:
+              threshold: float = DEFAULT_THRESHOLD, runs: int = TIMING_RUNS) -> dict:
     """Agreement of the INT8 model with fp32 on `held_out` crops, and both models' batch-1
     time on this machine (fp32 in the fast form the app runs it in), with the decision:
     {"kept", "reason", "agreement": {...}, "ms_per_face": {"int8", "fp32_optimized"},
