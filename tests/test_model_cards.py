@@ -7,11 +7,10 @@ import json
 import pytest
 
 from fasdesk.app.exports import register_export
-from fasdesk.core.decision.thresholds import stored_threshold
 from fasdesk.core.io.paths import user_models_dir
 from fasdesk.core.models import registry
 from fasdesk.core.models.cards import (CardError, ModelCard, model_card_path,
-                                       register_model_file)
+                                       register_model_file, stored_threshold)
 from training import layout
 
 # What `training export` wrote before the card had a class, fields in its order.

@@ -17,7 +17,7 @@ says why (agreement and timings). The model card records the outcome either way.
 `--threshold P`: the threshold picked for this model (the Evaluate step's or a camera
 calibration's); it is stored in the card as `threshold.value`, and the app applies it
 whenever this file (same SHA-256) is the live model, and only then
-(fasdesk.core.decision.thresholds.stored_threshold).
+(fasdesk.core.models.cards.stored_threshold).
 
 The model card `<stem>.card.json` (fasdesk.core.models.cards.ModelCard) holds: format, file, sha256,
 input (name, size), output, classes, suggested_threshold (the stored threshold, else 0.5),

@@ -161,6 +161,32 @@ def read_card_or_empty(model_path: str | os.PathLike) -> ModelCard:
         return ModelCard()
 
 
+def _valid_threshold(value) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+    return float(value) if ok else None
+
+
+def stored_threshold(model_path: str | os.PathLike, entry=None) -> float | None:
+    """The threshold stored with a model file, or None.
+
+    From the model card beside the file (`threshold.value`, written by `training export
+    --threshold`), else from the model's registry entry (`entry.extra["threshold"]`). Either
+    counts only when it names this very file by its SHA-256, so a threshold never applies
+    to a model that replaced the one it was picked for."""
+    from fasdesk.core.models.registry import file_sha256
+
+    try:
+        sha256 = file_sha256(model_path)
+    except OSError:
+        return None
+    card = read_card_or_empty(model_path)
+    if card.sha256 == sha256 and card.threshold_value is not None:
+        return card.threshold_value
+    if entry is not None and getattr(entry, "sha256", None) == sha256:
+        return _valid_threshold((getattr(entry, "extra", None) or {}).get("threshold"))
+    return None
+
+
 def register_model_file(path: str | os.PathLike, model_id: str, *, source: str,
                         description: str, name: str | None = None,
                         threshold: float | None = None, threshold_note: dict | None = None,
