@@ -22,11 +22,13 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from calibration_media import write_recording  # noqa: E402
+from gui_helpers import click  # noqa: E402
 from fasdesk.core.calibration import session as C  # noqa: E402
 from fasdesk.core.models import registry  # noqa: E402
 from fasdesk.core.calibration.profiles import find_profile, profiles_dir  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.core.live.sources import SourceSpec  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox  # noqa: E402
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
               pytest.mark.qt_log_ignore("propagateSizeHints")]
@@ -57,13 +59,13 @@ def _shot(widget, name: str) -> None:
 
 
 def _record(qtbot, dialog) -> None:
-    dialog.record_button.click()
-    qtbot.waitUntil(lambda: dialog.thread is None, timeout=120_000)
-    assert dialog.next_button.isEnabled(), dialog.record_message.text()
+    click(qtbot, dialog.recorder.record_button)
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=120_000)
+    assert dialog.recorder.next_button.isEnabled(), dialog.recorder.record_message.text()
 
 
 def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window, videos,
-                                                                   tmp_path):
+                                                                   tmp_path, monkeypatch):
     real, phone = videos
     real_spec, phone_spec = SourceSpec.parse(str(real)), SourceSpec.parse(str(phone))
     tools = next(a for a in window.menuBar().actions() if a.text() == "&Tools").menu()
@@ -72,51 +74,52 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     # 1. Setup: the live tab's source is the one offered for the real faces.
     window.live_tab.start(real_spec)
     qtbot.waitUntil(lambda: window.live_tab.running, timeout=30_000)
-    window.live_tab.calibrate_button.click()
+    click(qtbot, window.live_tab.calibrate_button)
     dialog = window.calibration_dialog
-    assert dialog.real_source.spec() == real_spec
-    dialog.set_attack("replay", phone_spec)
-    dialog.every.setValue(1)
-    assert [(n, s.target) for n, s in dialog.chosen_stages()] == [("real", str(real)),
+    assert dialog.setup.real_source.spec() == real_spec
+    dialog.setup.set_attack("replay", phone_spec)
+    dialog.setup.every.setValue(1)
+    assert [(n, s.target) for n, s in dialog.setup.chosen_stages()] == [("real", str(real)),
                                                                  ("replay", str(phone))]
     _shot(dialog, "1_setup")
-    dialog.start_button.click()
+    click(qtbot, dialog.setup.start_button)
     # The camera is the dialog's now: the live view stops (and comes back at the end).
     qtbot.waitUntil(lambda: not window.live_tab.running, timeout=10_000)
 
     # 2. Real faces, with the quality gate's rejections shown.
-    assert "Real faces" in dialog.record_title.text()
+    assert "Real faces" in dialog.recorder.record_title.text()
     _record(qtbot, dialog)
-    assert "2 too small, 2 cut by the border" in dialog.counts.text()
-    assert "96</b> faces saved" in dialog.counts.text()
-    assert dialog.countdown.text() == f"frame {FRAMES} of {FRAMES}"
+    assert "2 too small, 2 cut by the border" in dialog.recorder.counts.text()
+    assert "96</b> faces saved" in dialog.recorder.counts.text()
+    assert dialog.recorder.countdown.text() == f"frame {FRAMES} of {FRAMES}"
     _shot(dialog, "2_real")
 
     # 3. The attack.
-    dialog.next_button.click()
-    assert "Phone or tablet screen" in dialog.record_title.text()
+    click(qtbot, dialog.recorder.next_button)
+    assert "Phone or tablet screen" in dialog.recorder.record_title.text()
     _record(qtbot, dialog)
     _shot(dialog, "3_attack")
 
     # 4. Report with the current model: the phone passes, fine-tuning is offered.
-    dialog.next_button.click()
+    click(qtbot, dialog.recorder.next_button)
     qtbot.waitUntil(lambda: dialog.before is not None, timeout=60_000)
     before = dialog.before
-    rows = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    report = dialog.report
+    rows = [report.table.item(r, 0).text() for r in range(report.table.rowCount())]
     assert rows == ["threshold", "picked on (real / attack faces)", "held out (real / attack faces)",
                     "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER"]
     assert before["needs_fine_tune"] and before["held_out"]["apcer"] > 0.1
-    assert "lets" in dialog.verdict.text() and dialog.tune_button.isEnabled()
-    assert dialog.hist_before.curves and dialog.table.isColumnHidden(2)
+    assert "lets" in report.verdict.text() and report.tune_button.isEnabled()
+    assert report.hist_before.curves and report.table.isColumnHidden(2)
     _shot(dialog, "4_report")
 
     # 5. Fine-tune with the backend's preset for this data size, before/after.
-    dialog.tune_button.click()
-    qtbot.waitUntil(lambda: dialog.tuned_model is not None or "failed" in dialog.tune_status.text(),
+    click(qtbot, report.tune_button)
+    qtbot.waitUntil(lambda: dialog.tuned_model is not None or "failed" in report.tune_status.text(),
                     timeout=TUNE_TIMEOUT_MS)
-    assert dialog.tuned_model is not None, dialog.tune_status.text()
+    assert dialog.tuned_model is not None, report.tune_status.text()
     after = dialog.after
-    assert not dialog.table.isColumnHidden(2) and dialog.hist_after.isVisible()
+    assert not report.table.isColumnHidden(2) and report.hist_after.isVisible()
     assert after["picked_on"]["segments"] == ["pick"]  # not the frames it trained on
     assert after["held_out"]["acer"] < before["held_out"]["acer"]
     tuned = registry.get_entry(dialog.tuned_model["id"])
@@ -125,8 +128,8 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     _shot(dialog, "5_fine_tuned")
 
     # 6. Save: the profile keeps the better model and its threshold.
-    dialog.profile_name.setText("front door")
-    dialog.save_button.click()
+    report.profile_name.setText("front door")
+    click(qtbot, report.save_button)
     profile = find_profile("front door")
     assert profile is not None and profile.fine_tuned
     assert profile.model == tuned.id and profile.threshold == pytest.approx(after["threshold"])
@@ -145,7 +148,7 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     assert after["held_out"]["bpcer"] == pytest.approx(held_bpcer) and after["meets_target"]
 
     # 7. Back in the live view on the same source: the profile is applied.
-    dialog.close()
+    click(qtbot, dialog.close_button)
     qtbot.waitUntil(lambda: window.live_tab.running, timeout=30_000)
     assert window.profile_label.text() == "profile: front door" and window.profile_label.isVisible()
     assert window.state.model == profile.model
@@ -184,30 +187,41 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     assert cli_before == gui_profile_before
     assert cli_profile.model == registry.default_liveness_id() and not cli_profile.fine_tuned
 
-    # 9. The profiles dialog: a corrupt file is reported, the rest works.
+    # 9. The profiles dialog: a corrupt file is reported, the rest works, each by its button.
     (profiles_dir() / "broken.json").write_text("{\"format\": 1, \"name\": ")
     dialog = window.open_profiles()
     assert [p.name for p in dialog.profiles] == ["cli door", "front door"]
     assert "broken.json" in dialog.problems.text() and dialog.problems.isVisible()
     dialog.select("front door")
     assert "front door" in dialog.details.text()
-    exported = dialog.export_json(tmp_path / "front.json")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(tmp_path / "front.json"), "JSON (*.json)"))
+    click(qtbot, dialog.buttons["export"])
+    exported = tmp_path / "front.json"
     assert json.loads(exported.read_text())["threshold"] == profile.threshold
-    # Re-score its recordings with the shipped model at the profile's threshold.
-    dialog.rescore(model="minifasnet-v2se", threshold=profile.threshold)
-    qtbot.waitUntil(lambda: dialog.thread is None, timeout=60_000)
+    # Re-score its recordings with the shipped model at the profile's threshold: the button
+    # (its clicked(bool) once landed in the model parameter and nothing happened).
+    dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("minifasnet-v2se"))
+    dialog.fixed.setChecked(True)
+    dialog.threshold.setValue(profile.threshold)
+    click(qtbot, dialog.rescore_button)
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
     assert dialog.rescored["threshold"] == pytest.approx(profile.threshold, abs=1e-5)
     assert dialog.rescored["held_out"]["apcer"] > after["held_out"]["apcer"]
+    assert dialog.rescore_result.item(0, 1).text() == "minifasnet-v2se"
     _shot(dialog, "8_profiles")
-    renamed = dialog.rename("front door (v2)")
-    assert renamed is not None and find_profile("front door") is None
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("front door (v2)", True))
+    click(qtbot, dialog.buttons["rename"])
+    assert find_profile("front door (v2)") is not None and find_profile("front door") is None
     dialog.select("cli door")
-    dialog.delete()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    click(qtbot, dialog.buttons["delete"])
     assert [p.name for p in dialog.profiles] == ["front door (v2)"]
     # The recordings are a dataset the Training tab reads as it is.
+    dialog.select("front door (v2)")
     training = window.training_tab
     with qtbot.waitSignal(training.dataset.scanned, timeout=30_000):
-        dialog.open_in_training()
+        click(qtbot, dialog.buttons["train"])
     assert window.tabs.currentWidget() is training
     assert training.dataset.info.ok and training.dataset.info.counts == {0: 96, 7: FRAMES}
     # Selecting a source reports the corrupt file once, in the window; nothing breaks.
@@ -235,3 +249,77 @@ def test_a_threshold_is_shown_exactly_and_goes_with_its_model(qtbot, window, tmp
     # ... and a model without one does not inherit it: the default comes back.
     assert window.state.use_model("minifasnet-v2se")
     assert window.state.threshold == 0.5
+
+
+def test_every_calibration_button_by_click_stop_cancel_and_an_unnamed_profile(
+        qtbot, window, videos, tmp_path):
+    """The buttons the flow test above does not need: Add (a custom attack), Stop (a
+    recording), Cancel (fine-tuning), Save without a name, Close; and the Re-run button of
+    the profiles dialog, which brings a profile's setup back."""
+    real, phone = videos
+    click(qtbot, window.live_tab.calibrate_button)
+    dialog = window.calibration_dialog
+    setup = dialog.setup
+    setup.real_source.set_spec(SourceSpec.parse(str(real)))
+    setup.custom_attack.setText("paper mask")
+    click(qtbot, setup.add_button)
+    assert "paper_mask" in setup.attack_rows and setup.custom_attack.text() == ""
+    setup.attack_rows["paper_mask"][0].setChecked(False)
+    setup.set_attack("replay", SourceSpec.parse(str(phone)))
+    setup.every.setValue(1)
+    click(qtbot, setup.start_button)
+    recorder = dialog.recorder
+    # Stop at once: the recording ends early and can be made again.
+    click(qtbot, recorder.record_button)
+    click(qtbot, recorder.stop_button)
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=60_000)
+    assert recorder.record_button.text() == "Record again" and not recorder.stop_button.isEnabled()
+    recording = dialog.flow.session.recording(C.REAL)  # None: stopped before the first frame
+    assert recording is None or recording.frames < FRAMES
+    _record(qtbot, dialog)
+    assert dialog.flow.session.recording(C.REAL).frames == FRAMES
+    click(qtbot, recorder.next_button)
+    _record(qtbot, dialog)
+    click(qtbot, recorder.next_button)
+    qtbot.waitUntil(lambda: dialog.before is not None, timeout=60_000)
+    report = dialog.report
+    # Fine-tuning cancelled while it prepares: said so, and it can start again.
+    click(qtbot, report.tune_button)
+    qtbot.waitUntil(lambda: report.tune_cancel.isEnabled(), timeout=10_000)
+    click(qtbot, report.tune_cancel)
+    qtbot.waitUntil(lambda: not dialog.tuning, timeout=60_000)
+    assert report.tune_status.text() == "Fine-tuning was cancelled."
+    assert report.tune_button.isEnabled() and dialog.tuned_model is None
+    # A profile needs a name.
+    report.profile_name.setText("  ")
+    click(qtbot, report.save_button)
+    assert "Give the profile a name" in report.save_message.text()
+    report.profile_name.setText("hall")
+    click(qtbot, report.save_button)
+    assert find_profile("hall") is not None and not report.save_button.isEnabled()
+    click(qtbot, dialog.close_button)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10_000)
+
+    # Re-run from the profiles dialog: the calibration comes back set up as it was.
+    profiles = window.open_profiles()
+    profiles.select("hall")
+    click(qtbot, profiles.buttons["rerun"])
+    again = window.calibration_dialog
+    assert again is not dialog and again.isVisible() and not profiles.isVisible()
+    assert again.setup.real_source.spec() == SourceSpec.parse(str(real))
+    assert [n for n, _ in again.setup.chosen_stages()] == ["real", "replay"]
+    assert again.report.profile_name.text() == "hall"
+    click(qtbot, again.close_button)
+
+
+def test_profiles_dialog_open_onnx_and_close_by_click(qtbot, window, monkeypatch, fp32_model):
+    from PySide6.QtWidgets import QFileDialog
+
+    dialog = window.open_profiles()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(fp32_model), "ONNX models (*.onnx)"))
+    click(qtbot, dialog.open_model_button)
+    assert dialog.model_combo.currentData() == str(fp32_model)
+    assert not dialog.rescore_button.isEnabled()  # no profile selected: nothing to re-score
+    click(qtbot, dialog.close_button)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10_000)

@@ -82,26 +82,28 @@ def test_a_worker_that_does_not_stop_cannot_hang_the_close(qtbot, fp32_model, de
 @pytest.mark.parametrize("how", ["close", "escape"])
 def test_a_busy_calibration_task_cannot_hang_the_window_close(make_window, qtbot,
                                                              monkeypatch, how):
-    """The calibration dialog's thread (scoring a session, say) gets a bounded wait when
-    the window closes; the window then reports a stuck worker so the app exits without it."""
-    from fasdesk.ui import calibration_dialog
-    from fasdesk.ui.calibration_dialog import TaskThread
+    """The calibration dialog's worker (scoring a session, say) gets a bounded wait when
+    the dialog ends and one more when the window closes; the window then reports a stuck
+    worker so the app exits without it."""
+    from fasdesk.ui import calibration_dialog, workers
 
-    monkeypatch.setattr(calibration_dialog, "SHUTDOWN_TIMEOUT_MS", 300)
+    monkeypatch.setattr(calibration_dialog, "SHUTDOWN_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(workers.stop_all, "__defaults__", (0.3,))  # the exit's one timeout
     window = make_window(settings=Settings(), save=False)
     dialog = window.open_calibration()
-    thread = TaskThread(lambda: time.sleep(3), dialog)
-    dialog.thread = thread
-    thread.start()
+    ended = []
+    dialog._run(lambda: time.sleep(3), ended.append)
+    worker = dialog.worker
     qtbot.wait(100)
     # The dialog deletes itself when it ends, by its close button or by Esc (which gives
-    # no close event); the busy thread must outlive it. Still running afterwards: the close
-    # did not wait for the task's 3 s.
+    # no close event). Still running afterwards: the close did not wait for the task's 3 s.
     dialog.close() if how == "close" else dialog.reject()
-    assert thread.parent() is window and thread.isRunning()
+    assert not worker.done
     window.close()
     assert window.stuck_workers
-    assert thread.wait(TIMEOUT_MS)
+    assert worker.wait(TIMEOUT_MS / 1000)
+    qtbot.wait(50)
+    assert ended == []  # the dialog is gone: nothing is shown in it
 
 
 @needs_fifo

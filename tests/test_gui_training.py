@@ -20,6 +20,7 @@ from fasdesk.core.models import registry  # noqa: E402
 from fasdesk.core.io.paths import data_dir, user_models_dir  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.ui.training_tab import TrainingTab  # noqa: E402
+from gui_helpers import click  # noqa: E402
 from training_synth import make_folders  # noqa: E402
 
 # Child processes load torch on a shared, busy machine: generous, never a speed check.
@@ -49,8 +50,10 @@ def _shot(widget, name: str) -> None:
 
 
 def _run(qtbot, tab, button, timeout=RUN_TIMEOUT_MS) -> tuple[bool, str]:
+    """Go to the button's step, as a person would, press it and wait for the run's end."""
+    tab.go_to(next(key for key, page in tab.pages.items() if page.isAncestorOf(button)))
     with qtbot.waitSignal(tab.run.finished, timeout=timeout) as blocker:
-        button.click()
+        click(qtbot, button)
     return tuple(blocker.args)
 
 
@@ -88,7 +91,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     _shot(tab, "1_dataset")
 
     # 2. Prepare into the user data dir.
-    tab.dataset.next_button.click()
+    click(qtbot, tab.dataset.next_button)
     assert tab.current_page() is tab.prepare
     prepared = tab.prepare.out.path()
     assert prepared.is_relative_to(data_dir())
@@ -104,7 +107,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     _shot(tab, "2_prepare")
 
     # 3. Train: 2 epochs, cancelled at its first step, then resumed where it stopped.
-    tab.prepare.next_button.click()
+    click(qtbot, tab.prepare.next_button)
     train = tab.train
     assert train.data.path() == prepared and train.pretrained.isChecked()
     train.epochs.setValue(2)
@@ -114,7 +117,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
 
     def cancel_at_first_step(event):
         if event["event"] == "progress" and tab.run.running and not tab.run.stopping:
-            train.cancel_button.click()
+            click(qtbot, train.cancel_button)
 
     tab.run.event.connect(cancel_at_first_step)
     ok, message = _run(qtbot, tab, train.start_button)
@@ -144,7 +147,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     _shot(tab, "3_train")
 
     # 4. Evaluate the best checkpoint on every crop; threshold for 10% BPCER to the live view.
-    train.next_button.click()
+    click(qtbot, train.next_button)
     evaluate = tab.evaluate
     assert evaluate.model.path() == run_dir / "best.pth"
     evaluate.split.setCurrentIndex(evaluate.split.findData("all"))
@@ -166,7 +169,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     _shot(tab, "4_evaluate")
     # A checkpoint's threshold is not the live model's: it goes with the export.
     before = window.state.threshold
-    evaluate.apply_button.click()
+    click(qtbot, evaluate.apply_button)
     assert window.state.threshold == before
     assert tab.current_page() is tab.export and tab.export.threshold() == point.threshold
 
@@ -182,7 +185,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     assert registry.get_entry("office-cam").extra["source"] == "training"
     assert export.use_button.isEnabled()
     _shot(tab, "5_export")
-    export.use_button.click()
+    click(qtbot, export.use_button)
     assert window.state.model == "office-cam"
     assert window.state.model_path() == model
     # ... and the threshold picked for it came along, stored with the model.
@@ -213,10 +216,11 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
     train.batch.setValue(4)
 
     # A crash (the backend killed outright) after its first epoch's checkpoint.
+    tab.go_to("train")
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
                           check_params_cb=lambda e: e["event"] == "artifact"
                           and e["kind"] == "checkpoint"):
-        train.start_button.click()
+        click(qtbot, train.start_button)
     with qtbot.waitSignal(tab.run.finished, timeout=30_000) as blocker:
         tab.run.process.kill()  # SIGKILL / TerminateProcess: no chance to save anything
     ok, message = blocker.args
@@ -230,7 +234,7 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
     # Resumed, then the app is closed mid-run: it asks; "No" keeps the run going.
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
                           check_params_cb=lambda e: e["event"] == "progress"):
-        train.resume_button.click()
+        click(qtbot, train.resume_button)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
     assert tab.confirm_close() is False and tab.run.running
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
@@ -272,10 +276,10 @@ def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path)
     assert not train.freeze.isEnabled() and "from scratch" in train.preset_note.text()
     train.pretrained.setChecked(True)
     train.epochs.setValue(3)  # the user's choice stands until the preset is asked for again
-    train.preset_button.click()
+    tab.go_to("train")
+    click(qtbot, train.preset_button)
     assert train.epochs.value() == fine["epochs"]
 
-    tab.go_to("train")
     train._reset_series()
     train.on_event({"event": "metric", "scope": "init", "epoch": 0, "val_acc": 0.625,
                     "val_loss": 0.7})
@@ -521,10 +525,11 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     printed_item.setSelected(True)
     assert dataset.delete_button.isEnabled()
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
-    assert dataset.delete_selected() == 0 and len(list(panel.collector.root.rglob("*.jpg"))) == 2
+    click(qtbot, dataset.delete_button)
+    assert len(list(panel.collector.root.rglob("*.jpg"))) == 2
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
     with qtbot.waitSignal(dataset.scanned, timeout=30_000):
-        assert dataset.delete_selected() == 1
+        click(qtbot, dataset.delete_button)
     assert [p.parent.name for p in panel.collector.root.rglob("*")
             if p.is_file()] == ["real", "real"]  # the real image and its box
     assert [dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count())] == ["real"]
@@ -583,7 +588,7 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
 
     # "Keep it": nothing runs, nothing changes.
     monkeypatch.setattr(QMessageBox, "exec", answer(QMessageBox.No))
-    export.start_button.click()
+    click(qtbot, export.start_button)
     assert len(asked) == 1 and "office-cam" in asked[0] and str(old) in asked[0]
     assert not window.training_tab.busy
     assert registry.sha256_of(old) == registry.sha256_of(quantized_model)
@@ -640,3 +645,50 @@ def test_train_start_uses_the_run_folder_given(qtbot, tab, dataset, tmp_path):
         train.start_button.click()
         made = train.run_dir.path()
         assert made is not None and made.parent.name == "runs" and made != mine
+def test_every_other_training_button_by_click(qtbot, tab, dataset, checkpoint, fp32_model,
+                                              monkeypatch, tmp_path):
+    """The buttons the flows above do not press: Browse, Collected samples, Scan again, and
+    Cancel in Prepare, Evaluate and Export (a run cancelled before it got going)."""
+    from PySide6.QtWidgets import QFileDialog
+
+    tab.go_to("dataset")
+    page = tab.dataset
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(dataset))
+    with qtbot.waitSignal(page.scanned, timeout=30_000):
+        click(qtbot, page.folder.browse_button)
+    assert page.folder.path() == dataset and page.info.ok
+    with qtbot.waitSignal(page.scanned, timeout=30_000):
+        click(qtbot, page.rescan_button)
+    assert page.info.counts == {0: PER_CLASS, 7: PER_CLASS + 1}
+    with qtbot.waitSignal(page.scanned, timeout=30_000):
+        click(qtbot, page.collected_button)
+    assert page.folder.path() == page.collected_dir()
+
+    def cancelled_at_once(step) -> None:
+        tab.go_to(step.KEY)
+        with qtbot.waitSignal(tab.run.finished, timeout=RUN_TIMEOUT_MS) as blocker:
+            click(qtbot, step.start_button)
+            click(qtbot, step.cancel_button)
+        assert blocker.args == [False, "cancelled"]
+        assert step.start_button.isEnabled() and not step.cancel_button.isEnabled()
+
+    prepared = tmp_path / "prepared"
+    tab.prepare.source.set_text(dataset)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(prepared))
+    tab.go_to("prepare")
+    click(qtbot, tab.prepare.out.browse_button)
+    assert tab.prepare.out.path() == prepared
+    cancelled_at_once(tab.prepare)
+    assert _run(qtbot, tab, tab.prepare.start_button)[0]
+    tab.evaluate.data.set_text(prepared)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(fp32_model), ""))
+    tab.go_to("evaluate")
+    click(qtbot, tab.evaluate.model.browse_button)
+    assert tab.evaluate.model.path() == fp32_model
+    cancelled_at_once(tab.evaluate)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(checkpoint), ""))
+    tab.go_to("export")
+    click(qtbot, tab.export.checkpoint.browse_button)
+    tab.export.name.setText("cancelled-export")
+    cancelled_at_once(tab.export)
+    assert registry.get_entry("cancelled-export") is None

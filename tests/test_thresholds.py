@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from fasdesk.core.models import registry
-from fasdesk.core.decision.thresholds import (equal_error_rate, format_threshold, model_card_path,
-                                     pad_errors, stored_threshold, support_counts,
+from fasdesk.core.models.cards import model_card_path, stored_threshold
+from fasdesk.core.decision.thresholds import (equal_error_rate, format_threshold,
+                                     pad_errors, support_counts,
                                      threshold_for_target)
 
 # 3 real and 4 attack presentations, scored by p_real (the arithmetic is in the comments).

@@ -27,7 +27,7 @@ import numpy as np
 from fasdesk.core.datasets import dataset_info as dsi
 from fasdesk.core.io.files import write_atomic
 from fasdesk.core.inference.liveness import softmax
-from fasdesk.core.decision.thresholds import model_card_path, read_model_card
+from fasdesk.core.models.cards import CardError, ModelCard, model_card_path
 from training import metrics as M
 from training.events import Emitter, ProgressLine, eta
 from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
@@ -74,16 +74,20 @@ class _OnnxScorer:
         except ModelError as exc:
             raise EvalError(str(exc)) from None
         self.input_size = self.engine.input_size
-        card = read_model_card(path)
+        try:
+            card = ModelCard.read(path)
+        except CardError as exc:
+            raise EvalError(str(exc)) from None
         k = self.engine.num_classes
-        classes = card.get("classes")
+        classes = card.classes if card else None
         if not classes or len(classes) != k:
             if k != 2:
                 raise EvalError(f"{path.name} has {k} outputs but no model card "
                                 f"({model_card_path(path).name}) naming its classes")
             classes = ["real", "spoof"]
         self.classes = list(classes)
-        self.split_args = card.get("split") or {}
+        split = card.other.get("split") if card else None
+        self.split_args = split if isinstance(split, dict) else {}
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         return self.engine.logits(batch)

@@ -17,9 +17,9 @@ says why (agreement and timings). The model card records the outcome either way.
 `--threshold P`: the threshold picked for this model (the Evaluate step's or a camera
 calibration's); it is stored in the card as `threshold.value`, and the app applies it
 whenever this file (same SHA-256) is the live model, and only then
-(fasdesk.core.decision.thresholds.stored_threshold).
+(fasdesk.core.models.cards.stored_threshold).
 
-The model card `<stem>.card.json` (see fasdesk.core.decision.thresholds.model_card_path) holds: format, file, sha256,
+The model card `<stem>.card.json` (fasdesk.core.models.cards.ModelCard) holds: format, file, sha256,
 input (name, size), output, classes, suggested_threshold (the stored threshold, else 0.5),
 threshold ({value} when one was given), metrics (what is known: the
 checkpoint's validation accuracy, an eval report's figures with --report), split
@@ -41,14 +41,13 @@ import torch
 
 from fasdesk.core.inference.quantize import MIN_AGREEMENT
 from fasdesk.core.models.registry import sha256_of
-from fasdesk.core.io.files import write_atomic
-from fasdesk.core.decision.thresholds import model_card_path
+from fasdesk.core.models.cards import CARD_FORMAT, ModelCard
+from training import layout
 from training.events import Emitter
 from training.model import CheckpointError, load_model
 
 TOLERANCE = 1e-4
 OPSET = 13
-CARD_FORMAT = 1
 
 
 class ExportError(Exception):
@@ -161,7 +160,7 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
             gate["agreement"] = agreement
             em.metric(scope="export", **agreement)
             em.log(f"export: {gate['reason']}")
-            fp32_out = out.with_name(out.stem + ".fp32.onnx")
+            fp32_out = layout.fp32_twin(out)
             if gate["kept"]:
                 os.replace(fp32_tmp, fp32_out)
                 os.replace(int8_tmp, out)
@@ -174,8 +173,7 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
             os.replace(fp32_tmp, out)
     em.artifact(out, "onnx")
     card = _model_card(out, checkpoint, ckpt, threshold, diff, eval_report, gate)
-    cpath = model_card_path(out)
-    write_atomic(cpath, json.dumps(card, indent=1))
+    cpath = ModelCard.from_json(card).write(out)
     em.artifact(cpath, "model_card")
     em.progress(steps, steps, 0.0, stage="done")
     kept = bool(gate and gate["kept"])

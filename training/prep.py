@@ -36,12 +36,11 @@ from fasdesk.core.datasets import dataset_info as dsi
 from fasdesk.core.inference.crop import face_crop
 from fasdesk.core.io.files import write_atomic
 from fasdesk.core.io.imageio import ImageReadError, read_image
+from training.layout import LABELS as LABELS_FILE, MANIFEST as MANIFEST_FILE
 from training.events import Emitter, ProgressLine, eta
 from fasdesk.core.io.errors import one_line
 
 MANIFEST_FORMAT = 1
-LABELS_FILE = "labels.csv"
-MANIFEST_FILE = "manifest.json"
 CROPS_DIR = "crops"
 LABEL_COLUMNS = ("crop", "label", "spoof_type", "category", "subset", "source")
 MIN_SIZE, MAX_SIZE = 16, 1024  # crop side in pixels

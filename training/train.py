@@ -47,6 +47,7 @@ from torch import nn
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.files import write_atomic
 from training import data as D
+from training import layout
 from training import recipe as R
 from training.events import Emitter, ProgressLine
 from training.model import (CheckpointError, FrozenFeatures, build_model, checkpoint_config,
@@ -59,7 +60,7 @@ DEFAULTS = dict(momentum=0.9, weight_decay=5e-4, milestones=R.SCRATCH_MILESTONES
 SETTINGS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma",
             "ft_weight", "classes", "val_fraction", "seed", "dropout", "precise_bn",
             "clip_grad", "freeze_early", "precision")
-LATEST, BEST, HISTORY = "latest.pth", "best.pth", "history.json"
+LATEST, BEST, HISTORY = layout.LATEST, layout.BEST, layout.HISTORY
 # What defines the run's data, model and optimiser: a resumed run keeps its own.
 RUN_DEFINING = ("classes", "val_fraction", "seed", "dropout", "batch_size", "lr",
                 "freeze_early", "ft_weight", "recipe")

@@ -28,7 +28,8 @@ from typing import Any, Callable
 from psygnal import Signal
 
 from fasdesk.core.calibration.profiles import Profile, profile_for_source
-from fasdesk.core.decision.thresholds import format_threshold, stored_threshold
+from fasdesk.core.decision.thresholds import format_threshold
+from fasdesk.core.models.cards import stored_threshold
 from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD, clamp_threshold
 from fasdesk.core.inference.liveness import LivenessEngine, ModelError
 from fasdesk.core.inference.pipeline import Pipeline, build_pipeline

@@ -1,155 +1,93 @@
-"""One run of the training backend as a child process (QProcess), read as events.
+"""The training backend's child process for the Training tab, as Qt signals.
 
-The backend (`python -m training SUB ... --events`, or the packaged app in backend mode:
-fasdesk.core.io.paths.backend_command) writes JSON-lines events on stdout and readable
-progress on stderr. This object turns them into Qt signals and keeps the last stderr lines
-so a crash can be shown with its cause. Stopping asks the child to end (SIGTERM, so the
+The run itself is fasdesk.app.backend.BackendProcess (the one runner: it starts
+`python -m training SUB ... --events`, parses the events with training.events and says
+why a run failed); here it runs on its own reader thread, and its events, log lines and
+end arrive as signals on the UI thread. Stopping asks the child to end (SIGTERM, so the
 trainer can write its checkpoint) and only kills it when it does not.
 """
 from __future__ import annotations
 
-import shlex
+import threading
 from collections import deque
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
-from fasdesk.core.io.paths import backend_command
-from training.events import parse_line
-
-# How long a stopping child gets to save its checkpoint before it is killed.
-STOP_GRACE_MS = 15000
-TAIL_LINES = 40
+from fasdesk.app.backend import (CANCELLED, STOP_GRACE_S, TAIL_LINES, BackendError,
+                                 BackendProcess)
 
 
 class BackendRun(QObject):
     event = Signal(dict)  # one parsed protocol event
     log_line = Signal(str)  # one stderr line (and stdout lines that are not events)
-    finished = Signal(bool, str)  # ok, message (the error line or how it ended)
+    finished = Signal(bool, str)  # ok, message (the error line, or "cancelled")
+    _ended = Signal(bool, str)  # from the reader thread
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.process: QProcess | None = None
-        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        self.error_message: str | None = None
-        self.stopping = False
-        self._out = b""
-        self._err = b""
+        self.process: BackendProcess | None = None
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._ended.connect(self._on_ended, Qt.QueuedConnection)
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.state() != QProcess.NotRunning
+        """From start() until `finished` is emitted."""
+        return self._running
 
-    def command_line(self, args: list[str]) -> list[str]:
-        return backend_command() + [str(a) for a in args] + ["--events"]
+    @property
+    def stopping(self) -> bool:
+        """Whether the run was asked to stop (and ends as "cancelled")."""
+        return self.process is not None and self.process.stopping
+
+    @property
+    def tail(self) -> deque[str]:
+        return self.process.tail if self.process is not None else deque(maxlen=TAIL_LINES)
 
     def start(self, args: list[str]) -> str:
         """Start `backend SUB ARGS --events`; returns the command line for the log."""
-        if self.running:
+        if self._running:
             raise RuntimeError("a backend run is already going")
-        command = self.command_line(args)
-        self.tail.clear()
-        self.error_message = None
-        self.stopping = False
-        self._out = self._err = b""
-        process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        env.insert("PYTHONIOENCODING", "utf-8")
-        process.setProcessEnvironment(env)
-        process.readyReadStandardOutput.connect(self._read_stdout)
-        process.readyReadStandardError.connect(self._read_stderr)
-        process.finished.connect(self._finished)
-        process.errorOccurred.connect(self._error)
-        self.process = process
-        process.start(command[0], command[1:])
-        return " ".join(shlex.quote(c) for c in command)
+        self.process = BackendProcess(args, lambda event: self._emit(self.event, event),
+                                      lambda line: self._emit(self.log_line, line))
+        self._running = True
+        self._thread = threading.Thread(target=self._run, args=(self.process,),
+                                        name="training-backend", daemon=True)
+        self._thread.start()
+        return self.process.command_text
+
+    @staticmethod
+    def _emit(signal, *values) -> None:
+        """From the reader thread; the object may be gone (the app closed meanwhile)."""
+        try:
+            signal.emit(*values)
+        except RuntimeError:
+            pass
+
+    def _run(self, process: BackendProcess) -> None:
+        try:
+            process.run()
+        except BackendError as exc:
+            self._emit(self._ended, False, str(exc))
+        else:
+            self._emit(self._ended, True, "finished")
+
+    def _on_ended(self, ok: bool, message: str) -> None:
+        if self._running:  # not yet told by stop_and_wait
+            self._running = False
+            self.finished.emit(ok, message)
 
     def stop(self) -> None:
         """Ask the child to end (it saves what it needs), kill it if it does not in time."""
-        if not self.running:
-            return
-        self.stopping = True
-        self.process.terminate()
-        QTimer.singleShot(STOP_GRACE_MS, self._kill_if_running)
+        if self._running and self.process is not None:
+            self.process.stop()
 
-    def stop_and_wait(self, timeout_ms: int = STOP_GRACE_MS) -> bool:
+    def stop_and_wait(self, timeout_ms: int = int(STOP_GRACE_S * 1000)) -> bool:
         """Stop synchronously (used when the app closes); True if it ended by itself."""
-        if not self.running:
+        if not self._running or self.process is None:
             return True
-        self.stopping = True
-        self.process.terminate()
-        if self.process.waitForFinished(timeout_ms):
-            return True
-        self.process.kill()
-        self.process.waitForFinished(3000)
-        return False
-
-    def _kill_if_running(self) -> None:
-        if self.running and self.stopping:
-            self.process.kill()
-
-    def _lines(self, buffer: bytes, data: bytes) -> tuple[list[str], bytes]:
-        buffer += data
-        *lines, rest = buffer.split(b"\n")
-        return [line.decode("utf-8", errors="replace").rstrip("\r") for line in lines], rest
-
-    def _read_stdout(self) -> None:
-        lines, self._out = self._lines(self._out, bytes(self.process.readAllStandardOutput()))
-        for line in lines:
-            self._handle_stdout(line)
-
-    def _handle_stdout(self, line: str) -> None:
-        event = parse_line(line)
-        if event is None:
-            if line.strip():
-                self._log(line)
-            return
-        if event["event"] == "error":
-            self.error_message = str(event.get("message", ""))
-        self.event.emit(event)
-
-    def _read_stderr(self) -> None:
-        lines, self._err = self._lines(self._err, bytes(self.process.readAllStandardError()))
-        for line in lines:
-            # A terminal-style progress line rewrites itself with \r: keep its last state.
-            line = line.split("\r")[-1]
-            if line.strip():
-                self._log(line)
-
-    def _log(self, line: str) -> None:
-        self.tail.append(line)
-        self.log_line.emit(line)
-
-    def _flush(self) -> None:
-        if self.process is None:
-            return
-        self._read_stdout()
-        self._read_stderr()
-        if self._out.strip():
-            self._handle_stdout(self._out.decode("utf-8", errors="replace"))
-        if self._err.strip():
-            self._log(self._err.decode("utf-8", errors="replace"))
-        self._out = self._err = b""
-
-    def _finished(self, code: int, status) -> None:
-        self._flush()
-        if code == 0 and status == QProcess.NormalExit and not self.stopping:
-            self.finished.emit(True, "finished")
-        elif self.stopping:
-            self.finished.emit(False, "cancelled")
-        elif self.error_message:
-            self.finished.emit(False, self.error_message)
-        else:
-            how = "crashed" if status == QProcess.CrashExit else f"exited with status {code}"
-            last = next((line for line in reversed(self.tail) if line.strip()), "")
-            message = f"the backend {how}" + (f": {last}" if last else "")
-            if "No module named" in last:
-                message += " (training needs fasdesk's [train] extra: pip install 'fasdesk[train]')"
-            self.finished.emit(False, message)
-
-    def _error(self, error) -> None:
-        if error == QProcess.FailedToStart:
-            program = self.process.program()
-            self.finished.emit(False, f"the training backend could not be started ({program}); "
-                               f"check that fasdesk is installed with its [train] extra "
-                               f"(pip install 'fasdesk[train]')")
+        ended = self.process.stop_and_wait(timeout_ms / 1000)
+        self._thread.join(5)
+        if not self._thread.is_alive():  # over: say so now, the app may close next
+            self._on_ended(False, CANCELLED)
+        return ended

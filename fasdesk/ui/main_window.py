@@ -349,12 +349,6 @@ class MainWindow(QMainWindow):
                    self.live_tab.controller.shutdown()]
         if self.images_tab is not None:
             self.images_tab.cancel()
-        # A calibration thread left busy by a dialog closed earlier is the window's now
-        # (until the calibration dialog runs its work as workers too).
-        from PySide6.QtCore import QThread
-
-        from fasdesk.ui.calibration_dialog import LEFT_BUSY
-
-        stopped += [not t.isRunning() for t in self.findChildren(QThread, LEFT_BUSY)]
+        # Background work, dialogs closed earlier included: one wait, one timeout.
         stopped.append(workers.stop_all())
         return all(stopped)

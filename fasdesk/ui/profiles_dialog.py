@@ -8,19 +8,23 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import shiboken6
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout,
                                QHeaderView, QInputDialog, QLabel, QMessageBox, QPushButton,
                                QTableWidget, QVBoxLayout)
 
+from fasdesk.app.calibration import rescore_profile
 from fasdesk.core.calibration import session as C
+from fasdesk.core.io.errors import one_line
 from fasdesk.core.models import registry
 from fasdesk.core.calibration.profiles import (Profile, ProfileError, delete_profile, export_profile,
                                    list_profiles, rename_profile)
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.calibration_dialog import (StopsWhenClosed, TaskThread, _item, _pct,
-                                           finish_or_hand_over, grown)
+from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row, grown, pct, table_item
+from fasdesk.ui.workers import start_worker
 from fasdesk.ui.training_widgets import MessageBox
 
 COLUMNS = ("Name", "Camera or file", "Model", "Threshold", "Fine-tuned", "Created")
@@ -33,75 +37,19 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         self.setWindowTitle("Camera profiles")
         self.resize(980, 620)
         self.profiles: list[Profile] = []
-        self.thread = None
+        self.worker = None  # a re-score running
         self.rescored: dict | None = None
 
         self.problems = grown(MessageBox())
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
-        self.table.itemSelectionChanged.connect(self._on_selected)
+        self.table = self._profile_table()
         self.details = QLabel()
         self.details.setWordWrap(True)
         self.details.setTextFormat(Qt.RichText)
         self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
-
-        self.buttons = {}
-        row = QHBoxLayout()
-        for key, text, slot in (("rename", "Rename…", self.ask_rename),
-                                ("rerun", "Re-run calibration…", self.rerun),
-                                ("delete", "Delete", self.ask_delete),
-                                ("export", "Export JSON…", self.ask_export),
-                                ("train", "Open recordings in Training", self.open_in_training)):
-            button = QPushButton(text)
-            button.clicked.connect(slot)
-            row.addWidget(button)
-            self.buttons[key] = button
-        row.addStretch(1)
-
-        rescore = QGroupBox("Re-score this profile's recordings")
-        box = QVBoxLayout(rescore)
-        line = QHBoxLayout()
-        self.model_combo = QComboBox()
-        self.model_combo.setMinimumWidth(260)
-        open_model = QPushButton("Open ONNX…")
-        open_model.clicked.connect(self.ask_model_file)
-        self.fixed = QCheckBox("at threshold")
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setDecimals(5)
-        self.threshold.setRange(0, 1)
-        self.threshold.setSingleStep(0.01)
-        self.threshold.setEnabled(False)
-        self.fixed.toggled.connect(self.threshold.setEnabled)
-        self.rescore_button = QPushButton("Re-score")
-        self.rescore_button.clicked.connect(self.rescore)
-        line.addWidget(QLabel("Model:"))
-        line.addWidget(self.model_combo, 1)
-        line.addWidget(open_model)
-        line.addWidget(self.fixed)
-        line.addWidget(self.threshold)
-        line.addWidget(self.rescore_button)
-        box.addLayout(line)
-        self.rescore_result = QTableWidget(0, 2)
-        self.rescore_result.horizontalHeader().hide()
-        self.rescore_result.verticalHeader().hide()
-        self.rescore_result.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.rescore_result.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
-        self.rescore_result.verticalHeader().setDefaultSectionSize(22)
-        self.rescore_message = grown(MessageBox())
-        box.addWidget(self.rescore_message)
-        box.addWidget(self.rescore_result, 1)
-
+        row = self._profile_buttons()
+        rescore = self._rescore_box()
         self.message = grown(MessageBox())
-        close = QPushButton("Close")
-        close.clicked.connect(self.close)
-        bottom = QHBoxLayout()
-        bottom.addStretch(1)
-        bottom.addWidget(close)
+        self.close_button, bottom = close_row(self)
         layout = QVBoxLayout(self)
         layout.addWidget(self.problems)
         layout.addWidget(self.table, 2)
@@ -112,6 +60,67 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         layout.addLayout(bottom)
         self._fill_models()
         self.reload()
+
+    def _profile_table(self) -> QTableWidget:
+        table = QTableWidget(0, len(COLUMNS))
+        table.setHorizontalHeaderLabels(COLUMNS)
+        table.verticalHeader().hide()
+        table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        table.itemSelectionChanged.connect(self._on_selected)
+        return table
+
+    def _profile_buttons(self) -> QHBoxLayout:
+        self.buttons = {}
+        row = QHBoxLayout()
+        for key, text, slot in (("rename", "Rename…", self.ask_rename),
+                                ("rerun", "Re-run calibration…", self.rerun),
+                                ("delete", "Delete", self.ask_delete),
+                                ("export", "Export JSON…", self.ask_export),
+                                ("train", "Open recordings in Training", self.open_in_training)):
+            button = QPushButton(text)
+            # clicked(bool) must not land in a slot's first parameter.
+            button.clicked.connect(lambda _checked=False, slot=slot: slot())
+            row.addWidget(button)
+            self.buttons[key] = button
+        row.addStretch(1)
+        return row
+
+    def _rescore_box(self) -> QGroupBox:
+        rescore = QGroupBox("Re-score this profile's recordings")
+        box = QVBoxLayout(rescore)
+        line = QHBoxLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setMinimumWidth(260)
+        self.open_model_button = QPushButton("Open ONNX…")
+        self.open_model_button.clicked.connect(self.ask_model_file)
+        self.fixed = QCheckBox("at threshold")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setDecimals(5)
+        self.threshold.setRange(0, 1)
+        self.threshold.setSingleStep(0.01)
+        self.threshold.setEnabled(False)
+        self.fixed.toggled.connect(self.threshold.setEnabled)
+        self.rescore_button = QPushButton("Re-score")
+        # Not clicked.connect(self.rescore): clicked(bool) would land in `model`.
+        self.rescore_button.clicked.connect(lambda: self.rescore())
+        for widget, stretch in ((QLabel("Model:"), 0), (self.model_combo, 1),
+                                (self.open_model_button, 0), (self.fixed, 0),
+                                (self.threshold, 0), (self.rescore_button, 0)):
+            line.addWidget(widget, stretch)
+        box.addLayout(line)
+        self.rescore_result = QTableWidget(0, 2)
+        self.rescore_result.horizontalHeader().hide()
+        self.rescore_result.verticalHeader().hide()
+        self.rescore_result.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.rescore_result.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.rescore_result.verticalHeader().setDefaultSectionSize(22)
+        self.rescore_message = grown(MessageBox())
+        box.addWidget(self.rescore_message)
+        box.addWidget(self.rescore_result, 1)
+        return rescore
 
     # -- listing -------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
@@ -128,7 +137,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
             values = (p.name + ("  (in use)" if p.name == active else ""), p.source_label, p.model,
                       format_threshold(p.threshold), "yes" if p.fine_tuned else "no", p.created)
             for col, value in enumerate(values):
-                self.table.setItem(row, col, _item(str(value), right=col == 3))
+                self.table.setItem(row, col, table_item(str(value), right=col == 3))
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         index = next((i for i, p in enumerate(self.profiles) if p.name == current), 0)
@@ -153,7 +162,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
             button.setEnabled(profile is not None)
         self.buttons["train"].setEnabled(profile is not None
                                          and self.window_.training_tab is not None)
-        self.rescore_button.setEnabled(profile is not None and self.thread is None)
+        self.rescore_button.setEnabled(profile is not None and self.worker is None)
         self.rescore_result.setRowCount(0)
         self.rescore_message.clear_message()
         if profile is None:
@@ -170,11 +179,11 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         for key, title in (("before", "current model"), ("after", "fine-tuned")):
             m = profile.metrics.get(key) if isinstance(profile.metrics, dict) else None
             if isinstance(m, dict):
-                per_type = ", ".join(f"{C.attack_title(k)} {_pct(v)}"
+                per_type = ", ".join(f"{C.attack_title(k)} {pct(v)}"
                                      for k, v in (m.get("apcer_per_type") or {}).items())
-                lines.append(f"Held-out frames, {title}: BPCER {_pct(m.get('bpcer'))}, APCER "
-                             f"{html.escape(per_type)}, ACER {_pct(m.get('acer'))}, EER "
-                             f"{_pct(m.get('eer'))} ({m.get('n_real')} real, "
+                lines.append(f"Held-out frames, {title}: BPCER {pct(m.get('bpcer'))}, APCER "
+                             f"{html.escape(per_type)}, ACER {pct(m.get('acer'))}, EER "
+                             f"{pct(m.get('eer'))} ({m.get('n_real')} real, "
                              f"{m.get('n_attack')} attack faces).")
         recordings = ", ".join(f"{C.attack_title(r.get('stage', '?')) if r.get('stage') != C.REAL else 'real faces'}"
                                f" ({r.get('samples', '?')})" for r in profile.recordings
@@ -293,7 +302,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         """Score the selected profile's recordings with `model` (default: the chosen one)
         at `threshold` (default: the fixed one if ticked, else picked for the target)."""
         profile = self.selected()
-        if profile is None or self.thread is not None:
+        if profile is None or self.worker is not None:
             return
         if model is not None:
             self._select_model(model)
@@ -303,48 +312,32 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
             self.threshold.setValue(threshold)
         if threshold is None and self.fixed.isChecked():
             threshold = self.threshold.value()
-        try:
-            path = registry.resolve(model, kind="liveness")
-            session = C.Session.load(profile.session)
-        except (registry.MissingModelError, C.CalibrationError) as exc:
-            self.rescore_message.show_message("error", str(exc))
-            return
-        target, limit = profile.target_bpcer, profile.max_apcer
-        tuned = bool(profile.fine_tuned and model == profile.model)
-
-        def work():
-            scores = C.score_session(session, path)
-            return C.evaluate(session, scores, target, limit, fine_tuned=tuned,
-                              threshold=threshold), session
-
         self.rescore_button.setEnabled(False)
         self.rescore_message.show_message("info", f"Scoring with {Path(str(model)).name}…")
-        self._model_name = model
-        thread = TaskThread(work, self)
-        thread.done.connect(self._on_rescored, Qt.QueuedConnection)
-        self.thread = thread
-        thread.start()
+        worker = start_worker(rescore_profile, profile, model, threshold)
+        self.worker = worker
+        worker.returned.connect(lambda report: self._on_rescored(worker, model, report))
+        worker.errored.connect(lambda exc: self._on_rescored(worker, model, None, one_line(exc)))
 
-    def _on_rescored(self, result, error: str) -> None:
-        thread, self.thread = self.thread, None
-        if thread is not None:
-            thread.wait()
+    def _on_rescored(self, worker, model: str, report: dict | None, error: str = "") -> None:
+        if not shiboken6.isValid(self) or self.worker is not worker:
+            return  # closed meanwhile
+        self.worker = None
         self.rescore_button.setEnabled(self.selected() is not None)
-        if result is None:
+        if report is None:
             self.rescore_message.show_message("error", f"Not re-scored: {error}")
             return
-        report, session = result
         self.rescored = report
         held = report["held_out"]
-        rows = [("model", str(self._model_name)), ("threshold", format_threshold(report["threshold"])),
+        rows = [("model", str(model)), ("threshold", format_threshold(report["threshold"])),
                 ("held out (real / attack faces)", f"{held['n_real']} / {held['n_attack']}"),
-                ("BPCER", _pct(held["bpcer"]))]
-        rows += [(f"APCER: {C.attack_title(k)}", _pct(v)) for k, v in held["apcer_per_type"].items()]
-        rows += [("ACER", _pct(held["acer"])), ("EER", _pct(held["eer"]))]
+                ("BPCER", pct(held["bpcer"]))]
+        rows += [(f"APCER: {C.attack_title(k)}", pct(v)) for k, v in held["apcer_per_type"].items()]
+        rows += [("ACER", pct(held["acer"])), ("EER", pct(held["eer"]))]
         self.rescore_result.setRowCount(len(rows))
         for i, (name, value) in enumerate(rows):
-            self.rescore_result.setItem(i, 0, _item(name))
-            self.rescore_result.setItem(i, 1, _item(value, right=True))
+            self.rescore_result.setItem(i, 0, table_item(name))
+            self.rescore_result.setItem(i, 1, table_item(value, right=True))
         self.rescore_result.resizeColumnToContents(1)
         notes = report["warnings"]
         self.rescore_message.show_message("warning" if notes else "ok",
@@ -352,7 +345,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
                                           "Re-scored on the held-out frames; note:", notes)
 
     def shutdown(self) -> None:
-        """Wait a bounded time for a re-score; one still busy is handed to the window."""
-        if self.thread is not None:
-            finish_or_hand_over(self.thread, self.parent())
-            self.thread = None
+        """A re-score still running is asked to stop; the app's exit waits for it (workers)."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.cancel()

@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QListWidget, QMessag
                                QVBoxLayout, QWidget)
 
 from fasdesk.ui.backend_process import BackendRun
-from fasdesk.ui.training_steps import (DatasetStep, EvaluateStep, ExportStep, PrepareStep,
-                                       TrainStep)
+from fasdesk.ui.training import DatasetStep, EvaluateStep, ExportStep, PrepareStep, TrainStep
 
 LOG_LINES = 5000
 

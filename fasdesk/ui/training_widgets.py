@@ -53,12 +53,12 @@ class PathField(QWidget):
         self.edit = QLineEdit()
         self.edit.setPlaceholderText(placeholder)
         self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.clicked.connect(self._browse)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.edit, 1)
-        row.addWidget(browse)
+        row.addWidget(self.browse_button)
 
     def text(self) -> str:
         return self.edit.text().strip()

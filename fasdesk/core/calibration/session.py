@@ -513,54 +513,30 @@ def model_summary(model: str | None, path: Path) -> dict:
 
 # -- fine-tuning ---------------------------------------------------------------------------
 
-@dataclass
-class FineTunePlan:
-    """The training backend runs that fine-tune the model on a session's train segments."""
-    train_data: Path  # the train-segment samples, a folders-layout dataset
-    prepared: Path
-    run: Path
-    model_out: Path
-    model_id: str
-    checkpoint: Path
-    steps: list[tuple[str, list[str]]]  # (title, backend arguments)
-
-    @property
-    def best(self) -> Path:
-        return self.run / "best.pth"
-
-
 def starting_checkpoint(model_path: Path) -> Path | None:
     """The training checkpoint a model came from: its card's source checkpoint, else the
     shipped best_model.pth (the weights of the default models)."""
     from fasdesk.core.models import registry
-    from fasdesk.core.decision.thresholds import read_model_card
+    from fasdesk.core.models.cards import read_card_or_empty
 
-    try:
-        source = Path(read_model_card(model_path)["source_checkpoint"]["path"])
-        if source.is_file():
-            return source
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    source = read_card_or_empty(model_path).other.get("source_checkpoint")
+    path = source.get("path") if isinstance(source, dict) else None
+    if isinstance(path, str) and Path(path).is_file():
+        return Path(path)
     return registry.pretrained_checkpoint()
 
 
-def fine_tune_plan(session: Session, model_path: Path, name: str, epochs: int | None = None,
-                   batch_size: int | None = None, lr: float | None = None,
-                   device: str = "auto") -> FineTunePlan:
-    """Lay out the train-segment samples as their own dataset and list the backend runs:
-    prep, train --init, export. Epochs, batch size and learning rate are the training
-    backend's own choice for the data size unless given.
-    Raises CalibrationError when there is no checkpoint to start from."""
-    from fasdesk.core.io.paths import user_models_dir
-
+def fine_tune_data(session: Session, model_path: Path) -> tuple[Path, Path]:
+    """Lay out the train-segment samples as their own folders-layout dataset (under the
+    session's `fine-tune/`) for the backend to fine-tune on; returns (the dataset, the
+    checkpoint to start from). Raises CalibrationError when there is none."""
     session.check()
     checkpoint = starting_checkpoint(Path(model_path))
     if checkpoint is None:
         raise CalibrationError("no training checkpoint to fine-tune from (best_model.pth "
                                "missing or damaged); run 'fasdesk models pull "
                                "minifasnet-v2se-pth'")
-    work = session.root / "fine-tune"
-    train_data = work / "train-data"
+    train_data = fine_tune_dir(session) / "train-data"
     if train_data.exists():
         shutil.rmtree(train_data)
     for rec in session.recordings:
@@ -575,45 +551,12 @@ def fine_tune_plan(session: Session, model_path: Path, name: str, epochs: int | 
                     os.link(a, b)
                 except OSError:
                     shutil.copyfile(a, b)
-    prepared, run = work / "prepared", work / "run"
-    for folder in (prepared, run):
-        if folder.exists():
-            shutil.rmtree(folder)
-    model_id = f"calibrated-{slug(name) or 'camera'}-{time.strftime('%Y%m%d-%H%M%S')}"
-    model_out = user_models_dir() / f"{model_id}.onnx"
-    train = ["train", str(prepared), str(run), "--init", str(checkpoint), "--device", device]
-    for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)):
-        if value:
-            train += [flag, f"{value:g}" if isinstance(value, float) else str(int(value))]
-    steps = [("Preparing the face crops", ["prep", str(train_data), str(prepared)]),
-             ("Fine-tuning", train),
-             ("Exporting the model", ["export", str(run / "best.pth"), str(model_out)])]
-    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps)
+    return train_data, checkpoint
 
 
-def finish_fine_tune(plan: FineTunePlan, threshold: float, session: Session) -> str:
-    """Store the picked threshold with the exported model (card and registry entry) and add
-    the model to the model list; returns its registry id."""
-    from fasdesk.core.models import registry
-    from fasdesk.core.decision.thresholds import model_card_path, read_model_card
-
-    out = plan.model_out
-    if not out.is_file():
-        raise CalibrationError(f"the fine-tuned model was not written ({out})")
-    card_file = model_card_path(out)
-    card = read_model_card(out)
-    card["threshold"] = {"value": float(threshold), "from": "calibration",
-                         "session": str(session.root)}
-    card["suggested_threshold"] = float(threshold)
-    write_atomic(card_file, json.dumps(card, indent=1))
-    registry.register_user_model(registry.ModelEntry(
-        id=plan.model_id, kind="liveness", file=out.name, sha256=registry.sha256_of(out),
-        size=out.stat().st_size, input_size=int((card.get("input") or {}).get("size", 128)),
-        classes=tuple(card.get("classes") or ("real", "spoof")),
-        description=f"fine-tuned by camera calibration ({session.root.name})",
-        extra={"source": "calibration", "threshold": float(threshold),
-               "checkpoint": str(plan.best), "session": str(session.root)}))
-    return plan.model_id
+def fine_tune_dir(session: Session) -> Path:
+    """Where a session's fine-tuning works (its dataset, prepared crops, training run)."""
+    return session.root / "fine-tune"
 
 
 # -- the outcome ---------------------------------------------------------------------------
@@ -678,4 +621,4 @@ def _headline(report: dict) -> dict:
 
 
 __all__ = ["CalibrationError", "Session", "Recording", "RecordingStatus", "record_stage",
-           "score_session", "evaluate", "fine_tune_plan", "finish_fine_tune", "SourceError"]
+           "score_session", "evaluate", "fine_tune_data", "SourceError"]

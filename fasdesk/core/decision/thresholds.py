@@ -17,11 +17,8 @@ It also says when the set is too small to support the target.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -188,56 +185,3 @@ def format_threshold(value: float | None) -> str:
         if error <= 1e-12 or (edge > 0 and error <= 0.01 * edge):
             return text
     return f"{value:.3g}"
-
-
-# -- thresholds stored with a model ------------------------------------------------------
-
-def model_card_path(model_path: str | os.PathLike) -> Path:
-    """The card `training export` writes beside a model: `name.onnx` -> `name.card.json`."""
-    p = Path(model_path)
-    return p.with_name(p.stem + ".card.json")
-
-
-# A model card is a few kB; anything far bigger is not one.
-MAX_CARD_BYTES = 1 << 20
-
-
-def read_model_card(model_path: str | os.PathLike) -> dict:
-    """The card beside a model file, or {} when there is none or it is not a JSON object
-    (read like every file the app is pointed at: regular files only, size capped)."""
-    from fasdesk.core.io.files import read_regular_file
-
-    try:
-        card = json.loads(read_regular_file(model_card_path(model_path), MAX_CARD_BYTES))
-    except (OSError, ValueError):
-        return {}
-    return card if isinstance(card, dict) else {}
-
-
-def _valid_threshold(value) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-    return float(value) if ok else None
-
-
-def stored_threshold(model_path: str | os.PathLike, entry=None) -> float | None:
-    """The threshold stored with a model file, or None.
-
-    From the model card beside the file (`threshold.value`, written by `training export
-    --threshold`), else from the model's registry entry (`entry.extra["threshold"]`). Either
-    counts only when it names this very file by its SHA-256, so a threshold never applies
-    to a model that replaced the one it was picked for."""
-    from fasdesk.core.models.registry import file_sha256
-
-    try:
-        sha256 = file_sha256(model_path)
-    except OSError:
-        return None
-    card = read_model_card(model_path)
-    if card.get("sha256") == sha256:
-        stored = card.get("threshold")
-        value = _valid_threshold(stored.get("value") if isinstance(stored, dict) else None)
-        if value is not None:
-            return value
-    if entry is not None and getattr(entry, "sha256", None) == sha256:
-        return _valid_threshold((getattr(entry, "extra", None) or {}).get("threshold"))
-    return None

@@ -6,27 +6,16 @@ Each subcommand has an `add_<name>_parser(subparsers)` that registers it and set
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import os
 import sys
 
 import fasdesk.core.io.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
 from fasdesk import __version__
+from fasdesk.cli.args import seconds
 from fasdesk.core.io.paths import BACKEND_FLAG
 
 SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite, non-negative number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
-    return value
 
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +150,7 @@ def add_doctor_parser(sub) -> None:
 
 
 def add_calibrate_parser(sub) -> None:
-    from fasdesk.calibrate_command import add_parser
+    from fasdesk.cli.calibrate import add_parser
 
     add_parser(sub)
 

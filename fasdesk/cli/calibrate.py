@@ -3,8 +3,8 @@
 Records the real stage and each attack from a camera index, video file or image folder,
 measures the model, picks the threshold for the target BPCER, optionally fine-tunes
 (the training backend as child processes) and saves a profile. The work is done by
-fasdesk.core.calibration.session, the same code the dialog runs, so both give the same report
-and profile. Exit status 0 with the report, 1 with one line on stderr when something is
+fasdesk.app.calibration.CalibrationFlow, the flow the dialog drives, so both give the same
+report and profile. Exit status 0 with the report, 1 with one line on stderr when something is
 missing (no faces in a recording, too few frames for the target, a source that cannot
 be opened, no model).
 """
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from fasdesk.cli import seconds
+from fasdesk.cli.args import seconds
 from fasdesk.commands import FAILED, OK, _err, _tolerant_output
 
 
@@ -108,27 +107,34 @@ class _StageProgress:
             self.width = 0
 
 
+def _check(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments argparse cannot tell, or None."""
+    if not args.seconds > 0 or args.every < 1:
+        return "--seconds must be above 0 and --every at least 1"
+    names = [a for a, _ in args.attack]
+    if len(set(names)) != len(names):
+        return "each attack type may be given once"
+    if not 1 <= args.confirm_frames <= 30:
+        return f"--confirm-frames must be from 1 to 30, got {args.confirm_frames}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    from fasdesk.core.calibration import session as C
+    from fasdesk.app.calibration import CalibrationError, CalibrationFlow, FlowSettings
+    from fasdesk.core.calibration.profiles import ProfileError, source_of
+    from fasdesk.core.calibration.session import REAL
     from fasdesk.core.inference.detector import DetectorError
     from fasdesk.core.inference.liveness import ModelError
     from fasdesk.core.inference.pipeline import build_pipeline
-    from fasdesk.core.calibration.profiles import ProfileError, save_profile, source_of
-    from fasdesk.core.models.registry import MissingModelError, default_liveness_id, resolve
     from fasdesk.core.io.settings import load_settings
-    from fasdesk.core.live.sources import SourceError, SourceSpec, probe_cameras
+    from fasdesk.core.live.sources import SourceSpec, probe_cameras
+    from fasdesk.core.models.registry import MissingModelError, default_liveness_id, resolve
 
     _tolerant_output()
-    if not args.seconds > 0 or args.every < 1:
-        _err("--seconds must be above 0 and --every at least 1")
-        return FAILED
-    names = [a for a, _ in args.attack]
-    if len(set(names)) != len(names):
-        _err("each attack type may be given once")
-        return FAILED
-    confirm = args.confirm_frames or load_settings()[0].confirm_frames
-    if not 1 <= confirm <= 30:
-        _err(f"--confirm-frames must be from 1 to 30, got {confirm}")
+    args.confirm_frames = args.confirm_frames or load_settings()[0].confirm_frames
+    problem = _check(args)
+    if problem:
+        _err(problem)
         return FAILED
     try:
         model_path = resolve(args.model, kind="liveness")
@@ -142,35 +148,27 @@ def run(args: argparse.Namespace) -> int:
     real_spec = specs[0]
     camera_name = cameras.get(int(real_spec.target)) if real_spec.kind == "camera" else None
     progress = _StageProgress(sys.stderr.isatty())
+    name = args.profile or real_spec.label
     try:
-        session = C.Session.create(args.profile or real_spec.label)
-        session.settings = {"seconds": args.seconds, "every": args.every,
-                            "target_bpcer": args.target_bpcer, "max_apcer": args.max_apcer}
-        for stage, source in [(C.REAL, args.real)] + list(args.attack):
+        flow = CalibrationFlow(name, args.model or default_liveness_id(), model_path,
+                               FlowSettings(args.seconds, args.every, args.target_bpcer,
+                                            args.max_apcer), args.confirm_frames)
+        flow.pipeline = pipeline
+        for stage, source in [(REAL, args.real)] + list(args.attack):
             try:
-                C.record_stage(session, stage, source, pipeline, seconds=args.seconds,
-                               every=args.every, on_frame=progress, camera_names=cameras)
-            except SourceError as exc:
-                raise C.CalibrationError(f"{stage} recording: {exc}") from None
+                flow.record(stage, source, on_frame=progress, camera_names=cameras)
             finally:
                 progress.done()
-        model = C.model_summary(args.model or default_liveness_id(), model_path)
-        before = C.evaluate(session, C.score_session(session, model_path, pipeline.engine),
-                            args.target_bpcer, args.max_apcer)
-        after = tuned = None
+        flow.score(pipeline.engine)
         if args.fine_tune:
-            plan = C.fine_tune_plan(session, model_path, args.profile or real_spec.label,
-                                    epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
-            _run_backend(plan)
-            after = C.evaluate(session, C.score_session(session, plan.model_out),
-                               args.target_bpcer, args.max_apcer, fine_tuned=True)
-            C.finish_fine_tune(plan, after["threshold"], session)
-            tuned = C.model_summary(plan.model_id, plan.model_out)
-        result, profile = C.conclude(session, source_of(real_spec, camera_name), model, before,
-                                     after, tuned, args.profile, confirm)
-        if profile is not None:
-            result["profile"] = {"name": profile.name, "path": str(save_profile(profile))}
-    except (C.CalibrationError, ProfileError, ModelError) as exc:
+            flow.fine_tune(name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           on_step=_say_step)
+        source = source_of(real_spec, camera_name)
+        if args.profile:
+            result = flow.save(source, args.profile)[0]
+        else:
+            result = flow.conclude(source)[0]
+    except (CalibrationError, ProfileError, ModelError) as exc:
         _err(str(exc))
         return FAILED
     except OSError as exc:  # a full disk, an unwritable data folder: one line, no traceback
@@ -184,39 +182,8 @@ def run(args: argparse.Namespace) -> int:
     return OK
 
 
-def _run_backend(plan) -> None:
-    """Run the plan's backend steps one after another, progress on stderr."""
-    import tempfile
-
-    from fasdesk.core.calibration.session import CalibrationError
-    from fasdesk.core.io.paths import backend_command
-
-    for title, args in plan.steps:
-        print(f"fine-tune: {title.lower()}...", file=sys.stderr, flush=True)
-        # stderr into a file: a pipe nobody reads while stdout is read could fill and block.
-        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
-            process = subprocess.Popen(backend_command() + args + ["--events"],
-                                       stdout=subprocess.PIPE, stderr=log, text=True,
-                                       encoding="utf-8", errors="replace")
-            error = None
-            for line in process.stdout:
-                event = _event(line)
-                if event.get("event") == "error":
-                    error = str(event.get("message", ""))
-            if process.wait() != 0:
-                log.seek(0)
-                tail = [s for s in log.read().splitlines() if s.strip()]
-                last = error or (tail[-1] if tail else f"exit status {process.returncode}")
-                raise CalibrationError(f"fine-tuning failed while {title.lower()}: {last}")
-
-
-def _event(line: str) -> dict:
-    """One JSON-lines progress event of the backend (see training/events.py), or {}."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
+def _say_step(step: int, steps: int, title: str) -> None:
+    print(f"fine-tune: {title.lower()}...", file=sys.stderr, flush=True)
 
 
 def _pct(value) -> str:
