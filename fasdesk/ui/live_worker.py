@@ -22,7 +22,7 @@ from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.live.sources import IMAGE_FPS, Pacer, SourceError, SourceSpec, open_source
 from fasdesk.core.live.tracking import FaceTracker
 from fasdesk.core.io.errors import one_line
-from fasdesk.core.live.loop.mailbox import Mailbox
+from fasdesk.core.live.mailbox import Mailbox
 
 
 @dataclass
