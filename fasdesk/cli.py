@@ -29,6 +29,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (never NaN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    return value
+
+
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="start live on this camera index, video file or image folder")
     parser.add_argument("--quit-after", type=seconds, metavar="SECONDS",
@@ -60,8 +71,9 @@ def add_classify_parser(sub) -> None:
                                    "1 when nothing could run (e.g. no model).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="P",
-                   help=f"p_real at or above this is real (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--threshold", type=float, default=None, metavar="P",
+                   help=f"p_real at or above this is real (default: the threshold stored "
+                        f"with the model, else {DEFAULT_THRESHOLD})")
     p.add_argument("--model", metavar="FILE", help="liveness model: .onnx file or registry id")
     p.add_argument("--detector", metavar="FILE", help="face detector: .onnx file or registry id")
     p.add_argument("--annotate", metavar="DIR",

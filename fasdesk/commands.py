@@ -63,6 +63,10 @@ class _Progress:
             self.width = 0
 
 
+_THRESHOLD_WORDS = {"given": "--threshold", "model": "stored with the model",
+                    "default": "default"}
+
+
 def _annotated_name(path: Path, folders: list[Path]) -> Path:
     """Where under --annotate DIR a file's annotated copy goes.
 
@@ -114,15 +118,17 @@ def classify(args: argparse.Namespace) -> int:
     if any(not p.strip() for p in args.paths):
         _err("an empty PATH was given; name image files or folders")
         return FAILED
-    if not 0.0 <= args.threshold <= 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
     try:
         # Single-threaded: it is the first of the folder's parallel workers.
+        # threshold None: the model's stored threshold, else the default (build_pipeline).
         pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold, threads=1)
     except (MissingModelError, ModelError, DetectorError) as exc:
         _err(str(exc))
         return FAILED
+    used_threshold = f"threshold {pipeline.threshold:g} ({_THRESHOLD_WORDS[pipeline.threshold_source]})"
 
     inputs = [Path(p) for p in args.paths]
     folders = [p for p in inputs if is_dir(p)]
@@ -150,7 +156,9 @@ def classify(args: argparse.Namespace) -> int:
                 counts[face.label] = counts.get(face.label, 0) + 1
                 model_errors += face.reason == INVALID_OUTPUT
             if args.json:
-                print(json.dumps(result.to_json()), flush=True)
+                # "threshold": an extension of the fixed record, the value the labels used.
+                print(json.dumps({**result.to_json(), "threshold": pipeline.threshold}),
+                      flush=True)
             else:
                 print("\n".join(_table_rows(result)), flush=True)
             if annotate_dir is not None and result.image is not None:
@@ -161,7 +169,11 @@ def classify(args: argparse.Namespace) -> int:
                     n += 1
                 used.add(rel)
                 try:
-                    save_image(annotate_dir / rel, draw_faces(result.image, result.faces))
+                    written = save_image(annotate_dir / rel,
+                                         draw_faces(result.image, result.faces))
+                    if written != annotate_dir / rel:
+                        _err(f"note: {annotate_dir / rel} exists and was kept; the annotated "
+                             f"copy is {written}")
                 except OSError as exc:
                     _err(f"cannot write annotated copy {annotate_dir / rel}: "
                          f"{getattr(exc, 'strerror', None) or exc}")
@@ -174,7 +186,9 @@ def classify(args: argparse.Namespace) -> int:
     if not args.json:
         faces = sum(counts.values())
         print(f"{images} image(s), {faces} face(s): {counts['real']} real, {counts['spoof']} "
-              f"spoof, {counts['unsure']} unsure; {unreadable} unreadable")
+              f"spoof, {counts['unsure']} unsure; {unreadable} unreadable; {used_threshold}")
+    elif pipeline.threshold_source == "model":
+        _err(f"note: {used_threshold}")
     return UNREADABLE if unreadable else OK
 
 
