@@ -112,7 +112,9 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
     eval_report = None
     if report:
         try:
-            eval_report = json.loads(Path(report).read_text(encoding="utf-8"))
+            from fasdesk.core.io.files import read_json
+
+            eval_report = read_json(report, 16 << 20)
         except (OSError, ValueError) as exc:
             raise ExportError(f"--report {report}: cannot read it ({exc})") from None
     try:

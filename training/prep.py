@@ -132,7 +132,9 @@ def _reason_kind(reason: str) -> str:
 
 def _previous_size(out: Path) -> int | None:
     try:
-        return int(json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))["size"])
+        from fasdesk.core.io.files import read_json, take
+
+        return take(read_json(out / MANIFEST_FILE, 16 << 20), "size", int)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.files import read_json, write_atomic
 from fasdesk.core.io.paths import config_dir
 from fasdesk.core.live.sources import SourceSpec
 
@@ -133,9 +133,7 @@ def read_profile(path: str | os.PathLike) -> Profile:
     """A profile file, validated. Raises ProfileError saying what is wrong."""
     path = Path(path)
     try:
-        if path.stat().st_size > 4_000_000:
-            raise ProfileError(f"profile {path.name} is not a profile (too large)")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path, 4_000_000)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
         raise ProfileError(f"profile {path.name} cannot be read ({reason}); it is ignored") from None

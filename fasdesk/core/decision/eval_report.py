@@ -93,7 +93,9 @@ def load(path: str | os.PathLike) -> EvalReport:
     """Read a report file. Raises ReportError."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        from fasdesk.core.io.files import read_json
+
+        data = read_json(path, 16 << 20)
     except FileNotFoundError:
         raise ReportError(f"no evaluation report at {path}; run Evaluate first") from None
     except (OSError, ValueError) as exc:

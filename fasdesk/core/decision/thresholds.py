@@ -205,13 +205,40 @@ MAX_CARD_BYTES = 1 << 20
 def read_model_card(model_path: str | os.PathLike) -> dict:
     """The card beside a model file, or {} when there is none or it is not a JSON object
     (read like every file the app is pointed at: regular files only, size capped)."""
-    from fasdesk.core.io.files import read_regular_file
+    from fasdesk.core.io.files import read_json
 
     try:
-        card = json.loads(read_regular_file(model_card_path(model_path), MAX_CARD_BYTES))
-    except (OSError, ValueError):
+        card = read_json(model_card_path(model_path), MAX_CARD_BYTES)
+    except (OSError, ValueError):  # JsonError is a ValueError: too deep, not an object...
         return {}
-    return card if isinstance(card, dict) else {}
+    # Typed fields: one of the wrong type is dropped, so a reader's card.get() finds either
+    # the right type or nothing (a hostile card never becomes a TypeError later).
+    for name, kind in _CARD_FIELDS.items():
+        value = card.get(name)
+        if value is not None and not _is(value, kind):
+            del card[name]
+    classes = card.get("classes")
+    if classes is not None and not (2 <= len(classes) <= 64
+                                    and all(isinstance(c, str) for c in classes)):
+        del card["classes"]
+    for name, inner, kind in (("input", "size", int), ("threshold", "value", float)):
+        part = card.get(name)
+        if part is not None and part.get(inner) is not None and not _is(part[inner], kind):
+            del card[name]
+    return card
+
+
+_CARD_FIELDS = {"sha256": str, "classes": list, "split": dict, "input": dict,
+                "threshold": dict, "suggested_threshold": float, "source_checkpoint": dict}
+
+
+def _is(value, kind) -> bool:
+    if kind is float:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 4096
+    return isinstance(value, kind)
 
 
 def _valid_threshold(value) -> float | None:

@@ -91,7 +91,9 @@ def _names(digest: str, recipe: str) -> tuple[Path, Path]:
 def _read(digest: str, recipe: str) -> Derived | None:
     model_path, record_path = _names(digest, recipe)
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+        from fasdesk.core.io.files import read_json
+
+        record = read_json(record_path, 1 << 20)
         if record.get("format") != FORMAT or record.get("source_sha256") != digest:
             return None
         info = dict(record.get("info") or {})
@@ -99,6 +101,10 @@ def _read(digest: str, recipe: str) -> Derived | None:
             return Derived(info=info)
         if registry.file_sha256(model_path) != record["sha256"]:
             return None  # damaged: build it again
+        from fasdesk.core.inference.runtime import control_flow_problem
+
+        if control_flow_problem(model_path):
+            return None  # never a graph that can loop, whatever its record says
         return Derived(path=model_path, info=info)
     except (OSError, ValueError, TypeError, AttributeError):
         return None
@@ -121,6 +127,28 @@ def _write(digest: str, recipe: str, data: bytes | None, info: dict) -> Derived:
     except OSError:
         return Derived(data=data, info=info, built_now=True)  # read-only cache: memory only
     return Derived(path=model_path if data is not None else None, info=info, built_now=True)
+
+
+def check(source: str | os.PathLike, recipe: str, build: Recipe) -> str | None:
+    """Whether the cached `recipe` copy of `source` is what `build` makes from it today
+    (recipes are deterministic): None when it is, or nothing is cached; else why not, in
+    words. A cached file replaced with its record edited to match passes the load check
+    (which only sees the pair agree), not this one. Raises OSError for an unreadable
+    source and what `build` raises."""
+    digest = registry.file_sha256(Path(source))
+    model_path, record_path = _names(digest, recipe)
+    if not model_path.exists():
+        return None
+    expected, _ = build(Path(source))
+    if expected is None:
+        return f"cached copy {model_path} exists but nothing is derived from the source"
+    import hashlib
+
+    actual = registry.sha256_of(model_path)
+    if actual != hashlib.sha256(expected).hexdigest():
+        return (f"cached copy {model_path} is not the {recipe} rewrite of its source "
+                f"(tampered or damaged); delete it and it is rebuilt on next use")
+    return None
 
 
 def forget_memory() -> None:

@@ -240,9 +240,9 @@ def parse_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH, expect: type 
         except UnicodeDecodeError:
             raise JsonError("not UTF-8 text") from None
     if json_depth(data) > max_depth:
-        raise JsonError(f"nested more than {max_depth} levels deep")
+        raise JsonError(f"nested too deeply (more than {max_depth} levels)")
     try:
-        value = json.loads(data, parse_constant=_no_constant)
+        value = json.loads(data)  # NaN/Infinity parse; take() refuses them in number fields
     except RecursionError:
         raise JsonError(f"nested too deeply") from None
     except ValueError as exc:
@@ -251,10 +251,6 @@ def parse_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH, expect: type 
         raise JsonError(f"not a JSON {_TYPE_WORDS.get(expect, expect.__name__)} "
                         f"(found {_type_word(value)})")
     return value
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES,
