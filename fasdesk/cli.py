@@ -18,6 +18,22 @@ from fasdesk.core.io.paths import BACKEND_FLAG
 SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
 
 
+MAX_SECONDS = 2_000_000
+
+
+def count(lo: int, hi: int):
+    """An argparse type: a whole number in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo} to {hi}, got {text!r}")
+        return value
+    return parse
+
+
 def seconds(text: str) -> float:
     """An argparse type: a finite, non-negative number of seconds."""
     try:
@@ -26,17 +42,9 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
-    return value
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number from 0 to 1 (never NaN)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text!r}")
+    if value > MAX_SECONDS:  # Qt timers count milliseconds in 32 bits
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS} seconds (24 days), "
+                                         f"got {text!r}")
     return value
 
 
@@ -112,8 +120,9 @@ def add_models_parser(sub) -> None:
     opt.add_argument("--images", nargs="+", metavar="PATH",
                      help="face photos (files/folders) for the agreement report on jittered "
                           "crops (default: the sample photos, when present)")
-    opt.add_argument("--crops", type=int, default=510, metavar="N",
-                     help="jittered face crops in the agreement report (default 510)")
+    opt.add_argument("--crops", type=count(1, 20_000), default=510, metavar="N",
+                     help="jittered face crops in the agreement report (default 510, at "
+                          "most 20000)")
     opt.add_argument("--out", metavar="FILE", help="also write the fast model to FILE")
     opt.add_argument("--json", action="store_true", help="the report as JSON")
     opt.set_defaults(func=_perf("models_optimize"))
@@ -141,9 +150,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--source", metavar="FILE|DIR",
                    help="images (file or folder) or a video to use as frames "
                         "(default: the sample photos)")
-    p.add_argument("--repeats", type=int, default=20, metavar="N",
+    p.add_argument("--repeats", type=count(1, 100_000), default=20, metavar="N",
                    help="rounds over the frames per configuration (default 20)")
-    p.add_argument("--folder-images", type=int, default=200, metavar="N",
+    p.add_argument("--folder-images", type=count(0, 100_000), default=200, metavar="N",
                    help="photos in the folder-classification test; 0 skips it (default 200)")
     p.set_defaults(func=_perf("bench"))
 
@@ -213,8 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == [BACKEND_FLAG]:
         return run_backend(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.func is not run_gui and sys.stdout is None:  # started with stdout closed (>&-)
+        print("fasdesk: standard output is closed; nothing can be printed "
+              "(redirect it to a file or /dev/null)", file=sys.stderr)
+        return 1
     try:
         return args.func(args)
+    except OSError as exc:
+        if not _is_output_error(exc):
+            raise
+        # A full disk or a dead terminal under stdout (`> /dev/full`): one line, and no
+        # second failure when Python flushes stdout at exit.
+        _silence_stdout()
+        print(f"fasdesk: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fasdesk: interrupted", file=sys.stderr)
         return 130
@@ -223,6 +244,17 @@ def main(argv: list[str] | None = None) -> int:
         # Unix tools, and keep Python from failing again when it flushes stdout at exit.
         _silence_stdout()
         return 128 + 13  # as if killed by SIGPIPE
+
+
+def _is_output_error(exc: OSError) -> bool:
+    """Whether `exc` came from writing stdout (not from a file a command wrote)."""
+    import errno
+    import traceback
+
+    if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].line is not None and "print(" in frames[-1].line
 
 
 def _silence_stdout() -> None:
