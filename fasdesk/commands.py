@@ -89,7 +89,9 @@ def _annotated_name(path: Path, folders: list[Path]) -> Path:
 
 
 def _table_rows(result) -> list[str]:
-    name = result.path
+    from fasdesk.core.images.report import display_name
+
+    name = display_name(result.path)  # one row, even for a name with a newline
     if result.error:
         return [f"{name}  ERROR: {result.error}"]
     size = f"{result.width}x{result.height}"

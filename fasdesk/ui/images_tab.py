@@ -7,6 +7,7 @@ preview from the stored p_real, without new inference.
 """
 from __future__ import annotations
 
+import html
 import threading
 import time
 from pathlib import Path
@@ -182,7 +183,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _display(self, row, col, result):
         if col == self.FILE:
-            return Path(result.path).name
+            return report.display_name(Path(result.path).name)
         if col == self.FACES:
             return "" if result.error else str(len(result.faces))
         if col == self.VERDICT:
@@ -646,7 +647,8 @@ class ImagesTab(QWidget):
         self._preview_path = result.path
         self.details.setText(self._details_text(row))
         if result.error:
-            self.preview.set_text(f"{Path(result.path).name}\n\n{result.error}")
+            self.preview.set_text(f"{report.display_name(Path(result.path).name)}\n\n"
+                                  f"{result.error}")
             return
         self._preview_request += 1
         self._preview_worker.latest_request = self._preview_request
@@ -656,7 +658,7 @@ class ImagesTab(QWidget):
 
     def _details_text(self, row: int) -> str:
         result = self.model.result(row)
-        lines = [f"<b>{Path(result.path).name}</b>"]
+        lines = [f"<b>{html.escape(report.display_name(Path(result.path).name))}</b>"]
         if result.error:
             return lines[0] + f"<br>{result.error}"
         lines.append(f"{result.width} x {result.height} px, verdict "

@@ -316,3 +316,54 @@ def set_aside(path: str | os.PathLike) -> str | None:
     except OSError:
         return None
     return target
+
+
+# -- work folders a killed process leaves ---------------------------------------------------
+# A long job that writes several files (training export) works in a hidden folder beside
+# its output, named `.<prefix>-<pid>-<random>`; a killed job leaves it behind. The next
+# job (or the next start) removes those whose process is gone.
+
+def work_dir_prefix(prefix: str) -> str:
+    """The name prefix of this process's work folders: `.export-<pid>-`."""
+    return f".{prefix}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its folder alone
+    return True
+
+
+def clean_stale_work_dirs(folder: str | os.PathLike, prefix: str) -> list[str]:
+    """Remove `.<prefix>-*` folders in `folder` whose process is no longer running (older
+    ones without a pid in the name: when over a day old). Returns what was removed; never
+    raises."""
+    import shutil
+    import time
+
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(f".{prefix}-"):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            pid_text = entry.name[len(prefix) + 2:].split("-", 1)[0]
+            if pid_text.isdigit() and "-" in entry.name[len(prefix) + 2:]:
+                stale = not _alive(int(pid_text))
+            else:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > 86400
+            if stale:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+        except OSError:
+            continue
+    return removed

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from fasdesk.core.io.files import JsonError, parse_json, read_regular_file, write_atomic
+from fasdesk.core.io.files import JsonError, parse_json, read_regular_file, set_aside, write_atomic
 from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD
 from fasdesk.core.io.paths import config_dir
 from fasdesk.core.live.tracking import DEFAULT_CONFIRM_FRAMES
@@ -206,6 +206,11 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str 
     """(settings, warning or None). Never raises for a bad file."""
     path = Path(path) if path else settings_path()
     settings, warning = _load(path)
+    if warning and "is corrupt" in warning:
+        # Kept as settings.json.bad (for the curious), so it is reported once.
+        moved = set_aside(path)
+        if moved:
+            warning += f" The file was moved to {moved}."
     _remember_loaded(settings)
     if warning:
         log.warning("%s", warning)

@@ -110,15 +110,15 @@ def _read_manifest(path: Path, set_aside_bad: bool = False) -> list[ModelEntry]:
     deep, a bad entry) gives no entries and is reported once on stderr; with
     `set_aside_bad` (the user's manifest) it is also renamed to `manifest.json.bad` so it
     cannot stop the next start, and the app goes on with the shipped models."""
-    from fasdesk.core.io.files import JsonError, read_json, set_aside, take
+    from fasdesk.core.io.files import FileRefused, JsonError, read_json, set_aside, take
 
     try:
         data = read_json(path, MAX_MANIFEST_BYTES)
         models = take(data, "models", list, [])
         return [ModelEntry.from_json(m) for m in models]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    except (OSError, JsonError) as exc:
+    except (FileRefused, JsonError) as exc:
         why = getattr(exc, "strerror", None) or str(exc)
         moved = set_aside(path) if set_aside_bad and isinstance(exc, JsonError) else None
         key = f"{path}:{why}"
@@ -127,6 +127,8 @@ def _read_manifest(path: Path, set_aside_bad: bool = False) -> list[ModelEntry]:
             note = f"; moved to {moved}" if moved else ""
             print(f"fasdesk: warning: model list {path} is not usable ({why}); its models "
                   f"are ignored{note}", file=sys.stderr)
+        return []
+    except OSError:  # unreadable for now (permissions...): no models from it this time
         return []
 
 
