@@ -241,6 +241,10 @@ def models_verify(args: argparse.Namespace) -> int:
     missing = []
     for entry in entries:
         path = registry.find_file(entry.file)
+        if path is None and registry.find_problem(entry.file):
+            print(f"{entry.id}: {registry.find_problem(entry.file)}")
+            bad += 1
+            continue
         if path is None:
             print(f"{entry.id}: not found (run 'fasdesk models pull {entry.id}')")
             if entry.id in needed:

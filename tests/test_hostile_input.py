@@ -225,20 +225,36 @@ def test_a_model_with_a_loop_is_refused_at_load_in_one_line(tmp_path, samples_di
 
 # -- 6. memory: the pixel limit for video frames; decoded bytes, not pixels ----------------
 
+def big_header_video(path: Path, width: int = 15000, height: int = 14000) -> Path:
+    """A 3-frame MJPG AVI of a few kB whose container and JPEG headers claim width x height
+    frames (the decoder would allocate the full frame for each)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\xff\xc0")  # every frame's JPEG SOF0: height, width
+    while at >= 0:
+        struct.pack_into(">HH", data, at + 5, height, width)
+        at = data.find(b"\xff\xc0", at + 2)
+    for tag, offset in ((b"avih", 8 + 32), (b"strf", 8 + 4)):  # AVI main and stream headers
+        struct.pack_into("<ii", data, data.find(tag) + offset, width, height)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def test_a_video_over_the_pixel_limit_is_refused_from_its_header(tmp_path, monkeypatch):
     import cv2
 
     from fasdesk.core.live.sources import SourceError, VideoFileSource
 
-    video = tmp_path / "big.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
-    for _ in range(3):
-        writer.write(np.zeros((240, 320, 3), np.uint8))
-    writer.release()
-    monkeypatch.setattr(files, "MAX_PIXELS", 100 * 100)  # 320x240 now counts as a bomb
+    video = big_header_video(tmp_path / "big.avi")
+    assert video.stat().st_size < 100_000
     decoded = []
     monkeypatch.setattr(cv2.VideoCapture, "read", lambda self: decoded.append(1))
-    with pytest.raises(SourceError, match="header claims 320x240 frames"):
+    with pytest.raises(SourceError, match="header claims 15000x14000 frames"):
         VideoFileSource(video).open()
     assert decoded == []  # refused before any frame was decoded
 
@@ -520,3 +536,14 @@ def test_prep_on_a_full_disk_says_so(tmp_path, samples_dir, monkeypatch):
     monkeypatch.setattr(prep, "write_atomic", full)
     with pytest.raises(prep.PrepError, match="is full \\(No space left on device\\)"):
         prep.run(ds, tmp_path / "out", workers=1)
+
+
+def test_a_fifo_model_in_the_models_folder_is_not_reported_as_missing(tmp_path, detector_model,
+                                                                     monkeypatch, capsys):
+    os.mkfifo(tmp_path / "best_model.onnx")
+    shutil.copy(detector_model, tmp_path / detector_model.name)
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(tmp_path))
+    with pytest.raises(registry.MissingModelError, match="FIFO.*not a regular file"):
+        registry.resolve(registry.DEFAULT_LIVENESS)
+    assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 1
+    assert "FIFO (named pipe), not a regular file" in capsys.readouterr().out

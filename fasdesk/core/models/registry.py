@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -180,6 +181,17 @@ def find_file(file_name: str) -> Path | None:
     return None
 
 
+def find_problem(file_name: str) -> str | None:
+    """Why `file_name` is not found although something has that name in a searched folder
+    (a FIFO, a folder...), e.g. '/m/best_model.onnx is a FIFO (named pipe), not a regular
+    file; not read', or None."""
+    for folder in search_dirs():
+        st = safe_stat(folder / file_name)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            return f"{folder / file_name} {not_regular_reason(st.st_mode)}"
+    return None
+
+
 def default_liveness_id() -> str:
     """The liveness model used when none is chosen (it runs optimized: see
     fasdesk.core.inference.optimize.runtime_model)."""
@@ -211,6 +223,9 @@ def resolve(model: str | os.PathLike | None, kind: str = "liveness", verify: boo
         known = ", ".join(e.id for e in load_manifest())
         raise MissingModelError(f"unknown model '{model_id}' (known: {known})")
     path = find_file(entry.file)
+    if path is None and find_problem(entry.file):
+        raise MissingModelError(f"{entry.kind} model '{entry.id}': {find_problem(entry.file)}; "
+                                f"replace it with the model file")
     if path is None:
         raise MissingModelError(
             f"{entry.kind} model '{entry.id}' ({entry.file}) not found in "
