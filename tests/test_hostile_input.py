@@ -484,6 +484,18 @@ def test_two_instances_keep_each_others_changes(tmp_path):
     assert load_settings(path)[0].threshold == 0.3
 
 
+def test_a_bad_value_reset_at_load_does_not_come_back_with_the_merge(tmp_path):
+    from fasdesk.core.io.settings import load_settings, replace_settings, save_settings
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"threshold": "high", "mirror": False}))
+    settings, warning = load_settings(path)
+    assert "threshold" in warning and settings.threshold == 0.5
+    save_settings(replace_settings(settings, confirm_frames=7), path)
+    saved = json.loads(path.read_text())
+    assert saved["threshold"] == 0.5 and saved["mirror"] is False and saved["confirm_frames"] == 7
+
+
 # -- 14. leftovers -------------------------------------------------------------------------
 
 def test_write_atomic_never_replaces_a_fifo_or_device(tmp_path):

@@ -1,7 +1,6 @@
 """The main window: tabs (Live, Images, and any added later), menus, model and settings."""
 from __future__ import annotations
 
-import dataclasses
 import functools
 import html
 import logging
@@ -17,7 +16,7 @@ from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
 from fasdesk.core.inference.liveness import DEFAULT_THRESHOLD, LivenessEngine, ModelError, best_providers
 from fasdesk.core.inference.pipeline import build_pipeline
 from fasdesk.core.calibration.profiles import Profile, profile_for_source
-from fasdesk.core.io.settings import Settings, load_settings, save_settings
+from fasdesk.core.io.settings import Settings, load_settings, replace_settings, save_settings
 from fasdesk.core.live.sources import SourceSpec
 from fasdesk.core.decision.thresholds import format_threshold, stored_threshold
 from fasdesk.ui.dialogs import AboutDialog, ModelInfoDialog
@@ -583,8 +582,8 @@ class MainWindow(QMainWindow):
             # A profile's model, threshold and N hold while its source runs; the settings
             # keep the user's own, which the next start uses for other sources.
             model, threshold, confirm = self._before_profile
-            kept = dataclasses.replace(kept, model=model, threshold=threshold,
-                                       confirm_frames=confirm)
+            kept = replace_settings(kept, model=model, threshold=threshold,
+                                    confirm_frames=confirm)
         try:
             save_settings(kept)
         except OSError as exc:

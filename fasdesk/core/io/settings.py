@@ -252,6 +252,18 @@ def _remember_loaded(settings: Settings) -> None:
     object.__setattr__(settings, "_loaded_values", asdict(settings))
 
 
+def replace_settings(settings: Settings, **changes) -> Settings:
+    """dataclasses.replace for settings: a copy with `changes` that still knows what was
+    loaded, so saving it merges like saving the original would."""
+    from dataclasses import replace
+
+    copy = replace(settings, **changes)
+    loaded = getattr(settings, "_loaded_values", None)
+    if loaded is not None:
+        object.__setattr__(copy, "_loaded_values", loaded)
+    return copy
+
+
 def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:
     """Write the settings atomically; returns the path. Raises OSError if it cannot.
 
