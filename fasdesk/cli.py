@@ -120,7 +120,7 @@ def add_models_parser(sub) -> None:
     opt.add_argument("--images", nargs="+", metavar="PATH",
                      help="face photos (files/folders) for the agreement report on jittered "
                           "crops (default: the sample photos, when present)")
-    opt.add_argument("--crops", type=count(1, 20_000), default=510, metavar="N",
+    opt.add_argument("--crops", type=count(0, 20_000), default=510, metavar="N",
                      help="jittered face crops in the agreement report (default 510, at "
                           "most 20000)")
     opt.add_argument("--out", metavar="FILE", help="also write the fast model to FILE")

@@ -426,7 +426,7 @@ def test_fasdesk_arguments_out_of_range_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
-    assert "error: argument" in capsys.readouterr().err
+    assert "error: argument" in capsys.readouterr().err  # (one usage line + the error)
 
 
 @pytest.mark.parametrize("argv", [
