@@ -154,6 +154,11 @@ def test_models_verify_catches_a_tampered_cached_fast_copy(fp32_model, tmp_path,
     record_path.write_text(json.dumps(record))
     assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 1
     assert "not the" in capsys.readouterr().out
+    # On load, the swapped-in file lacks its source's stamp: it is rebuilt, never run.
+    modelcache.forget_memory()
+    again = optimize.runtime_model(fp32_model)
+    assert registry.sha256_of(again.path) != registry.sha256_of(evil)
+    assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 0
     modelcache.forget_memory()
 
 
