@@ -228,14 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return args.func(args)
-    except OSError as exc:
-        if not _is_output_error(exc):
-            raise
-        # A full disk or a dead terminal under stdout (`> /dev/full`): one line, and no
-        # second failure when Python flushes stdout at exit.
-        _silence_stdout()
-        print(f"fasdesk: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("fasdesk: interrupted", file=sys.stderr)
         return 130
@@ -244,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         # Unix tools, and keep Python from failing again when it flushes stdout at exit.
         _silence_stdout()
         return 128 + 13  # as if killed by SIGPIPE
+    except OSError as exc:
+        if not _is_output_error(exc):
+            raise
+        # A full disk or a dead terminal under stdout (`> /dev/full`): one line, and no
+        # second failure when Python flushes stdout at exit.
+        _silence_stdout()
+        print(f"fasdesk: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def _is_output_error(exc: OSError) -> bool:

@@ -564,3 +564,30 @@ def test_a_fifo_model_in_the_models_folder_is_not_reported_as_missing(tmp_path, 
         registry.resolve(registry.DEFAULT_LIVENESS)
     assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 1
     assert "FIFO (named pipe), not a regular file" in capsys.readouterr().out
+
+
+def test_images_tab_shows_and_exports_odd_names(qtbot, pipeline, samples_dir, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from fasdesk.ui.images_tab import ImagesTab, ResultsModel
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    shutil.copy(samples_dir / "real_T1.jpg", folder / "two\nlines.jpg")
+    shutil.copy(samples_dir / "spoof_F1.jpg", os.fsencode(folder) + b"/caf\xe9.jpg")
+    tab = ImagesTab()
+    qtbot.addWidget(tab)
+    tab.set_pipeline_factory(lambda: pipeline)
+    tab.resize(1366, 768)
+    tab.show()
+    tab.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: tab.model.rowCount() == 2 and not tab.is_running(), timeout=60_000)
+    shown = sorted(tab.model.index(r, ResultsModel.FILE).data(Qt.ItemDataRole.DisplayRole)
+                   for r in range(2))
+    assert shown == ["caf\\xe9.jpg", "two\\nlines.jpg"]
+    assert tab.export_csv(str(tmp_path / "out.csv"))  # raised UnicodeEncodeError before
+    assert b"caf\xe9.jpg" in (tmp_path / "out.csv").read_bytes()
+    tab.grab().save(str(tmp_path / "odd-names.png"))
+    if os.environ.get("FASDESK_SCREENSHOT_DIR"):
+        shutil.copy(tmp_path / "odd-names.png", os.environ["FASDESK_SCREENSHOT_DIR"])
+    tab.shutdown()
