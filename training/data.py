@@ -15,7 +15,6 @@ exactly the images the run held out.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor

@@ -19,7 +19,6 @@ Spoof types are CelebA-Spoof's numbers (0 live, 1-3 print, 4-6 paper masks, 7-9 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter

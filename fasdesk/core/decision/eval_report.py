@@ -9,7 +9,6 @@ same function `training eval` used for the report's own operating points.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

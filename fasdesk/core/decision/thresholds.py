@@ -17,7 +17,6 @@ It also says when the set is too small to support the target.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
