@@ -117,6 +117,7 @@ class ResultsModel(QAbstractTableModel):
         for row, item in enumerate(self._rows):
             record = item.result.to_json()
             record["faces"] = [face.to_json() for face in self.faces(row)]
+            record["threshold"] = self.threshold  # as `classify --json`: the one labels used
             out.append(record)
         return out
 
