@@ -82,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "a preset for the dataset size.")
     p.add_argument("data", metavar="DATA", help="a 'prep' output folder")
     p.add_argument("out", metavar="OUT", help="folder for checkpoints (created)")
-    p.add_argument("--epochs", type=POSITIVE,
+    p.add_argument("--epochs", type=NON_NEGATIVE,
                    help="epochs (default: the preset for the dataset size; 50 from scratch)")
     p.add_argument("--batch-size", type=POSITIVE,
                    help="global batch size (default: the preset, 16-64 when fine-tuning, up to "
                    "256 from scratch)")
-    p.add_argument("--lr", type=number(float, 0.0, 10.0, lo_open=True),
+    p.add_argument("--lr", type=number(float, 0.0, lo_open=True),
                    help="peak learning rate (default 0.01 with --init: warm-up, then cosine; "
                    "0.1 from scratch, with the milestones)")
     p.add_argument("--milestones", type=POSITIVE, nargs="+", metavar="E",
