@@ -63,6 +63,10 @@ class _Progress:
             self.width = 0
 
 
+_THRESHOLD_WORDS = {"given": "--threshold", "model": "stored with the model",
+                    "default": "default"}
+
+
 def _annotated_name(path: Path, folders: list[Path]) -> Path:
     """Where under --annotate DIR a file's annotated copy goes.
 
@@ -85,7 +89,9 @@ def _annotated_name(path: Path, folders: list[Path]) -> Path:
 
 
 def _table_rows(result) -> list[str]:
-    name = result.path
+    from fasdesk.core.images.report import display_name
+
+    name = display_name(result.path)  # one row, even for a name with a newline
     if result.error:
         return [f"{name}  ERROR: {result.error}"]
     size = f"{result.width}x{result.height}"
@@ -114,15 +120,17 @@ def classify(args: argparse.Namespace) -> int:
     if any(not p.strip() for p in args.paths):
         _err("an empty PATH was given; name image files or folders")
         return FAILED
-    if not 0.0 <= args.threshold <= 1.0:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
     try:
         # Single-threaded: it is the first of the folder's parallel workers.
+        # threshold None: the model's stored threshold, else the default (build_pipeline).
         pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold, threads=1)
     except (MissingModelError, ModelError, DetectorError) as exc:
         _err(str(exc))
         return FAILED
+    used_threshold = f"threshold {pipeline.threshold:g} ({_THRESHOLD_WORDS[pipeline.threshold_source]})"
 
     inputs = [Path(p) for p in args.paths]
     folders = [p for p in inputs if is_dir(p)]
@@ -150,7 +158,9 @@ def classify(args: argparse.Namespace) -> int:
                 counts[face.label] = counts.get(face.label, 0) + 1
                 model_errors += face.reason == INVALID_OUTPUT
             if args.json:
-                print(json.dumps(result.to_json()), flush=True)
+                # "threshold": an extension of the fixed record, the value the labels used.
+                print(json.dumps({**result.to_json(), "threshold": pipeline.threshold}),
+                      flush=True)
             else:
                 print("\n".join(_table_rows(result)), flush=True)
             if annotate_dir is not None and result.image is not None:
@@ -161,7 +171,11 @@ def classify(args: argparse.Namespace) -> int:
                     n += 1
                 used.add(rel)
                 try:
-                    save_image(annotate_dir / rel, draw_faces(result.image, result.faces))
+                    written = save_image(annotate_dir / rel,
+                                         draw_faces(result.image, result.faces))
+                    if written != annotate_dir / rel:
+                        _err(f"note: {annotate_dir / rel} exists and was kept; the annotated "
+                             f"copy is {written}")
                 except OSError as exc:
                     _err(f"cannot write annotated copy {annotate_dir / rel}: "
                          f"{getattr(exc, 'strerror', None) or exc}")
@@ -174,7 +188,9 @@ def classify(args: argparse.Namespace) -> int:
     if not args.json:
         faces = sum(counts.values())
         print(f"{images} image(s), {faces} face(s): {counts['real']} real, {counts['spoof']} "
-              f"spoof, {counts['unsure']} unsure; {unreadable} unreadable")
+              f"spoof, {counts['unsure']} unsure; {unreadable} unreadable; {used_threshold}")
+    elif pipeline.threshold_source == "model":
+        _err(f"note: {used_threshold}")
     return UNREADABLE if unreadable else OK
 
 
@@ -225,6 +241,10 @@ def models_verify(args: argparse.Namespace) -> int:
     missing = []
     for entry in entries:
         path = registry.find_file(entry.file)
+        if path is None and registry.find_problem(entry.file):
+            print(f"{entry.id}: {registry.find_problem(entry.file)}")
+            bad += 1
+            continue
         if path is None:
             print(f"{entry.id}: not found (run 'fasdesk models pull {entry.id}')")
             if entry.id in needed:
@@ -239,7 +259,11 @@ def models_verify(args: argparse.Namespace) -> int:
             print(f"{entry.id}: {path}: cannot read ({exc.strerror or exc})")
             bad += 1
             continue
-        if actual == entry.sha256.lower():
+        cache_problem = _cache_problem(entry, path) if actual == entry.sha256.lower() else None
+        if cache_problem:
+            bad += 1
+            print(f"{entry.id}: {cache_problem}")
+        elif actual == entry.sha256.lower():
             print(f"{entry.id}: ok ({path})")
         else:
             bad += 1
@@ -255,6 +279,18 @@ def models_verify(args: argparse.Namespace) -> int:
              f"{''.join(' ' + e.id for e in missing) if args.ids else ''}', or offline "
              f"{manual_copy_hint([e.file for e in missing])}")
     return FAILED if bad or missing else OK
+
+
+def _cache_problem(entry, path: Path) -> str | None:
+    """Why the fast copy a liveness model runs as is not its rewrite, or None."""
+    if entry.kind != "liveness":
+        return None
+    from fasdesk.core.inference.optimize import check_cached
+
+    try:
+        return check_cached(path)
+    except Exception as exc:  # the rebuild failed: report it, do not stop the list
+        return f"cached copy cannot be checked ({exc})"
 
 
 def _hash_ok(path: Path, entry) -> bool:

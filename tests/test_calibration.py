@@ -206,7 +206,11 @@ def test_a_corrupt_profile_is_reported_and_ignored(tmp_path, content, reason):
     profiles, problems = P.list_profiles(folder)
     assert [p.name for p in profiles] == ["desk"]
     assert len(problems) == 1 and problems[0].startswith("profile broken.json")
-    assert reason in problems[0] and problems[0].endswith("it is ignored")
+    assert reason in problems[0] and "it is ignored" in problems[0]
+    # Set aside, so it is reported once, not at every start (issue 22, item 2).
+    assert problems[0].endswith("(moved to broken.json.bad)")
+    assert (folder / "broken.json.bad").read_bytes() == content
+    assert P.list_profiles(folder)[1] == []
 
 
 def test_a_profile_with_a_bad_field_is_not_used(tmp_path):
@@ -220,4 +224,6 @@ def test_a_profile_with_a_bad_field_is_not_used(tmp_path):
     assert profiles == []
     assert "confirm_frames missing or not a whole number from 1 to 30" in problems[0]
     assert "source is not" in problems[0]
-    assert P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder) == (None, problems)
+    # Reported once: the bad file was set aside as desk.json.bad (issue 22, item 2).
+    assert (folder / "desk.json.bad").is_file()
+    assert P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder) == (None, [])

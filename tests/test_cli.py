@@ -83,7 +83,8 @@ def test_table_threshold_and_annotate(tmp_path, samples_dir, capsys, monkeypatch
     assert main(args) == 0
     table = capsys.readouterr().out.splitlines()
     assert "REAL" in table[0] and "SPOOF" in table[1] and "SPOOF" in table[2]
-    assert table[-1] == "5 image(s), 5 face(s): 1 real, 4 spoof, 0 unsure; 0 unreadable"
+    assert table[-1] == ("5 image(s), 5 face(s): 1 real, 4 spoof, 0 unsure; 0 unreadable; "
+                         "threshold 0.5 (default)")
     # Files from a folder keep their place under the folder's name, a file named directly
     # goes on top, and a second copy of the same file does not overwrite the first.
     written = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.jpg"))

@@ -224,9 +224,11 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
         click(qtbot, dialog.buttons["train"])
     assert window.tabs.currentWidget() is training
     assert training.dataset.info.ok and training.dataset.info.counts == {0: 96, 7: FRAMES}
-    # Selecting a source reports the corrupt file once, in the window; nothing breaks.
+    # The corrupt file was reported once (in the dialog) and set aside as broken.json.bad,
+    # so selecting a source does not report it again; nothing breaks (issue 22, item 2).
+    assert (profiles_dir() / "broken.json.bad").is_file()
     window.live_tab.start(real_spec)
-    assert "broken.json" in window.notice.label.text()
+    assert "broken.json" not in window.notice.label.text()
     assert window.profile_label.text() == "profile: front door (v2)"
     window.live_tab.stop()
 

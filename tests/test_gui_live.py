@@ -520,7 +520,9 @@ def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp
     assert window.state.use_model(str(fp32_model))
     assert not window.notice.isVisible()
     assert window.model_label.text().startswith(f"model: {fp32_model.name}")
-    assert registry.resolve(str(folder / fp32_model.name))  # an explicit file is not checked
+    # Named by its path (as "Use in Live" stores it), the registry file is checked too.
+    with pytest.raises(registry.ModelIntegrityError):
+        registry.resolve(str(folder / fp32_model.name))
 
 
 def test_dialogs_show_model_facts(make_window, qtbot, fp32_model):

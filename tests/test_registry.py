@@ -295,8 +295,15 @@ def test_tampered_registry_model_is_refused_by_classify(tmp_path, samples_dir, f
     assert "'minifasnet-v2se'" in refused.stderr and "does not match its SHA-256" in refused.stderr
     assert "fasdesk models pull minifasnet-v2se" in refused.stderr
     assert classify("--model", registry.DEFAULT_LIVENESS).returncode == 1
-    # A file given explicitly has no registry hash to match: it is the user's choice.
-    assert classify("--model", str(tampered)).returncode == 0
+    # Named by its path (or through a link, or with '..'), a registry file is the
+    # registry model and gets the same check (issue 22, item 3a).
+    assert classify("--model", str(tampered)).returncode == 1
+    assert classify("--model", str(tampered.parent / ".." / "models" / tampered.name)).returncode == 1
+    # A copy outside the searched folders has no registry hash to match: the user's choice.
+    own = tmp_path / "mine" / "own.onnx"
+    own.parent.mkdir()
+    shutil.copy(tampered, own)
+    assert classify("--model", str(own)).returncode == 0
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
     assert main(["models", "verify", registry.DEFAULT_LIVENESS]) == 1  # verify agrees
 

@@ -9,6 +9,7 @@ Heavy modules (torch) are imported only by the subcommand that runs.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
 
@@ -16,6 +17,36 @@ from training.events import Emitter
 from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
+
+
+def number(kind=float, lo=None, hi=None, lo_open=False, hi_open=False):
+    """An argparse type: a finite `kind` number within [lo, hi] (open ends as asked), so a
+    bad value is a one-line usage error, never a traceback or a silent nonsense run."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: "
+                                             f"{text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+        high_bad = hi is not None and (value >= hi if hi_open else value > hi)
+        if low_bad or high_bad:
+            left = "(" if lo_open else "["
+            right = ")" if hi_open else "]"
+            span = f"{left}{'' if lo is None else lo}, {'' if hi is None else hi}{right}"
+            raise argparse.ArgumentTypeError(f"must be in {span}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE = number(int, 1)
+NON_NEGATIVE = number(int, 0)
+SEED = number(int, 0, 2**32 - 1)
+PROBABILITY = number(float, 0.0, 1.0)
+FRACTION = number(float, 0.0, 1.0, lo_open=True, hi_open=True)
 
 
 def _events_flag(p: argparse.ArgumentParser) -> None:
@@ -40,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CelebA-Spoof spoof types to keep (0 live, 1-3 print, 4-6 paper masks, "
                    "7-9 replay, 10 3D mask, 11 other). Default for CelebA-Spoof: 0 1 2 3 7 8 9; "
                    "for folders: every type found")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=POSITIVE, default=None, help="processes (default: all cores)")
     p.add_argument("--detector", default=None,
                    help="face detector (registry id or .onnx) for images without _BB.txt")
     _events_flag(p)
@@ -52,34 +83,34 @@ def build_parser() -> argparse.ArgumentParser:
                        "a preset for the dataset size.")
     p.add_argument("data", metavar="DATA", help="a 'prep' output folder")
     p.add_argument("out", metavar="OUT", help="folder for checkpoints (created)")
-    p.add_argument("--epochs", type=int,
+    p.add_argument("--epochs", type=NON_NEGATIVE,
                    help="epochs (default: the preset for the dataset size; 50 from scratch)")
-    p.add_argument("--batch-size", type=int,
+    p.add_argument("--batch-size", type=POSITIVE,
                    help="global batch size (default: the preset, 16-64 when fine-tuning, up to "
                    "256 from scratch)")
-    p.add_argument("--lr", type=float,
+    p.add_argument("--lr", type=number(float, 0.0, lo_open=True),
                    help="peak learning rate (default 0.01 with --init: warm-up, then cosine; "
                    "0.1 from scratch, with the milestones)")
-    p.add_argument("--milestones", type=int, nargs="+", metavar="E",
+    p.add_argument("--milestones", type=POSITIVE, nargs="+", metavar="E",
                    help="from scratch: epochs where the lr is multiplied by 0.1 (default 10 15 22 30)")
-    p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=float, help="SGD weight decay (default 5e-4)")
-    p.add_argument("--ft-weight", type=float,
+    p.add_argument("--momentum", type=number(float, 0.0, 1.0, hi_open=True), help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=number(float, 0.0, 1.0), help="SGD weight decay (default 5e-4)")
+    p.add_argument("--ft-weight", type=PROBABILITY,
                    help="weight of the Fourier-spectrum loss; CE gets 1 - it (default 0.5 from "
                    "scratch; with --init the checkpoint's own, 0 for the shipped model)")
-    p.add_argument("--clip-grad", type=float, metavar="NORM",
+    p.add_argument("--clip-grad", type=number(float, 0.0), metavar="NORM",
                    help="clip the gradients' global norm (default 2 with --init, 0 = off from "
                    "scratch)")
     p.add_argument("--freeze-early", action=argparse.BooleanOptionalAction,
                    help="with --init: keep every layer before the last 8x8 stage as it is "
                    "(steps about 4x faster on a CPU; default on for sets under 5,000 images)")
-    p.add_argument("--classes", type=int,
+    p.add_argument("--classes", type=number(int, 2, 64),
                    help="2 = real/spoof (default); N > 2 = real + N-1 spoof categories "
                    "(e.g. 3 for live/print/replay)")
-    p.add_argument("--val-fraction", type=float, help="validation share per class (default 0.2)")
-    p.add_argument("--seed", type=int, help="seed of the split, shuffle and augmentation (default 0)")
-    p.add_argument("--dropout", type=float, help="dropout before the last layer (default 0.2)")
-    p.add_argument("--precise-bn", type=int, metavar="BATCHES",
+    p.add_argument("--val-fraction", type=FRACTION, help="validation share per class (default 0.2)")
+    p.add_argument("--seed", type=SEED, help="seed of the split, shuffle and augmentation (default 0)")
+    p.add_argument("--dropout", type=number(float, 0.0, 1.0, hi_open=True), help="dropout before the last layer (default 0.2)")
+    p.add_argument("--precise-bn", type=NON_NEGATIVE, metavar="BATCHES",
                    help="recompute BatchNorm statistics on this many training batches after "
                    "each epoch (default 100 from scratch, about 256 images with --init; 0 = "
                    "keep the running averages)")
@@ -92,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto = float16 mixed precision on CUDA, float32 on CPU (default); "
                    "bf16 = bfloat16 autocast (CPUs with AVX-512 BF16 or AMX, recent GPUs)")
     p.add_argument("--no-amp", action="store_true", help="same as --precision fp32")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=number(int, 1, 1024),
                    help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
     _events_flag(p)
 
@@ -107,15 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("val", "train", "test", "all"), default="val",
                    help="val = the training run's held-out images (default); test = "
                    "CelebA-Spoof's test subset; all = every image")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=PROBABILITY, default=DEFAULT_THRESHOLD,
                    help=f"p_real threshold (default {DEFAULT_THRESHOLD})")
-    p.add_argument("--target-bpcer", type=float, default=0.05,
+    p.add_argument("--target-bpcer", type=PROBABILITY, default=0.05,
                    help="report the threshold that keeps BPCER at or below this (default 0.05)")
-    p.add_argument("--target-apcer", type=float, default=0.05,
+    p.add_argument("--target-apcer", type=PROBABILITY, default=0.05,
                    help="report the threshold that keeps APCER at or below this (default 0.05)")
-    p.add_argument("--val-fraction", type=float, help="override the split's validation share")
-    p.add_argument("--seed", type=int, help="override the split's seed")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--val-fraction", type=FRACTION, help="override the split's validation share")
+    p.add_argument("--seed", type=SEED, help="override the split's seed")
+    p.add_argument("--batch-size", type=number(int, 1, 65536), default=64)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     _events_flag(p)
 
@@ -130,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a static INT8 model (needs --calibration); the fp32 one is kept "
                    "as <stem>.fp32.onnx")
     p.add_argument("--calibration", metavar="DATA", help="a 'prep' output folder for calibration")
-    p.add_argument("--calibration-size", type=int, default=256,
+    p.add_argument("--calibration-size", type=number(int, 2, 100_000), default=256,
                    help="crops used: half calibrate, half measure agreement (default 256)")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=PROBABILITY, default=None,
                    help="the p_real threshold picked for this model; stored in the model card "
                    "and applied by the app whenever this model is the live one (and only then)")
     p.add_argument("--report", metavar="REPORT.json", help="an eval report to copy metrics from")

@@ -15,7 +15,6 @@ exactly the images the run held out.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,7 +71,9 @@ def load_prepared(root: str | os.PathLike) -> Prepared:
         raise DataError(f"no labels: {labels} lists no crops")
     size = 128
     try:
-        size = int(json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))["size"])
+        from fasdesk.core.io.files import read_json, take
+
+        size = take(read_json(root / MANIFEST_FILE, 16 << 20), "size", int)
     except (OSError, ValueError, KeyError, TypeError):
         first = cv2.imread(str(root / rows[0]["crop"]))
         if first is not None:

@@ -143,9 +143,14 @@ def run(data_dir, model_path, out=None, split="val", threshold=DEFAULT_THRESHOLD
         raise EvalError(str(exc)) from None
     logits = np.concatenate(logits_parts).astype(np.float64)
     rows = [prepared.rows[i] for i in idx]
-    report = build_report(logits, labels[idx], scorer.classes,
-                          [int(r.get("spoof_type") or 0) for r in rows],
-                          threshold, target_bpcer, target_apcer)
+    try:
+        M.finite_scores(logits)
+        report = build_report(logits, labels[idx], scorer.classes,
+                              [int(r.get("spoof_type") or 0) for r in rows],
+                              threshold, target_bpcer, target_apcer)
+    except M.NonFiniteScores as exc:
+        raise EvalError(f"{model_path.name} gives invalid outputs ({exc}, e.g. logits of "
+                        f"NaN): no metric is meaningful; the model is broken") from None
     report = {"model": str(model_path), "data": str(Path(data_dir)), "split": split,
               "val_fraction": vf, "seed": sd, **report}
     summary = {k: report[k] for k in ("n", "accuracy", "roc_auc", "average_precision",

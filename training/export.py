@@ -111,7 +111,9 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
     eval_report = None
     if report:
         try:
-            eval_report = json.loads(Path(report).read_text(encoding="utf-8"))
+            from fasdesk.core.io.files import read_json
+
+            eval_report = read_json(report, 16 << 20)
         except (OSError, ValueError) as exc:
             raise ExportError(f"--report {report}: cannot read it ({exc})") from None
     try:
@@ -128,7 +130,10 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
     if calibration:
         calib = _calibration_crops(calibration, size, calibration_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export-") as tmpdir:
+    from fasdesk.core.io.files import clean_stale_work_dirs, work_dir_prefix
+
+    clean_stale_work_dirs(out.parent, "export")  # what a killed export left
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=work_dir_prefix("export")) as tmpdir:
         fp32_tmp = Path(tmpdir) / "model.onnx"
         export_onnx(classifier, size, fp32_tmp)
         em.progress(1, steps, None, stage="exported")

@@ -27,6 +27,20 @@ from fasdesk.core.decision.thresholds import (equal_error_rate, pad_errors,  # n
                                      threshold_for_target)
 
 
+class NonFiniteScores(ValueError):
+    """Scores with NaN or infinite values: no metric over them means anything (NaN ranks
+    as if it were a perfect score), so they are an error, not a number."""
+
+
+def finite_scores(scores) -> np.ndarray:
+    """`scores` as float64; raises NonFiniteScores when any is NaN or infinite."""
+    s = np.asarray(scores, np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(s)))
+    if bad:
+        raise NonFiniteScores(f"{bad} of {s.size} scores are NaN or infinite")
+    return s
+
+
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """[true, predicted] counts."""
     cm = np.zeros((num_classes, num_classes), np.int64)
@@ -43,7 +57,7 @@ def roc_auc(is_attack, p_spoof) -> float | None:
     """Probability a random attack outscores a random bona fide (ties 1/2); None if one
     class is absent."""
     y = np.asarray(is_attack, bool)
-    s = np.asarray(p_spoof, np.float64)
+    s = finite_scores(p_spoof)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return None
@@ -67,7 +81,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
 def _sweep(is_attack, p_spoof):
     """Cumulative true/false positives at each distinct score, highest score first."""
     y = np.asarray(is_attack, bool)
-    s = np.asarray(p_spoof, np.float64)
+    s = finite_scores(p_spoof)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     last = np.concatenate([np.flatnonzero(np.diff(s)), [len(s) - 1]])  # end of each tie group

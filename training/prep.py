@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import errno
 import json
 import multiprocessing
 import os
@@ -34,7 +35,7 @@ import cv2
 
 from fasdesk.core.datasets import dataset_info as dsi
 from fasdesk.core.inference.crop import face_crop
-from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.files import read_json, take, write_atomic
 from fasdesk.core.io.imageio import ImageReadError, read_image
 from training.layout import LABELS as LABELS_FILE, MANIFEST as MANIFEST_FILE
 from training.events import Emitter, ProgressLine, eta
@@ -76,6 +77,10 @@ def _largest_face(image) -> tuple[float, float, float, float] | None:
     return max(faces, key=lambda d: d.box[2] * d.box[3]).box
 
 
+DISK_FULL = "disk full"
+_OUTPUT_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 def crop_one(job: tuple) -> tuple[int, str | None]:
     """(index, None) when the crop was written, (index, reason) when the image is skipped.
     Whatever goes wrong with one image skips that image, never the whole run."""
@@ -83,6 +88,11 @@ def crop_one(job: tuple) -> tuple[int, str | None]:
         return _crop_one(*job)
     except MemoryError:
         return job[0], "failed: not enough memory for this image"
+    except OSError as exc:
+        if exc.errno in _OUTPUT_FULL:  # the output's problem, not this image's: stop the run
+            return job[0], f"{DISK_FULL}: {exc.strerror}"
+        text = str(exc).strip()
+        return job[0], f"failed: {text.splitlines()[0] if text else type(exc).__name__}"
     except Exception as exc:
         first = one_line(exc)
         return job[0], f"failed: {first}"
@@ -129,9 +139,46 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+def is_prep_output(folder: Path) -> bool:
+    """Whether `folder` holds a prep output (its manifest and labels file)."""
+    try:
+        data = read_json(folder / MANIFEST_FILE, 16 << 20)
+    except (OSError, ValueError):
+        return False
+    return "size" in data and "format" in data
+
+
+def _prep_output_above(path: Path, root: Path, _known: dict) -> Path | None:
+    """The prep output folder `path` lies in, between it and `root`, or None."""
+    folder = path.parent
+    root = root.resolve()
+    while True:
+        resolved = folder.resolve()
+        if resolved not in _known:
+            _known[resolved] = is_prep_output(folder)
+        if _known[resolved]:
+            return folder
+        if resolved == root or resolved.parent == resolved:
+            return None
+        folder = folder.parent
+
+
+def _check_not_nested(source: Path, out: Path) -> None:
+    """Refuse an output inside the source (its crops would be read as raw images by the
+    next prep) and a source that is, or lies in, an earlier prep output."""
+    src, dst = source.resolve(), out.resolve()
+    if dst == src or src in dst.parents:
+        raise PrepError(f"the output {out} is inside the dataset {source}; its crops would "
+                        f"be taken for raw images next time: choose a folder outside it")
+    for folder in (src, *src.parents):
+        if is_prep_output(folder):
+            raise PrepError(f"{source} is (inside) a prep output ({folder}), not a raw "
+                            f"dataset; give the raw dataset folder")
+
+
 def _previous_size(out: Path) -> int | None:
     try:
-        return int(json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))["size"])
+        return take(read_json(out / MANIFEST_FILE, 16 << 20), "size", int)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -145,6 +192,7 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     if not MIN_SIZE <= size <= MAX_SIZE or size % 16:  # (a 100000 px crop: 30 GB per image)
         raise PrepError(f"--size must be a multiple of 16 from {MIN_SIZE} to {MAX_SIZE} (the "
                         f"network halves the crop four times), got {size}")
+    _check_not_nested(source, out)
     layout = dsi.detect_layout(source)
     if layout is None:
         raise PrepError(dsi._not_a_dataset(source))
@@ -155,6 +203,10 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
         samples = list(dsi.iter_samples(source, spoof_types))
     except dsi.DatasetError as exc:
         raise PrepError(str(exc)) from None
+    # Crops of an earlier prep written inside the source (before that was refused) are
+    # not raw images: their folder is found by its manifest and left out.
+    known: dict = {}
+    samples = [s for s in samples if _prep_output_above(s.path, source, known) is None]
     _check_classes(Counter(s.spoof_type for s in samples), layout, "listed")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -204,6 +256,10 @@ def run(source: str | os.PathLike, out: str | os.PathLike, size: int = 128,
     try:
         for index, reason in results():
             done += 1
+            if reason is not None and reason.startswith(DISK_FULL):
+                raise PrepError(f"the output folder {out} is full ({reason.split(': ', 1)[-1]}); "
+                                f"free some space and run prep again (the crops made so far "
+                                f"are reused)")
             if reason is not None:
                 skipped[index] = reason
             now = time.monotonic()

@@ -12,7 +12,7 @@ import sys
 
 import fasdesk.core.io.proctime  # noqa: F401  first: its import time is the start-up clock's fallback
 from fasdesk import __version__
-from fasdesk.cli.args import seconds
+from fasdesk.cli.args import count, seconds
 from fasdesk.core.io.paths import BACKEND_FLAG
 
 SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
@@ -55,8 +55,9 @@ def add_classify_parser(sub) -> None:
                                    "1 when nothing could run (e.g. no model).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, metavar="P",
-                   help=f"p_real at or above this is real (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--threshold", type=float, default=None, metavar="P",
+                   help=f"p_real at or above this is real (default: the threshold stored "
+                        f"with the model, else {DEFAULT_THRESHOLD})")
     p.add_argument("--model", metavar="FILE", help="liveness model: .onnx file or registry id")
     p.add_argument("--detector", metavar="FILE", help="face detector: .onnx file or registry id")
     p.add_argument("--annotate", metavar="DIR",
@@ -95,8 +96,9 @@ def add_models_parser(sub) -> None:
     opt.add_argument("--images", nargs="+", metavar="PATH",
                      help="face photos (files/folders) for the agreement report on jittered "
                           "crops (default: the sample photos, when present)")
-    opt.add_argument("--crops", type=int, default=510, metavar="N",
-                     help="jittered face crops in the agreement report (default 510)")
+    opt.add_argument("--crops", type=count(0, 20_000), default=510, metavar="N",
+                     help="jittered face crops in the agreement report (default 510, at "
+                          "most 20000)")
     opt.add_argument("--out", metavar="FILE", help="also write the fast model to FILE")
     opt.add_argument("--json", action="store_true", help="the report as JSON")
     opt.set_defaults(func=_perf("models_optimize"))
@@ -130,9 +132,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--source", metavar="FILE|DIR",
                    help="images (file or folder) or a video to use as frames "
                         "(default: the sample photos)")
-    p.add_argument("--repeats", type=int, default=None, metavar="N",
+    p.add_argument("--repeats", type=count(1, 100_000), default=None, metavar="N",
                    help="rounds over the frames per configuration (default 20)")
-    p.add_argument("--folder-images", type=int, default=None, metavar="N",
+    p.add_argument("--folder-images", type=count(0, 100_000), default=None, metavar="N",
                    help="photos in the folder-classification test; 0 skips it (default 200)")
     p.add_argument("--quick", action="store_true",
                    help=f"a rough version in about 15 seconds: {QUICK['repeats']} rounds, "
@@ -207,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == [BACKEND_FLAG]:
         return run_backend(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.func is not run_gui and sys.stdout is None:  # started with stdout closed (>&-)
+        print("fasdesk: standard output is closed; nothing can be printed "
+              "(redirect it to a file or /dev/null)", file=sys.stderr)
+        return 1
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -217,6 +223,25 @@ def main(argv: list[str] | None = None) -> int:
         # Unix tools, and keep Python from failing again when it flushes stdout at exit.
         _silence_stdout()
         return 128 + 13  # as if killed by SIGPIPE
+    except OSError as exc:
+        if not _is_output_error(exc):
+            raise
+        # A full disk or a dead terminal under stdout (`> /dev/full`): one line, and no
+        # second failure when Python flushes stdout at exit.
+        _silence_stdout()
+        print(f"fasdesk: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _is_output_error(exc: OSError) -> bool:
+    """Whether `exc` came from writing stdout (not from a file a command wrote)."""
+    import errno
+    import traceback
+
+    if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and frames[-1].line is not None and "print(" in frames[-1].line
 
 
 def _silence_stdout() -> None:

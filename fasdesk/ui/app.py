@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     app = create_app()
     from fasdesk.ui.main_window import MainWindow
 
+    from fasdesk.core.io.files import clean_stale_work_dirs
+    from fasdesk.core.io.paths import user_models_dir
+
+    clean_stale_work_dirs(user_models_dir(), "export")  # a killed export's leftovers
     settings, warning = load_settings()
     source = getattr(args, "source", None)
     window = MainWindow(settings, warning, source=source, demo_if_no_camera=source is None)

@@ -106,6 +106,7 @@ class ResultsModel(QAbstractTableModel):
         for row, item in enumerate(self._rows):
             record = item.result.to_json()
             record["faces"] = [face.to_json() for face in self.faces(row)]
+            record["threshold"] = self.threshold  # as `classify --json`: the one labels used
             out.append(record)
         return out
 
@@ -172,7 +173,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _display(self, row, col, result):
         if col == self.FILE:
-            return Path(result.path).name
+            return report.display_name(Path(result.path).name)
         if col == self.FACES:
             return "" if result.error else str(len(result.faces))
         if col == self.VERDICT:

@@ -8,6 +8,7 @@ from the stored p_real, without new inference.
 """
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 from typing import Callable
@@ -389,7 +390,8 @@ class ImagesTab(QWidget):
         self._preview_path = result.path
         self.details.setText(self._details_text(row))
         if result.error:
-            self.preview.set_text(f"{Path(result.path).name}\n\n{result.error}")
+            self.preview.set_text(f"{report.display_name(Path(result.path).name)}\n\n"
+                                  f"{result.error}")
             return
         self._preview_request += 1
         request = self._preview_request
@@ -400,7 +402,7 @@ class ImagesTab(QWidget):
 
     def _details_text(self, row: int) -> str:
         result = self.model.result(row)
-        lines = [f"<b>{Path(result.path).name}</b>"]
+        lines = [f"<b>{html.escape(report.display_name(Path(result.path).name))}</b>"]
         if result.error:
             return lines[0] + f"<br>{result.error}"
         lines.append(f"{result.width} x {result.height} px, verdict "

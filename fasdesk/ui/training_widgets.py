@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -22,7 +21,9 @@ def work_dir(dataset: str | Path) -> Path:
 def read_json_any(path: str | Path):
     """A JSON file's content, or None when it is missing or broken."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        from fasdesk.core.io.files import read_json
+
+        return read_json(path, 64 << 20, expect=None)
     except (OSError, ValueError):
         return None
 

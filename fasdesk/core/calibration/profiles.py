@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fasdesk.core.io.files import write_atomic
+from fasdesk.core.io.files import read_json, set_aside, write_atomic
 from fasdesk.core.io.paths import config_dir
 from fasdesk.core.live.sources import SourceSpec
 from fasdesk.core.io.errors import one_line
@@ -134,16 +134,20 @@ def read_profile(path: str | os.PathLike) -> Profile:
     """A profile file, validated. Raises ProfileError saying what is wrong."""
     path = Path(path)
     try:
-        if path.stat().st_size > 4_000_000:
-            raise ProfileError(f"profile {path.name} is not a profile (too large)")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else one_line(exc)
+        data = read_json(path, 4_000_000)
+    except OSError as exc:
+        reason = exc.strerror or str(exc).splitlines()[0]
         raise ProfileError(f"profile {path.name} cannot be read ({reason}); it is ignored") from None
+    except ValueError as exc:  # JsonError: not UTF-8, not JSON, nested too deep
+        error = ProfileError(f"profile {path.name} cannot be read ({exc}); it is ignored")
+        error.bad_content = True
+        raise error from None
     problems = _check(data)
     if problems:
-        raise ProfileError(f"profile {path.name} is not valid ({'; '.join(problems)}); "
-                           f"it is ignored")
+        error = ProfileError(f"profile {path.name} is not valid ({'; '.join(problems)}); "
+                             f"it is ignored")
+        error.bad_content = True
+        raise error
     fields = {k: data[k] for k in Profile.__dataclass_fields__ if k in data and k != "path"}
     fields["threshold"] = float(fields["threshold"])
     fields["name"] = fields["name"].strip()
@@ -162,7 +166,10 @@ def list_profiles(folder: Path | None = None) -> tuple[list[Profile], list[str]]
         try:
             profiles.append(read_profile(path))
         except ProfileError as exc:
-            problems.append(str(exc))
+            # A file that is not a profile is set aside (name.json.bad) so it is reported
+            # once, not at every start; one that could not be read stays for next time.
+            moved = set_aside(path) if getattr(exc, "bad_content", False) else None
+            problems.append(f"{exc} (moved to {Path(moved).name})" if moved else str(exc))
     profiles.sort(key=lambda p: p.name.lower())
     return profiles, problems
 

@@ -292,9 +292,9 @@ class Session:
     def load(cls, root: str | os.PathLike) -> "Session":
         root = Path(root)
         try:
-            data = json.loads((root / SESSION_FILE).read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
+            from fasdesk.core.io.files import read_json
+
+            data = read_json(root / SESSION_FILE, 64 << 20)
             return cls(root, data)
         except FileNotFoundError:
             raise CalibrationError(f"no calibration recordings in {root}") from None

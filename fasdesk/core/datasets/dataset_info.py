@@ -19,7 +19,6 @@ Spoof types are CelebA-Spoof's numbers (0 live, 1-3 print, 4-6 paper masks, 7-9 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -217,9 +216,9 @@ def _celeba_samples(root: Path, problems: list[str]) -> Iterator[Sample]:
         return
     for split, label_file in files.items():
         try:
-            labels = json.loads(label_file.read_text(encoding="utf-8"))
-            if not isinstance(labels, dict):
-                raise ValueError("not a JSON object")
+            from fasdesk.core.io.files import read_json
+
+            labels = read_json(label_file, 1 << 30)
         except (OSError, ValueError) as exc:
             problems.append(f"{label_file.name} cannot be read as labels: {exc}")
             continue

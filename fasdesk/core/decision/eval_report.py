@@ -9,7 +9,6 @@ same function `training eval` used for the report's own operating points.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +92,9 @@ def load(path: str | os.PathLike) -> EvalReport:
     """Read a report file. Raises ReportError."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        from fasdesk.core.io.files import read_json
+
+        data = read_json(path, 16 << 20)
     except FileNotFoundError:
         raise ReportError(f"no evaluation report at {path}; run Evaluate first") from None
     except (OSError, ValueError) as exc:

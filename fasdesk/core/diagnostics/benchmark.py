@@ -92,7 +92,14 @@ def load_frames(source: str | os.PathLike | None) -> list[Frame]:
     files = list(iter_image_files([path])) if is_dir(path) or is_image_path(path) else []
     if files:
         return [Frame(f.name, _encode(read_image(f))) for f in files]
-    capture = cv2.VideoCapture(str(path))
+    from fasdesk.core.live.sources import SourceError, open_video
+
+    try:
+        capture = open_video(path)  # the pixel limit, from the header, before decoding
+    except SourceError as exc:
+        if "over the" not in str(exc):  # not a video at all: the usual message below
+            raise BenchError(f"no images or video frames could be read from {path}") from None
+        raise BenchError(f"--source {exc}") from None
     frames = []
     try:
         while capture.isOpened() and len(frames) < MAX_VIDEO_FRAMES:

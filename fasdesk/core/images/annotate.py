@@ -68,10 +68,15 @@ def draw_faces(image_bgr: np.ndarray, faces: Sequence[FaceResult],
 WRITABLE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def save_image(path: str | os.PathLike, image_bgr: np.ndarray) -> Path:
+def save_image(path: str | os.PathLike, image_bgr: np.ndarray, replace: bool = False) -> Path:
     """Write an 8-bit BGR image (any path, non-ASCII too); the extension picks the format.
+    Returns the path written.
 
-    Raises OSError with a readable message when it cannot be encoded or written.
+    Never writes over an existing file (a photo the annotated copy was made from, or
+    anything else already there) unless `replace`: the new file is created exclusively,
+    and when the name is taken it gets a free one beside it ('x-annotated.jpg',
+    'x-annotated-2.jpg', ...). Raises OSError with a readable message when it cannot be
+    encoded or written.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -82,5 +87,24 @@ def save_image(path: str | os.PathLike, image_bgr: np.ndarray) -> Path:
     if not ok:
         raise OSError(f"cannot encode {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encoded.tobytes())
-    return path
+    if replace:
+        from fasdesk.core.io.files import write_atomic
+
+        write_atomic(path, encoded.tobytes())
+        return path
+    candidate = path
+    for n in range(1, 10_000):
+        try:
+            handle = open(candidate, "xb")  # O_EXCL: never an existing file
+        except FileExistsError:
+            tail = "-annotated" if n == 1 else f"-annotated-{n}"
+            candidate = path.with_name(f"{path.stem}{tail}{path.suffix}")
+            continue
+        try:
+            with handle:
+                handle.write(encoded.tobytes())
+        except BaseException:
+            candidate.unlink(missing_ok=True)  # ours: a full disk leaves no half picture
+            raise
+        return candidate
+    raise OSError(f"cannot write {path.name}: every free name beside it is taken")

@@ -25,6 +25,24 @@ CSV_FIELDS = ("path", "width", "height", "face", "x", "y", "w", "h", "detector_s
               "p_real", "label", "reason", "error")
 
 
+def display_name(text: str) -> str:
+    """A file name or path as one printable line: control characters (a newline in a
+    name) shown as escapes like \\n, and bytes that are not UTF-8 (held as surrogates
+    by Python) as \\xNN, so any name the OS allows shows on one row."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the raw byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
 def relabelled(faces: Sequence[FaceResult], threshold: float) -> list[FaceResult]:
     """Copies of `faces` labelled under `threshold` (stored p_real, no new inference)."""
     return [replace(face, label=face.relabel(threshold)) for face in faces]
@@ -65,7 +83,9 @@ def _write_atomically(path, write) -> None:
     """Render through `write(text handle)` in memory, then replace the file in one step."""
     buffer = io.StringIO(newline="")
     write(buffer)
-    write_atomic(path, buffer.getvalue())
+    # surrogateescape: a file name that is not UTF-8 is written back as its own bytes
+    # (strict UTF-8 would raise on it and the export would fail).
+    write_atomic(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
 def write_csv(path, records: Sequence[dict]) -> None:

@@ -317,6 +317,11 @@ def runtime_model(path: str | os.PathLike) -> modelcache.Derived:
     return modelcache.derive(path, RECIPE, _build_fast)
 
 
+def check_cached(path: str | os.PathLike) -> str | None:
+    """Why the cached fast copy of `path` is not its rewrite (tampered), or None."""
+    return modelcache.check(path, RECIPE, _build_fast)
+
+
 _logged: set[str] = set()
 _logged_lock = threading.Lock()
 

@@ -80,6 +80,7 @@ class Pipeline:
         self.detector = detector
         self.engine = engine
         self.threshold = threshold
+        self.threshold_source = "given"  # or "model" / "default": see build_pipeline
         self.min_face = min_face
         self.last_timings = FrameTimings()
         self._replicas: list[Pipeline | None] = []
@@ -157,7 +158,7 @@ class Pipeline:
         return results
 
 
-def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHOLD,
+def build_pipeline(model=None, detector=None, threshold: float | None = DEFAULT_THRESHOLD,
                    providers: list[str] | None = None, live: bool = False,
                    threads: int | None = None) -> Pipeline:
     """A pipeline from registry ids or file paths (None = the defaults).
@@ -170,6 +171,11 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
     The liveness model runs in its fast form where the exact rewrite applies
     (fasdesk.core.inference.optimize); registry models must match their recorded SHA-256.
 
+    threshold=None: the one rule for a model's threshold, the same in every front end: the
+    threshold stored with the model (its card or registry entry) when there is one, else
+    DEFAULT_THRESHOLD. `threshold_source` on the result says which ("given", "model",
+    "default").
+
     Raises registry.MissingModelError, liveness.ModelError or detector.DetectorError with
     a message for the user.
     """
@@ -177,12 +183,23 @@ def build_pipeline(model=None, detector=None, threshold: float = DEFAULT_THRESHO
 
     detector_path = registry.resolve(detector, kind="detector")
     model_path = registry.resolve(model, kind="liveness")
+    source = "given"
+    if threshold is None:
+        from fasdesk.core.models.cards import stored_threshold
+
+        entry = registry.registry_entry_for(model_path)
+        threshold = stored_threshold(model_path, entry)
+        source = "model" if threshold is not None else "default"
+        if threshold is None:
+            threshold = DEFAULT_THRESHOLD
     # Live: the detector stays on the calling thread, so the liveness session's pool is
     # the only one spinning between frames (see fasdesk.core.inference.runtime).
     face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0, threads=1)
                      if live else FaceDetector(detector_path, threads=threads))
     # Live frames often hold several faces: their batch runs as two halves on two cores.
     engine_class = SplitBatchEngine if live else LivenessEngine
-    return Pipeline(face_detector, engine_class(model_path, providers=providers,
-                                                threads=None if live else threads),
-                    threshold=threshold)
+    pipeline = Pipeline(face_detector, engine_class(model_path, providers=providers,
+                                                    threads=None if live else threads),
+                        threshold=threshold)
+    pipeline.threshold_source = source
+    return pipeline

@@ -23,3 +23,44 @@ def session_options(threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     return options
+
+
+# Operators that repeat or branch at run time. A liveness model or face detector is a
+# straight feed-forward graph; a Loop with a huge trip count (or a Scan over a huge
+# input) runs until killed, so a model holding one is refused when it is loaded.
+CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan"})
+_checked: dict[tuple, str | None] = {}
+
+
+def control_flow_problem(path) -> str | None:
+    """Why the ONNX model at `path` is refused (it holds a control-flow operator), or None.
+    Looked at once per file version (path, size, mtime, ctime, inode)."""
+    import os
+
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if key in _checked:
+        return _checked[key]
+    try:
+        import onnx
+    except ImportError:  # only with the onnx package missing; onnxruntime still loads it
+        return None
+    try:
+        model = onnx.load(real, load_external_data=False)
+    except Exception:  # not parseable: onnxruntime's own load gives the message
+        return None
+    graphs = [model.graph]
+    found = set()
+    nodes = [n for f in model.functions for n in f.node]
+    while graphs:
+        graph = graphs.pop()
+        nodes.extend(graph.node)
+    for node in nodes:
+        if node.op_type in CONTROL_FLOW_OPS:
+            found.add(node.op_type)
+    problem = (f"holds control-flow operators ({', '.join(sorted(found))}), which a face "
+               f"model never needs and which can make it run forever; not loaded"
+               if found else None)
+    _checked[key] = problem
+    return problem

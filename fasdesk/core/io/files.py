@@ -158,8 +158,20 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = Fal
     """Replace `path` with `data` (str is written as UTF-8) through a temporary file of its
     own in the same folder: readers see the old file or the new one, never a part, and a
     failed write leaves neither a half file nor the temporary one. `durable`: flush to
-    disk before the rename (for files a power cut must not lose)."""
+    disk before the rename (for files a power cut must not lose).
+
+    Only a regular file (or nothing) is replaced: a device, FIFO, socket or folder at
+    `path` raises FileRefused, whoever runs it (root could otherwise rename over
+    /dev/something)."""
     path = os.fspath(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        st = safe_stat(path)  # a link to a regular file is replaced like before
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+        raise FileRefused(f"{path} {not_regular_reason(st.st_mode)}; not replaced")
     folder, name = os.path.split(path)
     # A hidden, uniquely named file beside the target (same file system, so the rename is
     # atomic), opened like open() does so it gets the usual umask permissions, not
@@ -178,3 +190,180 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = Fal
         except OSError:
             pass
         raise
+
+
+# -- JSON from disk ------------------------------------------------------------------------
+# Every JSON file the app reads (settings, profiles, manifests, model cards, sessions,
+# reports, dataset label files) goes through `read_json`: regular files only, a size cap,
+# a nesting cap checked before parsing (so 50,000 '[' is a one-line error, never a
+# RecursionError), and `take` for typed field access (a wrong type is a JsonError that
+# names the field, never a TypeError later).
+
+MAX_JSON_BYTES = 1 << 20
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = None  # compiled on first use (keeps this module's import light)
+
+
+class JsonError(ValueError):
+    """JSON that is not read: not UTF-8, not JSON, nested too deep, or a field of the wrong
+    type. str() is the one-line reason."""
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON text (strings are skipped)."""
+    global _JSON_STRING
+    import re
+
+    if _JSON_STRING is None:
+        _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+    brackets = re.sub(r"[^\[\]{}]", "", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for ch in brackets:
+        if ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH, expect: type | None = None):
+    """Parsed JSON text; raises JsonError (one line) for anything that is not plain JSON
+    within the nesting cap, or not of type `expect` at the top."""
+    import json
+
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise JsonError("not UTF-8 text") from None
+    if json_depth(data) > max_depth:
+        raise JsonError(f"nested too deeply (more than {max_depth} levels)")
+    try:
+        value = json.loads(data)  # NaN/Infinity parse; take() refuses them in number fields
+    except RecursionError:
+        raise JsonError(f"nested too deeply") from None
+    except ValueError as exc:
+        raise JsonError(f"not valid JSON ({str(exc).splitlines()[0]})") from None
+    if expect is not None and not isinstance(value, expect):
+        raise JsonError(f"not a JSON {_TYPE_WORDS.get(expect, expect.__name__)} "
+                        f"(found {_type_word(value)})")
+    return value
+
+
+def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES,
+              max_depth: int = MAX_JSON_DEPTH, expect: type | None = dict):
+    """A JSON file's value (by default it must be an object). Raises FileNotFoundError,
+    FileRefused / OSError for a file that cannot be read, JsonError for bad content."""
+    return parse_json(read_regular_file(path, max_bytes), max_depth, expect)
+
+
+_TYPE_WORDS = {dict: "object", list: "array", str: "text", float: "number", int: "whole number",
+               bool: "true/false"}
+
+
+def _type_word(value) -> str:
+    if value is None:
+        return "null"
+    for kind, word in (((bool,), "true/false"), ((int, float), "number"), ((str,), "text"),
+                       ((list,), "array"), ((dict,), "object")):
+        if isinstance(value, kind):
+            return word
+    return type(value).__name__
+
+
+_MISSING = object()
+
+
+def take(data: dict, key: str, kind: type, default=_MISSING, where: str = ""):
+    """data[key] checked to be of `kind` (float: any finite number, returned as float; int:
+    a whole number, not true/false). A missing key or null gives `default` (JsonError when
+    there is none); a wrong type is a JsonError naming the field."""
+    import math
+
+    name = f"{where}.{key}" if where else key
+    if not isinstance(data, dict):
+        raise JsonError(f"{where or 'value'}: expected an object, found {_type_word(data)}")
+    value = data.get(key)
+    if value is None:
+        if default is _MISSING:
+            raise JsonError(f"{name}: missing")
+        return default
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise JsonError(f"{name}: expected a number, found {_type_word(value)}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise JsonError(f"{name}: expected a whole number, found {_type_word(value)}")
+        return value
+    if not isinstance(value, kind):
+        raise JsonError(f"{name}: expected {_TYPE_WORDS.get(kind, kind.__name__)}, "
+                        f"found {_type_word(value)}")
+    return value
+
+
+def set_aside(path: str | os.PathLike) -> str | None:
+    """Rename a bad file to `name.bad` (replacing an older .bad) so the next start does not
+    trip on it again; returns the new path, or None when it could not be moved."""
+    path = os.fspath(path)
+    target = path + ".bad"
+    try:
+        os.replace(path, target)
+    except OSError:
+        return None
+    return target
+
+
+# -- work folders a killed process leaves ---------------------------------------------------
+# A long job that writes several files (training export) works in a hidden folder beside
+# its output, named `.<prefix>-<pid>-<random>`; a killed job leaves it behind. The next
+# job (or the next start) removes those whose process is gone.
+
+def work_dir_prefix(prefix: str) -> str:
+    """The name prefix of this process's work folders: `.export-<pid>-`."""
+    return f".{prefix}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its folder alone
+    return True
+
+
+def clean_stale_work_dirs(folder: str | os.PathLike, prefix: str) -> list[str]:
+    """Remove `.<prefix>-*` folders in `folder` whose process is no longer running (older
+    ones without a pid in the name: when over a day old). Returns what was removed; never
+    raises."""
+    import shutil
+    import time
+
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(f".{prefix}-"):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            pid_text = entry.name[len(prefix) + 2:].split("-", 1)[0]
+            if pid_text.isdigit() and "-" in entry.name[len(prefix) + 2:]:
+                stale = not _alive(int(pid_text))
+            else:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > 86400
+            if stale:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+        except OSError:
+            continue
+    return removed

@@ -11,6 +11,7 @@ fasdesk/__init__.py) is the second line of defence.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -42,17 +43,39 @@ def iter_image_files(paths):
     Files named explicitly are always yielded, whatever their extension, so the caller can
     report why they are not images; files found inside folders are filtered by extension
     (a FIFO or device among them is yielded too: read_image says why it is skipped).
+    A folder that cannot be listed (no permission, a path over the system's limit) is
+    yielded itself, so it becomes an error row (read_image says why) instead of being
+    skipped without a word.
     """
     for p in paths:
         p = Path(p)
         if is_dir(p):
-            for root, dirs, files in os.walk(p):
+            unlisted: list[OSError] = []
+            for root, dirs, files in os.walk(p, onerror=unlisted.append):
+                yield from _unlisted(unlisted)
                 dirs.sort()
                 for name in sorted(files):
                     if is_image_path(name):
                         yield Path(root) / name
+            yield from _unlisted(unlisted)
         else:
             yield p
+
+
+def _unlisted(errors: list[OSError]):
+    for exc in errors:
+        yield Path(exc.filename) if exc.filename else Path("?")
+    errors.clear()
+
+
+def folder_problem(path: str | os.PathLike) -> str | None:
+    """Why a folder cannot be listed, in words, or None when it can."""
+    try:
+        with os.scandir(path) as entries:
+            next(entries, None)
+    except OSError as exc:
+        return f"folder cannot be listed ({exc.strerror or exc}); its images were not read"
+    return None
 
 
 def _header_size(data: bytes) -> tuple[int, int] | None:
@@ -116,6 +139,46 @@ def _text_header_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+# Memory one decode may take at its peak: the decoder's array (at the file's bit depth and
+# channels, which OpenCV keeps with IMREAD_ANYDEPTH) plus the 8-bit BGR copy made from it.
+# An 8-bit RGB photo at the pixel limit fits; a 16-bit one of the same size does not.
+MAX_DECODE_BYTES = 4 * MAX_PIXELS
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels decoded
+
+
+def decoded_bytes(data: bytes, size: tuple[int, int]) -> tuple[int, str]:
+    """(peak bytes decoding takes, 'N-bit, C-channel'), from the header: bit depth and
+    channels, not just the pixel count (a 16-bit RGBA PNG takes 8 bytes a pixel)."""
+    depth_bytes, channels = 1, 3
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 26:
+        depth_bytes = 2 if data[24] == 16 else 1
+        channels = _PNG_CHANNELS.get(data[25], 4)
+    else:
+        try:
+            from PIL import Image
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    with Image.open(io.BytesIO(data)) as im:
+                        channels = max(len(im.getbands()), 1)
+                        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None  # TIFF
+                        mode_bits = {"I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}
+                        top = max(bits) if isinstance(bits, tuple) and bits else \
+                            (bits if isinstance(bits, int) else mode_bits.get(im.mode, 8))
+                        depth_bytes = max(1, (int(top) + 7) // 8)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = limit
+        except Exception:
+            pass  # formats only OpenCV reads: assume 8-bit colour
+    pixels = size[0] * size[1]
+    decoded = pixels * depth_bytes * channels
+    converted = pixels * 3 if (depth_bytes, channels) != (1, 3) else 0
+    return decoded + converted, f"{8 * depth_bytes}-bit, {channels}-channel"
+
+
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """Decode encoded image bytes to an 8-bit BGR array (see `to_bgr8`)."""
     if not data:
@@ -126,6 +189,11 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
         raise ImageReadError(f"{name}: not an image file (unknown or corrupt format)")
     if size[0] * size[1] > MAX_PIXELS:
         raise ImageReadError(_over_limit(name, f"{size[0]}x{size[1]}"))
+    needed, what = decoded_bytes(data, size)
+    if needed > MAX_DECODE_BYTES:
+        raise ImageReadError(f"{name}: decoding this {size[0]}x{size[1]} {what} image would "
+                             f"take about {needed / 1e9:.1f} GB of memory, over the "
+                             f"{MAX_DECODE_BYTES / 1e9:.1f} GB limit per image; not decoded")
     buf = np.frombuffer(data, np.uint8)
     try:
         # ANYDEPTH|ANYCOLOR keeps 16-bit and gray as they are and still applies EXIF
@@ -156,6 +224,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except FileNotFoundError:
         raise ImageReadError(f"{path}: file not found") from None
     except FileRefused as exc:  # a FIFO, a device, a folder, a file over the size cap
+        if exc.errno == errno.EISDIR:
+            raise ImageReadError(f"{path}: {folder_problem(path) or exc}") from None
         raise ImageReadError(f"{path}: {exc}") from None
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from fasdesk.core.io.files import read_regular_file, write_atomic
+from fasdesk.core.io.files import JsonError, parse_json, read_regular_file, set_aside, write_atomic
 from fasdesk.core.decision.verdict import DEFAULT_CONFIRM_FRAMES, DEFAULT_THRESHOLD, MAX_CONFIRM_FRAMES
 from fasdesk.core.io.paths import config_dir
 from fasdesk.core.io.errors import one_line
@@ -206,6 +206,12 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str 
     """(settings, warning or None). Never raises for a bad file."""
     path = Path(path) if path else settings_path()
     settings, warning = _load(path)
+    if warning and "is corrupt" in warning:
+        # Kept as settings.json.bad (for the curious), so it is reported once.
+        moved = set_aside(path)
+        if moved:
+            warning += f" The file was moved to {moved}."
+    _remember_loaded(settings)
     if warning:
         log.warning("%s", warning)
     return settings, warning
@@ -220,15 +226,9 @@ def _load(path: Path) -> tuple[Settings, str | None]:
         return Settings(), (f"Settings file {path} cannot be read ({exc.strerror or exc}); "
                             f"using defaults.")
     try:
-        data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except UnicodeDecodeError:
-        return Settings(), _corrupt(path, "not UTF-8 text")
-    except RecursionError:
-        return Settings(), _corrupt(path, "nested too deeply")
-    except ValueError as exc:
-        return Settings(), _corrupt(path, one_line(exc))
+        data = parse_json(raw, expect=dict)
+    except JsonError as exc:
+        return Settings(), _corrupt(path, str(exc))
     settings = Settings()
     problems = []
     for f in fields(Settings):
@@ -246,9 +246,40 @@ def _corrupt(path: Path, why: str) -> str:
             f"when settings are saved.")
 
 
+def _remember_loaded(settings: Settings) -> None:
+    # What the values were when this instance loaded them: save_settings writes only the
+    # fields changed since, so two app instances do not undo each other's changes.
+    object.__setattr__(settings, "_loaded_values", asdict(settings))
+
+
+def replace_settings(settings: Settings, **changes) -> Settings:
+    """dataclasses.replace for settings: a copy with `changes` that still knows what was
+    loaded, so saving it merges like saving the original would."""
+    from dataclasses import replace
+
+    copy = replace(settings, **changes)
+    loaded = getattr(settings, "_loaded_values", None)
+    if loaded is not None:
+        object.__setattr__(copy, "_loaded_values", loaded)
+    return copy
+
+
 def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:
-    """Write the settings atomically; returns the path. Raises OSError if it cannot."""
+    """Write the settings atomically; returns the path. Raises OSError if it cannot.
+
+    Settings that came from load_settings are merged with the file as it is now: only the
+    fields this instance changed since it loaded are written, the others keep what is on
+    disk (another instance may have saved them meanwhile). A Settings made in code is
+    written whole."""
     path = Path(path) if path else settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(asdict(settings), indent=2, sort_keys=True), durable=True)
+    values = asdict(settings)
+    loaded = getattr(settings, "_loaded_values", None)
+    if loaded is not None:
+        on_disk, _ = _load(path)  # (a bad file counts as the defaults, as at load)
+        disk_values = asdict(on_disk)
+        values = {name: value if value != loaded.get(name) else disk_values[name]
+                  for name, value in values.items()}
+    write_atomic(path, json.dumps(values, indent=2, sort_keys=True), durable=True)
+    _remember_loaded(settings)
     return path

@@ -157,6 +157,28 @@ class CameraSource(FrameSource):
             self._cap = None
 
 
+def open_video(path: str | os.PathLike) -> "cv2.VideoCapture":
+    """An opened cv2.VideoCapture for a video file whose frames are within the pixel limit,
+    read from the container's header before any frame is decoded (a 15000x14000 MJPG of a
+    few MB would otherwise take gigabytes per frame). Raises SourceError."""
+    from fasdesk.core.io.files import MAX_PIXELS
+
+    path = Path(path)
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"{path.name}: not a video this app can read "
+                          f"(unknown format or corrupt file)")
+    width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width * height > MAX_PIXELS or width > 65535 or height > 65535:
+        cap.release()
+        raise SourceError(f"{path.name}: the video's header claims {width}x{height} frames, "
+                          f"over the {MAX_PIXELS // 1_000_000} MP limit (corrupt or a "
+                          f"decompression bomb); not decoded")
+    return cap
+
+
 class VideoFileSource(FrameSource):
     def __init__(self, path: str | os.PathLike, loop: bool = True):
         super().__init__(Path(path).name)
@@ -174,11 +196,7 @@ class VideoFileSource(FrameSource):
 
     def _open(self) -> None:
         self._check_file()
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened():
-            cap.release()
-            raise SourceError(f"{self.path.name}: not a video this app can read "
-                              f"(unknown format or corrupt file)")
+        cap = open_video(self.path)
         ok, first = cap.read()
         if not ok or first is None:
             cap.release()
@@ -201,7 +219,7 @@ class VideoFileSource(FrameSource):
         # End of file: start again (reopen; seeking is unreliable on some containers).
         self._cap.release()
         self._check_file()
-        self._cap = cv2.VideoCapture(str(self.path))
+        self._cap = open_video(self.path)  # (the file may have been replaced meanwhile)
         ok, frame = self._cap.read()
         if not ok or frame is None:
             raise SourceError(f"{self.path.name}: the video can no longer be read")

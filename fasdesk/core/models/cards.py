@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fasdesk.core.io.files import read_regular_file, write_atomic
+from fasdesk.core.io.files import parse_json, read_regular_file, write_atomic
 
 CARD_FORMAT = 1
 CARD_SUFFIX = ".card.json"
@@ -135,10 +135,10 @@ class ModelCard:
         except OSError as exc:
             raise CardError(f"the model card {path} cannot be read: "
                             f"{exc.strerror or exc}") from None
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise CardError(f"the model card {path} is not valid JSON") from None
+        try:  # depth-capped: a deeply nested card is refused before the parser recurses
+            data = parse_json(raw)
+        except ValueError as exc:
+            raise CardError(f"the model card {path} is not valid JSON ({exc})") from None
         return cls.from_json(data, f"the model card {path}")
 
     def write(self, model_path: str | os.PathLike) -> Path:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fasdesk.core.io.files import is_regular_file, write_atomic
+from fasdesk.core.io.files import is_regular_file, not_regular_reason, safe_stat, write_atomic
 from fasdesk.core.io.paths import app_root, user_models_dir
 
 MODELS_DIR_ENV = "FASDESK_MODELS_DIR"
@@ -56,16 +57,43 @@ class ModelEntry:
 
     @classmethod
     def from_json(cls, data: dict) -> "ModelEntry":
-        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["classes"] = tuple(kwargs.get("classes", ()))
-        return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
+        """An entry from its manifest object, checked field by field; raises JsonError
+        naming the first bad field."""
+        from fasdesk.core.io.files import JsonError, take
+
+        if not isinstance(data, dict):
+            raise JsonError(f"a model entry is not an object")
+        where = f"model {data.get('id')!r}" if isinstance(data.get("id"), str) else "model"
+        kwargs = {}
+        for name, kind in _ENTRY_FIELDS.items():
+            required = name in ("id", "kind", "file")
+            value = take(data, name, kind, where=where) if required else \
+                take(data, name, kind, None, where=where)
+            if value is not None:
+                kwargs[name] = value
+        if kwargs["kind"] not in ("liveness", "detector"):
+            raise JsonError(f"{where}.kind: {kwargs['kind']!r} is not liveness or detector")
+        for name in ("id", "file"):
+            if not kwargs[name].strip() or "\x00" in kwargs[name]:
+                raise JsonError(f"{where}.{name}: empty or holds a NUL character")
+        classes = kwargs.get("classes", [])
+        if not all(isinstance(c, str) for c in classes):
+            raise JsonError(f"{where}.classes: not a list of names")
+        kwargs["classes"] = tuple(classes)
+        for name in ("size", "input_size"):
+            if kwargs.get(name, 0) < 0:
+                raise JsonError(f"{where}.{name}: negative")
+        return cls(**kwargs, extra={k: v for k, v in data.items() if k not in _ENTRY_FIELDS})
 
     def to_json(self) -> dict:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
         data["classes"] = list(self.classes)
         data.update(self.extra)
         return data
+
+
+_ENTRY_FIELDS = {"id": str, "kind": str, "file": str, "url": str, "sha256": str, "size": int,
+                 "license": str, "input_size": int, "classes": list, "description": str}
 
 
 def manifest_path() -> Path:
@@ -76,21 +104,43 @@ def user_manifest_path() -> Path:
     return user_models_dir() / "manifest.json"
 
 
-def _read_manifest(path: Path) -> list[ModelEntry]:
+MAX_MANIFEST_BYTES = 4 << 20
+_reported: set[str] = set()
+
+
+def _read_manifest(path: Path, set_aside_bad: bool = False) -> list[ModelEntry]:
+    """The entries of a manifest file. A file that is not a manifest (not JSON, nested too
+    deep, a bad entry) gives no entries and is reported once on stderr; with
+    `set_aside_bad` (the user's manifest) it is also renamed to `manifest.json.bad` so it
+    cannot stop the next start, and the app goes on with the shipped models."""
+    from fasdesk.core.io.files import FileRefused, JsonError, read_json, set_aside, take
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        data = read_json(path, MAX_MANIFEST_BYTES)
+        models = take(data, "models", list, [])
+        return [ModelEntry.from_json(m) for m in models]
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    except (OSError, ValueError):
+    except (FileRefused, JsonError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        moved = set_aside(path) if set_aside_bad and isinstance(exc, JsonError) else None
+        key = f"{path}:{why}"
+        if key not in _reported:
+            _reported.add(key)
+            note = f"; moved to {moved}" if moved else ""
+            print(f"fasdesk: warning: model list {path} is not usable ({why}); its models "
+                  f"are ignored{note}", file=sys.stderr)
         return []
-    return [ModelEntry.from_json(m) for m in data.get("models", [])]
+    except OSError:  # unreadable for now (permissions...): no models from it this time
+        return []
 
 
 def load_manifest() -> list[ModelEntry]:
     """The shipped models followed by those the user added (trained, optimised)."""
     entries = _read_manifest(manifest_path())
     seen = {e.id for e in entries}
-    entries += [e for e in _read_manifest(user_manifest_path()) if e.id not in seen]
+    entries += [e for e in _read_manifest(user_manifest_path(), set_aside_bad=True)
+                if e.id not in seen]
     return entries
 
 
@@ -133,6 +183,17 @@ def find_file(file_name: str) -> Path | None:
     return None
 
 
+def find_problem(file_name: str) -> str | None:
+    """Why `file_name` is not found although something has that name in a searched folder
+    (a FIFO, a folder...), e.g. '/m/best_model.onnx is a FIFO (named pipe), not a regular
+    file; not read', or None."""
+    for folder in search_dirs():
+        st = safe_stat(folder / file_name)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            return f"{folder / file_name} {not_regular_reason(st.st_mode)}"
+    return None
+
+
 def default_liveness_id() -> str:
     """The liveness model used when none is chosen (it runs optimized: see
     fasdesk.core.inference.optimize.runtime_model)."""
@@ -151,7 +212,12 @@ def resolve(model: str | os.PathLike | None, kind: str = "liveness", verify: boo
                               or is_regular_file(model)):
         path = Path(model).expanduser()
         if not is_regular_file(path):  # (no exception for a name too long, never a FIFO)
-            raise MissingModelError(f"model file not found: {path}")
+            st = safe_stat(path)  # there but not a file (a FIFO, a folder): say so
+            raise MissingModelError(f"model file {path} {not_regular_reason(st.st_mode)}"
+                                    if st is not None else f"model file not found: {path}")
+        entry = registry_entry_for(path)
+        if verify and entry is not None and entry.sha256:
+            check_integrity(entry, path)  # a registry file named by its path is checked too
         return path
     model_id = str(model) if model else (default_liveness_id() if kind == "liveness" else DEFAULT_DETECTOR)
     entry = get_entry(model_id)
@@ -159,6 +225,9 @@ def resolve(model: str | os.PathLike | None, kind: str = "liveness", verify: boo
         known = ", ".join(e.id for e in load_manifest())
         raise MissingModelError(f"unknown model '{model_id}' (known: {known})")
     path = find_file(entry.file)
+    if path is None and find_problem(entry.file):
+        raise MissingModelError(f"{entry.kind} model '{entry.id}': {find_problem(entry.file)}; "
+                                f"replace it with the model file")
     if path is None:
         raise MissingModelError(
             f"{entry.kind} model '{entry.id}' ({entry.file}) not found in "
@@ -176,6 +245,16 @@ def pretrained_checkpoint() -> Path | None:
         return resolve(PRETRAINED_CHECKPOINT, kind="checkpoint")
     except MissingModelError:
         return None
+def registry_entry_for(path: str | os.PathLike) -> ModelEntry | None:
+    """The registry entry whose file `path` is (by its real path, through any link or
+    '..'), or None for a file the registry does not know."""
+    real = os.path.realpath(path)
+    dirs = search_dirs()
+    for entry in load_manifest():
+        for folder in dirs:
+            if os.path.realpath(folder / entry.file) == real:
+                return entry
+    return None
 
 
 def check_integrity(entry: ModelEntry, path: Path) -> None:
@@ -201,18 +280,19 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-# (resolved path) -> ((size, mtime_ns, inode), sha256)
-_digests: dict[str, tuple[tuple[int, int, int], str]] = {}
+# (resolved path) -> ((size, mtime_ns, ctime_ns, device, inode), sha256)
+_digests: dict[str, tuple[tuple[int, ...], str]] = {}
 _digests_lock = threading.Lock()
 
 
 def file_sha256(path: str | os.PathLike) -> str:
     """The SHA-256 of a file, computed once per process and reused while the file keeps its
-    size, modification time and inode (a file replaced or rewritten is hashed again).
-    Raises OSError."""
+    size, modification time, change time, device and inode (a file replaced or rewritten
+    is hashed again, even when its mtime was set back: the ctime cannot be). Raises
+    OSError."""
     real = os.path.realpath(path)
     st = os.stat(real)
-    stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
     with _digests_lock:
         known = _digests.get(real)
     if known is not None and known[0] == stamp:
@@ -234,7 +314,7 @@ def register_user_model(entry: ModelEntry) -> Path:
     if any(e.id == entry.id for e in _read_manifest(manifest_path())):
         raise ValueError(f"'{entry.id}' is a built-in model id; choose another name")
     path = user_manifest_path()
-    entries = [e for e in _read_manifest(path) if e.id != entry.id] + [entry]
+    entries = [e for e in _read_manifest(path, set_aside_bad=True) if e.id != entry.id] + [entry]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps({"format": 1, "models": [e.to_json() for e in entries]},
                                   indent=2))
