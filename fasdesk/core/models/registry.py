@@ -71,8 +71,9 @@ class ModelEntry:
                 take(data, name, kind, None, where=where)
             if value is not None:
                 kwargs[name] = value
-        if kwargs["kind"] not in ("liveness", "detector"):
-            raise JsonError(f"{where}.kind: {kwargs['kind']!r} is not liveness or detector")
+        if kwargs["kind"] not in MODEL_KINDS:
+            raise JsonError(f"{where}.kind: {kwargs['kind']!r} is not one of "
+                            f"{', '.join(MODEL_KINDS)}")
         for name in ("id", "file"):
             if not kwargs[name].strip() or "\x00" in kwargs[name]:
                 raise JsonError(f"{where}.{name}: empty or holds a NUL character")
@@ -92,6 +93,8 @@ class ModelEntry:
         return data
 
 
+# A checkpoint is the bundled training weights fine-tuning starts from (best_model.pth).
+MODEL_KINDS = ("liveness", "detector", "checkpoint")
 _ENTRY_FIELDS = {"id": str, "kind": str, "file": str, "url": str, "sha256": str, "size": int,
                  "license": str, "input_size": int, "classes": list, "description": str}
 
@@ -176,10 +179,15 @@ def search_dirs() -> list[Path]:
 
 
 def find_file(file_name: str) -> Path | None:
+    """The file in the first searched folder that has something of that name; None when
+    that something is not a regular file (find_problem says what it is: a FIFO in the
+    folder searched first is reported, not passed over for a later folder's copy)."""
     for folder in search_dirs():
         candidate = folder / file_name
         if is_regular_file(candidate):
             return candidate
+        if safe_stat(candidate) is not None:
+            return None
     return None
 
 
