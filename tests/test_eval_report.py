@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from fasdesk.core.decision import eval_report
+from fasdesk.core.models import eval_report
 from fasdesk.core.decision.thresholds import threshold_for_target
 from training import metrics as M
 from training.evaluate import build_report

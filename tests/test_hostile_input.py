@@ -302,7 +302,7 @@ def test_the_json_reader_caps_depth_and_types_fields(tmp_path):
 def test_deep_and_mistyped_json_everywhere_is_a_clean_error(tmp_path, fp32_model):
     from fasdesk.core.calibration.session import CalibrationError, Session
     from fasdesk.core.datasets import dataset_info as dsi
-    from fasdesk.core.decision import eval_report
+    from fasdesk.core.models import eval_report
     from fasdesk.core.models.cards import CardError, ModelCard, stored_threshold
 
     # CelebA label file

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QSplitter, QTableWidget, QWidget)
 
-from fasdesk.core.decision import eval_report
+from fasdesk.core.models import eval_report
 from fasdesk.core.io.paths import data_dir
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.training_widgets import PathField, StepPage
