@@ -651,7 +651,7 @@ class _BrokenModule:
                          ids=["ImportError", "RuntimeError"])
 def test_window_starts_when_the_training_tab_cannot_load(make_window, qtbot, monkeypatch,
                                                          samples_dir, error_type, message):
-    name = "fasdesk.ui.training_tab"
+    name = "fasdesk.ui.training.tab"
     monkeypatch.delitem(sys.modules, name, raising=False)
     monkeypatch.setattr(sys, "meta_path",
                         [_BrokenModule(name, error_type, message)] + sys.meta_path)

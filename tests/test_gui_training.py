@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from fasdesk.core.models import registry  # noqa: E402
 from fasdesk.core.io.paths import data_dir, user_models_dir  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
-from fasdesk.ui.training_tab import TrainingTab  # noqa: E402
+from fasdesk.ui.training.tab import TrainingTab  # noqa: E402
 from gui_helpers import click  # noqa: E402
 from training_synth import make_folders  # noqa: E402
 

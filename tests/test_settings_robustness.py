@@ -124,7 +124,7 @@ def tab_titles(window) -> dict:
     b"\xff\xfe{\x00 not utf-8",
 ], ids=["bad-fields", "not-utf8"])
 def test_the_app_starts_with_every_tab_and_reports_once(window_from_disk, raw):
-    from fasdesk.ui.training_tab import TrainingTab
+    from fasdesk.ui.training.tab import TrainingTab
 
     write(raw)
     window = window_from_disk()

@@ -83,7 +83,7 @@ def test_an_epoch_must_beat_the_best_to_replace_it():
 
 def test_the_gui_side_of_training_does_not_import_torch():
     code = ("import sys, training.recipe, training.events; "
-            "import fasdesk.ui.training_tab; print('torch' in sys.modules)")
+            "import fasdesk.ui.training.tab; print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 from fasdesk.core.inference.quantize import MIN_AGREEMENT
 from fasdesk.core.models.registry import sha256_of
 from fasdesk.core.models.cards import CARD_FORMAT, ModelCard
@@ -158,7 +159,8 @@ def run(checkpoint, out, int8=False, calibration=None, calibration_size=256, thr
                 raise ExportError(str(exc)) from None
             em.progress(3, steps, None, stage="quantized")
             held_out = calib[half:] if len(calib) > 1 else calib
-            gate = int8_gate(fp32_tmp, int8_tmp, held_out, 0.5 if threshold is None else threshold)
+            gate = int8_gate(fp32_tmp, int8_tmp, held_out,
+                             DEFAULT_THRESHOLD if threshold is None else threshold)
             agreement = dict(gate["agreement"])
             agreement["images"] = agreement.pop("crops")  # held-out prepared images
             agreement["calibration_images"] = int(half)
@@ -209,7 +211,7 @@ def _model_card(out: Path, checkpoint: Path, ckpt: dict, threshold: float | None
                   "size": int(config["input_size"]), "layout": "NCHW RGB float32 in [0, 1]"},
         "output": {"name": "output", "shape": ["N", len(config["classes"])], "kind": "logits"},
         "classes": list(config["classes"]),
-        "suggested_threshold": 0.5 if threshold is None else float(threshold),
+        "suggested_threshold": DEFAULT_THRESHOLD if threshold is None else float(threshold),
         "threshold": None if threshold is None else {"value": float(threshold)},
         "metrics": metrics,
         "split": {"val_fraction": train_args.get("val_fraction", 0.2), "seed": train_args.get("seed", 0)},

@@ -38,9 +38,9 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def _command(name: str):
-    """A `func` that imports fasdesk.commands only when the subcommand runs."""
+    """A `func` that imports fasdesk.cli.commands only when the subcommand runs."""
     def run(args: argparse.Namespace) -> int:
-        from fasdesk import commands
+        from fasdesk.cli import commands
 
         return getattr(commands, name)(args)
     return run

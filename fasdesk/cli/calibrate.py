@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from fasdesk.cli.args import seconds
-from fasdesk.commands import FAILED, OK, _err, _tolerant_output
+from fasdesk.cli.commands import FAILED, OK, _err, _tolerant_output
 
 
 def _attack(text: str) -> tuple[str, str]:

@@ -9,8 +9,6 @@ fasdesk.ui.calibration.
 """
 from __future__ import annotations
 
-import threading
-
 import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QStackedWidget, QVBoxLayout
@@ -21,6 +19,7 @@ from fasdesk.core.calibration import session as C
 from fasdesk.core.calibration.profiles import ProfileError, source_of
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.io.errors import one_line
+from fasdesk.core.live.mailbox import Mailbox
 from fasdesk.core.live.sources import SourceSpec
 from fasdesk.ui.calibration.record_page import RecordPage
 from fasdesk.ui.calibration.report_page import ReportPage
@@ -32,26 +31,6 @@ STEP_TITLES = ("Setup", "Real faces", "Attacks", "Report", "Profile")
 # How long closing waits for the dialog's worker (a recording reads one more frame first);
 # one still busy after that is left to the app's exit (fasdesk.ui.workers.stop_all).
 SHUTDOWN_TIMEOUT_S = 5.0
-
-
-class FrameMailbox:
-    """The newest frame of a recording, one slot: a slow screen skips frames, never queues."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._latest = None
-
-    def put(self, frame, status) -> bool:
-        """Store it; True when the slot was empty (the UI must be told)."""
-        with self._lock:
-            empty = self._latest is None
-            self._latest = (frame, status)
-        return empty
-
-    def take(self):
-        with self._lock:
-            latest, self._latest = self._latest, None
-        return latest
 
 
 class CalibrationDialog(StopsWhenClosed, QDialog):
@@ -76,7 +55,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.stages: list[tuple[str, SourceSpec]] = []
         self.stage_index = 0
         self.worker = None  # the step running now, if any
-        self.mailbox = FrameMailbox()
+        self.mailbox = Mailbox()  # the newest frame and status of a recording
         self.live_spec = None  # the live view's source, given back at the end
         self.saved_profile = None
         self.tuning = False
@@ -198,7 +177,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
             worker = current_worker()
 
             def publish(frame, status):
-                if mailbox.put(frame, status):
+                if mailbox.put((frame, status)):
                     worker.report(None)
             return flow.record(name, spec.target, factory, worker.is_cancelled, publish, cameras)
         self._run(work, self._on_recorded, lambda _: self.recorder.show_frame(mailbox.take()),

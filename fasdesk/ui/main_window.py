@@ -178,7 +178,7 @@ class MainWindow(QMainWindow):
         Live and Images must still start."""
         tabs_before = self.tabs.count()
         try:
-            from fasdesk.ui.training_tab import install
+            from fasdesk.ui.training.tab import install
 
             return install(self)
         except Exception as exc:

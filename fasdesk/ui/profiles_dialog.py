@@ -25,7 +25,7 @@ from fasdesk.core.calibration.profiles import (Profile, ProfileError, delete_pro
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row, grown, pct, table_item
 from fasdesk.ui.workers import start_worker
-from fasdesk.ui.training_widgets import MessageBox
+from fasdesk.ui.training.widgets import MessageBox
 
 COLUMNS = ("Name", "Camera or file", "Model", "Threshold", "Fine-tuned", "Created")
 

@@ -10,7 +10,7 @@ from fasdesk.core.calibration import session as C
 from fasdesk.core.live.sources import SourceSpec
 from fasdesk.ui.calibration.widgets import grown
 from fasdesk.ui.frame_view import FrameView
-from fasdesk.ui.training_widgets import MessageBox
+from fasdesk.ui.training.widgets import MessageBox
 
 REAL_HELP = ("Turn your head slightly, come a little closer and go back. Other people who "
              "will use this camera can take turns.")

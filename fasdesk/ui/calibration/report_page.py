@@ -13,7 +13,7 @@ from fasdesk.core.calibration import session as C
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.calibration.widgets import (HistogramPlot, grown, operating_point, pct,
                                             table_item)
-from fasdesk.ui.training_widgets import MessageBox
+from fasdesk.ui.training.widgets import MessageBox
 
 SPLIT_NOTE = ("The threshold is picked on the first three quarters of each recording (the "
               "fine-tuned model: on the third quarter, it trained on the first half); the "

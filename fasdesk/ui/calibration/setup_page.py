@@ -10,7 +10,7 @@ from fasdesk.core.calibration import defaults
 from fasdesk.core.calibration import session as C
 from fasdesk.core.live.sources import SourceSpec
 from fasdesk.ui.calibration.widgets import SourcePicker, grown
-from fasdesk.ui.training_widgets import MessageBox
+from fasdesk.ui.training.widgets import MessageBox
 
 INTRO = ("This measures the model on <b>your</b> camera, light and attacks, then picks the "
          "threshold. You record real faces for a few seconds, then each attack you want to "

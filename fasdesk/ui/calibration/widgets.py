@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QPushButton,
 
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.live.sources import SourceSpec
-from fasdesk.ui.training_widgets import MessageBox, theme_colours
+from fasdesk.ui.training.widgets import MessageBox, theme_colours
 
 # Histogram colours: real faces green-blue, attacks in warm hues (none is a verdict colour).
 STAGE_COLOURS = ["#56B4E9", "#E69F00", "#CC79A7", "#F0E442", "#D55E00", "#B8B8FF"]

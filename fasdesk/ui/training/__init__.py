@@ -1,5 +1,5 @@
 """The Training tab's five steps, one module each: dataset, prepare, train, evaluate,
-export (fasdesk.ui.training_tab puts them together). Each builds the backend's command
+export (fasdesk.ui.training.tab puts them together). Each builds the backend's command
 line (training.layout), follows the run's events, and hands its result to the next step."""
 from fasdesk.ui.training.dataset import DatasetStep
 from fasdesk.ui.training.evaluate import EvaluateStep

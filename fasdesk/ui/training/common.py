@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QTableWidgetItem, QVBoxLayout, QWidget
 
-from fasdesk.ui.training_widgets import theme_colours
+from fasdesk.ui.training.widgets import theme_colours
 
 
 TRAIN_COLOURS = {"train": "#3b8ee8", "val": "#e5534b"}  # readable on light and dark

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QThread, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QListView,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton,
@@ -14,9 +14,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from fasdesk.core.datasets import dataset_info as dsi
 from fasdesk.core.datasets.collect import CollectError, default_dataset_dir, delete_sample
 from fasdesk.core.images.display import sample_thumbnail
+from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.imageio import ImageReadError
-from fasdesk.ui.training_widgets import MessageBox, PathField, StepPage, button_row
+from fasdesk.ui.training.widgets import MessageBox, PathField, StepPage, button_row
 from fasdesk.ui.training.common import table_item, to_pixmap
+from fasdesk.ui.workers import Worker, start_worker
 from training import layout
 
 
@@ -26,31 +28,20 @@ SHOWN_PER_TYPE = {dsi.FOLDERS: 48, dsi.CELEBA: 4}
 
 # -- 1. Dataset ------------------------------------------------------------------------------
 
-_SCANS: set = set()  # scan threads still running
-
-
-class _ScanThread(QThread):
-    """dataset_info.scan and the examples' face crops off the UI thread; `result` carries
-    the request's generation, the DatasetInfo and [(spoof type, path, RGBBytes)]."""
-    result = Signal(int, object, object)
-
-    def __init__(self, generation: int, path: Path, parent=None):
-        super().__init__(parent)
-        self.generation = generation
-        self.path = path
-
-    def run(self) -> None:
-        layout = dsi.detect_layout(self.path)
-        info = dsi.scan(self.path, examples_per_type=SHOWN_PER_TYPE.get(layout, 4))
-        thumbs = []
-        for spoof_type, paths in info.examples.items():
-            for path in reversed(paths):  # newest first
-                try:
-                    thumbs.append((spoof_type, path, sample_thumbnail(path, info.layout,
-                                                                      THUMB_SIDE)))
-                except ImageReadError:
-                    continue  # prep lists it as unreadable; no picture to show here
-        self.result.emit(self.generation, info, thumbs)
+def scan_folder(path: Path) -> tuple[dsi.DatasetInfo, list]:
+    """dataset_info.scan and the examples' face crops (run as a worker, off the UI thread):
+    the DatasetInfo and [(spoof type, path, RGBBytes)]."""
+    found = dsi.detect_layout(path)
+    info = dsi.scan(path, examples_per_type=SHOWN_PER_TYPE.get(found, 4))
+    thumbs = []
+    for spoof_type, paths in info.examples.items():
+        for sample in reversed(paths):  # newest first
+            try:
+                thumbs.append((spoof_type, sample, sample_thumbnail(sample, info.layout,
+                                                                    THUMB_SIDE)))
+            except ImageReadError:
+                continue  # prep lists it as unreadable; no picture to show here
+    return info, thumbs
 
 
 class DatasetStep(StepPage):
@@ -66,7 +57,7 @@ class DatasetStep(StepPage):
         super().__init__(tab)
         self.info: dsi.DatasetInfo | None = None
         self._generation = 0
-        self._threads: set[_ScanThread] = set()
+        self._scans: set[Worker] = set()
         self.folder = PathField("dir", placeholder="dataset folder")
         self.folder.changed.connect(lambda _: self.scan())
         self.collected_button = collected = QPushButton("Collected samples")
@@ -158,22 +149,25 @@ class DatasetStep(StepPage):
             self.summary.setText("")
             return
         self.summary.setText(f"Reading {path}…")
-        # No Qt parent, and held in _SCANS until it ends: a page closed mid-scan must not
-        # delete a running thread.
-        thread = _ScanThread(self._generation, path)
-        thread.result.connect(self._on_scanned)
-        thread.finished.connect(lambda: (self._threads.discard(thread), _SCANS.discard(thread)))
-        self._threads.add(thread)
-        _SCANS.add(thread)
-        thread.start()
+        generation = self._generation
+        worker = start_worker(scan_folder, path)
+        worker.returned.connect(lambda result: self._on_scanned(generation, *result))
+        worker.errored.connect(lambda exc: self._on_scan_failed(generation, path, exc))
+        worker.finished.connect(lambda: self._scans.discard(worker))
+        self._scans.add(worker)
 
     @property
     def scanning(self) -> bool:
-        return any(t.isRunning() for t in self._threads)
+        return any(not worker.done for worker in self._scans)
 
     def wait_for_scans(self, timeout_ms: int = 5000) -> bool:
         """Wait for folder scans to end, at most `timeout_ms` each; False if one did not."""
-        return all([thread.wait(timeout_ms) for thread in list(self._threads)])
+        return all([worker.wait(timeout_ms / 1000) for worker in list(self._scans)])
+
+    def _on_scan_failed(self, generation: int, path: Path, exc: BaseException) -> None:
+        if generation == self._generation:
+            self.summary.setText("")
+            self.message.show_message("error", f"{path} could not be read: {one_line(exc)}")
 
     def _on_scanned(self, generation: int, info: dsi.DatasetInfo, thumbs: list) -> None:
         if generation != self._generation:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from fasdesk.core.models import eval_report
 from fasdesk.core.io.paths import data_dir
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.training_widgets import PathField, StepPage
+from fasdesk.ui.training.widgets import PathField, StepPage
 from fasdesk.ui.training.common import TRAIN_COLOURS, new_plot, stacked, table_item
 from training import layout
 

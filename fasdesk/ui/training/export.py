@@ -10,7 +10,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
 from fasdesk.app.exports import export_files, register_export
 from fasdesk.core.models import registry
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.training_widgets import PathField, StepPage
+from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
+from fasdesk.ui.training.widgets import PathField, StepPage
 from fasdesk.ui.training.common import fixed, percent, table_item
 from training import layout
 
@@ -55,7 +56,7 @@ class ExportStep(StepPage):
         self.name.textEdited.connect(lambda text: setattr(self, "_name_base", model_id_from(text)))
         self.int8 = QCheckBox("Also write an INT8 model (calibrated on prepared crops)")
         self.calibration = PathField("dir", placeholder="prepared folder for calibration")
-        self.threshold_label = QLabel("0.5 (the default; pick one in Evaluate)")
+        self.threshold_label = QLabel(f"{DEFAULT_THRESHOLD:g} (the default; pick one in Evaluate)")
         self.threshold_label.setToolTip("Stored with the model; applied whenever it is the "
                                         "live model, and only then")
         self.threshold_value: float | None = None
@@ -147,7 +148,7 @@ class ExportStep(StepPage):
     def _show_threshold(self) -> None:
         value = self.threshold()
         self.threshold_label.setText(
-            "0.5 (the default; pick one in Evaluate)" if value is None else
+            f"{DEFAULT_THRESHOLD:g} (the default; pick one in Evaluate)" if value is None else
             f"{format_threshold(value)} (picked in Evaluate for this checkpoint)")
 
     def model_id(self) -> str:
@@ -250,7 +251,7 @@ class ExportStep(StepPage):
             rows += [
                 ("INT8 vs fp32: same verdict", percent(agreement.get("agreement"))
                  + f" of {agreement.get('images', '?')} held-out crops at threshold "
-                 f"{agreement.get('threshold', 0.5):g}"),
+                 f"{agreement.get('threshold', DEFAULT_THRESHOLD):g}"),
                 ("INT8 vs fp32: median |Δ p_real|", fixed(agreement.get("median_abs_delta_p_real"))),
                 ("INT8 vs fp32: max |Δ p_real|", fixed(agreement.get("max_abs_delta_p_real"))),
                 ("calibration crops", str(agreement.get("calibration_images", "?"))),

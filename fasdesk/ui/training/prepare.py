@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFormLayout, QHeaderView, QLab
                                QPushButton, QSpinBox, QTableWidget)
 
 from fasdesk.core.datasets import dataset_info as dsi
-from fasdesk.ui.training_widgets import PathField, StepPage, format_seconds, read_json, work_dir
+from fasdesk.ui.training.widgets import PathField, StepPage, format_seconds, read_json, work_dir
 from fasdesk.ui.training.common import table_item
 from training import layout
 

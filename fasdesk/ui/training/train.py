@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout
 
 from fasdesk.core.io.paths import data_dir
 from fasdesk.core.models import registry
-from fasdesk.ui.training_widgets import PathField, StepPage, read_json_any, theme_colours, work_dir
+from fasdesk.ui.training.widgets import PathField, StepPage, read_json_any, theme_colours, work_dir
 from fasdesk.ui.training.common import TRAIN_COLOURS, add_legend, new_plot, short_percent
 from training import layout, recipe
 
