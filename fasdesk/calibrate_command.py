@@ -65,6 +65,10 @@ def add_parser(sub) -> None:
                         f"fine-tuning (default {MAX_APCER})")
     p.add_argument("--fine-tune", action="store_true",
                    help="fine-tune the model on the first half of each recording and compare")
+    p.add_argument("--accept-robustness-loss", action="store_true",
+                   help="use the fine-tuned model even when it accepts fewer real faces made "
+                        "darker / moving / tinted than the current one (the report's "
+                        "robustness line); without it such a model is not chosen")
     p.add_argument("--epochs", type=int, metavar="N",
                    help="fine-tuning epochs (default: the training backend's choice for the data size)")
     p.add_argument("--batch-size", type=int, metavar="B",
@@ -167,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
             C.finish_fine_tune(plan, after["threshold"], session)
             tuned = C.model_summary(plan.model_id, plan.model_out)
         result, profile = C.conclude(session, source_of(real_spec, camera_name), model, before,
-                                     after, tuned, args.profile, confirm)
+                                     after, tuned, args.profile, confirm,
+                                     accept_robustness_loss=args.accept_robustness_loss)
         if profile is not None:
             result["profile"] = {"name": profile.name, "path": str(save_profile(profile))}
     except (C.CalibrationError, ProfileError, ModelError) as exc:
@@ -225,7 +230,8 @@ def _pct(value) -> str:
 
 def report_lines(result: dict) -> list[str]:
     """The result as text for the terminal."""
-    from fasdesk.core.calibration import attack_title
+    from fasdesk.core.calibration import attack_title, fine_tune_kept
+    from fasdesk.core.robustness import line as robustness_line
     from fasdesk.core.thresholds import format_threshold
 
     lines = [f"Calibration in {result['session']}"]
@@ -246,6 +252,7 @@ def report_lines(result: dict) -> list[str]:
                      f"ACER {_pct(held['acer'])}, EER {_pct(held['eer'])}")
         for stage, value in held["apcer_per_type"].items():
             lines.append(f"    APCER {attack_title(stage)}: {_pct(value)}")
+        lines.append(f"  {robustness_line(report.get('robustness'))}")
         for warning in report["warnings"]:
             lines.append(f"  note: {warning}")
 
@@ -256,6 +263,12 @@ def report_lines(result: dict) -> list[str]:
     if result["after"] is not None:
         block("Fine-tuned model", result["after"], result["fine_tuned_model"])
     chosen = result["chosen"]
+    if result.get("robustness_loss"):
+        lines.append("  the fine-tuned model accepts fewer real faces that are darker, moving or "
+                     "tinted than the current one" + (
+                         ": used anyway (--accept-robustness-loss)" if chosen["fine_tuned"] else
+                         "; not chosen (--accept-robustness-loss uses it anyway)"
+                         if fine_tune_kept(result["before"], result["after"], True) else ""))
     lines.append(f"Use: model {chosen['model']}, threshold {format_threshold(chosen['threshold'])}"
                  f", confirm after {chosen['confirm_frames']} frames"
                  + (" (the fine-tuned model did better)" if chosen["fine_tuned"] else

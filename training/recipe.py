@@ -28,6 +28,9 @@ WARMUP_MAX_STEPS = 100
 CLIP_NORM = 2.0
 FREEZE_BELOW = 5000  # images: below this a fine-tune keeps the early layers as they are
 SCRATCH_MILESTONES = (10, 15, 22, 30)
+# Session-to-session nuisance augmentation of both classes (training.augment; the ops were
+# chosen by measurement, docs/calibration-robustness.md). Plain text: no numpy import here.
+AUGMENT = "light,motion,defocus,colour,jpeg"
 PRECISE_BN_IMAGES = 256  # fine-tuning: enough for the statistics, a fraction of an epoch
 
 
@@ -63,12 +66,12 @@ def preset(images: int, fine_tune: bool) -> dict:
             batch //= 2
         epochs = 15 if images < 500 else 10 if images < 5000 else 5
         return {"recipe": FINE_TUNE, "epochs": epochs, "batch_size": batch, "lr": 0.01,
-                "freeze_early": images < FREEZE_BELOW}
+                "freeze_early": images < FREEZE_BELOW, "augment": AUGMENT}
     batch = 256
     while batch > 16 and images < 8 * batch:
         batch //= 2
     return {"recipe": SCRATCH, "epochs": 50, "batch_size": batch, "lr": 0.1,
-            "freeze_early": False}
+            "freeze_early": False, "augment": AUGMENT}
 
 
 def precise_bn_batches(recipe: str, batch_size: int) -> int:

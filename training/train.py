@@ -45,6 +45,7 @@ import torch.distributed as dist
 from torch import nn
 
 from fasdesk.core.files import write_atomic
+from training import augment as A
 from training import data as D
 from training import recipe as R
 from training.events import Emitter, ProgressLine
@@ -57,7 +58,7 @@ DEFAULTS = dict(momentum=0.9, weight_decay=5e-4, milestones=R.SCRATCH_MILESTONES
                 classes=2, val_fraction=0.2, seed=0, dropout=0.2, precision="auto")
 SETTINGS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma",
             "ft_weight", "classes", "val_fraction", "seed", "dropout", "precise_bn",
-            "clip_grad", "freeze_early", "precision")
+            "clip_grad", "freeze_early", "precision", "augment")
 LATEST, BEST, HISTORY = "latest.pth", "best.pth", "history.json"
 # What defines the run's data, model and optimiser: a resumed run keeps its own.
 RUN_DEFINING = ("classes", "val_fraction", "seed", "dropout", "batch_size", "lr",
@@ -146,7 +147,7 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
 def run(data_dir, out_dir, *, epochs=None, batch_size=None, lr=None, init=None, resume=None,
         device="auto", classes=None, val_fraction=None, seed=None, ft_weight=None,
         milestones=None, momentum=None, weight_decay=None, dropout=None, precise_bn=None,
-        clip_grad=None, freeze_early=None, precision=None, emitter: Emitter | None = None) -> dict:
+        clip_grad=None, freeze_early=None, precision=None, augment=None, emitter: Emitter | None = None) -> dict:
     """Train; returns the summary of the `done` event. Raises TrainError / Stopped.
     Settings left None come from the resumed run, the preset or DEFAULTS."""
     pd = Dist(device)
@@ -167,7 +168,8 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
         recipe = R.FINE_TUNE if given["init"] else R.SCRATCH
     fine = recipe == R.FINE_TUNE
     preset = R.preset(images, fine)
-    defaults = {**DEFAULTS, **{k: preset[k] for k in ("epochs", "batch_size", "lr", "freeze_early")},
+    defaults = {**DEFAULTS, **{k: preset[k] for k in ("epochs", "batch_size", "lr", "freeze_early",
+                                                      "augment")},
                 # fine-tuning continues with the checkpoint's own Fourier weight
                 "ft_weight": float(init_config["ft_weight"]) if fine and init_config else 0.5,
                 "precise_bn": None,  # from the batch size, below
@@ -191,6 +193,10 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
         settings["precise_bn"] = R.precise_bn_batches(recipe, int(settings["batch_size"]))
     if settings["freeze_early"] and not fine:
         raise TrainError("--freeze-early needs --init: there are no trained early layers to keep")
+    try:
+        settings["augment"] = ",".join(A.parse_ops(settings["augment"])) or "none"
+    except ValueError as exc:
+        raise TrainError(f"--augment: {exc}") from None
     if not 0 <= float(settings["ft_weight"]) <= 1:
         raise TrainError(f"--ft-weight must be in [0, 1], got {settings['ft_weight']}")
     return settings
@@ -418,6 +424,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     def all_finite(finite: bool) -> bool:
         return finite if pd.world == 1 else pd.sum([0.0 if finite else 1.0])[0] == 0
 
+    nuisance_ops = A.parse_ops(s["augment"]) if s["augment"] != "none" else ()
     with stop.installed():
         for epoch in range(start_epoch, epochs):
             _train_mode(model, frozen)
@@ -430,6 +437,9 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
                 t0 = time.monotonic()
                 rows = train_idx[batches[step]]
                 crops = upcoming.result()
+                if nuisance_ops:  # both classes alike (training.augment)
+                    crops = A.nuisance(crops, A.batch_rng(s["seed"], epoch, step, pd.rank),
+                                       nuisance_ops)
                 if step + 1 < len(batches):  # read the next batch while this one trains
                     upcoming = train_store.prefetch(train_idx[batches[step + 1]])
                 x = D.tensor_batch(crops).to(

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
 
 from fasdesk.core import calibration as C
 from fasdesk.core import calibration_defaults as defaults
+from fasdesk.core import robustness
 from fasdesk.core.profiles import ProfileError, save_profile, source_of
 from fasdesk.core.sources import SourceSpec
 from fasdesk.core.thresholds import format_threshold
@@ -39,6 +40,14 @@ SAME_AS_REAL = "same"
 
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100.0 * value:.1f}%"
+
+
+def _robust_cell(report: dict) -> str:
+    """'9/10 · 8/10 · 10/10': held-out real faces accepted darker / moving / tinted."""
+    counts = report.get("robustness")
+    if not counts:
+        return "n/a"
+    return " · ".join(f"{counts[c]['accepted']}/{counts[c]['n']}" for c in robustness.CONDITIONS)
 
 
 def grown(box: MessageBox) -> MessageBox:
@@ -433,6 +442,11 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.record_title.setTextFormat(Qt.RichText)
         self.record_title.setWordWrap(True)
         layout.addWidget(self.record_title)
+        self.prompt = QLabel()  # what to do now (real stage: vary light, distance, pose)
+        self.prompt.setObjectName("recordingPrompt")
+        self.prompt.setWordWrap(True)
+        self.prompt.setStyleSheet("font-size: 15px; font-weight: bold;")
+        layout.addWidget(self.prompt)
         self.view = FrameView()
         self.view.set_threshold(self.settings.threshold)
         layout.addWidget(self.view, 1)
@@ -502,6 +516,12 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         left.addLayout(targets)
         self.verdict = grown(MessageBox())
         left.addWidget(self.verdict)
+        # Shown only when the fine-tuned model is better on the held-out frames but keeps
+        # fewer real faces real when darker / moving / tinted: using it needs this tick.
+        self.accept_loss = QCheckBox("Use the fine-tuned model even so")
+        self.accept_loss.hide()
+        self.accept_loss.toggled.connect(lambda _: self.update_report())
+        left.addWidget(self.accept_loss)
         self.notes = QLabel()
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: palette(mid);")
@@ -711,6 +731,8 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self._show_status(status)
 
     def _show_status(self, status) -> None:
+        self.prompt.setText(robustness.recording_prompt(
+            status.stage, status.t, status.limit, status.position, status.total))
         if status.limit is not None:
             self.countdown.setText(f"{status.remaining:.0f} s left")
             self.record_progress.setRange(0, 1000)
@@ -853,7 +875,8 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
             rows.append((f"APCER: {C.attack_title(stage)}",
                          lambda r, s=stage: _pct(r["held_out"]["apcer_per_type"].get(s))))
         rows += [("ACER", lambda r: _pct(r["held_out"]["acer"])),
-                 ("EER", lambda r: _pct(r["held_out"]["eer"]))]
+                 ("EER", lambda r: _pct(r["held_out"]["eer"])),
+                 ("real still accepted: darker / moving / tinted", _robust_cell)]
         self.table.setRowCount(len(rows))
         for i, (name, value) in enumerate(rows):
             self.table.setItem(i, 0, _item(name))
@@ -869,6 +892,19 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
     def _show_verdict(self, max_apcer: float) -> None:
         before, after = self.before, self.after
         worst = before["held_out"]["apcer_max"] or 0.0
+        loss = C.robustness_loss(before, after)
+        ask = loss and C.fine_tune_kept(before, after, True)
+        self.accept_loss.setVisible(ask)
+        if ask:
+            self.verdict.show_message(
+                "warning", "The fine-tuned model is better on the held-out frames but keeps "
+                "fewer real faces real in other conditions:",
+                [f"current model: {robustness.line(before['robustness'])}",
+                 f"fine-tuned: {robustness.line(after['robustness'])}",
+                 "The profile keeps the current model unless you tick the box below."
+                 if not self.accept_loss.isChecked() else
+                 "You chose to use the fine-tuned model anyway."])
+            return
         if after is not None:
             kept = C.fine_tune_kept(before, after)
             a_worst = after["held_out"]["apcer_max"] or 0.0
@@ -907,6 +943,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
             self.verdict.show_message("error", str(exc))
             return
         self.tuned_scores = None
+        self.accept_loss.setChecked(False)  # a new model needs its own confirmation
         self.tune_steps = list(self.plan.steps)
         self.tune_button.setEnabled(False)
         self.tune_cancel.setEnabled(True)
@@ -981,12 +1018,14 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         after = self.after if self.tuned_model is not None else None
         try:
             model = C.model_summary(self.model or self.window_._model_name(), self.model_path)
-            if after is not None and C.fine_tune_kept(self.before, after):
+            accept = self.accept_loss.isChecked()
+            if after is not None and C.fine_tune_kept(self.before, after, accept):
                 # The target may have changed since: the model keeps the profile's threshold.
                 C.finish_fine_tune(self.plan, after["threshold"], self.session)
             _, profile = C.conclude(self.session, source_of(real, camera_name), model,
                                     self.before, after, self.tuned_model if after else None,
-                                    name, self.settings.confirm_frames)
+                                    name, self.settings.confirm_frames,
+                                    accept_robustness_loss=accept)
             path = save_profile(profile)
         except (C.CalibrationError, ProfileError, OSError, ValueError) as exc:
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
