@@ -382,7 +382,8 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
              train_images=len(train_idx), val_images=len(val_idx), classes=class_names,
              amp=amp_dtype is not None, precision=precision, recipe=s["recipe"],
              batch_size=int(s["batch_size"]), lr=float(s["lr"]),
-             freeze_early=bool(s["freeze_early"]), start_epoch=start_epoch)
+             freeze_early=bool(s["freeze_early"]), augment=s["augment"],
+             start_epoch=start_epoch)
     em.log(f"train: {len(train_idx)} training / {len(val_idx)} validation images, classes "
            f"{'/'.join(class_names)}, {s['recipe']} recipe: {epochs} epochs x {steps_per_epoch} "
            f"steps of {s['batch_size']}, lr {s['lr']:g}"

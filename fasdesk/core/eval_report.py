@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fasdesk.core.robustness import CONDITIONS
 from fasdesk.core.thresholds import ThresholdChoice, format_threshold, threshold_for_target
 
 
@@ -58,6 +59,12 @@ class EvalReport:
                  ("EER", _pct(d.get("eer")))]
         for name, value in (d.get("apcer_per_type") or {}).items():
             rows.append((f"  APCER: {name}", _pct(value)))
+        robust = d.get("robustness")
+        if isinstance(robust, dict):  # reports since issue 24 (fasdesk.core.robustness)
+            rows.append(("real faces still accepted when", ""))
+            for name in CONDITIONS:
+                counts = robust.get(name) or {}
+                rows.append((f"  {name}", f"{counts.get('accepted', '?')} of {counts.get('n', '?')}"))
         return rows
 
     @property

@@ -44,6 +44,8 @@ def _rng(name: str, k: int) -> np.random.Generator:
 def condition(frame_bgr: np.ndarray, name: str, k: int = 0) -> np.ndarray:
     """The frame under condition `name` (one of CONDITIONS); `k` picks the frame's fixed
     settings. BGR uint8 in and out, the same size."""
+    if name not in CONDITIONS:
+        raise ValueError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
     rng = _rng(name, k)
     x = frame_bgr.astype(np.float32) / 255.0
     if name == "darker":
@@ -59,11 +61,9 @@ def condition(frame_bgr: np.ndarray, name: str, k: int = 0) -> np.ndarray:
         k_ = cv2.warpAffine(k_, m, (n, n))
         x = cv2.filter2D(x, -1, k_ / max(float(k_.sum()), 1e-6),
                          borderType=cv2.BORDER_REFLECT_101)
-    elif name == "tinted":
+    else:  # tinted
         warm = rng.uniform(0.2, 0.35)  # tungsten light on a daylight white balance
         x = x * np.float32([1 - warm, 1.0, 1 + 0.7 * warm]) + np.float32([0, 0.01, 0.02])
-    else:
-        raise ValueError(f"unknown condition {name!r}; choose from {', '.join(CONDITIONS)}")
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
