@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
 
 from calibration_media import write_recording  # noqa: E402
 from fasdesk.core import calibration as C  # noqa: E402
@@ -116,7 +117,8 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     before = dialog.before
     rows = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     assert rows == ["threshold", "picked on (real / attack faces)", "held out (real / attack faces)",
-                    "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER"]
+                    "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER",
+                    "real still accepted: darker / moving / tinted"]
     assert before["needs_fine_tune"] and before["held_out"]["apcer"] > 0.1
     assert "lets" in dialog.verdict.text() and dialog.tune_button.isEnabled()
     assert dialog.hist_before.curves and dialog.table.isColumnHidden(2)
@@ -247,3 +249,56 @@ def test_a_threshold_is_shown_exactly_and_goes_with_its_model(qtbot, window, tmp
     # ... and a model without one does not inherit it: the default comes back.
     assert window.use_model("minifasnet-v2se")
     assert window.settings.threshold == 0.5
+
+
+def test_a_fine_tune_that_rejects_changed_real_faces_needs_a_tick_to_be_used(
+        qtbot, window, tmp_path, fp32_model):
+    """Issue 24: the report shows how many held-out real faces each model still accepts
+    darker / moving / tinted; a fine-tuned model that is better on the attacks but accepts
+    fewer of those is only used when the user ticks the box under that line."""
+    from fasdesk.core import robustness as R
+    from fasdesk.ui.calibration_dialog import CalibrationDialog
+
+    session = C.Session.create("door", tmp_path)
+    for stage in (C.REAL, "replay"):
+        session.recordings.append(C.Recording(
+            stage=stage, source="door.avi", duration=10.0,
+            samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 90, 90]) for i in range(100)]))
+    held = C.segments(session.recording(C.REAL)).count("held_out")
+    rng = np.random.default_rng(0)
+    real = rng.uniform(0.9, 1.0, 100)
+    current = {C.REAL: real, "replay": rng.uniform(0.3, 0.95, 100),  # lets replays through
+               **{R.SCORE_KEY + c: np.full(held, 0.97) for c in R.CONDITIONS}}
+    tuned = {C.REAL: real, "replay": rng.uniform(0.0, 0.1, 100),  # catches them all...
+             **{R.SCORE_KEY + c: np.full(held, 0.02) for c in R.CONDITIONS}}  # ...and these
+    model = tmp_path / "calibrated-door.onnx"
+    model.write_bytes(fp32_model.read_bytes())
+    dialog = CalibrationDialog(window)
+    qtbot.addWidget(dialog)
+    dialog.resize(1366, 768)
+    dialog.show()
+    dialog.session, dialog.stages = session, [(C.REAL, SourceSpec.parse("door.avi"))]
+    dialog.plan = C.FineTunePlan(tmp_path, tmp_path, tmp_path, model, "calibrated-door",
+                                 tmp_path / "best_model.pth", [])
+    dialog.tuned_model = {"id": "calibrated-door", "path": str(model), "sha256": "x"}
+    dialog.scores, dialog.tuned_scores = current, tuned
+    dialog._show_step(3)
+    dialog.update_report()
+
+    rows = {dialog.table.item(r, 0).text(): r for r in range(dialog.table.rowCount())}
+    row = rows["real still accepted: darker / moving / tinted"]
+    assert dialog.table.item(row, 1).text() == " · ".join([f"{held}/{held}"] * 3)
+    assert dialog.table.item(row, 2).text() == " · ".join([f"0/{held}"] * 3)
+    text = dialog.verdict.text()
+    assert R.line(dialog.before["robustness"]) in text and R.line(dialog.after["robustness"]) in text
+    assert "keeps the current model unless you tick" in text
+    assert dialog.accept_loss.isVisible() and not dialog.accept_loss.isChecked()
+    _shot(dialog, "robustness_loss")
+
+    qtbot.mouseClick(dialog.accept_loss, Qt.LeftButton)
+    assert dialog.accept_loss.isChecked() and "use the fine-tuned model anyway" in dialog.verdict.text()
+    dialog.profile_name.setText("door")
+    qtbot.mouseClick(dialog.save_button, Qt.LeftButton)
+    profile = find_profile("door")
+    assert profile is not None and profile.fine_tuned and profile.model == "calibrated-door"
+    dialog.close()
