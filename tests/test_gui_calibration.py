@@ -97,9 +97,13 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     # The camera is the dialog's now: the live view stops (and comes back at the end).
     qtbot.waitUntil(lambda: not window.live_tab.running, timeout=10_000)
 
-    # 2. Real faces, with the quality gate's rejections shown.
+    # 2. Real faces, with the quality gate's rejections shown. The real stage asks for
+    # variation; by the end of the file it has moved on from its first prompt.
     assert "Real faces" in dialog.record_title.text()
+    first = dialog.prompt.text()
+    assert first == "Look at the camera as you normally would."
     _record(qtbot, dialog)
+    assert dialog.prompt.text() != first
     assert "2 too small, 2 cut by the border" in dialog.counts.text()
     assert "96</b> faces saved" in dialog.counts.text()
     assert dialog.countdown.text() == f"frame {FRAMES} of {FRAMES}"

@@ -148,3 +148,16 @@ def test_ops_text_and_the_recipe_default():
         A.parse_ops("light,moire")
     for fine in (True, False):  # the Training tab's presets carry the same recipe
         assert recipe.preset(300, fine)["augment"] == recipe.AUGMENT
+
+
+def test_validation_crops_get_the_same_changes_every_epoch(crops):
+    """training.augment.fixed (what validation sees): one crop's changes depend on its row
+    only, so every epoch is measured on the same images."""
+    batch = np.concatenate([crops["real"], crops["spoof"]])
+    rows = np.arange(len(batch)) + 100
+    cfg = A.NuisanceConfig(**{op: 1.0 for op in A.OPS})
+    a = A.fixed(batch, rows, 0, A.OPS, cfg)
+    b = A.fixed(batch[::-1], rows[::-1], 0, A.OPS, cfg)[::-1]  # another order, same rows
+    assert np.array_equal(a, b) and a.shape == batch.shape and a.dtype == np.uint8
+    assert not np.array_equal(a, A.fixed(batch, rows, 1, A.OPS, cfg))  # the seed matters
+    assert A.fixed(batch, rows, 0, ()) is batch

@@ -12,6 +12,9 @@ grey crop); SGD momentum 0.9, weight decay 5e-4. Two recipes (training/recipe.py
 Both: BatchNorm trains on batch statistics; after every epoch its running statistics are
 recomputed on `precise_bn` training batches (precise BN; frozen layers keep theirs): 100
 from scratch, about 256 images when fine-tuning (recipe.precise_bn_batches).
+Both: every training crop, real or attack alike, first gets the session-to-session
+changes of training/augment.py (`--augment`, default recipe.AUGMENT), and validation sees
+them too, fixed per crop, so `best.pth` is the epoch that holds up under them.
 Epochs, batch size and lr not given come from `recipe.preset` (dataset size, recipe). The
 batch is the global batch: under DDP each of W processes takes batch/W.
 
@@ -325,7 +328,11 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     if s["freeze_early"]:
         model.frozen_features = FrozenFeatures(model, frozen_dtype(s["precision"], pd.device))
     keep_features = bool(s["freeze_early"])  # validation and precise BN: only the last stage
-    val_forward = _Forward(model, val_store, pd, keep_features, len(val_idx))
+    # Validation sees the training's session changes too (fixed per crop), so best.pth is
+    # the epoch that holds up under them, not just on the recording as it was.
+    nuisance_ops = A.parse_ops(s["augment"]) if s["augment"] != "none" else ()
+    val_view = D.NuisanceView(val_store, nuisance_ops, s["seed"]) if nuisance_ops else val_store
+    val_forward = _Forward(model, val_view, pd, keep_features, len(val_idx))
     train_forward = _Forward(model, train_store, pd, keep_features, int(
         s["precise_bn"] or 0) * math.ceil(int(s["batch_size"]) / pd.world))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -425,7 +432,6 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     def all_finite(finite: bool) -> bool:
         return finite if pd.world == 1 else pd.sum([0.0 if finite else 1.0])[0] == 0
 
-    nuisance_ops = A.parse_ops(s["augment"]) if s["augment"] != "none" else ()
     with stop.installed():
         for epoch in range(start_epoch, epochs):
             _train_mode(model, frozen)

@@ -686,6 +686,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
                                   f"{html.escape(help_text)}<br><i>{source}</i>")
         self.view.show_frame(None)
         self.view.set_placeholder("Press Record when ready")
+        self.prompt.setText(robustness.recording_prompt(name, 0.0, 1.0))  # the first one
         self.countdown.setText("")
         self.counts.setText("")
         self.record_progress.setValue(0)
