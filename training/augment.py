@@ -13,7 +13,8 @@ any other attack cue; a real face must stay a real face under every op. The ops 
 lower light, blur, tint and compress.
 
 `OPS` names the ops; `--augment` (training) takes a comma list of them, `all` or `none`.
-Which ones the recipe keeps was measured (docs/calibration-robustness.md).
+The recipe keeps the ones that helped when measured (training.recipe.AUGMENT,
+docs/calibration-robustness.md); the others stay available.
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ class NuisanceConfig:
     gamma: tuple[float, float] = (1.0, 1.8)  # >1 darkens the mid-tones
     motion_px: tuple[int, int] = (2, 5)  # motion streak length on a 128 px crop
     defocus_sigma: tuple[float, float] = (0.3, 0.8)
-    noise: float = 0.3  # sensor noise scale: 1 is a webcam's full gain noise in the dark;
-    # at 1 the fine-tune took fine texture for real skin and let halftone prints through
+    noise: float = 0.3  # sensor noise scale (1: a webcam's noise at full gain in the dark);
+    # 0.3 accepted the most low-light real faces in the bench (0: fewer, 1: fewer)
     wb: float = 0.25  # white-balance gains in [1 - wb, 1 + wb] on red/blue
     jpeg_quality: tuple[int, int] = (25, 80)
 

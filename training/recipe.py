@@ -28,9 +28,12 @@ WARMUP_MAX_STEPS = 100
 CLIP_NORM = 2.0
 FREEZE_BELOW = 5000  # images: below this a fine-tune keeps the early layers as they are
 SCRATCH_MILESTONES = (10, 15, 22, 30)
-# Session-to-session nuisance augmentation of both classes (training.augment; the ops were
-# chosen by measurement, docs/calibration-robustness.md). Plain text: no numpy import here.
-AUGMENT = "light,motion,defocus,colour,jpeg"
+# Session-to-session nuisance augmentation of both classes (training.augment). Measured
+# (docs/calibration-robustness.md): "light" fixes low-light real faces and keeps unseen
+# prints caught; motion or defocus blur fix moving faces but let every print through (the
+# prints' own blur stops being evidence), colour and JPEG changed nothing measurable.
+# Plain text: the GUI shows it without importing numpy.
+AUGMENT = "light"
 PRECISE_BN_IMAGES = 256  # fine-tuning: enough for the statistics, a fraction of an epoch
 
 
