@@ -714,7 +714,8 @@ def _headline(report: dict) -> dict:
     held = report["held_out"]
     return {"threshold": report["threshold"], "bpcer": held["bpcer"], "apcer": held["apcer"],
             "apcer_per_type": held["apcer_per_type"], "acer": held["acer"], "eer": held["eer"],
-            "n_real": held["n_real"], "n_attack": held["n_attack"]}
+            "n_real": held["n_real"], "n_attack": held["n_attack"],
+            "robustness": report.get("robustness")}
 
 
 __all__ = ["CalibrationError", "Session", "Recording", "RecordingStatus", "record_stage",
