@@ -129,3 +129,15 @@ def test_the_real_stage_asks_for_variation():
     # A file goes by frames; an attack stage is not asked to vary the light.
     assert "light down" in R.recording_prompt(C.REAL, 0, None, position=30, total=100)
     assert "light" not in R.recording_prompt("replay", 3.0, 10.0)
+
+
+def test_a_loss_under_any_one_condition_counts():
+    """More faces accepted in the dark do not make up for faces lost when moving."""
+    def counts(darker, moving, tinted):
+        out = {c: {"accepted": k, "n": 27} for c, k in zip(R.CONDITIONS, (darker, moving, tinted))}
+        return {**out, "accepted": darker + moving + tinted, "n": 81}
+
+    current = counts(0, 24, 27)
+    assert R.loss(current, counts(27, 8, 27))  # more in all, fewer when moving
+    assert not R.loss(current, counts(27, 24, 27)) and not R.loss(current, counts(0, 24, 27))
+    assert not R.loss(None, counts(0, 0, 0)) and not R.loss(current, None)

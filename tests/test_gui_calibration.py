@@ -142,6 +142,16 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     assert tuned.extra["threshold"] == pytest.approx(after["threshold"])
     _shot(dialog, "5_fine_tuned")
 
+    # The report's robustness row for both models; a fine-tune that keeps fewer changed
+    # real faces real under any condition is only used after the tick (issue 24).
+    rows = {dialog.table.item(r, 0).text(): r for r in range(dialog.table.rowCount())}
+    assert "/" in dialog.table.item(rows["real still accepted: darker / moving / tinted"], 2).text()
+    if C.robustness_loss(before, after):
+        assert dialog.accept_loss.isVisible() and "tick" in dialog.verdict.text()
+        qtbot.mouseClick(dialog.accept_loss, Qt.LeftButton)
+    else:
+        assert not dialog.accept_loss.isVisible()
+
     # 6. Save: the profile keeps the better model and its threshold.
     dialog.profile_name.setText("front door")
     dialog.save_button.click()

@@ -111,10 +111,11 @@ def line(result: dict | None) -> str:
 
 
 def loss(before: dict | None, after: dict | None) -> bool:
-    """Whether `after` accepts fewer of the changed real faces than `before` (in all)."""
+    """Whether `after` accepts fewer of the changed real faces than `before` under any one
+    condition (a gain in the dark does not pay for faces lost when moving)."""
     if not before or not after:
         return False
-    return after["accepted"] < before["accepted"]
+    return any(after[c]["accepted"] < before[c]["accepted"] for c in CONDITIONS)
 
 
 # -- how much the real recording varied -----------------------------------------------------
