@@ -498,7 +498,7 @@ def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: floa
         counts[rec.stage] = np.histogram(np.clip(values, 0, 1), bins=edges)[0].tolist()
     worst = held["apcer_max"]
     spread = R.spread(scores.get(R.SPREAD_KEY, []))
-    if R.uniform_warning(spread):
+    if R.uniform_warning(spread) and not fine_tuned:  # about the recording: said once
         warnings.append(R.uniform_warning(spread))
     return {
         "threshold": float(threshold),

@@ -16,9 +16,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
-                               QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+                               QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGridLayout,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox,
-                               QProgressBar, QPushButton, QSizePolicy, QSpinBox,
+                               QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSpinBox,
                                QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
@@ -590,7 +590,14 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         left_box.setLayout(left)
         right_box.setLayout(right)
         left_box.setFixedWidth(430)
-        layout.addWidget(left_box)
+        # The report column scrolls when its notes outgrow the dialog (a small screen).
+        left_scroll = QScrollArea()
+        left_scroll.setWidget(left_box)
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QFrame.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        left_scroll.setFixedWidth(450)
+        layout.addWidget(left_scroll)
         layout.addWidget(right_box, 1)
         self.report_target.valueChanged.connect(self.update_report)
         self.max_apcer.valueChanged.connect(self.update_report)
