@@ -146,8 +146,10 @@ def test_ops_text_and_the_recipe_default():
     assert A.parse_ops("light, jpeg") == ("light", "jpeg")
     with pytest.raises(ValueError, match="unknown augmentation moire"):
         A.parse_ops("light,moire")
-    for fine in (True, False):  # the Training tab's presets carry the same recipe
-        assert recipe.preset(300, fine)["augment"] == recipe.AUGMENT
+    # Fine-tuning (calibration and the Training tab's preset) uses the recipe; from
+    # scratch trains as before.
+    assert recipe.preset(300, True)["augment"] == recipe.AUGMENT
+    assert recipe.preset(300, False)["augment"] == "none"
 
 
 def test_validation_crops_get_the_same_changes_every_epoch(crops):
