@@ -102,6 +102,10 @@ class _StageProgress:
             return
         total = f"/{status.total}" if status.total else ""
         text = f"{status.stage}: {status.position}{total} frames, {status.saved} faces kept"
+        if status.limit is not None and status.stage == "real":  # a camera: ask for variation
+            from fasdesk.core.robustness import recording_prompt
+
+            text += " - " + recording_prompt(status.stage, status.t, status.limit)
         sys.stderr.write("\r" + text + " " * max(0, self.width - len(text)))
         sys.stderr.flush()
         self.width = len(text)
