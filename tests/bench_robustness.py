@@ -224,6 +224,7 @@ def table_row(scores: dict, threshold: float) -> dict:
 # -- calibration ---------------------------------------------------------------------------
 
 def calibrate(work: Path, model_path: Path):
+    from fasdesk.app.calibration import fine_tune_plan
     from fasdesk.core.calibration import session as C
     from fasdesk.core.inference.pipeline import build_pipeline
 
@@ -245,7 +246,7 @@ def calibrate(work: Path, model_path: Path):
             C.record_stage(session, stage, str(src), pipeline, every=2)
     before = C.evaluate(session, C.score_session(session, model_path, pipeline.engine),
                         C.DEFAULT_TARGET_BPCER)
-    plan = C.fine_tune_plan(session, model_path, "bench")
+    plan = fine_tune_plan(session, model_path, "bench")
     backend(plan.steps[0][1])  # prep
     return session, plan, before
 
@@ -261,6 +262,7 @@ def backend(args, log: Path | None = None) -> None:
 
 def fine_tune(session, plan, work: Path, augment: str, seed: int) -> tuple[Path, dict]:
     from fasdesk.core.calibration import session as C
+    from training import layout
 
     tag = f"{augment.replace(',', '+')}-s{seed}"
     run, onnx = work / f"run-{tag}", work / f"model-{tag}.onnx"
@@ -269,7 +271,7 @@ def fine_tune(session, plan, work: Path, augment: str, seed: int) -> tuple[Path,
             shutil.rmtree(run)
         backend(["train", plan.prepared, run, "--init", plan.checkpoint, "--device", "cpu",
                  "--augment", augment, "--seed", seed], work / f"train-{tag}.log")
-        backend(["export", run / "best.pth", onnx])
+        backend(["export", layout.best_checkpoint(run), onnx])
     after = C.evaluate(session, C.score_session(session, onnx), C.DEFAULT_TARGET_BPCER,
                        fine_tuned=True)
     return onnx, after

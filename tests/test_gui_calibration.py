@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import Qt  # noqa: E402
 
 from calibration_media import write_recording  # noqa: E402
 from gui_helpers import click  # noqa: E402
