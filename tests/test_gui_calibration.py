@@ -86,12 +86,17 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     # The camera is the dialog's now: the live view stops (and comes back at the end).
     qtbot.waitUntil(lambda: not window.live_tab.running, timeout=10_000)
 
-    # 2. Real faces, with the quality gate's rejections shown.
-    assert "Real faces" in dialog.recorder.record_title.text()
+    # 2. Real faces, with the quality gate's rejections shown. The real stage asks for
+    # variation; by the end of the file it has moved on from its first prompt.
+    recorder = dialog.recorder
+    assert "Real faces" in recorder.record_title.text()
+    first = recorder.prompt.text()
+    assert first == "Look at the camera as you normally would."
     _record(qtbot, dialog)
-    assert "2 too small, 2 cut by the border" in dialog.recorder.counts.text()
-    assert "96</b> faces saved" in dialog.recorder.counts.text()
-    assert dialog.recorder.countdown.text() == f"frame {FRAMES} of {FRAMES}"
+    assert recorder.prompt.text() != first
+    assert "2 too small, 2 cut by the border" in recorder.counts.text()
+    assert "96</b> faces saved" in recorder.counts.text()
+    assert recorder.countdown.text() == f"frame {FRAMES} of {FRAMES}"
     _shot(dialog, "2_real")
 
     # 3. The attack.
@@ -107,7 +112,8 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     report = dialog.report
     rows = [report.table.item(r, 0).text() for r in range(report.table.rowCount())]
     assert rows == ["threshold", "picked on (real / attack faces)", "held out (real / attack faces)",
-                    "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER"]
+                    "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER",
+                    "real still accepted: darker / moving / tinted"]
     assert before["needs_fine_tune"] and before["held_out"]["apcer"] > 0.1
     assert "lets" in report.verdict.text() and report.tune_button.isEnabled()
     assert report.hist_before.curves and report.table.isColumnHidden(2)
@@ -126,6 +132,16 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     assert tuned.extra["source"] == "calibration"
     assert tuned.extra["threshold"] == pytest.approx(after["threshold"])
     _shot(dialog, "5_fine_tuned")
+
+    # The report's robustness row for both models; a fine-tune that keeps fewer changed
+    # real faces real under any condition is only used after the tick (issue 24).
+    rows = {report.table.item(r, 0).text(): r for r in range(report.table.rowCount())}
+    assert "/" in report.table.item(rows["real still accepted: darker / moving / tinted"], 2).text()
+    if dialog.flow.needs_robustness_confirmation:
+        assert report.accept_loss.isVisible() and "tick" in report.verdict.text()
+        click(qtbot, report.accept_loss)
+    else:
+        assert not report.accept_loss.isVisible()
 
     # 6. Save: the profile keeps the better model and its threshold.
     report.profile_name.setText("front door")
@@ -325,3 +341,64 @@ def test_profiles_dialog_open_onnx_and_close_by_click(qtbot, window, monkeypatch
     assert not dialog.rescore_button.isEnabled()  # no profile selected: nothing to re-score
     click(qtbot, dialog.close_button)
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10_000)
+
+
+def test_a_fine_tune_that_rejects_changed_real_faces_needs_a_tick_to_be_used(
+        qtbot, window, tmp_path, fp32_model):
+    """Issue 24: the report shows how many held-out real faces each model still accepts
+    darker / moving / tinted; a fine-tuned model that is better on the attacks but accepts
+    fewer of those is only used when the user ticks the box under that line."""
+    from fasdesk.app.calibration import CalibrationFlow, FineTunePlan
+    from fasdesk.core.calibration import robustness as R
+    from fasdesk.ui.calibration_dialog import CalibrationDialog
+
+    session = C.Session.create("door", tmp_path)
+    for stage in (C.REAL, "replay"):
+        session.recordings.append(C.Recording(
+            stage=stage, source="door.avi", duration=10.0,
+            samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 90, 90]) for i in range(100)]))
+    held = C.segments(session.recording(C.REAL)).count("held_out")
+    rng = np.random.default_rng(0)
+    real = rng.uniform(0.9, 1.0, 100)
+    current = {C.REAL: real, "replay": rng.uniform(0.3, 0.95, 100),  # lets replays through
+               **{R.SCORE_KEY + c: np.full(held, 0.97) for c in R.CONDITIONS}}
+    tuned = {C.REAL: real, "replay": rng.uniform(0.0, 0.1, 100),  # catches them all...
+             **{R.SCORE_KEY + c: np.full(held, 0.02) for c in R.CONDITIONS}}  # ...and these
+    model = tmp_path / "calibrated-door.onnx"
+    model.write_bytes(fp32_model.read_bytes())
+    # The flow as it stands after a fine-tune: both models' scores, the model registered.
+    flow = CalibrationFlow("door", None, fp32_model)
+    flow.session = session
+    flow.plan = FineTunePlan(tmp_path, tmp_path, tmp_path, model, "calibrated-door",
+                             tmp_path / "best_model.pth", [])
+    flow.tuned_model = {"id": "calibrated-door", "path": str(model), "sha256": "x"}
+    flow.scores, flow.tuned_scores = current, tuned
+    flow.evaluate()
+    dialog = CalibrationDialog(window)
+    qtbot.addWidget(dialog)
+    dialog.resize(1366, 768)
+    dialog.show()
+    dialog.flow, dialog.stages = flow, [(C.REAL, SourceSpec.parse("door.avi"))]
+    dialog._show_step(3)
+    dialog.show_report()
+
+    report = dialog.report
+    rows = {report.table.item(r, 0).text(): r for r in range(report.table.rowCount())}
+    row = rows["real still accepted: darker / moving / tinted"]
+    assert report.table.item(row, 1).text() == " · ".join([f"{held}/{held}"] * 3)
+    assert report.table.item(row, 2).text() == " · ".join([f"0/{held}"] * 3)
+    text = report.verdict.text()
+    assert R.line(flow.before["robustness"]) in text and R.line(flow.after["robustness"]) in text
+    assert "keeps the current model unless you tick" in text
+    assert report.accept_loss.isVisible() and not report.accept_loss.isChecked()
+    assert not flow.kept
+    _shot(dialog, "robustness_loss")
+
+    click(qtbot, report.accept_loss)
+    assert report.accept_loss.isChecked() and flow.accept_robustness_loss and flow.kept
+    assert "use the fine-tuned model anyway" in report.verdict.text()
+    report.profile_name.setText("door")
+    click(qtbot, report.save_button)
+    profile = find_profile("door")
+    assert profile is not None and profile.fine_tuned and profile.model == "calibrated-door"
+    dialog.close()

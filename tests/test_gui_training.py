@@ -270,6 +270,9 @@ def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path)
         (fine["epochs"], fine["batch_size"], fine["lr"])
     assert train.freeze.isChecked() and train.freeze.isEnabled()
     assert "Preset for 12 images, fine-tuning" in train.preset_note.text()
+    # Issue 24: the preset's session-to-session augmentation, shown as it is applied.
+    assert f"real and attack crops alike varied in {recipe.AUGMENT.replace(',', ', ')}." in \
+        train.preset_note.text()
     train.pretrained.setChecked(False)
     scratch = recipe.preset(12, False)
     assert (train.epochs.value(), train.lr.value()) == (scratch["epochs"], scratch["lr"])

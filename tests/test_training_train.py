@@ -173,11 +173,18 @@ def real_samples(tmp_path_factory, samples_dir):
 
 
 def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint, tmp_path):
-    from training.recipe import FINE_TUNE, learning_rate
+    from training.recipe import AUGMENT, FINE_TUNE, learning_rate
 
     rc, events, err = run_cli("eval", real_samples, checkpoint, "--split", "all")
     assert rc == 0, err
-    assert of_kind(events, "done")[0]["accuracy"] >= 0.9  # the pretrained model knows these
+    done = of_kind(events, "done")[0]
+    assert done["accuracy"] >= 0.9  # the pretrained model knows these
+    # Issue 24: the 8 real crops re-scored darker / moving / tinted, in the report and log.
+    robust = done["robustness"]
+    assert [robust[c]["n"] for c in ("darker", "moving", "tinted")] == [8, 8, 8]
+    assert robust["tinted"]["accepted"] == 8 and robust["darker"]["accepted"] < 8
+    assert any(e["message"].startswith("eval: real faces still accepted when darker / moving "
+                                       "/ tinted: ") for e in of_kind(events, "log"))
 
     rc, events, err = run_cli("train", real_samples, tmp_path / "ft", "--init", checkpoint,
                               "--epochs", 2, "--batch-size", 6, "--lr", 0.001)
@@ -191,6 +198,7 @@ def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint
     from training.train import cpu_has_bf16
 
     assert start["recipe"] == FINE_TUNE and start["freeze_early"]
+    assert start["augment"] == AUGMENT  # both classes get the session nuisance (issue 24)
     assert start["precision"] == ("fp32, bf16 early layers" if cpu_has_bf16() else "fp32")
     steps = of_kind(events, "progress")
     per_epoch, total = start["steps_per_epoch"], start["total"]

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-early", action=argparse.BooleanOptionalAction,
                    help="with --init: keep every layer before the last 8x8 stage as it is "
                    "(steps about 4x faster on a CPU; default on for sets under 5,000 images)")
+    p.add_argument("--augment", metavar="OPS",
+                   help="session-to-session augmentation of both classes: a comma list of "
+                   "light, motion, defocus, colour, jpeg, or 'all' / 'none' (default: the "
+                   "recipe's choice, see docs/calibration-robustness.md)")
     p.add_argument("--classes", type=number(int, 2, 64),
                    help="2 = real/spoof (default); N > 2 = real + N-1 spoof categories "
                    "(e.g. 3 for live/print/replay)")
@@ -190,7 +194,7 @@ def _run(args, em: Emitter) -> int:
                   milestones=args.milestones, momentum=args.momentum,
                   weight_decay=args.weight_decay, dropout=args.dropout,
                   precise_bn=args.precise_bn, clip_grad=args.clip_grad,
-                  freeze_early=args.freeze_early,
+                  freeze_early=args.freeze_early, augment=args.augment,
                   precision="fp32" if args.no_amp else args.precision, emitter=em)
     elif args.command == "eval":
         from training import evaluate

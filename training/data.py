@@ -165,6 +165,20 @@ class CropStore:
         return self._prefetcher.submit(self.batch, indices)
 
 
+class NuisanceView:
+    """A CropStore whose crops come back with fixed session-to-session changes
+    (training.augment.fixed): validation that rewards robustness to them."""
+
+    def __init__(self, store: CropStore, ops, seed: int = 0):
+        self.store, self.ops, self.seed = store, tuple(ops), seed
+        self.size = store.size
+
+    def batch(self, indices) -> np.ndarray:
+        from training import augment
+
+        return augment.fixed(self.store.batch(indices), indices, self.seed, self.ops)
+
+
 def tensor_batch(crops_bgr: np.ndarray) -> torch.Tensor:
     """The network input for BGR uint8 crops: fasdesk.core.inference.crop.to_tensor, as torch."""
     return torch.from_numpy(to_tensor(crops_bgr))

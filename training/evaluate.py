@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fasdesk.core.calibration import robustness as R
 from fasdesk.core.datasets import dataset_info as dsi
 from fasdesk.core.io.files import write_atomic
 from fasdesk.core.inference.liveness import softmax
@@ -37,6 +38,7 @@ class EvalError(Exception):
     """One line for the user."""
 
 
+ROBUST_MAX = 300  # real crops re-scored darker / moving / tinted (the first ones evaluated)
 
 
 class _TorchScorer:
@@ -152,12 +154,15 @@ def run(data_dir, model_path, out=None, split="val", threshold=DEFAULT_THRESHOLD
         raise EvalError(f"{model_path.name} gives invalid outputs ({exc}, e.g. logits of "
                         f"NaN): no metric is meaningful; the model is broken") from None
     report = {"model": str(model_path), "data": str(Path(data_dir)), "split": split,
-              "val_fraction": vf, "seed": sd, **report}
+              "val_fraction": vf, "seed": sd, **report,
+              "robustness": robustness(scorer, store, idx[labels[idx] == 0][:ROBUST_MAX],
+                                       threshold, batch_size)}
     summary = {k: report[k] for k in ("n", "accuracy", "roc_auc", "average_precision",
                                       "apcer", "bpcer", "acer", "eer")}
     em.metric(scope="eval", **summary)
     em.log("eval: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in summary.items()))
+    em.log("eval: " + R.line(report["robustness"]))
     if out:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +170,24 @@ def run(data_dir, model_path, out=None, split="val", threshold=DEFAULT_THRESHOLD
         em.artifact(out, "report")
     em.done(**report)
     return report
+
+
+def robustness(scorer, store, real_rows, threshold: float, batch_size: int = 64) -> dict | None:
+    """The evaluated real crops re-scored darker / moving / tinted (the calibration report's
+    check, fasdesk.core.calibration.robustness, here on the crops themselves): R.counts at
+    the threshold; None without real crops."""
+    from training import data as D
+
+    if len(real_rows) == 0:
+        return None
+    scores = {name: [] for name in R.CONDITIONS}
+    for i in range(0, len(real_rows), batch_size):
+        crops = store.batch(real_rows[i:i + batch_size])
+        for name in R.CONDITIONS:
+            changed = np.stack([R.condition(c, name, i + k) for k, c in enumerate(crops)])
+            logits = scorer.logits(D.tensor_batch(changed).numpy()).astype(np.float64)
+            scores[name].append(softmax(logits)[:, 0])
+    return R.counts({k: np.concatenate(v) for k, v in scores.items()}, threshold)
 
 
 def build_report(logits: np.ndarray, labels: np.ndarray, classes: list[str],

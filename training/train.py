@@ -12,6 +12,9 @@ grey crop); SGD momentum 0.9, weight decay 5e-4. Two recipes (training/recipe.py
 Both: BatchNorm trains on batch statistics; after every epoch its running statistics are
 recomputed on `precise_bn` training batches (precise BN; frozen layers keep theirs): 100
 from scratch, about 256 images when fine-tuning (recipe.precise_bn_batches).
+Both: every training crop, real or attack alike, first gets the session-to-session
+changes of training/augment.py (`--augment`, default recipe.AUGMENT), and validation sees
+them too, fixed per crop, so `best.pth` is the epoch that holds up under them.
 Epochs, batch size and lr not given come from `recipe.preset` (dataset size, recipe). The
 batch is the global batch: under DDP each of W processes takes batch/W.
 
@@ -46,6 +49,7 @@ from torch import nn
 
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.files import write_atomic
+from training import augment as A
 from training import data as D
 from training import layout
 from training import recipe as R
@@ -59,7 +63,7 @@ DEFAULTS = dict(momentum=0.9, weight_decay=5e-4, milestones=R.SCRATCH_MILESTONES
                 classes=2, val_fraction=0.2, seed=0, dropout=0.2, precision="auto")
 SETTINGS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma",
             "ft_weight", "classes", "val_fraction", "seed", "dropout", "precise_bn",
-            "clip_grad", "freeze_early", "precision")
+            "clip_grad", "freeze_early", "precision", "augment")
 LATEST, BEST, HISTORY = layout.LATEST, layout.BEST, layout.HISTORY
 # What defines the run's data, model and optimiser: a resumed run keeps its own.
 RUN_DEFINING = ("classes", "val_fraction", "seed", "dropout", "batch_size", "lr",
@@ -148,7 +152,7 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
 def run(data_dir, out_dir, *, epochs=None, batch_size=None, lr=None, init=None, resume=None,
         device="auto", classes=None, val_fraction=None, seed=None, ft_weight=None,
         milestones=None, momentum=None, weight_decay=None, dropout=None, precise_bn=None,
-        clip_grad=None, freeze_early=None, precision=None, emitter: Emitter | None = None) -> dict:
+        clip_grad=None, freeze_early=None, precision=None, augment=None, emitter: Emitter | None = None) -> dict:
     """Train; returns the summary of the `done` event. Raises TrainError / Stopped.
     Settings left None come from the resumed run, the preset or DEFAULTS."""
     pd = Dist(device)
@@ -169,7 +173,8 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
         recipe = R.FINE_TUNE if given["init"] else R.SCRATCH
     fine = recipe == R.FINE_TUNE
     preset = R.preset(images, fine)
-    defaults = {**DEFAULTS, **{k: preset[k] for k in ("epochs", "batch_size", "lr", "freeze_early")},
+    defaults = {**DEFAULTS, **{k: preset[k] for k in ("epochs", "batch_size", "lr", "freeze_early",
+                                                      "augment")},
                 # fine-tuning continues with the checkpoint's own Fourier weight
                 "ft_weight": float(init_config["ft_weight"]) if fine and init_config else 0.5,
                 "precise_bn": None,  # from the batch size, below
@@ -193,6 +198,10 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
         settings["precise_bn"] = R.precise_bn_batches(recipe, int(settings["batch_size"]))
     if settings["freeze_early"] and not fine:
         raise TrainError("--freeze-early needs --init: there are no trained early layers to keep")
+    try:
+        settings["augment"] = ",".join(A.parse_ops(settings["augment"])) or "none"
+    except ValueError as exc:
+        raise TrainError(f"--augment: {exc}") from None
     if not 0 <= float(settings["ft_weight"]) <= 1:
         raise TrainError(f"--ft-weight must be in [0, 1], got {settings['ft_weight']}")
     return settings
@@ -321,7 +330,11 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     if s["freeze_early"]:
         model.frozen_features = FrozenFeatures(model, frozen_dtype(s["precision"], pd.device))
     keep_features = bool(s["freeze_early"])  # validation and precise BN: only the last stage
-    val_forward = _Forward(model, val_store, pd, keep_features, len(val_idx))
+    # Validation sees the training's session changes too (fixed per crop), so best.pth is
+    # the epoch that holds up under them, not just on the recording as it was.
+    nuisance_ops = A.parse_ops(s["augment"]) if s["augment"] != "none" else ()
+    val_view = D.NuisanceView(val_store, nuisance_ops, s["seed"]) if nuisance_ops else val_store
+    val_forward = _Forward(model, val_view, pd, keep_features, len(val_idx))
     train_forward = _Forward(model, train_store, pd, keep_features, int(
         s["precise_bn"] or 0) * math.ceil(int(s["batch_size"]) / pd.world))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -378,7 +391,8 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
              train_images=len(train_idx), val_images=len(val_idx), classes=class_names,
              amp=amp_dtype is not None, precision=precision, recipe=s["recipe"],
              batch_size=int(s["batch_size"]), lr=float(s["lr"]),
-             freeze_early=bool(s["freeze_early"]), start_epoch=start_epoch)
+             freeze_early=bool(s["freeze_early"]), augment=s["augment"],
+             start_epoch=start_epoch)
     em.log(f"train: {len(train_idx)} training / {len(val_idx)} validation images, classes "
            f"{'/'.join(class_names)}, {s['recipe']} recipe: {epochs} epochs x {steps_per_epoch} "
            f"steps of {s['batch_size']}, lr {s['lr']:g}"
@@ -432,6 +446,9 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
                 t0 = time.monotonic()
                 rows = train_idx[batches[step]]
                 crops = upcoming.result()
+                if nuisance_ops:  # both classes alike (training.augment)
+                    crops = A.nuisance(crops, A.batch_rng(s["seed"], epoch, step, pd.rank),
+                                       nuisance_ops)
                 if step + 1 < len(batches):  # read the next batch while this one trains
                     upcoming = train_store.prefetch(train_idx[batches[step + 1]])
                 x = D.tensor_batch(crops).to(

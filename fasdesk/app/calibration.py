@@ -100,6 +100,9 @@ class CalibrationFlow:
         self.after: dict | None = None
         self.plan: FineTunePlan | None = None
         self.tuned_model: dict | None = None  # model_summary of the registered fine-tuned model
+        # The user's confirmation that a fine-tuned model that keeps fewer real faces real
+        # when darker / moving / tinted may still be used (the never-worse rule, issue 24).
+        self.accept_robustness_loss = False
         self.pipeline = None  # the live pipeline the first recording built, reused
         self._registered: float | None = None  # the threshold stored with the tuned model
         self._process: BackendProcess | None = None
@@ -144,8 +147,24 @@ class CalibrationFlow:
 
     @property
     def kept(self) -> bool:
-        """Whether the fine-tuned model did better and is the one the profile uses."""
-        return self.tuned_model is not None and C.fine_tune_kept(self.before, self.after)
+        """Whether the fine-tuned model did better and is the one the profile uses: better
+        on the held-out frames and, unless the user accepted the loss, accepting as many
+        changed real faces (darker / moving / tinted) as the current model."""
+        return self.tuned_model is not None and C.fine_tune_kept(
+            self.before, self.after, self.accept_robustness_loss)
+
+    @property
+    def robustness_loss(self) -> bool:
+        """Whether the fine-tuned model keeps fewer changed real faces real than the current
+        one under any condition."""
+        return self.tuned_model is not None and C.robustness_loss(self.before, self.after)
+
+    @property
+    def needs_robustness_confirmation(self) -> bool:
+        """Whether the fine-tuned model would be used but for its robustness loss: the
+        front end asks the user (--accept-robustness-loss, the dialog's tick)."""
+        return (self.robustness_loss
+                and C.fine_tune_kept(self.before, self.after, accept_robustness_loss=True))
 
     # -- fine-tune -----------------------------------------------------------------------
     def fine_tune(self, name: str, epochs: int | None = None, batch_size: int | None = None,
@@ -163,6 +182,7 @@ class CalibrationFlow:
 
     def _fine_tune(self, name, epochs, batch_size, lr, on_step, on_event) -> dict:
         self.tuned_scores = self.tuned_model = self._registered = None
+        self.accept_robustness_loss = False  # a new model needs its own confirmation
         self.plan = plan = fine_tune_plan(self.session, self.model_path, name, epochs=epochs,
                                           batch_size=batch_size, lr=lr)
         total = len(plan.steps) + 1
@@ -231,7 +251,7 @@ class CalibrationFlow:
         model = C.model_summary(self.model, self.model_path)
         return C.conclude(self.session, source, model, self.before, after,
                           self.tuned_model if after else None, profile_name,
-                          self.confirm_frames)
+                          self.confirm_frames, self.accept_robustness_loss)
 
     def save(self, source: dict, profile_name: str) -> tuple[dict, Profile, Path]:
         """Conclude and save the profile; returns (result, profile, its file)."""

@@ -64,6 +64,10 @@ def add_parser(sub) -> None:
                         f"fine-tuning (default {MAX_APCER})")
     p.add_argument("--fine-tune", action="store_true",
                    help="fine-tune the model on the first half of each recording and compare")
+    p.add_argument("--accept-robustness-loss", action="store_true",
+                   help="use the fine-tuned model even when it accepts fewer real faces made "
+                        "darker / moving / tinted than the current one (the report's "
+                        "robustness line); without it such a model is not chosen")
     p.add_argument("--epochs", type=int, metavar="N",
                    help="fine-tuning epochs (default: the training backend's choice for the data size)")
     p.add_argument("--batch-size", type=int, metavar="B",
@@ -97,6 +101,10 @@ class _StageProgress:
             return
         total = f"/{status.total}" if status.total else ""
         text = f"{status.stage}: {status.position}{total} frames, {status.saved} faces kept"
+        if status.limit is not None and status.stage == "real":  # a camera: ask for variation
+            from fasdesk.core.calibration.robustness import recording_prompt
+
+            text += " - " + recording_prompt(status.stage, status.t, status.limit)
         sys.stderr.write("\r" + text + " " * max(0, self.width - len(text)))
         sys.stderr.flush()
         self.width = len(text)
@@ -163,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         if args.fine_tune:
             flow.fine_tune(name, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            on_step=_say_step)
+        flow.accept_robustness_loss = args.accept_robustness_loss
         source = source_of(real_spec, camera_name)
         if args.profile:
             result = flow.save(source, args.profile)[0]
@@ -192,7 +201,8 @@ def _pct(value) -> str:
 
 def report_lines(result: dict) -> list[str]:
     """The result as text for the terminal."""
-    from fasdesk.core.calibration.session import attack_title
+    from fasdesk.core.calibration.robustness import line as robustness_line
+    from fasdesk.core.calibration.session import attack_title, fine_tune_kept
     from fasdesk.core.decision.thresholds import format_threshold
 
     lines = [f"Calibration in {result['session']}"]
@@ -213,6 +223,7 @@ def report_lines(result: dict) -> list[str]:
                      f"ACER {_pct(held['acer'])}, EER {_pct(held['eer'])}")
         for stage, value in held["apcer_per_type"].items():
             lines.append(f"    APCER {attack_title(stage)}: {_pct(value)}")
+        lines.append(f"  {robustness_line(report.get('robustness'))}")
         for warning in report["warnings"]:
             lines.append(f"  note: {warning}")
 
@@ -223,6 +234,12 @@ def report_lines(result: dict) -> list[str]:
     if result["after"] is not None:
         block("Fine-tuned model", result["after"], result["fine_tuned_model"])
     chosen = result["chosen"]
+    if result.get("robustness_loss"):
+        lines.append("  the fine-tuned model accepts fewer real faces that are darker, moving or "
+                     "tinted than the current one" + (
+                         ": used anyway (--accept-robustness-loss)" if chosen["fine_tuned"] else
+                         "; not chosen (--accept-robustness-loss uses it anyway)"
+                         if fine_tune_kept(result["before"], result["after"], True) else ""))
     lines.append(f"Use: model {chosen['model']}, threshold {format_threshold(chosen['threshold'])}"
                  f", confirm after {chosen['confirm_frames']} frames"
                  + (" (the fine-tuned model did better)" if chosen["fine_tuned"] else

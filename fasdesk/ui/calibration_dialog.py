@@ -86,6 +86,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.report.max_apcer.valueChanged.connect(self.update_report)
         self.report.tune_button.clicked.connect(self.fine_tune)
         self.report.tune_cancel.clicked.connect(self.cancel_fine_tune)
+        self.report.accept_loss.toggled.connect(self.accept_robustness_loss)
         self.report.save_button.clicked.connect(self.save)
         self.steps_label = QLabel()
         self.steps_label.setTextFormat(Qt.RichText)
@@ -227,6 +228,15 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.report.show_flow(flow)
         self.report.save_button.setEnabled(self.saved_profile is None)
         self.report.tune_button.setEnabled(self.worker is None)
+
+    def accept_robustness_loss(self, accepted: bool) -> None:
+        """The tick under a fine-tuned model that keeps fewer changed real faces real: the
+        flow uses that model only with it (never-worse rule, issue 24)."""
+        if self.flow is None:
+            return
+        self.flow.accept_robustness_loss = bool(accepted)
+        if self.flow.before is not None:
+            self.show_report()
 
     # -- fine-tuning -------------------------------------------------------------------------
     def fine_tune(self) -> None:

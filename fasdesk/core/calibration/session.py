@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from fasdesk.core.calibration import defaults
+from fasdesk.core.calibration import robustness as R
 from fasdesk.core.datasets import dataset_info
 from fasdesk.core.datasets.collect import CollectError, pick_face, write_sample
 from fasdesk.core.inference.crop import preprocess
@@ -396,7 +397,31 @@ def score_session(session: Session, model_path, engine=None, progress=None) -> d
             if progress is not None:
                 progress(done, total)
         scores[rec.stage] = values
+    scores.update(_robustness_scores(session, engine))
     return scores
+
+
+def _robustness_scores(session: Session, engine) -> dict[str, np.ndarray]:
+    """The held-out real faces re-scored darker / moving / tinted (keys "robust:<condition>",
+    fasdesk.core.calibration.robustness) and every real face's brightness, sharpness and
+    size (R.SPREAD_KEY); evaluate() turns them into the report's robustness line and note."""
+    rec = session.recording(REAL)
+    if rec is None:
+        return {}
+    held, stats = [], []
+    for sample, seg in zip(rec.samples, segments(rec)):
+        try:
+            image = read_image(session.root / sample.file)
+        except ImageReadError:
+            continue
+        stats.append(R.face_stats(image, sample.box))
+        if seg == "held_out":
+            held.append((image, sample.box))
+    out = {R.SPREAD_KEY: np.asarray(stats, float).reshape(-1, 3)}
+    if held:
+        out.update({R.SCORE_KEY + name: values
+                    for name, values in R.condition_scores(held, engine).items()})
+    return out
 
 
 def _rates(is_attack, p_real, types, threshold) -> dict:
@@ -472,6 +497,9 @@ def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: floa
         values = [p for p, t in zip(shown_p, shown_types) if t == rec.stage]
         counts[rec.stage] = np.histogram(np.clip(values, 0, 1), bins=edges)[0].tolist()
     worst = held["apcer_max"]
+    spread = R.spread(scores.get(R.SPREAD_KEY, []))
+    if R.uniform_warning(spread) and not fine_tuned:  # about the recording: said once
+        warnings.append(R.uniform_warning(spread))
     return {
         "threshold": float(threshold),
         "target_bpcer": float(target_bpcer),
@@ -484,6 +512,9 @@ def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: floa
         "histogram": {"edges": [round(float(e), 4) for e in edges], "counts": counts,
                       "segments": list(histograms_of)},
         "warnings": warnings,
+        "robustness": R.counts({k[len(R.SCORE_KEY):]: v for k, v in scores.items()
+                                if k.startswith(R.SCORE_KEY)}, threshold),
+        "real_spread": spread,
     }
 
 
@@ -561,25 +592,34 @@ def fine_tune_dir(session: Session) -> Path:
 
 # -- the outcome ---------------------------------------------------------------------------
 
-def fine_tune_kept(before: dict, after: dict | None) -> bool:
+def fine_tune_kept(before: dict, after: dict | None, accept_robustness_loss: bool = False) -> bool:
     """Whether the fine-tuned model is the one to use: it must do better than the current
     model on the held-out frames (lower ACER, each at its own threshold); a tie keeps the
-    model the user already has."""
+    model the user already has. It must also accept at least as many of the held-out real
+    faces made darker / moving / tinted (fasdesk.core.calibration.robustness), unless the
+    user saw that line and confirmed (`accept_robustness_loss`)."""
     if after is None:
         return False
     a, b = after["held_out"].get("acer"), before["held_out"].get("acer")
-    return a is not None and (b is None or a < b - 1e-12)
+    better = a is not None and (b is None or a < b - 1e-12)
+    return better and (accept_robustness_loss or not robustness_loss(before, after))
+
+
+def robustness_loss(before: dict, after: dict | None) -> bool:
+    """Whether the fine-tuned model accepts fewer changed real faces than the current one."""
+    return after is not None and R.loss(before.get("robustness"), after.get("robustness"))
 
 
 def conclude(session: Session, source: dict, model: dict, before: dict,
              after: dict | None = None, tuned_model: dict | None = None,
-             profile_name: str | None = None, confirm_frames: int = 3):
+             profile_name: str | None = None, confirm_frames: int = 3,
+             accept_robustness_loss: bool = False):
     """The calibration's result (what `fasdesk calibrate --json` prints, see README) and
     the profile it makes (None without a profile name). Stores the reports in the session.
     """
     from fasdesk.core.calibration.profiles import Profile
 
-    kept = fine_tune_kept(before, after)
+    kept = fine_tune_kept(before, after, accept_robustness_loss)
     chosen_model = tuned_model if kept else model
     chosen = after if kept else before
     session.reports = {"before": before, "after": after}
@@ -594,6 +634,7 @@ def conclude(session: Session, source: dict, model: dict, before: dict,
         "before": before,
         "after": after,
         "fine_tuned_model": tuned_model,
+        "robustness_loss": robustness_loss(before, after),
         "chosen": {"model": chosen_model["id"] or chosen_model["path"],
                    "sha256": chosen_model["sha256"], "threshold": chosen["threshold"],
                    "fine_tuned": kept, "confirm_frames": int(confirm_frames)},
@@ -617,7 +658,8 @@ def _headline(report: dict) -> dict:
     held = report["held_out"]
     return {"threshold": report["threshold"], "bpcer": held["bpcer"], "apcer": held["apcer"],
             "apcer_per_type": held["apcer_per_type"], "acer": held["acer"], "eer": held["eer"],
-            "n_real": held["n_real"], "n_attack": held["n_attack"]}
+            "n_real": held["n_real"], "n_attack": held["n_attack"],
+            "robustness": report.get("robustness")}
 
 
 __all__ = ["CalibrationError", "Session", "Recording", "RecordingStatus", "record_stage",

@@ -57,6 +57,15 @@ class EvalReport:
                  ("EER", _pct(d.get("eer")))]
         for name, value in (d.get("apcer_per_type") or {}).items():
             rows.append((f"  APCER: {name}", _pct(value)))
+        robust = d.get("robustness")
+        if isinstance(robust, dict):  # reports since issue 24 (fasdesk.core.calibration.robustness)
+            rows.append(("real faces still accepted when", ""))
+            # the conditions are the report's dict entries, in its order (darker, moving,
+            # tinted); the totals beside them are plain numbers
+            for name, counts in robust.items():
+                if isinstance(counts, dict):
+                    rows.append((f"  {name}", f"{counts.get('accepted', '?')} of "
+                                              f"{counts.get('n', '?')}"))
         return rows
 
     @property

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from fasdesk.core.calibration import session as C
+from fasdesk.core.calibration.robustness import recording_prompt
 from fasdesk.core.live.sources import SourceSpec
 from fasdesk.ui.calibration.widgets import grown
 from fasdesk.ui.frame_view import FrameView
@@ -26,6 +27,11 @@ class RecordPage(QWidget):
         self.record_title.setTextFormat(Qt.RichText)
         self.record_title.setWordWrap(True)
         layout.addWidget(self.record_title)
+        self.prompt = QLabel()  # what to do now (real stage: vary light, distance, pose)
+        self.prompt.setObjectName("recordingPrompt")
+        self.prompt.setWordWrap(True)
+        self.prompt.setStyleSheet("font-size: 15px; font-weight: bold;")
+        layout.addWidget(self.prompt)
         self.view = FrameView(state)  # the app's threshold, as the live view shows it
         layout.addWidget(self.view, 1)
         self.countdown = QLabel()
@@ -66,6 +72,7 @@ class RecordPage(QWidget):
                                   f"{html.escape(help_text)}<br><i>{source}</i>")
         self.view.show_frame(None)
         self.view.set_placeholder("Press Record when ready")
+        self.prompt.setText(recording_prompt(name, 0.0, 1.0))  # the first one
         self.countdown.setText("")
         self.counts.setText("")
         self.record_progress.setValue(0)
@@ -92,6 +99,8 @@ class RecordPage(QWidget):
         self.show_status(status)
 
     def show_status(self, status) -> None:
+        self.prompt.setText(recording_prompt(status.stage, status.t, status.limit,
+                                             status.position, status.total))
         if status.limit is not None:
             self.countdown.setText(f"{status.remaining:.0f} s left")
             self.record_progress.setRange(0, 1000)

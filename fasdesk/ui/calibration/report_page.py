@@ -4,11 +4,13 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QSpinBox, QTableWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFrame, QGroupBox,
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QScrollArea, QSpinBox, QTableWidget, QVBoxLayout,
+                               QWidget)
 
 from fasdesk.core.calibration import defaults
+from fasdesk.core.calibration import robustness
 from fasdesk.core.calibration import session as C
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.calibration.widgets import (HistogramPlot, grown, operating_point, pct,
@@ -34,6 +36,14 @@ def _auto(spin):
     return spin
 
 
+def _robust_cell(report: dict) -> str:
+    """'9/10 · 8/10 · 10/10': held-out real faces accepted darker / moving / tinted."""
+    counts = report.get("robustness")
+    if not counts:
+        return "n/a"
+    return " · ".join(f"{counts[c]['accepted']}/{counts[c]['n']}" for c in robustness.CONDITIONS)
+
+
 class ReportPage(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -41,8 +51,15 @@ class ReportPage(QWidget):
         left_box.setLayout(self._left())
         right_box.setLayout(self._right())
         left_box.setFixedWidth(430)
+        # The report column scrolls when its notes outgrow the dialog (a small screen).
+        left_scroll = QScrollArea()
+        left_scroll.setWidget(left_box)
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QFrame.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        left_scroll.setFixedWidth(450)
         layout = QHBoxLayout(self)
-        layout.addWidget(left_box)
+        layout.addWidget(left_scroll)
         layout.addWidget(right_box, 1)
 
     def _left(self) -> QVBoxLayout:
@@ -70,6 +87,12 @@ class ReportPage(QWidget):
         left.addLayout(targets)
         self.verdict = grown(MessageBox())
         left.addWidget(self.verdict)
+        # Shown only when the fine-tuned model is better on the held-out frames but keeps
+        # fewer real faces real when darker / moving / tinted: using it needs this tick
+        # (the dialog hands it to the flow: CalibrationFlow.accept_robustness_loss).
+        self.accept_loss = QCheckBox("Use the fine-tuned model even so")
+        self.accept_loss.hide()
+        left.addWidget(self.accept_loss)
         self.notes = QLabel()
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: palette(mid);")
@@ -164,7 +187,11 @@ class ReportPage(QWidget):
         n_attack = sum(len(r.samples) for r in session.recordings if r.kind != C.REAL)
         self.report_title.setText(f"<h2 style='margin:0'>Report</h2>{n_real} real and "
                                   f"{n_attack} attack faces. {SPLIT_NOTE}")
-        self._show_verdict(before, after, flow.settings.max_apcer)
+        self.accept_loss.blockSignals(True)
+        self.accept_loss.setChecked(flow.accept_robustness_loss)
+        self.accept_loss.blockSignals(False)
+        self.accept_loss.setVisible(flow.needs_robustness_confirmation)
+        self._show_verdict(flow)
         notes = before["warnings"]
         if after is not None:
             notes = ([f"current model: {n}" for n in notes]
@@ -182,7 +209,8 @@ class ReportPage(QWidget):
             rows.append((f"APCER: {C.attack_title(stage)}",
                          lambda r, s=stage: pct(r["held_out"]["apcer_per_type"].get(s))))
         rows += [("ACER", lambda r: pct(r["held_out"]["acer"])),
-                 ("EER", lambda r: pct(r["held_out"]["eer"]))]
+                 ("EER", lambda r: pct(r["held_out"]["eer"])),
+                 ("real still accepted: darker / moving / tinted", _robust_cell)]
         self.table.setRowCount(len(rows))
         for i, (name, value) in enumerate(rows):
             self.table.setItem(i, 0, table_item(name))
@@ -195,11 +223,21 @@ class ReportPage(QWidget):
         self.table.setFixedHeight(self.table.horizontalHeader().height() + 4
                                   + sum(self.table.rowHeight(i) for i in range(len(rows))))
 
-    def _show_verdict(self, before: dict, after: dict | None, max_apcer: float) -> None:
+    def _show_verdict(self, flow) -> None:
+        before, after, max_apcer = flow.before, flow.after, flow.settings.max_apcer
         worst = before["held_out"]["apcer_max"] or 0.0
+        if flow.needs_robustness_confirmation:
+            self.verdict.show_message(
+                "warning", "The fine-tuned model is better on the held-out frames but keeps "
+                "fewer real faces real in other conditions:",
+                [f"current model: {robustness.line(before['robustness'])}",
+                 f"fine-tuned: {robustness.line(after['robustness'])}",
+                 "You chose to use the fine-tuned model anyway." if flow.accept_robustness_loss
+                 else "The profile keeps the current model unless you tick the box below."])
+            return
         if after is not None:
             a_worst = after["held_out"]["apcer_max"] or 0.0
-            if C.fine_tune_kept(before, after):
+            if flow.kept:
                 self.verdict.show_message(
                     "ok" if after["meets_target"] and not after["needs_fine_tune"] else "warning",
                     f"The fine-tuned model lets {100 * a_worst:.1f}% of attacks through "

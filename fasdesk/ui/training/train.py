@@ -218,7 +218,9 @@ class TrainStep(StepPage):
         self.preset_note.setText(
             f"Preset for {images:,} images, {how}: {p['epochs']} epochs, batch "
             f"{p['batch_size']}, learning rate {p['lr']:g}"
-            + (", early layers kept" if p["freeze_early"] else "") + ".")
+            + (", early layers kept" if p["freeze_early"] else "")
+            + (f"; real and attack crops alike varied in {p['augment'].replace(',', ', ')}"
+               if p.get("augment") and p["augment"] != "none" else "") + ".")
 
     def apply_preset(self) -> None:
         """Fill the settings from the preset for the chosen data (the user can change them)."""
