@@ -27,6 +27,7 @@ from fasdesk.core.models import registry  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 
+from calibration_media import write_recording  # noqa: E402
 from livevideo import write_video  # noqa: E402
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
@@ -35,6 +36,8 @@ pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
                                         "grabbing the keyboard")]
 
 TIMEOUT_MS = 30_000
+TUNE_TIMEOUT_MS = 120_000  # a cancelled fine-tune: its backend process ends
+RECORDED_FRAMES = 40  # per calibration stage: enough for a report
 # Pressed after the others: they end the state being swept (close it, stop live).
 ENDERS = ("Stop", "Close", "Quit", "Re-run calibration…", "Open recordings in Training")
 
@@ -212,23 +215,56 @@ def test_profiles_dialog_empty_and_with_a_profile_selected(make_window, qtbot, t
         close_new_windows(before)
 
 
-def test_calibration_dialog_setup_and_record_pages(make_window, qtbot, video):
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory, samples_dir):
+    folder = tmp_path_factory.mktemp("recordings")
+    return (write_recording(folder / "door.avi", samples_dir, RECORDED_FRAMES),
+            write_recording(folder / "phone.avi", samples_dir, RECORDED_FRAMES, attack=True))
+
+
+def record(qtbot, dialog) -> None:
+    press(qtbot, dialog.recorder.record_button)
+    qtbot.waitUntil(lambda: dialog.worker is None, timeout=TIMEOUT_MS)
+    assert dialog.recorder.next_button.isEnabled(), dialog.recorder.record_message.text()
+
+
+def test_calibration_dialog_setup_record_and_report_pages(make_window, qtbot, recordings,
+                                                          checkpoint, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # fine-tuning starts (and is cancelled)
+    real, phone = recordings
     window = make_window(settings=Settings(), save=False)
     press(qtbot, window.live_tab.calibrate_button)
     dialog = window.calibration_dialog
-    dialog.setup.real_source.set_spec(SourceSpec.parse(str(video)))
-    dialog.setup.set_attack("replay", SourceSpec.parse(str(video)))
-    # Every setup control but Start (which leaves the page) and Close.
     setup = dialog.setup
+    setup.real_source.set_spec(SourceSpec.parse(str(real)))
+    setup.set_attack("replay", SourceSpec.parse(str(phone)))
+    setup.every.setValue(1)
+    # Every setup control but Start (it leaves the page) and Close.
     for button in setup.findChildren(QAbstractButton):
         if button.isVisible() and button.isEnabled() and button is not setup.start_button:
             press(qtbot, button)
-    setup.attack_rows["replay"][0].setChecked(True)
+    for name, (check, _) in setup.attack_rows.items():
+        check.setChecked(name == "replay")
     press(qtbot, setup.start_button)
     recorder = dialog.recorder
     assert recorder.isVisible(), setup.setup_message.text()
-    pressed = sweep(qtbot, recorder)  # Record, then Stop (an ender)
-    assert pressed[:2] == ["Record", "Stop"]
+    pressed = sweep(qtbot, recorder, enders=False)  # Record (and Next if it ended at once)
+    assert pressed[0] == "Record"
+    if recorder.stop_button.isEnabled():
+        press(qtbot, recorder.stop_button)
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=TIMEOUT_MS)
+    if dialog.stage_index == 0:
+        record(qtbot, dialog)
+        press(qtbot, recorder.next_button)
+    record(qtbot, dialog)
+    press(qtbot, recorder.next_button)
+    qtbot.waitUntil(lambda: dialog.before is not None, timeout=TIMEOUT_MS)
+    report = dialog.report
+    assert report.isVisible()
+    pressed = sweep(qtbot, report, enders=False)  # Fine-tune, then its Cancel, ...
+    assert {"Fine-tune on these samples", "Cancel"} <= set(pressed)
+    qtbot.waitUntil(lambda: not dialog.tuning, timeout=TUNE_TIMEOUT_MS)
+    press(qtbot, report.save_button)  # (disabled while fine-tuning ran)
+    assert find_profile(report.profile_name.text()) is not None
     press(qtbot, dialog.close_button)
     assert closed(dialog)
