@@ -28,6 +28,7 @@ from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 
 from calibration_media import write_recording  # noqa: E402
+from gui_helpers import click_point  # noqa: E402
 from livevideo import write_video  # noqa: E402
 
 pytestmark = [pytest.mark.qt_log_level_fail("WARNING"),
@@ -74,7 +75,7 @@ def press(qtbot, control) -> None:
         if isinstance(control, QAction):
             control.trigger()
         else:
-            qtbot.mouseClick(control, Qt.LeftButton)
+            qtbot.mouseClick(control, Qt.LeftButton, pos=click_point(control))
         QApplication.processEvents()
     if raised:
         details = "".join(traceback.format_exception(*raised[0]))

@@ -406,6 +406,21 @@ def test_collapsed_collect_panel_is_only_its_checkbox_line(qtbot, window):
     assert _frame_rows(panel) == 0
 
 
+def open_in_training_button(panel):
+    from PySide6.QtWidgets import QPushButton
+
+    return next(b for b in panel.findChildren(QPushButton) if b.text() == "Open in Training")
+
+
+def press_key(qtbot, window, key) -> None:
+    """A key pressed in the active window, where its shortcuts listen."""
+    from PySide6.QtWidgets import QApplication
+
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=10_000)
+    qtbot.keyClick(QApplication.focusWidget() or window, key)
+
+
 def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, samples_dir,
                                                     pipeline):
     from livevideo import FRAMES_PER_SAMPLE, write_video
@@ -429,7 +444,7 @@ def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, sam
     live.stop()
     qtbot.waitUntil(lambda: not live.running, timeout=10_000)
     assert panel.last_frame.index // FRAMES_PER_SAMPLE == 0
-    panel.buttons["real"].click()
+    click(qtbot, panel.buttons["real"])
     assert panel.collector.counts["real"] == 1 and panel.counters["real"].text() == "1"
     real_files = sorted((tmp_path / "collected" / "real").glob("*.jpg"))
     assert len(real_files) == 1 and _box_matches(real_files[0], pipeline)
@@ -451,7 +466,7 @@ def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, sam
 
     # The Training tab opens the collected dataset with the right counts.
     with qtbot.waitSignal(window.training_tab.dataset.scanned, timeout=30_000):
-        panel.open_in_training.emit(str(panel.collector.root))
+        click(qtbot, open_in_training_button(panel))
     assert window.tabs.currentWidget() is window.training_tab
     assert window.training_tab.dataset.info.counts == {0: 1, 7: len(judged)}
 
@@ -483,7 +498,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
 
     # Nothing clicked: the larger face (the photo) is marked, and only it is saved.
     assert live.view.marked[0] == printed.track_id and "largest" in live.view.marked[1]
-    panel.buttons["print"].click()
+    press_key(qtbot, window, Qt.Key_P)  # Collect mode's key for "Print"
     saved = list((tmp_path / "collected").rglob("*.jpg"))
     assert [p.parent.name for p in saved] == ["print"] and panel.counters["print"].text() == "1"
     assert "1 other face(s) in the frame not saved" in panel.status.text()
@@ -497,7 +512,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     assert panel.selected == real.track_id
     assert view.marked[0] == real.track_id and "selected" in view.marked[1]
     _shot(window, "collect_selected_face")
-    panel.buttons["real"].click()
+    click(qtbot, panel.buttons["real"])
     assert sorted(p.parent.name for p in (tmp_path / "collected").rglob("*.jpg")) == ["print", "real"]
     real_file = next((tmp_path / "collected" / "real").glob("*.jpg"))
     box = (real_file.with_name(real_file.stem + "_BB.txt")).read_text().split()
@@ -509,7 +524,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     # The Dataset step: both samples as square face crops, labelled by class.
     dataset = window.training_tab.dataset
     with qtbot.waitSignal(dataset.scanned, timeout=30_000):
-        panel.open_in_training.emit(str(panel.collector.root))
+        click(qtbot, open_in_training_button(panel))
     labels = sorted(dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count()))
     assert labels == ["print", "real"]
     for i in range(dataset.thumbs.count()):
@@ -692,3 +707,20 @@ def test_every_other_training_button_by_click(qtbot, tab, dataset, checkpoint, f
     tab.export.name.setText("cancelled-export")
     cancelled_at_once(tab.export)
     assert registry.get_entry("cancelled-export") is None
+
+
+def test_export_int8_box_enables_and_asks_for_calibration_data(qtbot, tab, checkpoint):
+    """The INT8 box by click: the calibration field opens, and Export without prepared
+    crops says what is missing instead of starting."""
+    tab.go_to("export")
+    export = tab.export
+    export.checkpoint.set_text(checkpoint)
+    export.name.setText("int8-check")
+    assert not export.calibration.isEnabled()
+    click(qtbot, export.int8)
+    assert export.int8.isChecked() and export.calibration.isEnabled()
+    click(qtbot, export.start_button)
+    assert "INT8 needs calibration data" in export.message.text()
+    assert export.start_button.isEnabled() and not export.cancel_button.isEnabled()
+    click(qtbot, export.int8)
+    assert not export.calibration.isEnabled()
