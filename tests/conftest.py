@@ -8,8 +8,10 @@ skip, unless FASDESK_REQUIRE_MODELS=1 (CI), where it is a failure.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,25 @@ def make_window(qtbot):
             window.close()
     windows.clear()
     gc.collect()
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """The one local HTTP server of the tests: `handler` (a BaseHTTPRequestHandler class)
+    on 127.0.0.1 at a free port, in a thread; yields its base URL, shuts it down after."""
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def local_server():
+    """local_server(handler) -> base URL; the servers stop when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda handler: stack.enter_context(serving(handler))

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from fasdesk.core.models import registry
 from fasdesk.core.models.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
                                    ProgressLine, download_model, model_url)
 from fasdesk.core.io.paths import user_models_dir
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, serving
 
 
 def _handler(models_dir: Path):
@@ -52,12 +51,8 @@ def _handler(models_dir: Path):
 
 @pytest.fixture(scope="module")
 def server(models_dir):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(models_dir))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(models_dir)) as url:
+        yield url
 
 
 def _unused_port() -> int:
