@@ -143,7 +143,9 @@ def _shared_stays_untouched():
 @pytest.fixture
 def without_bundled_models(tmp_path_factory, monkeypatch) -> Path:
     """This process's model search without the bundled models (a project folder holding
-    only the manifest), for tests of what happens when no model is found. Returns it."""
+    only the manifest), for tests of what happens when no model is found. Returns it.
+    The one way tests isolate the registry: with FASDESK_MODELS_DIR set to a folder of
+    the test's, the search is that folder and the (isolated) user folder, nothing else."""
     from fasdesk.core.models import registry
 
     project = tmp_path_factory.mktemp("project")

@@ -180,13 +180,13 @@ def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, de
     assert "1 model(s) failed verification" in captured.err
 
 
-def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model):
+def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model,
+                                   without_bundled_models):
     from fasdesk.core.models import registry
 
     folder = tmp_path / "models"
     folder.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
-    monkeypatch.setattr(registry, "search_dirs", lambda: [folder])
     # Nothing anywhere: not a success.
     assert main(["models", "verify"]) == 1
     err = capsys.readouterr().err

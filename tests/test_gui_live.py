@@ -381,15 +381,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path, models_dir,
-                                       fp32_model, detector_model, video, local_server):
+                                       fp32_model, detector_model, video, local_server,
+                                       without_bundled_models):
     from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
-    # Only the (empty) env folder and the user folder: the project's models/ may hold builds.
-    monkeypatch.setattr(registry, "search_dirs",
-                        lambda: [empty, registry.user_models_dir()])
     window = make_window(settings=Settings(), save=False)
     assert window.banner.isVisible()
     assert "No model found" in window.banner.label.text()
@@ -412,7 +410,8 @@ def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path
     collect_frames(qtbot, window.live_tab, 1)
 
 
-def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path):
+def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path,
+                                                       without_bundled_models):
     import socket
 
     from fasdesk.core.models import registry
@@ -420,7 +419,6 @@ def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monke
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
-    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
     window = make_window(settings=Settings(), save=False)
     banner = window.banner
     offline_route = (f"copy best_model.onnx and detector.onnx (from a machine that has them) "
@@ -459,12 +457,12 @@ class _TrickleHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_path, models_dir,
-                                          fp32_model, local_server):
+                                          fp32_model, local_server, without_bundled_models):
     from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
     window = make_window(settings=Settings(), save=False)
     handler = type("Handler", (_TrickleHandler,), {"directory": str(models_dir)})
     banner = window.banner

@@ -227,11 +227,10 @@ def test_bundled_models_are_found_and_checked_by_default(monkeypatch):
 
 
 def test_offline_pull_names_every_missing_file_and_the_offline_route(monkeypatch, tmp_path,
-                                                                     capsys):
+                                                                     capsys, without_bundled_models):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
-    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, user_models_dir()])
     monkeypatch.setenv(URL_BASE_ENV, f"http://127.0.0.1:{_unused_port()}")
     assert main(["models", "pull"]) == 1
     err = capsys.readouterr().err
