@@ -182,8 +182,6 @@ def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, de
 
 def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model,
                                    without_bundled_models):
-    from fasdesk.core.models import registry
-
     folder = tmp_path / "models"
     folder.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
