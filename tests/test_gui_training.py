@@ -6,6 +6,7 @@ Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ from fasdesk.core.io.paths import data_dir, user_models_dir  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.ui.training_tab import TrainingTab  # noqa: E402
 from gui_helpers import click  # noqa: E402
+from training.events import Emitter, parse_line  # noqa: E402
 from training_synth import make_folders  # noqa: E402
 
 # Child processes load torch on a shared, busy machine: generous, never a speed check.
@@ -72,6 +74,23 @@ def tab(qtbot, checkpoint):
     widget.show()
     yield widget
     widget.shutdown()
+
+
+class BackendLines(io.StringIO):
+    """What the training backend writes (training.events' own Emitter), each line read
+    back with the protocol's parser and handed to `step` as the GUI's reader does."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+        self.emitter = Emitter(enabled=True, stream=self, text_stream=io.StringIO())
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            event = parse_line(line)
+            assert event is not None, line
+            self.step.on_event(event)
+        return len(text)
 
 
 def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset, samples_dir,
@@ -281,25 +300,24 @@ def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path)
     assert train.epochs.value() == fine["epochs"]
 
     train._reset_series()
-    train.on_event({"event": "metric", "scope": "init", "epoch": 0, "val_acc": 0.625,
-                    "val_loss": 0.7})
+    backend = BackendLines(train)  # the events as the backend writes them
+    backend.emitter.metric(scope="init", epoch=0, val_acc=0.625, val_loss=0.7)
     assert train.start_line.isVisible() and train.start_line.value() == 0.625
     assert "starting model 62.5%" in train.start_line.label.toPlainText()
-    epoch = {"event": "metric", "scope": "epoch", "train_loss": 1.2, "train_acc": 0.6,
-             "val_loss": 1.5, "start_val_acc": 0.625}
-    train.on_event({**epoch, "epoch": 1, "val_acc": 0.5})
+    epoch = {"scope": "epoch", "train_loss": 1.2, "train_acc": 0.6, "val_loss": 1.5,
+             "start_val_acc": 0.625}
+    backend.emitter.metric(**epoch, epoch=1, val_acc=0.5)
     assert "starting model 62.5% → now 50.0%" in train.stats.text()
     assert train.message.isVisible()
     assert "fell below the starting model (62.5% → 50.0% at epoch 1)" in train.message.text()
     _shot(tab, "3_train_below_start")
-    train.on_event({**epoch, "epoch": 2, "val_acc": 0.625})
+    backend.emitter.metric(**epoch, epoch=2, val_acc=0.625)
     assert not train.message.isVisible()  # back at the start: the warning goes
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "best.pth").write_bytes(b"")
     train.run_dir.set_text(run_dir)
-    train.on_event({"event": "done", "beat_start": False, "start_val_acc": 0.625,
-                    "best_val_acc": 0.625})
+    backend.emitter.done(beat_start=False, start_val_acc=0.625, best_val_acc=0.625)
     train.on_finished(True, "")
     assert "No epoch beat the starting model (62.5%): best.pth is the starting model" in \
         train.message.text()
