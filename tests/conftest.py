@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -208,3 +210,12 @@ def local_server():
     """local_server(handler) -> base URL; the servers stop when the test ends."""
     with contextlib.ExitStack() as stack:
         yield lambda handler: stack.enter_context(serving(handler))
+
+
+def run_fasdesk(*args, env: dict | None = None, timeout: float = 120,
+                **kwargs) -> subprocess.CompletedProcess:
+    """The one way tests run the command line: `python -m fasdesk ARGS` with this
+    environment plus `env`, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "fasdesk", *map(str, args)],
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kwargs)
