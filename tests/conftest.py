@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -219,3 +220,28 @@ def run_fasdesk(*args, env: dict | None = None, timeout: float = 120,
     return subprocess.run([sys.executable, "-m", "fasdesk", *map(str, args)],
                           capture_output=True, text=True, encoding="utf-8", timeout=timeout,
                           env={**os.environ, **(env or {})}, **kwargs)
+
+
+def tampered(path: Path) -> Path:
+    """Flip one bit in the middle of `path` (a model: one weight a little off, so it still
+    loads and runs; only its SHA-256 tells). Returns it."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def tampered_models(folder: Path, fp32_model: Path, detector_model: Path) -> Path:
+    """A models folder: the detector as shipped, the liveness model tampered; returns the
+    liveness model's path."""
+    folder.mkdir(parents=True)
+    shutil.copy(detector_model, folder / detector_model.name)
+    return tampered(Path(shutil.copy(fp32_model, folder / fp32_model.name)))
+
+
+def shot(widget, name: str) -> None:
+    """A screenshot of `widget` as $FASDESK_SCREENSHOTS/NAME.png, when that is set."""
+    folder = os.environ.get("FASDESK_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(Path(folder) / f"{name}.png"))

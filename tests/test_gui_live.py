@@ -24,6 +24,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from fasdesk.core.io.settings import Settings, load_settings, settings_path  # noqa: E402
 from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 
+from conftest import tampered_models  # noqa: E402
 from gui_helpers import click  # noqa: E402
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video  # noqa: E402
 
@@ -483,12 +484,7 @@ def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp
                                            fp32_model, detector_model):
     from fasdesk.core.models import registry
 
-    folder = tmp_path / "models"
-    folder.mkdir()
-    data = bytearray(fp32_model.read_bytes())
-    data[len(data) // 2] ^= 0x01  # one weight a little off: still a model that loads
-    (folder / fp32_model.name).write_bytes(bytes(data))
-    (folder / detector_model.name).write_bytes(detector_model.read_bytes())
+    folder = tampered_models(tmp_path / "models", fp32_model, detector_model).parent
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
     window = make_window(settings=Settings(), save=False)
     assert window.notice.isVisible()

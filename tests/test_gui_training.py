@@ -21,6 +21,7 @@ from fasdesk.core.models import registry  # noqa: E402
 from fasdesk.core.io.paths import data_dir, user_models_dir  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.ui.training_tab import TrainingTab  # noqa: E402
+from conftest import shot  # noqa: E402
 from gui_helpers import click  # noqa: E402
 from training.events import Emitter, parse_line  # noqa: E402
 from training_synth import make_folders  # noqa: E402
@@ -45,10 +46,7 @@ def dataset(tmp_path_factory, samples_dir) -> Path:
 
 
 def _shot(widget, name: str) -> None:
-    folder = os.environ.get("FASDESK_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        widget.grab().save(str(Path(folder) / f"training_{name}.png"))
+    shot(widget, f"training_{name}")
 
 
 def _run(qtbot, tab, button, timeout=RUN_TIMEOUT_MS) -> tuple[bool, str]:

@@ -15,7 +15,7 @@ from fasdesk.core.models import registry
 from fasdesk.core.models.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
                                    ProgressLine, download_model, model_url)
 from fasdesk.core.io.paths import user_models_dir
-from conftest import PROJECT_ROOT, serving
+from conftest import PROJECT_ROOT, serving, tampered_models
 
 
 def _handler(models_dir: Path):
@@ -258,24 +258,13 @@ def test_models_dir_that_is_no_folder_is_ignored_with_one_warning(monkeypatch, t
 
 # ------------------------------------------------------------------ hash check on load
 
-def _tampered_models(folder: Path, fp32_model: Path, detector_model: Path) -> Path:
-    """The shipped models, with one weight of the liveness model a little off (the file
-    still loads and runs: only its SHA-256 tells)."""
-    folder.mkdir()
-    data = bytearray(fp32_model.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (folder / fp32_model.name).write_bytes(bytes(data))
-    shutil.copy(detector_model, folder / detector_model.name)
-    return folder / fp32_model.name
-
-
 def test_tampered_registry_model_is_refused_by_classify(tmp_path, samples_dir, fp32_model,
                                                         detector_model, monkeypatch):
     import os
     import subprocess
     import sys
 
-    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    tampered = tampered_models(tmp_path / "models", fp32_model, detector_model)
     env = {**os.environ, "FASDESK_MODELS_DIR": str(tampered.parent)}
 
     def classify(*extra):
@@ -299,7 +288,7 @@ def test_hash_is_remembered_while_size_and_mtime_stay(tmp_path, fp32_model, dete
                                                       monkeypatch):
     import os
 
-    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    tampered = tampered_models(tmp_path / "models", fp32_model, detector_model)
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
     reads = []
     real_sha256_of = registry.sha256_of
