@@ -7,7 +7,6 @@ Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 from pathlib import Path
 
