@@ -8,8 +8,13 @@ skip, unless FASDESK_REQUIRE_MODELS=1 (CI), where it is a failure.
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -141,7 +146,9 @@ def _shared_stays_untouched():
 @pytest.fixture
 def without_bundled_models(tmp_path_factory, monkeypatch) -> Path:
     """This process's model search without the bundled models (a project folder holding
-    only the manifest), for tests of what happens when no model is found. Returns it."""
+    only the manifest), for tests of what happens when no model is found. Returns it.
+    The one way tests isolate the registry: with FASDESK_MODELS_DIR set to a folder of
+    the test's, the search is that folder and the (isolated) user folder, nothing else."""
     from fasdesk.core.models import registry
 
     project = tmp_path_factory.mktemp("project")
@@ -182,3 +189,59 @@ def make_window(qtbot):
             window.close()
     windows.clear()
     gc.collect()
+
+
+@contextlib.contextmanager
+def serving(handler):
+    """The one local HTTP server of the tests: `handler` (a BaseHTTPRequestHandler class)
+    on 127.0.0.1 at a free port, in a thread; yields its base URL, shuts it down after."""
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def local_server():
+    """local_server(handler) -> base URL; the servers stop when the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda handler: stack.enter_context(serving(handler))
+
+
+def run_fasdesk(*args, env: dict | None = None, timeout: float = 120,
+                **kwargs) -> subprocess.CompletedProcess:
+    """The one way tests run the command line: `python -m fasdesk ARGS` with this
+    environment plus `env`, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "fasdesk", *map(str, args)],
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout,
+                          env={**os.environ, **(env or {})}, **kwargs)
+
+
+def tampered(path: Path) -> Path:
+    """Flip one bit in the middle of `path` (a model: one weight a little off, so it still
+    loads and runs; only its SHA-256 tells). Returns it."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
+def tampered_models(folder: Path, fp32_model: Path, detector_model: Path) -> Path:
+    """A models folder: the detector as shipped, the liveness model tampered; returns the
+    liveness model's path."""
+    folder.mkdir(parents=True)
+    shutil.copy(detector_model, folder / detector_model.name)
+    return tampered(Path(shutil.copy(fp32_model, folder / fp32_model.name)))
+
+
+def shot(widget, name: str) -> None:
+    """A screenshot of `widget` as $FASDESK_SCREENSHOTS/NAME.png, when that is set."""
+    folder = os.environ.get("FASDESK_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        widget.grab().save(str(Path(folder) / f"{name}.png"))

@@ -3,11 +3,10 @@ corrupt, and `fasdesk calibrate` when something is missing."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from conftest import run_fasdesk
 
 from calibration_media import write_blank, write_recording
 from fasdesk.core.calibration import session as C
@@ -24,9 +23,7 @@ def short_videos(tmp_path_factory, samples_dir):
 
 
 def _calibrate(*args, timeout=180):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "fasdesk", "calibrate", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return run_fasdesk("calibrate", *args, timeout=timeout, env={"OMP_NUM_THREADS": "1"})
 
 
 def test_a_recording_keeps_judgeable_faces_and_counts_the_rest(tmp_path, short_videos, pipeline):

@@ -3,7 +3,6 @@ main())."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,14 +11,10 @@ import numpy as np
 
 from fasdesk.cli import main
 from fasdesk.core.io.imageio import read_image
+from conftest import run_fasdesk
 from imagecases import write_cases
 
 EXPECTED = {"real_T1.jpg": "real", "spoof_F1.jpg": "spoof", "spoof_F2.jpg": "spoof"}
-
-
-def run_fasdesk(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fasdesk", *args], capture_output=True,
-                          text=True, encoding="utf-8", timeout=120, env={**os.environ, **env})
 
 
 def check_sample_records(records: list[dict], samples_dir) -> None:
@@ -57,7 +52,7 @@ def test_bad_inputs_are_reported_and_the_run_goes_on(tmp_path, samples_dir):
     missing = tmp_path / "not-there.jpg"
     # An ASCII-only console (as on some Windows code pages) must not break on "顔".
     proc = run_fasdesk("classify", str(tmp_path / "mixed"), str(missing), "--json",
-                       PYTHONIOENCODING="ascii")
+                       env={"PYTHONIOENCODING": "ascii"})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr == ""
     records = {json.loads(line)["path"]: json.loads(line) for line in proc.stdout.splitlines()}
@@ -181,13 +176,11 @@ def test_models_verify(capsys, monkeypatch, tmp_path, models_dir, fp32_model, de
     assert "1 model(s) failed verification" in captured.err
 
 
-def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model):
-    from fasdesk.core.models import registry
-
+def test_models_verify_exit_status(capsys, monkeypatch, tmp_path, fp32_model, detector_model,
+                                   without_bundled_models):
     folder = tmp_path / "models"
     folder.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
-    monkeypatch.setattr(registry, "search_dirs", lambda: [folder])
     # Nothing anywhere: not a success.
     assert main(["models", "verify"]) == 1
     err = capsys.readouterr().err

@@ -3,13 +3,14 @@ never a traceback, never a hang. Real processes, real models."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+import conftest
 import pytest
 
 from robustcases import CAPPED, fifos, nan_model, needs_fifo, radiance_bomb, sparse  # noqa: F401
@@ -17,10 +18,9 @@ from robustcases import CAPPED, fifos, nan_model, needs_fifo, radiance_bomb, spa
 LONG = "a" * 300  # one name component over every common file system's 255-byte limit
 
 
-def run_fasdesk(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fasdesk", *args], capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout,
-                          preexec_fn=CAPPED, **kwargs)
+def run_fasdesk(*args, **kwargs):
+    """The command line under the robustness tests' resource caps."""
+    return conftest.run_fasdesk(*args, preexec_fn=CAPPED, **kwargs)
 
 
 def one_line_error(stderr: str) -> str:
@@ -88,7 +88,7 @@ def test_names_too_long_for_the_file_system(tmp_path, samples_dir):
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon"])
 def test_quit_after_takes_only_a_number_of_seconds(value):
     proc = run_fasdesk("--quit-after", value, timeout=60,
-                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+                       env={"QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("fasdesk: error: argument --quit-after")
 

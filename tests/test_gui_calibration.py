@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from calibration_media import write_recording  # noqa: E402
+from conftest import shot  # noqa: E402
 from gui_helpers import click  # noqa: E402
 from fasdesk.core.calibration import session as C  # noqa: E402
 from fasdesk.core.models import registry  # noqa: E402
@@ -52,10 +53,7 @@ def window(make_window, monkeypatch, checkpoint):
 
 
 def _shot(widget, name: str) -> None:
-    folder = os.environ.get("FASDESK_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        widget.grab().save(str(Path(folder) / f"calibration_{name}.png"))
+    shot(widget, f"calibration_{name}")
 
 
 def _record(qtbot, dialog) -> None:

@@ -10,7 +10,6 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from fasdesk.core.io.settings import Settings, load_settings, settings_path  # noqa: E402
 from fasdesk.core.live.sources import SourceSpec  # noqa: E402
 
+from conftest import tampered_models  # noqa: E402
+from gui_helpers import click  # noqa: E402
 from livevideo import FRAMES_PER_SAMPLE, SEQUENCE, write_video  # noqa: E402
 
 TIMEOUT_MS = 30000
@@ -381,15 +382,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path, models_dir,
-                                       fp32_model, detector_model, video):
+                                       fp32_model, detector_model, video, local_server,
+                                       without_bundled_models):
     from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
-    # Only the (empty) env folder and the user folder: the project's models/ may hold builds.
-    monkeypatch.setattr(registry, "search_dirs",
-                        lambda: [empty, registry.user_models_dir()])
     window = make_window(settings=Settings(), save=False)
     assert window.banner.isVisible()
     assert "No model found" in window.banner.label.text()
@@ -403,22 +402,17 @@ def test_missing_model_banner_download(make_window, qtbot, monkeypatch, tmp_path
     window.show_about().close()
 
     # Download from a local server with the real files: the banner goes away.
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(models_dir)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("FASDESK_MODELS_URL_BASE", f"http://127.0.0.1:{server.server_port}")
-        window.banner.download_button.click()
-        qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=TIMEOUT_MS)
-    finally:
-        server.shutdown()
-        server.server_close()
+    url = local_server(functools.partial(_QuietHandler, directory=str(models_dir)))
+    monkeypatch.setenv("FASDESK_MODELS_URL_BASE", url)
+    click(qtbot, window.banner.download_button)
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=TIMEOUT_MS)
     assert (registry.user_models_dir() / fp32_model.name).is_file()
     window.live_tab.retry()
     collect_frames(qtbot, window.live_tab, 1)
 
 
-def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path):
+def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monkeypatch, tmp_path,
+                                                       without_bundled_models):
     import socket
 
     from fasdesk.core.models import registry
@@ -426,7 +420,6 @@ def test_missing_model_banner_offline_names_every_file(make_window, qtbot, monke
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
-    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
     window = make_window(settings=Settings(), save=False)
     banner = window.banner
     offline_route = (f"copy best_model.onnx and detector.onnx (from a machine that has them) "
@@ -465,28 +458,22 @@ class _TrickleHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_banner_download_can_be_cancelled(make_window, qtbot, monkeypatch, tmp_path, models_dir,
-                                          fp32_model):
+                                          fp32_model, local_server, without_bundled_models):
     from fasdesk.core.models import registry
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, registry.user_models_dir()])
+    monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
     window = make_window(settings=Settings(), save=False)
     handler = type("Handler", (_TrickleHandler,), {"directory": str(models_dir)})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     banner = window.banner
-    try:
-        monkeypatch.setenv("FASDESK_MODELS_URL_BASE", f"http://127.0.0.1:{server.server_port}")
-        banner.download_button.click()
-        qtbot.waitUntil(lambda: banner.progress.value() > 0, timeout=TIMEOUT_MS)
-        assert banner.cancel_button.isVisible() and not banner.download_button.isVisible()
-        assert "MB" in banner.progress.format()
-        banner.cancel_button.click()
-        qtbot.waitUntil(lambda: not banner.cancel_button.isVisible(), timeout=TIMEOUT_MS)
-    finally:
-        server.shutdown()
-        server.server_close()
+    monkeypatch.setenv("FASDESK_MODELS_URL_BASE", local_server(handler))
+    click(qtbot, banner.download_button)
+    qtbot.waitUntil(lambda: banner.progress.value() > 0, timeout=TIMEOUT_MS)
+    assert banner.cancel_button.isVisible() and not banner.download_button.isVisible()
+    assert "MB" in banner.progress.format()
+    click(qtbot, banner.cancel_button)
+    qtbot.waitUntil(lambda: not banner.cancel_button.isVisible(), timeout=TIMEOUT_MS)
     assert "cancelled" in banner.label.text()
     assert banner.isVisible() and banner.download_button.isVisible()
     folder = registry.user_models_dir()
@@ -497,12 +484,7 @@ def test_tampered_registry_model_is_refused(make_window, qtbot, monkeypatch, tmp
                                            fp32_model, detector_model):
     from fasdesk.core.models import registry
 
-    folder = tmp_path / "models"
-    folder.mkdir()
-    data = bytearray(fp32_model.read_bytes())
-    data[len(data) // 2] ^= 0x01  # one weight a little off: still a model that loads
-    (folder / fp32_model.name).write_bytes(bytes(data))
-    (folder / detector_model.name).write_bytes(detector_model.read_bytes())
+    folder = tampered_models(tmp_path / "models", fp32_model, detector_model).parent
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(folder))
     window = make_window(settings=Settings(), save=False)
     assert window.notice.isVisible()

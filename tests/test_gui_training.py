@@ -6,7 +6,7 @@ Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
 """
 from __future__ import annotations
 
-import os
+import io
 import shutil
 from pathlib import Path
 
@@ -20,7 +20,9 @@ from fasdesk.core.models import registry  # noqa: E402
 from fasdesk.core.io.paths import data_dir, user_models_dir  # noqa: E402
 from fasdesk.core.io.settings import Settings  # noqa: E402
 from fasdesk.ui.training.tab import TrainingTab  # noqa: E402
+from conftest import shot  # noqa: E402
 from gui_helpers import click  # noqa: E402
+from training.events import Emitter, parse_line  # noqa: E402
 from training_synth import make_folders  # noqa: E402
 
 # Child processes load torch on a shared, busy machine: generous, never a speed check.
@@ -43,10 +45,7 @@ def dataset(tmp_path_factory, samples_dir) -> Path:
 
 
 def _shot(widget, name: str) -> None:
-    folder = os.environ.get("FASDESK_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        widget.grab().save(str(Path(folder) / f"training_{name}.png"))
+    shot(widget, f"training_{name}")
 
 
 def _run(qtbot, tab, button, timeout=RUN_TIMEOUT_MS) -> tuple[bool, str]:
@@ -72,6 +71,23 @@ def tab(qtbot, checkpoint):
     widget.show()
     yield widget
     widget.shutdown()
+
+
+class BackendLines(io.StringIO):
+    """What the training backend writes (training.events' own Emitter), each line read
+    back with the protocol's parser and handed to `step` as the GUI's reader does."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+        self.emitter = Emitter(enabled=True, stream=self, text_stream=io.StringIO())
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            event = parse_line(line)
+            assert event is not None, line
+            self.step.on_event(event)
+        return len(text)
 
 
 def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset, samples_dir,
@@ -284,25 +300,24 @@ def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path)
     assert train.epochs.value() == fine["epochs"]
 
     train._reset_series()
-    train.on_event({"event": "metric", "scope": "init", "epoch": 0, "val_acc": 0.625,
-                    "val_loss": 0.7})
+    backend = BackendLines(train)  # the events as the backend writes them
+    backend.emitter.metric(scope="init", epoch=0, val_acc=0.625, val_loss=0.7)
     assert train.start_line.isVisible() and train.start_line.value() == 0.625
     assert "starting model 62.5%" in train.start_line.label.toPlainText()
-    epoch = {"event": "metric", "scope": "epoch", "train_loss": 1.2, "train_acc": 0.6,
-             "val_loss": 1.5, "start_val_acc": 0.625}
-    train.on_event({**epoch, "epoch": 1, "val_acc": 0.5})
+    epoch = {"scope": "epoch", "train_loss": 1.2, "train_acc": 0.6, "val_loss": 1.5,
+             "start_val_acc": 0.625}
+    backend.emitter.metric(**epoch, epoch=1, val_acc=0.5)
     assert "starting model 62.5% → now 50.0%" in train.stats.text()
     assert train.message.isVisible()
     assert "fell below the starting model (62.5% → 50.0% at epoch 1)" in train.message.text()
     _shot(tab, "3_train_below_start")
-    train.on_event({**epoch, "epoch": 2, "val_acc": 0.625})
+    backend.emitter.metric(**epoch, epoch=2, val_acc=0.625)
     assert not train.message.isVisible()  # back at the start: the warning goes
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "best.pth").write_bytes(b"")
     train.run_dir.set_text(run_dir)
-    train.on_event({"event": "done", "beat_start": False, "start_val_acc": 0.625,
-                    "best_val_acc": 0.625})
+    backend.emitter.done(beat_start=False, start_val_acc=0.625, best_val_acc=0.625)
     train.on_finished(True, "")
     assert "No epoch beat the starting model (62.5%): best.pth is the starting model" in \
         train.message.text()
@@ -409,6 +424,21 @@ def test_collapsed_collect_panel_is_only_its_checkbox_line(qtbot, window):
     assert _frame_rows(panel) == 0
 
 
+def open_in_training_button(panel):
+    from PySide6.QtWidgets import QPushButton
+
+    return next(b for b in panel.findChildren(QPushButton) if b.text() == "Open in Training")
+
+
+def press_key(qtbot, window, key) -> None:
+    """A key pressed in the active window, where its shortcuts listen."""
+    from PySide6.QtWidgets import QApplication
+
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=10_000)
+    qtbot.keyClick(QApplication.focusWidget() or window, key)
+
+
 def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, samples_dir,
                                                     pipeline):
     from livevideo import FRAMES_PER_SAMPLE, write_video
@@ -432,7 +462,7 @@ def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, sam
     live.stop()
     qtbot.waitUntil(lambda: not live.running, timeout=10_000)
     assert panel.last_frame.index // FRAMES_PER_SAMPLE == 0
-    panel.buttons["real"].click()
+    click(qtbot, panel.buttons["real"])
     assert panel.collector.counts["real"] == 1 and panel.counters["real"].text() == "1"
     real_files = sorted((tmp_path / "collected" / "real").glob("*.jpg"))
     assert len(real_files) == 1 and _box_matches(real_files[0], pipeline)
@@ -454,7 +484,7 @@ def test_collect_mode_saves_live_faces_from_a_video(qtbot, window, tmp_path, sam
 
     # The Training tab opens the collected dataset with the right counts.
     with qtbot.waitSignal(window.training_tab.dataset.scanned, timeout=30_000):
-        panel.open_in_training.emit(str(panel.collector.root))
+        click(qtbot, open_in_training_button(panel))
     assert window.tabs.currentWidget() is window.training_tab
     assert window.training_tab.dataset.info.counts == {0: 1, 7: len(judged)}
 
@@ -486,7 +516,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
 
     # Nothing clicked: the larger face (the photo) is marked, and only it is saved.
     assert live.view.marked[0] == printed.track_id and "largest" in live.view.marked[1]
-    panel.buttons["print"].click()
+    press_key(qtbot, window, Qt.Key_P)  # Collect mode's key for "Print"
     saved = list((tmp_path / "collected").rglob("*.jpg"))
     assert [p.parent.name for p in saved] == ["print"] and panel.counters["print"].text() == "1"
     assert "1 other face(s) in the frame not saved" in panel.status.text()
@@ -500,7 +530,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     assert panel.selected == real.track_id
     assert view.marked[0] == real.track_id and "selected" in view.marked[1]
     _shot(window, "collect_selected_face")
-    panel.buttons["real"].click()
+    click(qtbot, panel.buttons["real"])
     assert sorted(p.parent.name for p in (tmp_path / "collected").rglob("*.jpg")) == ["print", "real"]
     real_file = next((tmp_path / "collected" / "real").glob("*.jpg"))
     box = (real_file.with_name(real_file.stem + "_BB.txt")).read_text().split()
@@ -512,7 +542,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     # The Dataset step: both samples as square face crops, labelled by class.
     dataset = window.training_tab.dataset
     with qtbot.waitSignal(dataset.scanned, timeout=30_000):
-        panel.open_in_training.emit(str(panel.collector.root))
+        click(qtbot, open_in_training_button(panel))
     labels = sorted(dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count()))
     assert labels == ["print", "real"]
     for i in range(dataset.thumbs.count()):
@@ -695,3 +725,20 @@ def test_every_other_training_button_by_click(qtbot, tab, dataset, checkpoint, f
     tab.export.name.setText("cancelled-export")
     cancelled_at_once(tab.export)
     assert registry.get_entry("cancelled-export") is None
+
+
+def test_export_int8_box_enables_and_asks_for_calibration_data(qtbot, tab, checkpoint):
+    """The INT8 box by click: the calibration field opens, and Export without prepared
+    crops says what is missing instead of starting."""
+    tab.go_to("export")
+    export = tab.export
+    export.checkpoint.set_text(checkpoint)
+    export.name.setText("int8-check")
+    assert not export.calibration.isEnabled()
+    click(qtbot, export.int8)
+    assert export.int8.isChecked() and export.calibration.isEnabled()
+    click(qtbot, export.start_button)
+    assert "INT8 needs calibration data" in export.message.text()
+    assert export.start_button.isEnabled() and not export.cancel_button.isEnabled()
+    click(qtbot, export.int8)
+    assert not export.calibration.isEnabled()

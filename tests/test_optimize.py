@@ -18,6 +18,7 @@ from fasdesk.core.models import registry
 from fasdesk.core.inference.crop import preprocess
 from fasdesk.core.io.imageio import read_image
 from fasdesk.core.inference.liveness import LivenessEngine
+from conftest import tampered
 
 SAMPLES = ("real_T1.jpg", "spoof_F1.jpg", "spoof_F2.jpg")
 
@@ -284,9 +285,7 @@ def test_fast_copy_is_cached_and_rebuilt_when_missing_or_damaged(fp32_model, sam
                                    atol=1e-4)
         return result.built_now and engine.optimized
 
-    data = bytearray(fast_copy.read_bytes())
-    data[len(data) // 2] ^= 0x01  # damaged: still loads, but would give other logits
-    fast_copy.write_bytes(bytes(data))
+    tampered(fast_copy)  # damaged: still loads, but would give other logits
     assert rebuilt()
     fast_copy.unlink()
     assert rebuilt()

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from fasdesk.core.models import registry
 from fasdesk.core.models.download import (URL_BASE_ENV, DownloadCancelled, DownloadError,
                                    ProgressLine, download_model, model_url)
 from fasdesk.core.io.paths import user_models_dir
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, serving, tampered_models
 
 
 def _handler(models_dir: Path):
@@ -52,12 +51,8 @@ def _handler(models_dir: Path):
 
 @pytest.fixture(scope="module")
 def server(models_dir):
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(models_dir))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_handler(models_dir)) as url:
+        yield url
 
 
 def _unused_port() -> int:
@@ -232,11 +227,10 @@ def test_bundled_models_are_found_and_checked_by_default(monkeypatch):
 
 
 def test_offline_pull_names_every_missing_file_and_the_offline_route(monkeypatch, tmp_path,
-                                                                     capsys):
+                                                                     capsys, without_bundled_models):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(empty))
-    monkeypatch.setattr(registry, "search_dirs", lambda: [empty, user_models_dir()])
     monkeypatch.setenv(URL_BASE_ENV, f"http://127.0.0.1:{_unused_port()}")
     assert main(["models", "pull"]) == 1
     err = capsys.readouterr().err
@@ -264,24 +258,13 @@ def test_models_dir_that_is_no_folder_is_ignored_with_one_warning(monkeypatch, t
 
 # ------------------------------------------------------------------ hash check on load
 
-def _tampered_models(folder: Path, fp32_model: Path, detector_model: Path) -> Path:
-    """The shipped models, with one weight of the liveness model a little off (the file
-    still loads and runs: only its SHA-256 tells)."""
-    folder.mkdir()
-    data = bytearray(fp32_model.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    (folder / fp32_model.name).write_bytes(bytes(data))
-    shutil.copy(detector_model, folder / detector_model.name)
-    return folder / fp32_model.name
-
-
 def test_tampered_registry_model_is_refused_by_classify(tmp_path, samples_dir, fp32_model,
                                                         detector_model, monkeypatch):
     import os
     import subprocess
     import sys
 
-    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    tampered = tampered_models(tmp_path / "models", fp32_model, detector_model)
     env = {**os.environ, "FASDESK_MODELS_DIR": str(tampered.parent)}
 
     def classify(*extra):
@@ -312,7 +295,7 @@ def test_hash_is_remembered_while_size_and_mtime_stay(tmp_path, fp32_model, dete
                                                       monkeypatch):
     import os
 
-    tampered = _tampered_models(tmp_path / "models", fp32_model, detector_model)
+    tampered = tampered_models(tmp_path / "models", fp32_model, detector_model)
     monkeypatch.setenv("FASDESK_MODELS_DIR", str(tampered.parent))
     reads = []
     real_sha256_of = registry.sha256_of

@@ -1,5 +1,6 @@
 """The training recipes: presets, the learning-rate schedule, gradient clipping and the
 "better than the best so far" rule."""
+import math
 import subprocess
 import sys
 
@@ -18,6 +19,10 @@ def test_fine_tune_schedule_warms_up_over_the_first_epoch_then_decays_to_zero():
     decay = lrs[per_epoch:]
     assert decay == sorted(decay, reverse=True) and decay[-1] < 0.01 * base
     assert all(0 < lr <= base for lr in lrs)
+    # By hand: a warm-up of 10 steps rises by base/11 a step; then half a cosine over the
+    # remaining 20 steps, at its middle (step 20) exactly half the base rate.
+    assert lrs[0] == pytest.approx(0.03 / 11) and lrs[9] == pytest.approx(0.3 / 11)
+    assert lrs[20] == pytest.approx(0.015) and lrs[29] == pytest.approx(0.015 * (1 + math.cos(math.pi * 0.95)))
     # the warm-up is at most WARMUP_MAX_STEPS and at most half of a short run
     assert R.warmup_steps(1000, 10_000) == R.WARMUP_MAX_STEPS
     assert R.warmup_steps(8, 6) == 3
