@@ -735,3 +735,97 @@ def test_the_threshold_is_held_once_and_every_view_follows_it(make_window, qtbot
     assert state.confirm_frames == 4 and live.view.confirm_n == 4
     state.set_confirm_frames(2)
     assert live.confirm_spin.value() == 2
+
+
+# -- everyday polish (issue 23) -------------------------------------------------------------
+SHOTS = Path(os.environ.get("FASDESK_SHOTS", "/tmp/fasdesk-shots"))
+
+
+def _shot(widget, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    widget.grab().save(str(SHOTS / f"{name}.png"))
+
+
+def test_live_says_what_it_sees_counts_down_and_names_faces_on_screen(make_window, qtbot, video,
+                                                                       tmp_path):
+    from fasdesk.ui.frame_view import face_text, faces_caption
+
+    import cv2
+
+    window = make_window(size=(1366, 768), settings=Settings(mirror=True), save=False)
+    tab = window.live_tab
+    stats = []
+    tab.stats_changed.connect(stats.append)
+    # A video file: mirror is for cameras, so it is off (and greyed) for it.
+    tab.start(SourceSpec.parse(str(video)))
+    frames = collect_frames(qtbot, tab, 2 * FRAMES_PER_SAMPLE)
+    assert not tab.mirror_box.isEnabled() and not any(f.mirrored for f in frames)
+    assert faces_caption(frames[-1]) == "1 face"
+    # The live face counts down to its confirmation: "1/3", "2/3", then confirmed.
+    captions = [face_text(f.faces[0], 0.5, 3)[1] for f in frames if expected_label(f) == "real"]
+    assert any(c.endswith("1/3") for c in captions) and any(c.endswith("2/3") for c in captions)
+    assert any(c.startswith("\u2713") for c in captions)
+    qtbot.waitUntil(lambda: bool(stats), timeout=TIMEOUT_MS)
+    assert not any(" 0.0 fps" in s for s in stats), stats  # shown once measured only
+    # The plot's legend names the faces on screen only, never every past track.
+    qtbot.waitUntil(lambda: len(tab.plot.curves) >= 2, timeout=TIMEOUT_MS)
+    frame = tab.last_frame
+    tab.plot.update_histories(frame.histories, frame.time, {f.track_id for f in frame.faces})
+    assert tab.plot.legend_names() == [f"face #{f.track_id}" for f in frame.faces]
+    _shot(window, "live_1366x768")
+
+    # A video without a face: the view says detection runs and finds none.
+    empty = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for _ in range(20):
+        writer.write(np.full((480, 640, 3), 90, np.uint8))
+    writer.release()
+    tab.start(SourceSpec.parse(str(empty)))
+    frames = collect_frames(qtbot, tab, 3)
+    assert faces_caption(frames[-1]) == "No face found"
+    _shot(tab.view, "live_no_face")
+    tab.stop()
+    qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
+
+
+def test_start_without_a_source_opens_the_source_picker(make_window, qtbot):
+    from gui_helpers import click
+
+    window = make_window(size=(1366, 768), settings=Settings(), save=False)
+    tab = window.live_tab
+    qtbot.waitUntil(lambda: not tab._probe.is_running(), timeout=TIMEOUT_MS)
+    if tab.cameras:
+        pytest.skip("this machine has a camera: a source is selected")
+    combo = tab.source_combo
+    # The greyed "No camera found" is never the selected source: a placeholder is.
+    assert combo.currentIndex() == -1 and combo.currentData() is None
+    click(qtbot, tab.start_button)
+    qtbot.waitUntil(lambda: combo.view().isVisible(), timeout=5000)
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert "Video file..." in texts and "Image folder..." in texts
+    combo.hidePopup()
+    assert not tab.running
+
+
+def test_the_active_profile_shows_by_the_threshold_and_can_be_left(make_window, qtbot, video):
+    from gui_helpers import click
+
+    from fasdesk.core.calibration.profiles import Profile
+    from fasdesk.core.models import registry
+
+    window = make_window(size=(1366, 768), settings=Settings(), save=False)
+    tab = window.live_tab
+    assert not tab.profile_row.isVisible()
+    model = registry.default_liveness_id()
+    profile = Profile(name="desk cam", source={"kind": "file", "target": str(video)},
+                      model=model, model_sha256=registry.file_sha256(registry.resolve(model)),
+                      threshold=0.8, confirm_frames=4)
+    assert window.state.apply_profile(profile)
+    assert tab.profile_row.isVisible() and tab.profile_label.text() == "profile: desk cam"
+    assert "0.8" in tab.profile_threshold.text() and tab.threshold_label.text() == "0.80"
+    qtbot.wait(50)  # laid out
+    assert tab.profile_label.width() >= tab.profile_label.sizeHint().width()
+    _shot(window, "live_profile")
+    click(qtbot, tab.leave_profile_button)
+    assert window.state.profile is None and not tab.profile_row.isVisible()
+    assert window.state.threshold == 0.5

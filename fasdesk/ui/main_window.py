@@ -100,8 +100,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.status = WindowStatus(self.statusBar(), self.state)
-        for name in ("stats_label", "model_label", "profile_label", "provider_label"):
+        for name in ("stats_label", "model_label", "provider_label"):
             setattr(self, name, getattr(self.status, name))
+        self.profile_label = self.live_tab.profile_label
         self.live_tab.running_changed.connect(self.status.live_running)
         self.live_tab.pipeline_changed.connect(self.status.pipeline_loaded)
         build_menus(self)
