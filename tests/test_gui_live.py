@@ -137,9 +137,9 @@ def test_snapshot_and_source_switch(make_window, qtbot, video, samples_dir, tmp_
     tab = window.live_tab
     tab.start(SourceSpec.parse(str(video)))
     frame = collect_frames(qtbot, tab, 2)[-1]
-    # Mirrored: the box is flipped with the picture (the face is centred at x ~ 320).
+    # Mirror is for cameras: a video file plays as recorded even with Mirror on.
     x, y, w, h = frame.faces[0].result.box
-    assert frame.mirrored and 140 <= x and x + w <= 500
+    assert not frame.mirrored and 140 <= x and x + w <= 500
 
     shot = tab.last_frame  # what the snapshot saves (no events run until it is written)
     out = tab.snapshot(str(tmp_path / "snap.png"))

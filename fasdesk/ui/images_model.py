@@ -35,10 +35,12 @@ def qimage_from(rgb: RGBBytes) -> QImage:
 
 
 class _Row:
-    __slots__ = ("result", "thumb")
+    __slots__ = ("result", "thumb", "name", "sort_name")
 
-    def __init__(self, item: ClassifiedImage):
+    def __init__(self, item: ClassifiedImage, name: str):
         self.result: ImageResult = item.result
+        self.name = name  # as seen from the folder it was dropped with
+        self.sort_name = report.natural_key(name)
         self.thumb = (QPixmap.fromImage(qimage_from(item.thumb))
                       if item.thumb is not None else None)
 
@@ -63,16 +65,18 @@ class ResultsModel(QAbstractTableModel):
         return self.state.threshold
 
     # --- content -------------------------------------------------------------------
-    def add(self, item: ClassifiedImage) -> None:
-        """Append a result, or replace the row of a file classified before."""
+    def add(self, item: ClassifiedImage, name: str | None = None) -> None:
+        """Append a result, or replace the row of a file classified before. name: what
+        the File column shows (default: the file name)."""
+        name = name or Path(item.result.path).name
         row = self._row_of_path.get(item.result.path)
         if row is not None:
-            self._rows[row] = _Row(item)
+            self._rows[row] = _Row(item, name)
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
             return
         row = len(self._rows)
         self.beginInsertRows(QModelIndex(), row, row)
-        self._rows.append(_Row(item))
+        self._rows.append(_Row(item, name))
         self._row_of_path[item.result.path] = row
         self.endInsertRows()
 
@@ -172,7 +176,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _display(self, row, col, result):
         if col == self.FILE:
-            return Path(result.path).name
+            return self._rows[row].name
         if col == self.FACES:
             return "" if result.error else str(len(result.faces))
         if col == self.VERDICT:
@@ -194,9 +198,11 @@ class ResultsModel(QAbstractTableModel):
             return min(judged) if judged else 2.0
         if col == self.ERROR:
             return self._problem(result)
-        return result.path.lower()
+        return self._rows[row].sort_name
 
     def _tooltip(self, row, col, result):
+        if result.error:  # the whole message, wherever the pointer rests on the row
+            return f"{result.path}\n\n{result.error}"
         if col in (self.THUMB, self.FILE):
             return result.path
         if col == self.ERROR:
