@@ -829,3 +829,33 @@ def test_the_active_profile_shows_by_the_threshold_and_can_be_left(make_window, 
     click(qtbot, tab.leave_profile_button)
     assert window.state.profile is None and not tab.profile_row.isVisible()
     assert window.state.threshold == 0.5
+
+
+def test_keyboard_shortcuts_drive_live_and_tabs(make_window, qtbot, video):
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtTest import QTest
+
+    window = make_window(size=(1366, 768), save=False,
+                         settings=Settings(source=str(video), recent_sources=[str(video)]))
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5000)
+    tab = window.live_tab
+    qtbot.waitUntil(lambda: not tab._probe.is_running(), timeout=TIMEOUT_MS)
+    # Shown where a person looks: the menus and the buttons' tooltips.
+    assert window.start_stop_action.shortcut() == QKeySequence("Space")
+    assert "(Space)" in tab.start_button.toolTip()
+    assert "Ctrl+S" in tab.snapshot_button.toolTip() and "Ctrl+K" in tab.calibrate_button.toolTip()
+    assert [a.shortcut().toString() for a in window.tab_actions][:3] == ["Ctrl+1", "Ctrl+2",
+                                                                         "Ctrl+3"]
+    # The plot takes no keys: Tab never stops on it.
+    assert tab.plot.focusPolicy() == Qt.NoFocus
+    if isinstance(tab.source_combo.currentData(), SourceSpec):
+        QTest.keyClick(window, Qt.Key_Space)
+        qtbot.waitUntil(lambda: tab.running, timeout=TIMEOUT_MS)
+        QTest.keyClick(window, Qt.Key_Space)
+        qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
+    QTest.keyClick(window, Qt.Key_2, Qt.ControlModifier)
+    assert window.tabs.currentWidget() is window.images_tab
+    assert not window.start_stop_action.isEnabled()  # Space presses buttons there
+    QTest.keyClick(window, Qt.Key_1, Qt.ControlModifier)
+    assert window.tabs.currentWidget() is tab and window.start_stop_action.isEnabled()

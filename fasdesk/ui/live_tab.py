@@ -135,6 +135,7 @@ class LiveTab(QWidget):
         self.source_combo.activated.connect(self._on_source_activated)
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
+        self.start_button.setToolTip("Start or stop the live view")
         self.start_button.clicked.connect(self.toggle)
         self.mirror_box = QCheckBox("Mirror")
         self.mirror_box.setChecked(self.settings.mirror)

@@ -20,6 +20,7 @@ class ScorePlot(pg.PlotWidget):
     def __init__(self, parent=None, window: float = HISTORY_SECONDS):
         super().__init__(parent, background="#16181c")
         self.window = window
+        self.setFocusPolicy(pg.QtCore.Qt.NoFocus)  # nothing to do with keys: not a Tab stop
         self.curves: dict[int, pg.PlotDataItem] = {}
         self.last_seen: dict[int, float] = {}
         item = self.getPlotItem()
