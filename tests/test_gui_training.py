@@ -6,6 +6,7 @@ Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -115,14 +116,19 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     train.lr.setValue(0.001)
     events = _events(tab)
 
+    evaluate_while_training = []
+
     def cancel_at_first_step(event):
         if event["event"] == "progress" and tab.run.running and not tab.run.stopping:
+            evaluate_while_training.append(train.next_button.isEnabled())
             click(qtbot, train.cancel_button)
 
     tab.run.event.connect(cancel_at_first_step)
     ok, message = _run(qtbot, tab, train.start_button)
     tab.run.event.disconnect(cancel_at_first_step)
     assert (ok, message) == (False, "cancelled")
+    # "Evaluate ->" waits while the model trains, and comes back when the run ends.
+    assert evaluate_while_training == [False] and train.next_button.isEnabled()
     run_dir = train.run_dir.path()
     assert (run_dir / "latest.pth").is_file()
     assert train.resume_button.isEnabled()
@@ -692,3 +698,40 @@ def test_every_other_training_button_by_click(qtbot, tab, dataset, checkpoint, f
     tab.export.name.setText("cancelled-export")
     cancelled_at_once(tab.export)
     assert registry.get_entry("cancelled-export") is None
+
+
+# -- every page fits a laptop screen (issue 23) ------------------------------------------------
+def test_every_step_fits_1366x768_and_never_scrolls_sideways_at_1024x600(make_window, qtbot,
+                                                                          tmp_path):
+    """Steps shown in the main window at a laptop's size, 1366x768, and at 1024x600:
+    nothing to scroll to at the first, no sideways scrolling at the second; each step's
+    Start looks primary."""
+    report = tmp_path / "report.json"
+    p_real = [0.9 - 0.01 * i for i in range(30)] + [0.05 + 0.01 * i for i in range(30)]
+    report.write_text(json.dumps({
+        "n": 60, "accuracy": 0.83, "per_class_accuracy": {"real": 0.67, "spoof": 1.0},
+        "counts": {"real": 30, "spoof": 30}, "threshold": 0.5, "roc_auc": 0.97,
+        "average_precision": 0.98, "apcer": 0.0, "bpcer": 0.33, "acer": 0.17, "eer": 0.1,
+        "classes": ["real", "spoof"], "confusion_matrix": [[20, 10], [0, 30]],
+        "model": str(tmp_path / "best.pth"), "scores": {"p_real": p_real, "label": [0] * 30 + [1] * 30},
+        "curves": {"roc": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1]}}}))
+    for size in ((1366, 768), (1024, 600)):
+        window = make_window(size=size, settings=Settings(), save=False)
+        tab = window.training_tab
+        window.tabs.setCurrentWidget(tab)
+        tab.evaluate.show_report(report)
+        for key, _title in tab.STEPS:
+            tab.go_to(key)
+            qtbot.wait(20)
+            scroll = tab.stack.currentWidget()
+            assert scroll.horizontalScrollBar().maximum() == 0, (size, key)
+            if size == (1366, 768):
+                assert scroll.verticalScrollBar().maximum() == 0, (size, key)
+            page = tab.pages[key]
+            main = page.next_button if key == "dataset" else page.start_button
+            assert main.objectName() == "primary", key
+            _shot(window, f"{key}_{size[0]}x{size[1]}")
+        evaluate = tab.evaluate
+        assert evaluate.metrics.verticalScrollBar().maximum() == 0  # every metric shown
+        assert evaluate.apply_button.text() == "Store with the export"
+        window.close()

@@ -93,6 +93,8 @@ class DatasetStep(StepPage):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
+        # Empty: the header and a line's room, so "Prepare this dataset" stays on screen.
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 30)
         self.layout_.addWidget(self.table)
 
         self.thumbs_title = QLabel("Samples")
@@ -120,6 +122,7 @@ class DatasetStep(StepPage):
         self.layout_.addWidget(self.thumbs, 1)
 
         self.next_button = QPushButton("Prepare this dataset →")
+        self.next_button.setObjectName("primary")  # the step's main action
         self.next_button.clicked.connect(self.to_prepare)
         self.layout_.addWidget(button_row(self.next_button))
 
