@@ -310,6 +310,13 @@ def test_window_fits_a_1366x768_screen(make_window, qtbot):
     size = fitted_size(PREFERRED_SIZE, laptop)
     assert fits(size, laptop) and size.height() + FRAME_ALLOWANCE.height() <= 728
     assert fitted_size(PREFERRED_SIZE, QSize(2560, 1400)) == PREFERRED_SIZE
+    # First start on a large screen: sized to the screen, not left at 1180x760.
+    from fasdesk.ui.main_window import first_start_size
+
+    big = QSize(1920, 1080 - 40)
+    first = first_start_size(big)
+    assert fits(first, big) and first.width() >= 1600 and first.height() >= 880
+    assert first_start_size(laptop) == size  # a laptop: the most that fits
 
     # On this (offscreen, 800x600) screen: sized to fit, and a saved geometry from a
     # bigger screen is not restored as it was.

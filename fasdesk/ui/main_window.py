@@ -42,6 +42,16 @@ def fitted_size(preferred: QSize, available: QSize, frame: QSize = FRAME_ALLOWAN
     return preferred.boundedTo(available - frame)
 
 
+SCREEN_SHARE = 0.85  # of a large screen's available area, on first start
+
+
+def first_start_size(available: QSize, frame: QSize = FRAME_ALLOWANCE) -> QSize:
+    """The window's size with no saved geometry: most of a large screen (the live picture
+    and the plots gain from it), never less than PREFERRED_SIZE where that fits."""
+    share = QSize(round(available.width() * SCREEN_SHARE), round(available.height() * SCREEN_SHARE))
+    return fitted_size(share.expandedTo(PREFERRED_SIZE), available, frame)
+
+
 def fits(size: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> bool:
     room = available - frame
     return size.width() <= room.width() and size.height() <= room.height()
@@ -156,8 +166,8 @@ class MainWindow(QMainWindow):
         self.training_tab = self._install_training()
 
     def place_on_screen(self, saved: str = "") -> None:
-        """The saved geometry when it fits this screen, else the preferred size shrunk to
-        the screen's available area (a laptop's 1366x768 included), centred."""
+        """The saved geometry when it fits this screen, else sized to the screen (most of
+        a large one, the preferred size shrunk to a laptop's 1366x768), centred."""
         screen = self.screen() or QGuiApplication.primaryScreen()
         available = screen.availableGeometry()
         if saved:
@@ -168,7 +178,7 @@ class MainWindow(QMainWindow):
             if restored and (self.isMaximized() or fits(self.size(), available.size())):
                 return
             self.setWindowState(Qt.WindowNoState)
-        size = fitted_size(PREFERRED_SIZE, available.size())
+        size = first_start_size(available.size())
         self.resize(size)
         self.move(available.x() + (available.width() - size.width() - FRAME_ALLOWANCE.width()) // 2,
                   available.y() + (available.height() - size.height() - FRAME_ALLOWANCE.height()) // 2)
