@@ -866,3 +866,25 @@ def test_keyboard_shortcuts_drive_live_and_tabs(make_window, qtbot, video):
     assert not window.start_stop_action.isEnabled()  # Space presses buttons there
     QTest.keyClick(window, Qt.Key_1, Qt.ControlModifier)
     assert window.tabs.currentWidget() is tab and window.start_stop_action.isEnabled()
+
+
+def test_appearance_follows_the_system_or_the_users_choice(make_window, qtbot, tmp_path):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from fasdesk.ui.app import resolved_appearance
+
+    window = make_window(size=(1366, 768), settings=Settings(), save=False)
+    app = QApplication.instance()
+    assert window.appearance_actions["system"].isChecked()
+    assert window.theme == resolved_appearance("system")  # what the desktop says
+    window.appearance_actions["light"].trigger()
+    assert window.state.settings.appearance == "light" and window.theme == "light"
+    assert app.palette().color(QPalette.Window).lightness() > 200
+    _shot(window, "live_light")
+    window.tabs.setCurrentWidget(window.training_tab)
+    _shot(window, "training_light")
+    window.appearance_actions["dark"].trigger()
+    assert window.theme == "dark" and app.palette().color(QPalette.Window).lightness() < 60
+    window.appearance_actions["system"].trigger()
+    assert window.state.settings.appearance == "system"

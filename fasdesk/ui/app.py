@@ -6,8 +6,8 @@ import logging
 import os
 import sys
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QDialog
 
 from fasdesk import __version__
@@ -20,6 +20,8 @@ from fasdesk.core.io.settings import load_settings
 FIRST_FRAME_ENV = "FASDESK_REPORT_FIRST_FRAME"
 ICON_FILE = "icon.png"
 STYLE_FILE = "style.qss"
+LIGHT_STYLE_FILE = "style-light.qss"
+APPEARANCES = ("system", "light", "dark")
 
 
 # Dark UI colours: the live picture and the verdict colours should be what stands out.
@@ -51,15 +53,36 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(__version__)
     app.setOrganizationName("fasdesk")
     app.setStyle("Fusion")
-    app.setPalette(dark_palette())
     icon = resources_dir() / ICON_FILE
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    style = resources_dir() / STYLE_FILE
-    if style.is_file():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    apply_appearance(app, "dark")  # until the window applies the user's choice
     pg.setConfigOptions(antialias=True)
     return app
+
+
+def resolved_appearance(appearance: str) -> str:
+    """"light" or "dark": the user's choice, or the desktop's for "system" (dark when the
+    desktop does not say: the live picture stands out best on it)."""
+    if appearance in ("light", "dark"):
+        return appearance
+    scheme = QGuiApplication.styleHints().colorScheme()
+    return "light" if scheme == Qt.ColorScheme.Light else "dark"
+
+
+def apply_appearance(app: QApplication, appearance: str) -> str:
+    """Palette and style sheet for `appearance` ("system", "light", "dark"); returns the
+    one applied ("light" or "dark")."""
+    theme = resolved_appearance(appearance)
+    if theme == "dark":
+        app.setPalette(dark_palette())
+        style = resources_dir() / STYLE_FILE
+    else:
+        app.setPalette(app.style().standardPalette())
+        style = resources_dir() / LIGHT_STYLE_FILE
+    app.setStyleSheet(style.read_text(encoding="utf-8") if style.is_file() else "")
+    app.setProperty("fasdesk_theme", theme)
+    return theme
 
 
 def run(args: argparse.Namespace) -> int:

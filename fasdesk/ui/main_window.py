@@ -10,7 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from fasdesk.app.state import AppState, ModelCheck
 from fasdesk.core.calibration.profiles import Profile
@@ -116,6 +117,11 @@ class MainWindow(QMainWindow):
         self.live_tab.running_changed.connect(self.status.live_running)
         self.live_tab.pipeline_changed.connect(self.status.pipeline_loaded)
         build_menus(self)
+        self._apply_appearance()
+        subscribe(self, self.state.setting_changed,
+                  lambda name, _v: self._apply_appearance() if name == "appearance" else None)
+        # "Follow the system": the desktop switching light/dark switches the app too.
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system_scheme)
         self.model_group = self.model_menu.group
         subscribe(self, self.state.notice, self._show_notice)
         subscribe(self, self.state.models_checked, self._show_model_check)
@@ -164,6 +170,15 @@ class MainWindow(QMainWindow):
         # The Training tab, and the Collect panel under the live view (issue 6).
         self.collect_panel = None
         self.training_tab = self._install_training()
+
+    def _apply_appearance(self) -> None:
+        from fasdesk.ui.app import apply_appearance
+
+        self.theme = apply_appearance(QApplication.instance(), self.state.settings.appearance)
+
+    def _follow_system_scheme(self, _scheme) -> None:
+        if self.state.settings.appearance == "system":
+            self._apply_appearance()
 
     def place_on_screen(self, saved: str = "") -> None:
         """The saved geometry when it fits this screen, else sized to the screen (most of

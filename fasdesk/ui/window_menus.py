@@ -52,6 +52,18 @@ def build_menus(window) -> None:
         window.tab_actions.append(act)
         window.tabs.setTabToolTip(n, f"{act.text()} ({act.shortcut().toString(QKeySequence.NativeText)})")
 
+    view_menu.addSeparator()
+    appearance = view_menu.addMenu("Appearance")
+    group = QActionGroup(appearance)
+    window.appearance_actions = {}
+    for value, text in (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
+        act = appearance.addAction(text)
+        act.setCheckable(True)
+        act.setChecked(state.settings.appearance == value)
+        act.triggered.connect(lambda _=False, v=value: (state.update(appearance=v), state.save()))
+        group.addAction(act)
+        window.appearance_actions[value] = act
+
     tools_menu = bar.addMenu("&Tools")
     window.calibrate_action = tools_menu.addAction("Calibrate this camera…",
                                                    lambda: window.open_calibration())
