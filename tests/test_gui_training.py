@@ -492,6 +492,13 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     panel.buttons["print"].click()
     saved = list((tmp_path / "collected").rglob("*.jpg"))
     assert [p.parent.name for p in saved] == ["print"] and panel.counters["print"].text() == "1"
+    # The strip: the print capture, as its face crop, under its button, flashed.
+    latest = panel.latest["print"]
+    assert latest.isVisible() and not latest.pixmap().isNull()
+    assert latest.pixmap().width() == latest.pixmap().height()
+    assert latest.property("flash") is True and not panel.latest["real"].isVisible()
+    _shot(window, "collect_latest_strip")
+    qtbot.waitUntil(lambda: latest.property("flash") is False, timeout=3000)
     assert "1 other face(s) in the frame not saved" in panel.status.text()
 
     # A click on the live face selects it; "Real" saves it alone.
@@ -540,6 +547,22 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
             if p.is_file()] == ["real", "real"]  # the real image and its box
     assert [dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count())] == ["real"]
     assert dataset.info.counts == {0: 1} and panel.counters["print"].text() == "0"
+
+    # A face saved under the wrong class moves to the right one, box file and all.
+    real_item = dataset.thumbs.item(0)
+    assert real_item.text() == "real" and not dataset.move_button.isEnabled()
+    real_item.setSelected(True)
+    dataset.move_class.setCurrentIndex(dataset.move_class.findData("replay"))
+    qtbot.wait(20)
+    assert window.training_tab.stack.currentWidget().horizontalScrollBar().maximum() == 0
+    _shot(window, "dataset_move")
+    with qtbot.waitSignal(dataset.scanned, timeout=30_000):
+        click(qtbot, dataset.move_button)
+    moved = sorted(p.relative_to(panel.collector.root).as_posix()
+                   for p in panel.collector.root.rglob("*") if p.is_file())
+    assert [m.split("/")[:2] for m in moved] == [["spoof", "replay"]] * 2
+    assert [dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count())] == ["replay"]
+    assert panel.counters["real"].text() == "0" and panel.counters["replay"].text() == "1"
 
 
 def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
