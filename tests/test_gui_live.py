@@ -872,7 +872,7 @@ def test_appearance_follows_the_system_or_the_users_choice(make_window, qtbot, t
     from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication
 
-    from fasdesk.ui.app import resolved_appearance
+    from fasdesk.ui.theme import resolved_appearance
 
     window = make_window(size=(1366, 768), settings=Settings(), save=False)
     app = QApplication.instance()

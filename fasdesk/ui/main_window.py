@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
         self.training_tab = self._install_training()
 
     def _apply_appearance(self) -> None:
-        from fasdesk.ui.app import apply_appearance
+        from fasdesk.ui.theme import apply_appearance
 
         self.theme = apply_appearance(QApplication.instance(), self.state.settings.appearance)
 
