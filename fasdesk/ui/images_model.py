@@ -19,12 +19,14 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
 ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
 
-VERDICT_COLOURS = {  # cell background per image verdict; text stays dark on all of them
-    report.REAL: QColor("#c7ecc4"),
-    report.SPOOF: QColor("#f7c4c4"),
-    UNSURE: QColor("#e2e2e2"),
-    report.NO_FACE: QColor("#ececec"),
-    report.ERROR: QColor("#fbe3b5"),
+# Cell background per image verdict: deep enough for white text, and neither glaring on
+# the dark theme nor washed out on the light one.
+VERDICT_COLOURS = {
+    report.REAL: QColor("#2e7d32"),
+    report.SPOOF: QColor("#c62828"),
+    UNSURE: QColor("#616161"),
+    report.NO_FACE: QColor("#546e7a"),
+    report.ERROR: QColor("#a15c00"),
 }
 
 
@@ -152,7 +154,7 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.BackgroundRole and col == self.VERDICT:
             return VERDICT_COLOURS.get(self.verdict(row))
         if role == Qt.ItemDataRole.ForegroundRole and col == self.VERDICT:
-            return QColor("#1a1a1a")
+            return QColor("#ffffff")
         if role == Qt.ItemDataRole.FontRole and col == self.VERDICT:
             font = QFont()
             font.setBold(True)
