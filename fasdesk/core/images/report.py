@@ -2,9 +2,10 @@
 
 A record is one image in exactly the shape `fasdesk classify --json` prints
 (`batch.ImageResult.to_json()`: path, width, height, faces, error).
-The JSON export writes those records unchanged; the CSV export flattens them to one row
-per face (an image without faces, or one that could not be read, still gets one row with
-the face columns empty), so both files always describe the same images.
+The JSON export writes those records (the GUI's add, through `with_run`, each image's
+verdict and the model id, SHA-256 and threshold that judged it); the CSV export flattens
+them to one row per face (an image without faces, or one that could not be read, still
+gets one row with the face columns empty), so both files always describe the same images.
 """
 from __future__ import annotations
 
