@@ -93,7 +93,7 @@ def table(tab) -> dict[str, list]:
     rows = {}
     for r in range(view.rowCount()):
         cells = [view.index(r, c).data() for c in range(view.columnCount())]
-        rows[cells[ResultsModel.FILE]] = cells
+        rows[cells[ResultsModel.FILE].rsplit("/", 1)[-1]] = cells
     return rows
 
 
@@ -148,7 +148,8 @@ def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab
             assert isinstance(thumb, QPixmap) and max(thumb.width(), thumb.height()) == 64
     # Sorting by p_real puts the least real face first; images without a score go last.
     tab.table.sortByColumn(ResultsModel.P_REAL, Qt.SortOrder.AscendingOrder)
-    order = [tab.proxy.index(r, ResultsModel.FILE).data() for r in range(tab.proxy.rowCount())]
+    order = [tab.proxy.index(r, ResultsModel.FILE).data().rsplit("/", 1)[-1]
+             for r in range(tab.proxy.rowCount())]
     p = {n: tab.model.result(source_row(tab, n)).faces[0].p_real for n in GOOD}
     assert order[:3] == sorted(GOOD, key=p.get)
     assert set(order[3:]) == set(UNJUDGED) | set(BAD)
@@ -249,7 +250,9 @@ def test_export_csv_and_json_match_the_command_line(qtbot, tab, mixed_folder, tm
     assert {r["path"] for r in exported} == set(cli)
     for record in exported:
         expected = cli[record["path"]]
-        assert record.keys() == expected.keys()
+        # The classify record, plus its verdict and what judged it.
+        assert record.keys() == expected.keys() | {"verdict", "model", "model_sha256", "threshold"}
+        assert record["threshold"] == 0.5 and len(record["model_sha256"]) == 64
         assert (record["width"], record["height"], record["error"]) == (
             expected["width"], expected["height"], expected["error"])
         assert len(record["faces"]) == len(expected["faces"])
@@ -382,3 +385,53 @@ def test_closing_the_window_mid_batch_stops_the_batch(qtbot, pipeline, many_fold
     assert tab.worker.wait(BATCH_TIMEOUT_MS / 1000)  # stops at the next file
     qtbot.waitUntil(lambda: not tab.is_running())
     assert tab.model.rowCount() < 60
+
+
+# -- everyday polish (issue 23) -------------------------------------------------------------
+def test_rows_show_paths_from_the_dropped_folder_sorted_naturally_and_filtered(
+        qtbot, tab, mixed_folder, samples_dir, tmp_path):
+    from gui_helpers import click
+
+    numbered = tmp_path / "numbered"
+    numbered.mkdir()
+    for n in (10, 2, 1):
+        shutil.copy(samples_dir / "spoof_F1.jpg", numbered / f"r{n}.jpg")
+    messages = []
+    tab.status_message.connect(messages.append)
+    tab.resize(1366, 700)
+    drop(tab, [mixed_folder])
+    wait_done(qtbot, tab)
+    # The first row is selected when the batch is done: its preview shows at once.
+    assert tab.table.selectionModel().currentIndex().row() == 0
+    names = {tab.proxy.index(r, ResultsModel.FILE).data() for r in range(tab.proxy.rowCount())}
+    assert "sub/spoof_F2.jpg" in names and "real_T1.jpg" in names
+    # The whole error, wherever the pointer rests on an unreadable file's row.
+    assert "truncated" in table_tooltip(tab, "truncated.jpg", ResultsModel.FILE)
+    # A second batch: its counts are its own, not the table's.
+    drop(tab, [numbered])
+    wait_done(qtbot, tab)
+    assert "Classified 3 image(s)" in messages[-1] and "could not be read" not in messages[-1]
+    tab.table.sortByColumn(ResultsModel.FILE, Qt.SortOrder.AscendingOrder)
+    order = [tab.proxy.index(r, ResultsModel.FILE).data() for r in range(tab.proxy.rowCount())]
+    assert [n for n in order if n.startswith("r") and n[1].isdigit()] == ["r1.jpg", "r2.jpg",
+                                                                         "r10.jpg"]
+    # Filter by verdict: the combo box a person picks from.
+    combo = tab.verdict_filter
+    combo.setCurrentIndex(combo.findData("error"))
+    shown = {tab.proxy.index(r, ResultsModel.FILE).data() for r in range(tab.proxy.rowCount())}
+    assert shown == set(BAD)
+    combo.setCurrentIndex(combo.findData("spoof"))
+    assert tab.proxy.rowCount() == 2 + 3
+    # Moving the threshold refilters: at 0.0 every judged face is real.
+    tab.state.set_threshold(0.0)
+    assert tab.proxy.rowCount() == 0
+    tab.state.set_threshold(0.5)
+    combo.setCurrentIndex(0)
+    assert tab.proxy.rowCount() == 11
+    # The compact list: many more rows on screen.
+    tall = tab.table.rowHeight(0)
+    click(qtbot, tab.compact_box)
+    assert tab.table.rowHeight(0) < tall / 2
+    qtbot.wait(50)
+    tab.grab().save("/tmp/fasdesk-shots/images_compact.png")
+    click(qtbot, tab.compact_box)

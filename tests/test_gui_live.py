@@ -138,9 +138,9 @@ def test_snapshot_and_source_switch(make_window, qtbot, video, samples_dir, tmp_
     tab = window.live_tab
     tab.start(SourceSpec.parse(str(video)))
     frame = collect_frames(qtbot, tab, 2)[-1]
-    # Mirrored: the box is flipped with the picture (the face is centred at x ~ 320).
+    # Mirror is for cameras: a video file plays as recorded even with Mirror on.
     x, y, w, h = frame.faces[0].result.box
-    assert frame.mirrored and 140 <= x and x + w <= 500
+    assert not frame.mirrored and 140 <= x and x + w <= 500
 
     shot = tab.last_frame  # what the snapshot saves (no events run until it is written)
     out = tab.snapshot(str(tmp_path / "snap.png"))
@@ -311,6 +311,13 @@ def test_window_fits_a_1366x768_screen(make_window, qtbot):
     size = fitted_size(PREFERRED_SIZE, laptop)
     assert fits(size, laptop) and size.height() + FRAME_ALLOWANCE.height() <= 728
     assert fitted_size(PREFERRED_SIZE, QSize(2560, 1400)) == PREFERRED_SIZE
+    # First start on a large screen: sized to the screen, not left at 1180x760.
+    from fasdesk.ui.main_window import first_start_size
+
+    big = QSize(1920, 1080 - 40)
+    first = first_start_size(big)
+    assert fits(first, big) and first.width() >= 1600 and first.height() >= 880
+    assert first_start_size(laptop) == size  # a laptop: the most that fits
 
     # On this (offscreen, 800x600) screen: sized to fit, and a saved geometry from a
     # bigger screen is not restored as it was.
@@ -719,3 +726,149 @@ def test_the_threshold_is_held_once_and_every_view_follows_it(make_window, qtbot
     assert state.confirm_frames == 4 and live.view.confirm_n == 4
     state.set_confirm_frames(2)
     assert live.confirm_spin.value() == 2
+
+
+# -- everyday polish (issue 23) -------------------------------------------------------------
+SHOTS = Path(os.environ.get("FASDESK_SHOTS", "/tmp/fasdesk-shots"))
+
+
+def _shot(widget, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    widget.grab().save(str(SHOTS / f"{name}.png"))
+
+
+def test_live_says_what_it_sees_counts_down_and_names_faces_on_screen(make_window, qtbot, video,
+                                                                       tmp_path):
+    from fasdesk.ui.frame_view import face_text, faces_caption
+
+    import cv2
+
+    window = make_window(size=(1366, 768), settings=Settings(mirror=True), save=False)
+    tab = window.live_tab
+    stats = []
+    tab.stats_changed.connect(stats.append)
+    # A video file: mirror is for cameras, so it is off (and greyed) for it.
+    tab.start(SourceSpec.parse(str(video)))
+    frames = collect_frames(qtbot, tab, 2 * FRAMES_PER_SAMPLE)
+    assert not tab.mirror_box.isEnabled() and not any(f.mirrored for f in frames)
+    assert faces_caption(frames[-1]) == "1 face"
+    # The live face counts down to its confirmation: "1/3", "2/3", then confirmed.
+    captions = [face_text(f.faces[0], 0.5, 3)[1] for f in frames if expected_label(f) == "real"]
+    assert any(c.endswith("1/3") for c in captions) and any(c.endswith("2/3") for c in captions)
+    assert any(c.startswith("\u2713") for c in captions)
+    qtbot.waitUntil(lambda: bool(stats), timeout=TIMEOUT_MS)
+    assert not any(" 0.0 fps" in s for s in stats), stats  # shown once measured only
+    # The plot's legend names the faces on screen only, never every past track.
+    qtbot.waitUntil(lambda: len(tab.plot.curves) >= 2, timeout=TIMEOUT_MS)
+    frame = tab.last_frame
+    tab.plot.update_histories(frame.histories, frame.time, {f.track_id for f in frame.faces})
+    assert tab.plot.legend_names() == [f"face #{f.track_id}" for f in frame.faces]
+    _shot(window, "live_1366x768")
+
+    # A video without a face: the view says detection runs and finds none.
+    empty = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    for _ in range(20):
+        writer.write(np.full((480, 640, 3), 90, np.uint8))
+    writer.release()
+    tab.start(SourceSpec.parse(str(empty)))
+    frames = collect_frames(qtbot, tab, 3)
+    assert faces_caption(frames[-1]) == "No face found"
+    _shot(tab.view, "live_no_face")
+    tab.stop()
+    qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
+
+
+def test_start_without_a_source_opens_the_source_picker(make_window, qtbot):
+    from gui_helpers import click
+
+    window = make_window(size=(1366, 768), settings=Settings(), save=False)
+    tab = window.live_tab
+    qtbot.waitUntil(lambda: not tab._probe.is_running(), timeout=TIMEOUT_MS)
+    if tab.cameras:
+        pytest.skip("this machine has a camera: a source is selected")
+    combo = tab.source_combo
+    # The greyed "No camera found" is never the selected source: a placeholder is.
+    assert combo.currentIndex() == -1 and combo.currentData() is None
+    click(qtbot, tab.start_button)
+    qtbot.waitUntil(lambda: combo.view().isVisible(), timeout=5000)
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert "Video file..." in texts and "Image folder..." in texts
+    combo.hidePopup()
+    assert not tab.running
+
+
+def test_the_active_profile_shows_by_the_threshold_and_can_be_left(make_window, qtbot, video):
+    from gui_helpers import click
+
+    from fasdesk.core.calibration.profiles import Profile
+    from fasdesk.core.models import registry
+
+    window = make_window(size=(1366, 768), settings=Settings(), save=False)
+    tab = window.live_tab
+    assert not tab.profile_row.isVisible()
+    model = registry.default_liveness_id()
+    profile = Profile(name="desk cam", source={"kind": "file", "target": str(video)},
+                      model=model, model_sha256=registry.file_sha256(registry.resolve(model)),
+                      threshold=0.8, confirm_frames=4)
+    assert window.state.apply_profile(profile)
+    assert tab.profile_row.isVisible() and tab.profile_label.text() == "profile: desk cam"
+    assert "0.8" in tab.profile_threshold.text() and tab.threshold_label.text() == "0.80"
+    qtbot.wait(50)  # laid out
+    assert tab.profile_label.width() >= tab.profile_label.sizeHint().width()
+    _shot(window, "live_profile")
+    click(qtbot, tab.leave_profile_button)
+    assert window.state.profile is None and not tab.profile_row.isVisible()
+    assert window.state.threshold == 0.5
+
+
+def test_keyboard_shortcuts_drive_live_and_tabs(make_window, qtbot, video):
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtTest import QTest
+
+    window = make_window(size=(1366, 768), save=False,
+                         settings=Settings(source=str(video), recent_sources=[str(video)]))
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5000)
+    tab = window.live_tab
+    qtbot.waitUntil(lambda: not tab._probe.is_running(), timeout=TIMEOUT_MS)
+    # Shown where a person looks: the menus and the buttons' tooltips.
+    assert window.start_stop_action.shortcut() == QKeySequence("Space")
+    assert "(Space)" in tab.start_button.toolTip()
+    assert "Ctrl+S" in tab.snapshot_button.toolTip() and "Ctrl+K" in tab.calibrate_button.toolTip()
+    assert [a.shortcut().toString() for a in window.tab_actions][:3] == ["Ctrl+1", "Ctrl+2",
+                                                                         "Ctrl+3"]
+    # The plot takes no keys: Tab never stops on it.
+    assert tab.plot.focusPolicy() == Qt.NoFocus
+    if isinstance(tab.source_combo.currentData(), SourceSpec):
+        QTest.keyClick(window, Qt.Key_Space)
+        qtbot.waitUntil(lambda: tab.running, timeout=TIMEOUT_MS)
+        QTest.keyClick(window, Qt.Key_Space)
+        qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
+    QTest.keyClick(window, Qt.Key_2, Qt.ControlModifier)
+    assert window.tabs.currentWidget() is window.images_tab
+    assert not window.start_stop_action.isEnabled()  # Space presses buttons there
+    QTest.keyClick(window, Qt.Key_1, Qt.ControlModifier)
+    assert window.tabs.currentWidget() is tab and window.start_stop_action.isEnabled()
+
+
+def test_appearance_follows_the_system_or_the_users_choice(make_window, qtbot, tmp_path):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from fasdesk.ui.theme import resolved_appearance
+
+    window = make_window(size=(1366, 768), settings=Settings(), save=False)
+    app = QApplication.instance()
+    assert window.appearance_actions["system"].isChecked()
+    assert window.theme == resolved_appearance("system")  # what the desktop says
+    window.appearance_actions["light"].trigger()
+    assert window.state.settings.appearance == "light" and window.theme == "light"
+    assert app.palette().color(QPalette.Window).lightness() > 200
+    _shot(window, "live_light")
+    window.tabs.setCurrentWidget(window.training_tab)
+    _shot(window, "training_light")
+    window.appearance_actions["dark"].trigger()
+    assert window.theme == "dark" and app.palette().color(QPalette.Window).lightness() < 60
+    window.appearance_actions["system"].trigger()
+    assert window.state.settings.appearance == "system"

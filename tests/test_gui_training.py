@@ -7,6 +7,8 @@ Set FASDESK_SCREENSHOTS=DIR to save a screenshot of every step.
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -131,14 +133,19 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     train.lr.setValue(0.001)
     events = _events(tab)
 
+    evaluate_while_training = []
+
     def cancel_at_first_step(event):
         if event["event"] == "progress" and tab.run.running and not tab.run.stopping:
+            evaluate_while_training.append(train.next_button.isEnabled())
             click(qtbot, train.cancel_button)
 
     tab.run.event.connect(cancel_at_first_step)
     ok, message = _run(qtbot, tab, train.start_button)
     tab.run.event.disconnect(cancel_at_first_step)
     assert (ok, message) == (False, "cancelled")
+    # "Evaluate ->" waits while the model trains, and comes back when the run ends.
+    assert evaluate_while_training == [False] and train.next_button.isEnabled()
     run_dir = train.run_dir.path()
     assert (run_dir / "latest.pth").is_file()
     assert train.resume_button.isEnabled()
@@ -519,6 +526,13 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     press_key(qtbot, window, Qt.Key_P)  # Collect mode's key for "Print"
     saved = list((tmp_path / "collected").rglob("*.jpg"))
     assert [p.parent.name for p in saved] == ["print"] and panel.counters["print"].text() == "1"
+    # The strip: the print capture, as its face crop, under its button, flashed.
+    latest = panel.latest["print"]
+    assert latest.isVisible() and not latest.pixmap().isNull()
+    assert latest.pixmap().width() == latest.pixmap().height()
+    assert latest.property("flash") is True and not panel.latest["real"].isVisible()
+    _shot(window, "collect_latest_strip")
+    qtbot.waitUntil(lambda: latest.property("flash") is False, timeout=3000)
     assert "1 other face(s) in the frame not saved" in panel.status.text()
 
     # A click on the live face selects it; "Real" saves it alone.
@@ -567,6 +581,22 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
             if p.is_file()] == ["real", "real"]  # the real image and its box
     assert [dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count())] == ["real"]
     assert dataset.info.counts == {0: 1} and panel.counters["print"].text() == "0"
+
+    # A face saved under the wrong class moves to the right one, box file and all.
+    real_item = dataset.thumbs.item(0)
+    assert real_item.text() == "real" and not dataset.move_button.isEnabled()
+    real_item.setSelected(True)
+    dataset.move_class.setCurrentIndex(dataset.move_class.findData("replay"))
+    qtbot.wait(20)
+    assert window.training_tab.stack.currentWidget().horizontalScrollBar().maximum() == 0
+    _shot(window, "dataset_move")
+    with qtbot.waitSignal(dataset.scanned, timeout=30_000):
+        click(qtbot, dataset.move_button)
+    moved = sorted(p.relative_to(panel.collector.root).as_posix()
+                   for p in panel.collector.root.rglob("*") if p.is_file())
+    assert [m.split("/")[:2] for m in moved] == [["spoof", "replay"]] * 2
+    assert [dataset.thumbs.item(i).text() for i in range(dataset.thumbs.count())] == ["replay"]
+    assert panel.counters["real"].text() == "0" and panel.counters["replay"].text() == "1"
 
 
 def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
@@ -742,3 +772,38 @@ def test_export_int8_box_enables_and_asks_for_calibration_data(qtbot, tab, check
     assert export.start_button.isEnabled() and not export.cancel_button.isEnabled()
     click(qtbot, export.int8)
     assert not export.calibration.isEnabled()
+# -- every page fits a laptop screen (issue 23) ------------------------------------------------
+def test_every_step_fits_1366x768_and_never_scrolls_sideways_at_1024x600(make_window, qtbot,
+                                                                          tmp_path):
+    """Steps shown in the main window at a laptop's size, 1366x768, and at 1024x600:
+    nothing to scroll to at the first, no sideways scrolling at the second; each step's
+    Start looks primary."""
+    report = tmp_path / "report.json"
+    p_real = [0.9 - 0.01 * i for i in range(30)] + [0.05 + 0.01 * i for i in range(30)]
+    report.write_text(json.dumps({
+        "n": 60, "accuracy": 0.83, "per_class_accuracy": {"real": 0.67, "spoof": 1.0},
+        "counts": {"real": 30, "spoof": 30}, "threshold": 0.5, "roc_auc": 0.97,
+        "average_precision": 0.98, "apcer": 0.0, "bpcer": 0.33, "acer": 0.17, "eer": 0.1,
+        "classes": ["real", "spoof"], "confusion_matrix": [[20, 10], [0, 30]],
+        "model": str(tmp_path / "best.pth"), "scores": {"p_real": p_real, "label": [0] * 30 + [1] * 30},
+        "curves": {"roc": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1]}}}))
+    for size in ((1366, 768), (1024, 600)):
+        window = make_window(size=size, settings=Settings(), save=False)
+        tab = window.training_tab
+        window.tabs.setCurrentWidget(tab)
+        tab.evaluate.show_report(report)
+        for key, _title in tab.STEPS:
+            tab.go_to(key)
+            qtbot.wait(20)
+            scroll = tab.stack.currentWidget()
+            assert scroll.horizontalScrollBar().maximum() == 0, (size, key)
+            if size == (1366, 768):
+                assert scroll.verticalScrollBar().maximum() == 0, (size, key)
+            page = tab.pages[key]
+            main = page.next_button if key == "dataset" else page.start_button
+            assert main.objectName() == "primary", key
+            _shot(window, f"{key}_{size[0]}x{size[1]}")
+        evaluate = tab.evaluate
+        assert evaluate.metrics.verticalScrollBar().maximum() == 0  # every metric shown
+        assert evaluate.apply_button.text() == "Store with the export"
+        window.close()

@@ -7,39 +7,19 @@ import os
 import sys
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog
 
 from fasdesk import __version__
 from fasdesk.core.io.paths import resources_dir
 from fasdesk.core.io.proctime import seconds_since_start
 from fasdesk.core.io.settings import load_settings
+from fasdesk.ui.theme import apply_appearance
 
 # With FASDESK_REPORT_FIRST_FRAME=1 the app reports how long after its start the first
 # live frame showed.
 FIRST_FRAME_ENV = "FASDESK_REPORT_FIRST_FRAME"
 ICON_FILE = "icon.png"
-STYLE_FILE = "style.qss"
-
-
-# Dark UI colours: the live picture and the verdict colours should be what stands out.
-PALETTE = {
-    QPalette.Window: "#1f2227", QPalette.WindowText: "#e3e6ea", QPalette.Base: "#1b1d21",
-    QPalette.AlternateBase: "#22252a", QPalette.Text: "#e3e6ea", QPalette.Button: "#2c3038",
-    QPalette.ButtonText: "#e3e6ea", QPalette.BrightText: "#ffffff", QPalette.Highlight: "#2f6fdb",
-    QPalette.HighlightedText: "#ffffff", QPalette.ToolTipBase: "#2c3038",
-    QPalette.ToolTipText: "#e3e6ea", QPalette.PlaceholderText: "#7d838c", QPalette.Link: "#6ea8ff",
-}
-DISABLED_TEXT = "#6d737c"
-
-
-def dark_palette() -> QPalette:
-    palette = QPalette()
-    for role, colour in PALETTE.items():
-        palette.setColor(role, QColor(colour))
-    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
-        palette.setColor(QPalette.Disabled, role, QColor(DISABLED_TEXT))
-    return palette
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -51,13 +31,10 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(__version__)
     app.setOrganizationName("fasdesk")
     app.setStyle("Fusion")
-    app.setPalette(dark_palette())
     icon = resources_dir() / ICON_FILE
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    style = resources_dir() / STYLE_FILE
-    if style.is_file():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    apply_appearance(app, "dark")  # until the window applies the user's choice
     pg.setConfigOptions(antialias=True)
     return app
 

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QMargins, Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QMargins, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout,
                                QWidget)
 
+from fasdesk.core.datasets.dataset_info import FOLDERS
+from fasdesk.core.images.display import sample_thumbnail
+from fasdesk.core.io.imageio import ImageReadError
 from fasdesk.core.datasets.collect import (CLASS_FOLDERS, CLASS_TITLES, AutoCapture, CollectError,
                                   SampleCollector, default_dataset_dir, face_at, pick_face)
 
 CLASS_KEYS = {"real": "R", "print": "P", "replay": "S", "paper_mask": "M", "3d_mask": "D"}
+LATEST_SIDE = 44  # the latest capture of each class, under its button
+FLASH_MS = 350
 
 
 class ElidedLabel(QLabel):
@@ -92,6 +97,7 @@ class CollectPanel(QGroupBox):
         self._shortcuts: list[QShortcut] = []
         self.buttons: dict[str, QPushButton] = {}
         self.counters: dict[str, QLabel] = {}
+        self.latest: dict[str, QLabel] = {}  # the strip: each class's latest capture
         for i, label in enumerate(CLASS_FOLDERS):
             button = QPushButton(f"{CLASS_TITLES[label]}  [{CLASS_KEYS[label]}]")
             button.setObjectName(f"collect_{label}")
@@ -102,6 +108,14 @@ class CollectPanel(QGroupBox):
             counter.setToolTip(f"{CLASS_TITLES[label]} samples in the dataset")
             grid.addWidget(button, 0, i * 2)
             grid.addWidget(counter, 0, i * 2 + 1)
+            latest = QLabel()
+            latest.setObjectName("latestCapture")
+            latest.setFixedSize(LATEST_SIDE + 4, LATEST_SIDE + 4)
+            latest.setAlignment(Qt.AlignCenter)
+            latest.setToolTip(f"The latest {CLASS_TITLES[label].lower()} capture")
+            latest.hide()  # until this class has one
+            grid.addWidget(latest, 1, i * 2, Qt.AlignLeft)
+            self.latest[label] = latest
             self.buttons[label] = button
             self.counters[label] = counter
             shortcut = QShortcut(QKeySequence(CLASS_KEYS[label]), self)
@@ -227,6 +241,27 @@ class CollectPanel(QGroupBox):
         if self.last_frame is not None and self.last_frame.index != self._saved_index:
             self.save(label)
 
+    def _show_latest(self, label: str, written: Path) -> None:
+        """The capture as the face crop training will use, under its class's button,
+        flashed: a person sees what was saved without looking away."""
+        try:
+            rgb = sample_thumbnail(written, FOLDERS, LATEST_SIDE)
+        except ImageReadError:
+            return
+        image = QImage(rgb.data, rgb.width, rgb.height, rgb.stride, QImage.Format_RGB888)
+        cell = self.latest[label]
+        cell.setPixmap(QPixmap.fromImage(image.copy()))
+        cell.setToolTip(f"The latest {CLASS_TITLES[label].lower()} capture: {written.name}")
+        cell.show()
+        self.set_flash(label, True)
+        QTimer.singleShot(FLASH_MS, lambda: self.set_flash(label, False))
+
+    def set_flash(self, label: str, on: bool) -> None:
+        cell = self.latest[label]
+        cell.setProperty("flash", on)
+        cell.setStyleSheet("QLabel { border: 2px solid %s; border-radius: 3px; }"
+                           % ("#f0c419" if on else "transparent"))
+
     def save(self, label: str) -> Path | None:
         """Save the chosen face of the current frame under `label`; the image path or None."""
         frame = self.last_frame
@@ -245,6 +280,7 @@ class CollectPanel(QGroupBox):
             return None
         self._saved_index = frame.index
         self._refresh()
+        self._show_latest(label, written)
         others = len(frame.faces) - 1
         self.status.setText(
             f"Saved face #{face.track_id} as {CLASS_TITLES[label].lower()} "

@@ -38,7 +38,18 @@ def face_text(face, threshold: float, confirm_n: int) -> tuple[str, str, bool]:
         caption = f"{label.upper()} {face.score:.2f}  #{face.track_id}"
     if confirmed:
         caption = "\u2713 " + caption
+    elif label == "real" and confirm_n > 1:
+        caption += f"  {face.streak(threshold, confirm_n)}/{confirm_n}"  # the countdown
     return label, caption, confirmed
+
+
+def faces_caption(frame: LiveFrame) -> str:
+    """What the view says of the frame's faces: that detection runs and found none, or
+    how many it found."""
+    n = len(frame.faces)
+    if n == 0:
+        return "No face found"
+    return "1 face" if n == 1 else f"{n} faces"
 
 
 def paint_faces(painter: QPainter, frame: LiveFrame, threshold: float, confirm_n: int,
@@ -170,12 +181,30 @@ class FrameView(QWidget):
         paint_faces(painter, self.frame, self.threshold, self.confirm_n, scale, origin)
         if self.marked is not None:
             self._paint_mark(painter, scale, origin)
+        self._paint_count(painter, target)
         if self.notice:
             painter.fillRect(target, QColor(0, 0, 0, 170))
             painter.setPen(QColor(240, 240, 240))
             painter.drawText(target.adjusted(20, 20, -20, -20),
                              Qt.AlignCenter | Qt.TextWordWrap, self.notice)
         painter.end()
+
+    def _paint_count(self, painter: QPainter, target: QRectF) -> None:
+        """"No face found" across the picture, or the face count in its corner."""
+        text = faces_caption(self.frame)
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPixelSize(22 if not self.frame.faces else 13)
+        painter.setFont(font)
+        metrics = QFontMetricsF(font)
+        w, h = metrics.horizontalAdvance(text) + 16, metrics.height() + 8
+        if self.frame.faces:
+            box = QRectF(target.right() - w - 8, target.top() + 8, w, h)
+        else:
+            box = QRectF(target.center().x() - w / 2, target.bottom() - h - 24, w, h)
+        painter.fillRect(box, QColor(0, 0, 0, 160))
+        painter.setPen(QColor(240, 240, 240))
+        painter.drawText(box, Qt.AlignCenter, text)
 
     def _paint_mark(self, painter: QPainter, scale: float, origin: QPointF) -> None:
         """A dashed outline around the marked face, outside its box, with its caption."""

@@ -19,12 +19,14 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 SUMMARY_INTERVAL_S = 0.25
 ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
 
-VERDICT_COLOURS = {  # cell background per image verdict; text stays dark on all of them
-    report.REAL: QColor("#c7ecc4"),
-    report.SPOOF: QColor("#f7c4c4"),
-    UNSURE: QColor("#e2e2e2"),
-    report.NO_FACE: QColor("#ececec"),
-    report.ERROR: QColor("#fbe3b5"),
+# Cell background per image verdict: deep enough for white text, and neither glaring on
+# the dark theme nor washed out on the light one.
+VERDICT_COLOURS = {
+    report.REAL: QColor("#2e7d32"),
+    report.SPOOF: QColor("#c62828"),
+    UNSURE: QColor("#616161"),
+    report.NO_FACE: QColor("#546e7a"),
+    report.ERROR: QColor("#a15c00"),
 }
 
 
@@ -35,10 +37,12 @@ def qimage_from(rgb: RGBBytes) -> QImage:
 
 
 class _Row:
-    __slots__ = ("result", "thumb")
+    __slots__ = ("result", "thumb", "name", "sort_name")
 
-    def __init__(self, item: ClassifiedImage):
+    def __init__(self, item: ClassifiedImage, name: str):
         self.result: ImageResult = item.result
+        self.name = name  # as seen from the folder it was dropped with
+        self.sort_name = report.natural_key(name)
         self.thumb = (QPixmap.fromImage(qimage_from(item.thumb))
                       if item.thumb is not None else None)
 
@@ -63,16 +67,18 @@ class ResultsModel(QAbstractTableModel):
         return self.state.threshold
 
     # --- content -------------------------------------------------------------------
-    def add(self, item: ClassifiedImage) -> None:
-        """Append a result, or replace the row of a file classified before."""
+    def add(self, item: ClassifiedImage, name: str | None = None) -> None:
+        """Append a result, or replace the row of a file classified before. name: what
+        the File column shows (default: the file name)."""
+        name = name or Path(item.result.path).name
         row = self._row_of_path.get(item.result.path)
         if row is not None:
-            self._rows[row] = _Row(item)
+            self._rows[row] = _Row(item, name)
             self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
             return
         row = len(self._rows)
         self.beginInsertRows(QModelIndex(), row, row)
-        self._rows.append(_Row(item))
+        self._rows.append(_Row(item, name))
         self._row_of_path[item.result.path] = row
         self.endInsertRows()
 
@@ -149,7 +155,7 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.BackgroundRole and col == self.VERDICT:
             return VERDICT_COLOURS.get(self.verdict(row))
         if role == Qt.ItemDataRole.ForegroundRole and col == self.VERDICT:
-            return QColor("#1a1a1a")
+            return QColor("#ffffff")
         if role == Qt.ItemDataRole.FontRole and col == self.VERDICT:
             font = QFont()
             font.setBold(True)
@@ -173,7 +179,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _display(self, row, col, result):
         if col == self.FILE:
-            return report.display_name(Path(result.path).name)
+            return report.display_name(self._rows[row].name)
         if col == self.FACES:
             return "" if result.error else str(len(result.faces))
         if col == self.VERDICT:
@@ -195,9 +201,11 @@ class ResultsModel(QAbstractTableModel):
             return min(judged) if judged else 2.0
         if col == self.ERROR:
             return self._problem(result)
-        return result.path.lower()
+        return self._rows[row].sort_name
 
     def _tooltip(self, row, col, result):
+        if result.error:  # the whole message, wherever the pointer rests on the row
+            return f"{result.path}\n\n{result.error}"
         if col in (self.THUMB, self.FILE):
             return result.path
         if col == self.ERROR:

@@ -9,12 +9,14 @@ from the stored p_real, without new inference.
 from __future__ import annotations
 
 import html
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QEvent, QSize, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog,
+                               QHBoxLayout, QHeaderView,
                                QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
                                QStackedWidget, QTableView, QVBoxLayout, QWidget)
 
@@ -27,6 +29,7 @@ from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS, ImageReadError
 from fasdesk.core.io.settings import Settings
+from fasdesk.core.models import registry
 from fasdesk.ui.drops import accept_if_files, dropped_paths
 from fasdesk.ui.image_view import ImageView
 from fasdesk.ui.images_model import SORT_ROLE, ResultsModel, qimage_from
@@ -37,6 +40,22 @@ from fasdesk.ui.threshold_control import ThresholdControl
 from fasdesk.ui.workers import Worker, start_worker
 
 SUMMARY_INTERVAL_S = 0.25
+COMPACT_ROW = 24  # row height of the compact list (thumbnails shrink to fit)
+
+
+class VerdictFilter(QSortFilterProxyModel):
+    """Shows the rows of one verdict (None: all), as labelled under the threshold now."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.verdict: str | None = None
+
+    def set_verdict(self, verdict: str | None) -> None:
+        self.verdict = verdict
+        self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:
+        return self.verdict is None or self.sourceModel().verdict(source_row) == self.verdict
 
 
 def _format_seconds(seconds: float) -> str:
@@ -66,6 +85,8 @@ class ImagesTab(QWidget):
         self._batch_started = 0.0
         self._preview_request = 0
         self._preview_path: str | None = None
+        self._roots: list[str] = []  # the batch's folders: rows show paths relative to them
+        self._batch_errors = 0
         self._summary_updated = 0.0
         self._watched_window: QWidget | None = None
 
@@ -100,6 +121,7 @@ class ImagesTab(QWidget):
 
     def _relabel(self, _threshold: float) -> None:
         self.model.relabel()
+        self.proxy.invalidateRowsFilter()
         self._update_summary()
         self._show_selected()
 
@@ -242,7 +264,7 @@ class ImagesTab(QWidget):
 
     def _build_panes(self) -> QSplitter:
         """The table (with its summary line) beside the preview of the selected file."""
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = VerdictFilter(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.table = QTableView()
@@ -277,9 +299,26 @@ class ImagesTab(QWidget):
         preview_layout.addWidget(self.preview, 1)
         preview_layout.addWidget(self.details)
 
+        self.verdict_filter = QComboBox()
+        self.verdict_filter.addItem("All verdicts", None)
+        for verdict in report.VERDICTS:
+            self.verdict_filter.addItem(verdict.capitalize(), verdict)
+        self.verdict_filter.setToolTip("Show only the images with this verdict")
+        self.verdict_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_verdict(self.verdict_filter.currentData()))
+        self.compact_box = QCheckBox("Compact list")
+        self.compact_box.setToolTip("Smaller rows: many more images on screen")
+        self.compact_box.toggled.connect(self.set_compact)
+        filters = QHBoxLayout()
+        filters.addWidget(QLabel("Show:"))
+        filters.addWidget(self.verdict_filter)
+        filters.addWidget(self.compact_box)
+        filters.addStretch(1)
+
         table_pane = QWidget()  # the table with its summary line under it
         table_layout = QVBoxLayout(table_pane)
         table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(filters)
         table_layout.addWidget(self.table, 1)
         table_layout.addWidget(self.summary)
 
@@ -291,10 +330,19 @@ class ImagesTab(QWidget):
         splitter.setSizes([620, 420])
         return splitter
 
+    def set_compact(self, on: bool) -> None:
+        side = COMPACT_ROW - 4 if on else THUMBNAIL_SIDE
+        self.table.setIconSize(QSize(side, side))
+        self.table.verticalHeader().setDefaultSectionSize(side + 6)
+        self.table.setColumnWidth(ResultsModel.THUMB, side + 12)
+        if self.compact_box.isChecked() != on:
+            self.compact_box.setChecked(on)
+
     # --- batch -----------------------------------------------------------------------
     def _start(self, paths: list[str]) -> None:
         self._running = True
-        self._done = self._total = 0
+        self._done = self._total = self._batch_errors = 0
+        self._roots = [p for p in paths if os.path.isdir(p)]
         self.error_banner.hide()
         self.progress.setRange(0, 0)  # busy until the files are counted
         self.progress.setFormat("Looking for images...")
@@ -326,9 +374,10 @@ class ImagesTab(QWidget):
         self.batch_started.emit(total)
 
     def _on_image_done(self, item: ClassifiedImage) -> None:
-        self.model.add(item)
+        self.model.add(item, report.relative_name(item.result.path, self._roots))
         self.pages.setCurrentIndex(1)
         self._done += 1
+        self._batch_errors += bool(item.result.error)
         elapsed = time.monotonic() - self._batch_started
         left = elapsed / self._done * (self._total - self._done)
         self.progress.setValue(self._done)
@@ -351,12 +400,13 @@ class ImagesTab(QWidget):
         elif cancelled:
             self.status_message.emit(f"Cancelled after {done} of {total} image(s)")
         else:
-            errors = sum(1 for r in range(self.model.rowCount())
-                         if self.model.result(r).error)
+            errors = self._batch_errors  # this batch's, not the table's
             self.status_message.emit(
                 f"Classified {total} image(s) in {elapsed:.1f} s"
                 + (f"; {errors} could not be read" if errors else ""))
         self._update_buttons()
+        if not self.table.selectionModel().currentIndex().isValid() and self.proxy.rowCount():
+            self.table.selectRow(0)  # something to look at straight away
         if self._pending:
             paths, self._pending = self._pending, []
             self._start(paths)
@@ -454,7 +504,13 @@ class ImagesTab(QWidget):
         self.status_message.emit(message)
 
     def _export(self, path: str, write, kind: str) -> bool:
-        records = self.model.records()
+        model_path = self.state.model_path()
+        try:
+            sha = registry.file_sha256(model_path) if model_path is not None else ""
+        except OSError:
+            sha = ""
+        records = report.with_run(self.model.records(), self.threshold,
+                                  self.state.model_name(), sha)
         try:
             write(path, records)
         except OSError as exc:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
 from fasdesk.core.io.files import safe_stat
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS
 from fasdesk.app.state import AppState
+from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.decision.verdict import MAX_CONFIRM_FRAMES
 from fasdesk.core.live.sources import (VIDEO_EXTENSIONS, CameraInfo, SourceSpec, add_recent,
                                   probe_cameras)
@@ -129,10 +130,12 @@ class LiveTab(QWidget):
     def _build(self) -> None:
         self.source_combo = QComboBox()
         self.source_combo.setMinimumWidth(260)
+        self.source_combo.setPlaceholderText("Choose a camera, video or folder...")
         self.source_combo.setToolTip("Camera, video file or image folder to run live")
         self.source_combo.activated.connect(self._on_source_activated)
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
+        self.start_button.setToolTip("Start or stop the live view")
         self.start_button.clicked.connect(self.toggle)
         self.mirror_box = QCheckBox("Mirror")
         self.mirror_box.setChecked(self.settings.mirror)
@@ -171,6 +174,24 @@ class LiveTab(QWidget):
         controls = QGroupBox("Decision")
         grid = QVBoxLayout(controls)
         grid.addWidget(self.threshold_control)
+        # The camera profile in use, by the threshold it set, with the way back out.
+        self.profile_row = QWidget()
+        profile_layout = QHBoxLayout(self.profile_row)
+        profile_layout.setContentsMargins(0, 0, 0, 0)
+        self.profile_label = QLabel()
+        self.profile_label.setObjectName("profileName")
+        self.profile_label.setToolTip("The camera profile in use (Tools > Camera profiles)")
+        self.profile_threshold = QLabel()
+        self.leave_profile_button = QPushButton("Leave profile")
+        self.leave_profile_button.setToolTip("Back to your own model and threshold")
+        self.leave_profile_button.clicked.connect(self.state.leave_profile)
+        profile_layout.addWidget(self.profile_label)
+        profile_layout.addWidget(self.profile_threshold)
+        profile_layout.addStretch(1)
+        profile_layout.addWidget(self.leave_profile_button)
+        grid.addWidget(self.profile_row)
+        self._show_profile(self.state.profile)
+        subscribe(self, self.state.profile_changed, self._show_profile)
         row = QHBoxLayout()
         row.addWidget(QLabel("Confirm real after"))
         row.addWidget(self.confirm_spin)
@@ -255,6 +276,7 @@ class LiveTab(QWidget):
             if isinstance(combo.itemData(i), SourceSpec):
                 combo.setCurrentIndex(i)
                 return
+        combo.setCurrentIndex(-1)  # nothing to run yet: the placeholder, never a greyed item
 
     def _on_cameras(self, cameras: list) -> None:
         self.cameras = cameras
@@ -303,6 +325,7 @@ class LiveTab(QWidget):
         # last one ends), and with it perhaps another model.
         camera = self.options.camera_names.get(int(spec.target)) if spec.kind == "camera" else None
         self.state.select_source(spec, camera)
+        self._apply_mirror(spec)
         self.message.hide()
         self.plot.clear_tracks()
         self.last_frame = None
@@ -326,8 +349,7 @@ class LiveTab(QWidget):
         data = self.source_combo.currentData()
         spec = data if isinstance(data, SourceSpec) else self.spec
         if spec is None:
-            self.message.show_message("Pick a camera, a video file or an image folder first.",
-                                      action=None, level="info")
+            self.source_combo.showPopup()  # the picker: cameras, Video file..., Image folder...
             return
         self.start(spec)
 
@@ -395,12 +417,13 @@ class LiveTab(QWidget):
         now = time.monotonic()
         if now - self._last_plot >= PLOT_INTERVAL:
             self._last_plot = now
-            self.plot.update_histories(frame.histories, frame.time)
+            self.plot.update_histories(frame.histories, frame.time,
+                                       {f.track_id for f in frame.faces})
         # Stage times are averaged over the frames since the last update: steadier to read.
         t = frame.timings
         self._stage_sums = [a + b for a, b in zip(self._stage_sums, (t.detect, t.preprocess, t.liveness))]
         self._stage_count += 1
-        if now - self._last_stats >= STATS_INTERVAL:
+        if frame.fps > 0 and now - self._last_stats >= STATS_INTERVAL:  # once measured
             self._last_stats = now
             detect, crop, liveness = (v * 1000 / self._stage_count for v in self._stage_sums)
             self._stage_sums, self._stage_count = [0.0, 0.0, 0.0], 0
@@ -408,6 +431,13 @@ class LiveTab(QWidget):
                                     f"crop {crop:.1f} ms, liveness {liveness:.1f} ms")
 
     # -- controls -----------------------------------------------------------------------
+    def _show_profile(self, profile) -> None:
+        self.profile_row.setVisible(profile is not None)
+        if profile is not None:
+            self.profile_label.setText(f"profile: {profile.name}")
+            self.profile_threshold.setText(f"threshold {format_threshold(profile.threshold)}, "
+                                           f"confirm after {profile.confirm_frames}")
+
     def _show_confirm_frames(self, n: int) -> None:
         self.confirm_spin.setValue(n)
         self.options.recent_len = max(10, n)
@@ -415,7 +445,15 @@ class LiveTab(QWidget):
 
     def _on_mirror(self, on: bool) -> None:
         self.state.update(mirror=on)
-        self.controller.set_mirror(on)
+        self._apply_mirror(self.spec)
+
+    def _apply_mirror(self, spec: SourceSpec | None) -> None:
+        """Mirroring is for cameras (a selfie view); files play as they were recorded."""
+        camera = spec is None or spec.kind == "camera"
+        self.mirror_box.setEnabled(camera)
+        self.mirror_box.setToolTip("Show the camera like a mirror" if camera
+                                   else "Mirror is for cameras: files play as recorded")
+        self.controller.set_mirror(camera and self.settings.mirror)
 
     def _on_setting(self, name: str, value) -> None:
         """Loop and smoothing are set from the window's Live menu."""

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from fasdesk.app.state import AppState, ModelCheck
 from fasdesk.core.calibration.profiles import Profile
@@ -40,6 +41,16 @@ FRAME_ALLOWANCE = QSize(16, 40)
 def fitted_size(preferred: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> QSize:
     """`preferred`, shrunk where needed so the window and its frame fit `available`."""
     return preferred.boundedTo(available - frame)
+
+
+SCREEN_SHARE = 0.85  # of a large screen's available area, on first start
+
+
+def first_start_size(available: QSize, frame: QSize = FRAME_ALLOWANCE) -> QSize:
+    """The window's size with no saved geometry: most of a large screen (the live picture
+    and the plots gain from it), never less than PREFERRED_SIZE where that fits."""
+    share = QSize(round(available.width() * SCREEN_SHARE), round(available.height() * SCREEN_SHARE))
+    return fitted_size(share.expandedTo(PREFERRED_SIZE), available, frame)
 
 
 def fits(size: QSize, available: QSize, frame: QSize = FRAME_ALLOWANCE) -> bool:
@@ -100,11 +111,17 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.status = WindowStatus(self.statusBar(), self.state)
-        for name in ("stats_label", "model_label", "profile_label", "provider_label"):
+        for name in ("stats_label", "model_label", "provider_label"):
             setattr(self, name, getattr(self.status, name))
+        self.profile_label = self.live_tab.profile_label
         self.live_tab.running_changed.connect(self.status.live_running)
         self.live_tab.pipeline_changed.connect(self.status.pipeline_loaded)
         build_menus(self)
+        self._apply_appearance()
+        subscribe(self, self.state.setting_changed,
+                  lambda name, _v: self._apply_appearance() if name == "appearance" else None)
+        # "Follow the system": the desktop switching light/dark switches the app too.
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system_scheme)
         self.model_group = self.model_menu.group
         subscribe(self, self.state.notice, self._show_notice)
         subscribe(self, self.state.models_checked, self._show_model_check)
@@ -154,9 +171,18 @@ class MainWindow(QMainWindow):
         self.collect_panel = None
         self.training_tab = self._install_training()
 
+    def _apply_appearance(self) -> None:
+        from fasdesk.ui.theme import apply_appearance
+
+        self.theme = apply_appearance(QApplication.instance(), self.state.settings.appearance)
+
+    def _follow_system_scheme(self, _scheme) -> None:
+        if self.state.settings.appearance == "system":
+            self._apply_appearance()
+
     def place_on_screen(self, saved: str = "") -> None:
-        """The saved geometry when it fits this screen, else the preferred size shrunk to
-        the screen's available area (a laptop's 1366x768 included), centred."""
+        """The saved geometry when it fits this screen, else sized to the screen (most of
+        a large one, the preferred size shrunk to a laptop's 1366x768), centred."""
         screen = self.screen() or QGuiApplication.primaryScreen()
         available = screen.availableGeometry()
         if saved:
@@ -167,7 +193,7 @@ class MainWindow(QMainWindow):
             if restored and (self.isMaximized() or fits(self.size(), available.size())):
                 return
             self.setWindowState(Qt.WindowNoState)
-        size = fitted_size(PREFERRED_SIZE, available.size())
+        size = first_start_size(available.size())
         self.resize(size)
         self.move(available.x() + (available.width() - size.width() - FRAME_ALLOWANCE.width()) // 2,
                   available.y() + (available.height() - size.height() - FRAME_ALLOWANCE.height()) // 2)

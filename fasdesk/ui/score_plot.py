@@ -11,7 +11,8 @@ from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
 # Distinct hues for faces, none of them the verdict green or red (so a curve never reads
 # as a verdict), cycled by face id.
 PALETTE = ["#56B4E9", "#E69F00", "#CC79A7", "#F0E442", "#0072B2", "#B8B8FF", "#E0E0E0"]
-# The legend names only the most recent faces; older curves stay drawn until they age out.
+# The legend names only faces on screen now (at most this many, the newest); the curves of
+# faces gone stay drawn, unnamed, until they scroll out.
 LEGEND_MAX = 5
 
 
@@ -19,6 +20,7 @@ class ScorePlot(pg.PlotWidget):
     def __init__(self, parent=None, window: float = HISTORY_SECONDS):
         super().__init__(parent, background="#16181c")
         self.window = window
+        self.setFocusPolicy(pg.QtCore.Qt.NoFocus)  # nothing to do with keys: not a Tab stop
         self.curves: dict[int, pg.PlotDataItem] = {}
         self.last_seen: dict[int, float] = {}
         item = self.getPlotItem()
@@ -54,23 +56,23 @@ class ScorePlot(pg.PlotWidget):
 
     def _remove(self, tid: int) -> None:
         curve = self.curves.pop(tid)
-        if getattr(curve, "_in_legend", True):
+        if curve._in_legend:
             self.legend.removeItem(curve)
         self.removeItem(curve)
         self.last_seen.pop(tid, None)
 
-    def update_histories(self, histories: dict, now: float) -> None:
-        """histories: track id -> (times, values) with times on the monotonic clock."""
+    def update_histories(self, histories: dict, now: float, on_screen=None) -> None:
+        """histories: track id -> (times, values) with times on the monotonic clock;
+        on_screen: the track ids of the faces in the frame shown (default: every track
+        with a history), the only ones the legend names."""
         for tid, (times, values) in histories.items():
             curve = self.curves.get(tid)
             if curve is None:
                 colour = PALETTE[(tid - 1) % len(PALETTE)]
-                curve = self.plot([], [], pen=pg.mkPen(colour, width=2), name=f"face #{tid}")
+                curve = self.plot([], [], pen=pg.mkPen(colour, width=2))
+                curve.opts["name"] = f"face #{tid}"
+                curve._in_legend = False
                 self.curves[tid] = curve
-                named = [t for t in sorted(self.curves) if getattr(self.curves[t], "_in_legend", True)]
-                for old in named[:-LEGEND_MAX]:
-                    self.legend.removeItem(self.curves[old])
-                    self.curves[old]._in_legend = False
             curve.setData(times - now, values)
             self.last_seen[tid] = float(times[-1]) if len(times) else now
         # A face gone for longer than the window has nothing left to show.
@@ -84,3 +86,17 @@ class ScorePlot(pg.PlotWidget):
                     shift = now - getattr(curve, "_fasdesk_now", now)
                     curve.setData(x - shift, y)
             curve._fasdesk_now = now
+        self._update_legend(histories if on_screen is None else on_screen)
+
+    def legend_names(self) -> list[str]:
+        return [label.text for _sample, label in self.legend.items]
+
+    def _update_legend(self, track_ids) -> None:
+        on_screen = set(sorted(t for t in track_ids if t in self.curves)[-LEGEND_MAX:])
+        for tid, curve in sorted(self.curves.items()):
+            if curve._in_legend and tid not in on_screen:
+                self.legend.removeItem(curve)
+                curve._in_legend = False
+            elif not curve._in_legend and tid in on_screen:
+                self.legend.addItem(curve, curve.opts["name"])
+                curve._in_legend = True

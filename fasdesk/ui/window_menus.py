@@ -1,9 +1,10 @@
 """The main window's menus: File, Live, Model (the models known, Open ONNX, Model info),
-Tools, Help. The Model menu is a view of AppState's model."""
+View (the tabs, Ctrl+1..3), Tools, Help. The Model menu is a view of AppState's model."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from fasdesk.core.models import registry
@@ -20,11 +21,17 @@ def build_menus(window) -> None:
     file_menu.addSeparator()
     act = file_menu.addAction("Save snapshot...", lambda: window.live_tab.snapshot())
     act.setShortcut(QKeySequence("Ctrl+S"))
+    window.snapshot_action = act
     file_menu.addSeparator()
     act = file_menu.addAction("Quit", window.close)
     act.setShortcut(QKeySequence.Quit)
 
     live_menu = bar.addMenu("&Live")
+    # Space starts and stops live, but only while the Live tab shows: elsewhere Space
+    # stays the key that presses the focused button.
+    window.start_stop_action = live_menu.addAction("Start / Stop", window.live_tab.toggle)
+    window.start_stop_action.setShortcut(QKeySequence(Qt.Key_Space))
+    live_menu.addSeparator()
     window.loop_action = live_menu.addAction("Loop videos and image folders")
     window.loop_action.setCheckable(True)
     window.loop_action.setChecked(state.settings.loop_playback)
@@ -36,9 +43,42 @@ def build_menus(window) -> None:
 
     window.model_menu = ModelMenu(bar.addMenu("&Model"), window)
 
+    view_menu = bar.addMenu("&View")
+    window.tab_actions = []
+    for n in range(window.tabs.count()):
+        act = view_menu.addAction(window.tabs.tabText(n).replace("&", ""),
+                                  lambda n=n: window.tabs.setCurrentIndex(n))
+        act.setShortcut(QKeySequence(f"Ctrl+{n + 1}"))
+        window.tab_actions.append(act)
+        window.tabs.setTabToolTip(n, f"{act.text()} ({act.shortcut().toString(QKeySequence.NativeText)})")
+
+    view_menu.addSeparator()
+    appearance = view_menu.addMenu("Appearance")
+    group = QActionGroup(appearance)
+    window.appearance_actions = {}
+    for value, text in (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark")):
+        act = appearance.addAction(text)
+        act.setCheckable(True)
+        act.setChecked(state.settings.appearance == value)
+        act.triggered.connect(lambda _=False, v=value: (state.update(appearance=v), state.save()))
+        group.addAction(act)
+        window.appearance_actions[value] = act
+
     tools_menu = bar.addMenu("&Tools")
-    tools_menu.addAction("Calibrate this camera…", lambda: window.open_calibration())
+    window.calibrate_action = tools_menu.addAction("Calibrate this camera…",
+                                                   lambda: window.open_calibration())
+    window.calibrate_action.setShortcut(QKeySequence("Ctrl+K"))
     tools_menu.addAction("Camera profiles…", window.open_profiles)
+
+    # The shortcuts in the Live tab's tooltips, where a person hovers first.
+    live = window.live_tab
+    for button, action in ((live.start_button, window.start_stop_action),
+                           (live.snapshot_button, window.snapshot_action),
+                           (live.calibrate_button, window.calibrate_action)):
+        keys = action.shortcut().toString(QKeySequence.NativeText)
+        button.setToolTip(f"{button.toolTip() or action.text()} ({keys})".lstrip())
+    window.tabs.currentChanged.connect(
+        lambda _i: window.start_stop_action.setEnabled(window.tabs.currentWidget() is live))
 
     help_menu = bar.addMenu("&Help")
     help_menu.addAction("About fasdesk", window.show_about)

@@ -1,6 +1,7 @@
-"""The main window's status bar: live stats, the camera profile, the model, the provider.
+"""The main window's status bar: live stats, the model, the provider (the camera
+profile shows in the Live tab, by the threshold).
 
-A view of AppState: the profile and model labels follow its events; the model check's
+A view of AppState: the model label follows its events; the model check's
 outcome (a refused file, a missing model) is shown by the window's banner and notice.
 """
 from __future__ import annotations
@@ -24,27 +25,18 @@ class WindowStatus:
         self.stats_label.setToolTip("Live view: frames per second and time per stage")
         self.stats_label.hide()
         self.model_label = QLabel("")
-        self.profile_label = QLabel("")
-        self.profile_label.setToolTip("The camera profile in use (Tools > Camera profiles)")
-        self.profile_label.hide()
         # What onnxruntime will use until a live pipeline reports what it got.
         self.provider_label = QLabel(best_providers()[0].replace("ExecutionProvider", ""))
         self.provider_label.setToolTip("onnxruntime execution provider")
-        for label in (self.stats_label, self.profile_label, self.model_label, self.provider_label):
+        for label in (self.stats_label, self.model_label, self.provider_label):
             bar.addPermanentWidget(label)
         # Wide enough for the longest stats line, so it never jumps or gets cut.
         self.stats_label.setMinimumWidth(self.stats_label.fontMetrics().horizontalAdvance(
             "live 00.0 fps | detect 000.0 ms, crop 00.0 ms, liveness 000.0 ms") + 20)
-        subscribe(bar, state.profile_changed, self.show_profile)
         subscribe(bar, state.status, self.show_message)
-        self.show_profile(state.profile)
 
     def show_message(self, text: str) -> None:
         self.bar.showMessage(text, 8000)
-
-    def show_profile(self, profile) -> None:
-        self.profile_label.setText(f"profile: {profile.name}" if profile else "")
-        self.profile_label.setVisible(profile is not None)
 
     def show_model(self, optimized: bool | None = None, note: str = "") -> None:
         """'model: ID (optimized)', the reason in its tooltip. Whether it runs optimized

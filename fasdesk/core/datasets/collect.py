@@ -101,6 +101,32 @@ def delete_sample(image: str | os.PathLike) -> None:
         raise CollectError(f"cannot delete {image.name}: {exc.strerror or exc}") from None
 
 
+def move_sample(image: str | os.PathLike, root: str | os.PathLike, label: str) -> Path:
+    """Move a sample (its image and box file) into another class's folder of the dataset
+    at `root` (a face saved under the wrong class); returns its new image path. A name
+    taken there gets a number. Raises CollectError."""
+    image = Path(image)
+    if label not in CLASS_FOLDERS:
+        raise CollectError(f"unknown sample class {label!r}")
+    folder = Path(root) / CLASS_FOLDERS[label]
+    target = folder / image.name
+    n = 1
+    while target.exists() and target != image:
+        target = folder / f"{image.stem}-{n}{image.suffix}"
+        n += 1
+    if target == image:
+        return image
+    box, new_box = dataset_info.box_path_for(image), dataset_info.box_path_for(target)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(image, target)
+        if box.exists():
+            os.replace(box, new_box)
+    except OSError as exc:
+        raise CollectError(f"cannot move {image.name}: {exc.strerror or exc}") from None
+    return target
+
+
 class SampleCollector:
     """Writes labelled face samples into one dataset folder and counts them per class."""
 

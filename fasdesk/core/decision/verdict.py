@@ -39,6 +39,17 @@ def is_confirmed(recent: Iterable[float | None], threshold: float, n: int) -> bo
     return len(tail) == n and all(p is not None and p >= threshold for p in tail)
 
 
+def real_streak(recent: Iterable[float | None], threshold: float, n: int) -> int:
+    """How many of the last scores in a row are real at this threshold, at most n: the
+    countdown to confirmation ("2/3")."""
+    count = 0
+    for p in reversed(list(recent)):
+        if count >= n or p is None or p < threshold:
+            break
+        count += 1
+    return count
+
+
 def clamp_threshold(value: float) -> float:
     """A threshold in [0, 1]; NaN is refused (ValueError), it would label nothing."""
     value = float(value)

@@ -2,15 +2,18 @@
 
 A record is one image in exactly the shape `fasdesk classify --json` prints
 (`batch.ImageResult.to_json()`: path, width, height, faces, error).
-The JSON export writes those records unchanged; the CSV export flattens them to one row
-per face (an image without faces, or one that could not be read, still gets one row with
-the face columns empty), so both files always describe the same images.
+The JSON export writes those records (the GUI's add, through `with_run`, each image's
+verdict and the model id, SHA-256 and threshold that judged it); the CSV export flattens
+them to one row per face (an image without faces, or one that could not be read, still
+gets one row with the face columns empty), so both files always describe the same images.
 """
 from __future__ import annotations
 
 import csv
 import json
 import io
+import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -23,6 +26,29 @@ NO_FACE, ERROR = "no face", "error"
 
 CSV_FIELDS = ("path", "width", "height", "face", "x", "y", "w", "h", "detector_score",
               "p_real", "label", "reason", "error")
+# What judged the rows, written with every export (CSV columns, JSON keys per record).
+RUN_FIELDS = ("verdict", "model", "model_sha256", "threshold")
+VERDICTS = (REAL, SPOOF, UNSURE, NO_FACE, ERROR)
+
+
+def relative_name(path: str, roots: Iterable[str]) -> str:
+    """`path` as seen from the dropped folder it was found in (the deepest one that holds
+    it), else its file name."""
+    best = None
+    for root in roots:
+        try:
+            rel = os.path.relpath(path, root)
+        except ValueError:  # another drive
+            continue
+        if not rel.startswith(".." + os.sep) and rel != ".." and (best is None or len(rel) < len(best)):
+            best = rel
+    return (best or Path(path).name).replace(os.sep, "/")
+
+
+def natural_key(text: str) -> str:
+    """A key that sorts like a person does: r1, r2, r10 (digit runs compare as numbers).
+    A string (zero-padded digit runs), so a Qt sort role compares it as well."""
+    return re.sub(r"\d+", lambda m: m.group().lstrip("0").rjust(20, "0"), text.lower())
 
 
 def display_name(text: str) -> str:
@@ -88,11 +114,29 @@ def _write_atomically(path, write) -> None:
     write_atomic(path, buffer.getvalue().encode("utf-8", "surrogateescape"))
 
 
+def with_run(records: Sequence[dict], threshold: float, model: str = "",
+             model_sha256: str = "") -> list[dict]:
+    """The records with each one's verdict under `threshold` and what judged it (the
+    model id, its SHA-256, the threshold): an export says how it was made."""
+    out = []
+    for record in records:
+        labels = (face["label"] for face in record["faces"])
+        out.append({**record, "verdict": image_verdict(labels, record.get("error")),
+                    "model": model, "model_sha256": model_sha256, "threshold": threshold})
+    return out
+
+
 def write_csv(path, records: Sequence[dict]) -> None:
+    """One row per face; records made by `with_run` add its columns to every row."""
+    records = list(records)
+    run = [k for k in RUN_FIELDS if records and k in records[0]]
+
     def write(handle):
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS + tuple(run))
         writer.writeheader()
-        writer.writerows(csv_rows(records))
+        for record in records:
+            extra = {k: record[k] for k in run}
+            writer.writerows({**row, **extra} for row in csv_rows([record]))
 
     _write_atomically(Path(path), write)
 

@@ -45,6 +45,7 @@ class Settings:
     geometry: str = ""  # QMainWindow.saveGeometry(), base64
     last_folders: dict = field(default_factory=dict)  # purpose -> folder
     training: dict = field(default_factory=dict)  # Training tab: last inputs per step
+    appearance: str = "system"  # "system" (follow the desktop's light/dark), "light", "dark"
 
     def validate(self) -> list[str]:
         """Reset every field whose value FIELDS does not allow; returns what was reset
@@ -195,6 +196,7 @@ FIELDS: dict[str, Check] = {
     "geometry": text(64 * 1024, pattern=r"[A-Za-z0-9+/=]*"),
     "last_folders": mapping(text()),
     "training": mapping(mapping(json_value())),
+    "appearance": text(10, pattern=r"system|light|dark"),
 }
 
 

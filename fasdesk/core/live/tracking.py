@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fasdesk.core.decision.verdict import is_confirmed, label
+from fasdesk.core.decision.verdict import is_confirmed, label, real_streak
 from fasdesk.core.inference.pipeline import FaceResult
 
 # Consecutive boxes of one face overlap far more than this even at 5 fps; two people
@@ -49,6 +49,10 @@ class TrackedFace:
 
     def confirmed(self, threshold: float, n: int) -> bool:
         return is_confirmed(self.recent, threshold, n)
+
+    def streak(self, threshold: float, n: int) -> int:
+        """Real frames in a row so far, at most n (the "2/3" countdown)."""
+        return real_streak(self.recent, threshold, n)
 
 
 @dataclass

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QListView,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QListView,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton,
                                QTableWidget, QTableWidgetItem)
 
 from fasdesk.core.datasets import dataset_info as dsi
-from fasdesk.core.datasets.collect import CollectError, default_dataset_dir, delete_sample
+from fasdesk.core.datasets.collect import (CLASS_FOLDERS, CLASS_TITLES, CollectError,
+                                          default_dataset_dir, delete_sample, move_sample)
 from fasdesk.core.images.display import sample_thumbnail
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.imageio import ImageReadError
@@ -84,16 +85,32 @@ class DatasetStep(StepPage):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
         self.table.setSelectionMode(QAbstractItemView.NoSelection)
+        # Empty: the header and a line's room, so "Prepare this dataset" stays on screen.
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 30)
         self.layout_.addWidget(self.table)
 
         self.thumbs_title = QLabel("Samples")
+        self.thumbs_title.setWordWrap(True)  # wraps beside the buttons: never scrolls sideways
+        self.thumbs_title.setMinimumWidth(120)
         self.delete_button = QPushButton("Delete selected…")
         self.delete_button.setToolTip("Remove the selected samples (image and _BB.txt) from "
                                       "the dataset folder, e.g. a face saved under the wrong class")
         self.delete_button.setEnabled(False)
         self.delete_button.clicked.connect(self.delete_selected)
+        # A face saved under the wrong class goes to the right one (not only deleted).
+        self.move_class = QComboBox()
+        for label, title in CLASS_TITLES.items():
+            self.move_class.addItem(title, label)
+        self.move_class.setToolTip("The class the selected samples belong to")
+        self.move_button = QPushButton("Move selected to")
+        self.move_button.setToolTip("Move the selected samples (image and _BB.txt) into "
+                                    "this class's folder")
+        self.move_button.setEnabled(False)
+        self.move_button.clicked.connect(self.move_selected)
         title_row = QHBoxLayout()
         title_row.addWidget(self.thumbs_title, 1)
+        title_row.addWidget(self.move_button)
+        title_row.addWidget(self.move_class)
         title_row.addWidget(self.delete_button)
         self.layout_.addLayout(title_row)
         self.thumbs = QListWidget()
@@ -111,6 +128,7 @@ class DatasetStep(StepPage):
         self.layout_.addWidget(self.thumbs, 1)
 
         self.next_button = QPushButton("Prepare this dataset →")
+        self.next_button.setObjectName("primary")  # the step's main action
         self.next_button.clicked.connect(self.to_prepare)
         self.layout_.addWidget(button_row(self.next_button))
 
@@ -236,7 +254,7 @@ class DatasetStep(StepPage):
         if info.layout == dsi.FOLDERS and shown:
             self.thumbs_title.setText(
                 f"Samples: {shown} of {info.total} shown, newest first, as the face crops "
-                "training uses. Select the wrong ones and press Delete.")
+                "training uses. Select the wrong ones: Move them to their class, or Delete.")
         else:
             self.thumbs_title.setText("Examples" if shown else "")
         self._update_delete()
@@ -244,8 +262,30 @@ class DatasetStep(StepPage):
     def _update_delete(self) -> None:
         # Deleting files from a CelebA-Spoof tree would leave its label files pointing
         # at nothing: only folder datasets (Collect mode's) can be edited here.
-        self.delete_button.setEnabled(self.info is not None and self.info.layout == dsi.FOLDERS
-                                      and bool(self.thumbs.selectedItems()))
+        editable = (self.info is not None and self.info.layout == dsi.FOLDERS
+                    and bool(self.thumbs.selectedItems()))
+        self.delete_button.setEnabled(editable)
+        self.move_button.setEnabled(editable)
+
+    def move_selected(self) -> int:
+        """Move the selected samples into the class chosen beside the button; returns how
+        many moved."""
+        if not self.move_button.isEnabled():
+            return 0
+        label = self.move_class.currentData()
+        moved = 0
+        for item in self.thumbs.selectedItems():
+            try:
+                move_sample(item.data(Qt.UserRole), self.info.root, label)
+                moved += 1
+            except CollectError as exc:
+                QMessageBox.warning(self, "Not all samples were moved", str(exc))
+                break
+        self.tab.log(f"moved {moved} sample(s) to {CLASS_FOLDERS[label].as_posix()}/ "
+                     f"in {self.info.root}")
+        self.samples_deleted.emit()  # (the collect counts change the same way)
+        self.scan()
+        return moved
 
     def delete_selected(self) -> int:
         """Delete the selected samples from disk after asking; returns how many went."""

@@ -51,6 +51,7 @@ class EvaluateStep(StepPage):
         results.addWidget(self._left())
         results.addWidget(self._right())
         results.setStretchFactor(1, 1)
+        results.setSizes([500, 900])  # the threshold's text in few lines
         results.setChildrenCollapsible(False)
         self.layout_.addWidget(results, 1)
 
@@ -59,7 +60,7 @@ class EvaluateStep(StepPage):
         self.metrics = QTableWidget(0, 2)
         self.metrics.setHorizontalHeaderLabels(["Metric", "Value"])
         self.metrics.verticalHeader().hide()
-        self.metrics.verticalHeader().setDefaultSectionSize(22)
+        self.metrics.verticalHeader().setDefaultSectionSize(20)
         self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
         threshold_box = QGroupBox("Threshold for the live view")
@@ -79,13 +80,15 @@ class EvaluateStep(StepPage):
         self.apply_button.clicked.connect(self.apply_threshold)
         self.target_kind.currentIndexChanged.connect(self.update_suggestion)
         self.target_rate.valueChanged.connect(self.update_suggestion)
-        threshold_row.addWidget(self.target_kind, 0, 0)
-        threshold_row.addWidget(self.target_rate, 0, 1)
-        threshold_row.addWidget(self.suggestion, 1, 0, 1, 2)
-        threshold_row.addWidget(self.apply_button, 2, 1)
+        # The target's name on a line of its own: never cut to "BPCER at most (real reje".
+        threshold_row.addWidget(self.target_kind, 0, 0, 1, 2)
+        threshold_row.addWidget(self.target_rate, 1, 0)
+        threshold_row.addWidget(self.apply_button, 1, 1)
+        threshold_row.addWidget(self.suggestion, 2, 0, 1, 2)
+        threshold_row.setColumnStretch(0, 1)
         left = stacked(self.metrics, threshold_box, stretch_first=True)
-        left.setMinimumWidth(250)
-        left.setMaximumWidth(430)
+        left.setMinimumWidth(300)
+        left.setMaximumWidth(520)
         return left
 
     def _right(self) -> QWidget:
@@ -185,6 +188,11 @@ class EvaluateStep(StepPage):
         for row, (name, value) in enumerate(rows):
             self.metrics.setItem(row, 0, table_item(name))
             self.metrics.setItem(row, 1, table_item(value, align_right=True))
+        # Every metric on screen (BPCER, ACER, EER among them), never behind a scroll bar:
+        # when the window is short the page scrolls instead.
+        self.metrics.resizeColumnToContents(1)
+        self.metrics.setMinimumHeight(self.metrics.horizontalHeader().height() + 4 + sum(
+            self.metrics.rowHeight(r) for r in range(len(rows))))
         self._show_confusion(report)
         self.roc_curve.setData(report.roc_bpcer, report.roc_detect)
         self.pr_curve.setData(report.pr_recall, report.pr_precision)
@@ -233,9 +241,9 @@ class EvaluateStep(StepPage):
             return
         self.suggested = choice.threshold
         text = (f"threshold <b>{format_threshold(choice.threshold)}</b>: APCER "
-                f"{100 * (choice.apcer or 0):.2f}%, BPCER {100 * (choice.bpcer or 0):.2f}% "
-                f"<small>(the middle of the score gap {format_threshold(choice.gap[0])}–"
-                f"{format_threshold(choice.gap[1])})</small>")
+                f"{100 * (choice.apcer or 0):.2f}%, BPCER {100 * (choice.bpcer or 0):.2f}%")
+        self.suggestion.setToolTip(f"The middle of the score gap {format_threshold(choice.gap[0])}"
+                                   f"–{format_threshold(choice.gap[1])}")
         if choice.warning:
             text += f"<br><span style='color:#e0a030'>⚠ {html.escape(choice.warning)}</span>"
         self.suggestion.setText(text)

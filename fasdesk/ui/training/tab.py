@@ -107,7 +107,7 @@ class TrainingTab(QWidget):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(LOG_LINES)
         self.log_view.setPlaceholderText("The backend's messages appear here.")
-        self.log_view.setMinimumHeight(48)
+        self.log_view.setMinimumHeight(40)
         log_box = QWidget()
         log_layout = QVBoxLayout(log_box)
         log_layout.setContentsMargins(0, 0, 0, 0)
@@ -119,6 +119,7 @@ class TrainingTab(QWidget):
         splitter.addWidget(log_box)
         splitter.setStretchFactor(0, 5)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([10_000, 60])  # the step first; the log a few lines, dragged taller
         row = QHBoxLayout(self)
         row.addWidget(self.steps_list)
         row.addWidget(splitter, 1)

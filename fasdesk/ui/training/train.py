@@ -307,6 +307,8 @@ class TrainStep(StepPage):
     def set_running(self, mine: bool) -> None:
         super().set_running(mine)
         self._update_resume()
+        # The model is not ready to judge while it trains.
+        self.next_button.setEnabled(not self.tab.busy)
 
     def _add(self, key: str, x: float, y) -> None:
         if y is None:

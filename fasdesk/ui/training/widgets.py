@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
@@ -94,7 +94,7 @@ class ProgressRow(QWidget):
         self.bar.setValue(0)
         self.bar.setTextVisible(True)
         self.label = QLabel("")
-        self.label.setMinimumWidth(200)
+        self.label.setMinimumWidth(90)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.bar, 1)
@@ -195,13 +195,21 @@ class StepPage(QWidget):
         super().__init__()
         self.tab = tab
         self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(8, 4, 8, 4)  # every line counts on a laptop screen
+        self.layout_.setSpacing(5)
+        # The title with its help beside it: one line where the width allows.
         heading = QLabel(f"<h2 style='margin:0'>{self.TITLE}</h2>")
-        self.layout_.addWidget(heading)
+        header = QHBoxLayout()
+        header.addWidget(heading, 0, Qt.AlignTop)
         if self.HELP:
             help_label = QLabel(self.HELP)
             help_label.setWordWrap(True)
             help_label.setStyleSheet("color: palette(mid);")
-            self.layout_.addWidget(help_label)
+            header.addSpacing(10)
+            header.addWidget(help_label, 1, Qt.AlignVCenter)
+        else:
+            header.addStretch(1)
+        self.layout_.addLayout(header)
         self.message = MessageBox()
 
     # Inputs kept between sessions.
@@ -221,13 +229,18 @@ class StepPage(QWidget):
     def add_run_controls(self, start_text: str, start, *extra: QWidget) -> None:
         """The start and Cancel buttons (plus `extra` widgets) and the progress row."""
         self.start_button = QPushButton(start_text)
+        self.start_button.setObjectName("primary")  # each step's main action
         self.start_button.clicked.connect(lambda: start())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.tab.cancel_backend)
         self.cancel_button.setEnabled(False)
-        self.layout_.addWidget(button_row(self.start_button, self.cancel_button, *extra))
+        # One line: the buttons, then the progress of the run they start.
         self.progress = ProgressRow()
-        self.layout_.addWidget(self.progress)
+        row = button_row(self.start_button, self.cancel_button, *extra)
+        row.layout().takeAt(row.layout().count() - 1)  # (its stretch: the bar takes the room)
+        row.layout().addSpacing(8)
+        row.layout().addWidget(self.progress, 1)
+        self.layout_.addWidget(row)
 
     def set_running(self, mine: bool) -> None:
         """One run at a time: starting is off while any step runs; Cancel is the owner's."""

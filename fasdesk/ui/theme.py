@@ -1,0 +1,56 @@
+"""The app's look: the dark palette and style sheet, or the light ones; "system" follows
+the desktop's light/dark scheme (the user's choice is the `appearance` setting)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+from fasdesk.core.io.paths import resources_dir
+
+STYLE_FILE = "style.qss"
+LIGHT_STYLE_FILE = "style-light.qss"
+
+
+# Dark UI colours: the live picture and the verdict colours should be what stands out.
+PALETTE = {
+    QPalette.Window: "#1f2227", QPalette.WindowText: "#e3e6ea", QPalette.Base: "#1b1d21",
+    QPalette.AlternateBase: "#22252a", QPalette.Text: "#e3e6ea", QPalette.Button: "#2c3038",
+    QPalette.ButtonText: "#e3e6ea", QPalette.BrightText: "#ffffff", QPalette.Highlight: "#2f6fdb",
+    QPalette.HighlightedText: "#ffffff", QPalette.ToolTipBase: "#2c3038",
+    QPalette.ToolTipText: "#e3e6ea", QPalette.PlaceholderText: "#7d838c", QPalette.Link: "#6ea8ff",
+}
+DISABLED_TEXT = "#6d737c"
+
+
+def dark_palette() -> QPalette:
+    palette = QPalette()
+    for role, colour in PALETTE.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
+        palette.setColor(QPalette.Disabled, role, QColor(DISABLED_TEXT))
+    return palette
+
+
+def resolved_appearance(appearance: str) -> str:
+    """"light" or "dark": the user's choice, or the desktop's for "system" (dark when the
+    desktop does not say: the live picture stands out best on it)."""
+    if appearance in ("light", "dark"):
+        return appearance
+    scheme = QGuiApplication.styleHints().colorScheme()
+    return "light" if scheme == Qt.ColorScheme.Light else "dark"
+
+
+def apply_appearance(app: QApplication, appearance: str) -> str:
+    """Palette and style sheet for `appearance` ("system", "light", "dark"); returns the
+    one applied ("light" or "dark")."""
+    theme = resolved_appearance(appearance)
+    if theme == "dark":
+        app.setPalette(dark_palette())
+        style = resources_dir() / STYLE_FILE
+    else:
+        app.setPalette(app.style().standardPalette())
+        style = resources_dir() / LIGHT_STYLE_FILE
+    app.setStyleSheet(style.read_text(encoding="utf-8") if style.is_file() else "")
+    app.setProperty("fasdesk_theme", theme)
+    return theme
