@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from fasdesk.core.calibration import defaults
+from fasdesk.core.calibration.naming import model_display_name
 from fasdesk.core.datasets import dataset_info
 from fasdesk.core.datasets.collect import CollectError, pick_face, write_sample
 from fasdesk.core.inference.crop import preprocess
@@ -557,6 +558,7 @@ class FineTunePlan:
     model_id: str
     checkpoint: Path
     steps: list[tuple[str, list[str]]]  # (title, backend arguments)
+    display_name: str = ""  # what people see: "Front door, calibrated 3 Dec"
 
     @property
     def best(self) -> Path:
@@ -621,7 +623,8 @@ def fine_tune_plan(session: Session, model_path: Path, name: str, epochs: int | 
     steps = [("Preparing the face crops", ["prep", str(train_data), str(prepared)]),
              ("Fine-tuning", train),
              ("Exporting the model", ["export", str(run / "best.pth"), str(model_out)])]
-    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps)
+    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps,
+                        model_display_name(name))
 
 
 def finish_fine_tune(plan: FineTunePlan, threshold: float, session: Session) -> str:
@@ -638,6 +641,8 @@ def finish_fine_tune(plan: FineTunePlan, threshold: float, session: Session) -> 
     card["threshold"] = {"value": float(threshold), "from": "calibration",
                          "session": str(session.root)}
     card["suggested_threshold"] = float(threshold)
+    if plan.display_name:
+        card["display_name"] = plan.display_name
     write_atomic(card_file, json.dumps(card, indent=1))
     registry.register_user_model(registry.ModelEntry(
         id=plan.model_id, kind="liveness", file=out.name, sha256=registry.sha256_of(out),
@@ -645,6 +650,7 @@ def finish_fine_tune(plan: FineTunePlan, threshold: float, session: Session) -> 
         classes=tuple(card.get("classes") or ("real", "spoof")),
         description=f"fine-tuned by camera calibration ({session.root.name})",
         extra={"source": "calibration", "threshold": float(threshold),
+               **({"display_name": plan.display_name} if plan.display_name else {}),
                "checkpoint": str(plan.best), "session": str(session.root)}))
     return plan.model_id
 

@@ -228,3 +228,21 @@ def register_user_model(entry: ModelEntry) -> Path:
     write_atomic(path, json.dumps({"format": 1, "models": [e.to_json() for e in entries]},
                                   indent=2))
     return path
+
+
+def display_name(entry: ModelEntry | None, path: str | os.PathLike | None = None) -> str:
+    """The name to show for a model (the model menu, profiles): the `display_name` its
+    registry entry or its card carries ("Front door, calibrated 3 Dec"), else its id, else
+    the file's name. File names and ids stay safe slugs; people see this."""
+    from fasdesk.core.decision.thresholds import read_model_card
+
+    name = (entry.extra.get("display_name") if entry is not None else None)
+    if not (isinstance(name, str) and name.strip()):
+        if path is None and entry is not None:
+            path = find_file(entry.file)
+        name = read_model_card(path).get("display_name") if path is not None else None
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    if entry is not None:
+        return entry.id
+    return Path(path).name if path is not None else ""
