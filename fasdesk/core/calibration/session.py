@@ -38,7 +38,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from fasdesk.core.calibration import defaults
+from fasdesk.core.calibration import defaults, score_axis
 from fasdesk.core.calibration.naming import model_display_name
 from fasdesk.core.datasets import dataset_info
 from fasdesk.core.datasets.collect import CollectError, pick_face, write_sample
@@ -514,6 +514,15 @@ def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: floa
         "needs_fine_tune": worst is not None and worst > max_apcer + 1e-12,
         "histogram": {"edges": [round(float(e), 4) for e in edges], "counts": counts,
                       "segments": list(histograms_of)},
+        # The same scores on the log-odds axis (fasdesk.core.calibration.score_axis): fixed
+        # bins, so every report shares one scale.
+        "histogram_log_odds": {
+            "edges": [round(float(e), 4) for e in score_axis.edges()],
+            "counts": score_axis.histograms(
+                {rec.stage: [p for p, t in zip(shown_p, shown_types) if t == rec.stage]
+                 for rec in session.recordings}),
+            "threshold_at": round(score_axis.threshold_position(threshold), 4),
+            "segments": list(histograms_of)},
         "warnings": warnings,
         # The held-out real faces a claim of the target needs (rule of three: 60 for 5%).
         "real_needed": reliable,
