@@ -48,6 +48,9 @@ def test_the_overview_lists_sizes_dates_and_users(tmp_path):
                           ("model", kept.stem), ("model", orphan.stem)}
     s_used = items["session", used.root.name]
     assert s_used.used_by == ["Front door"] and s_used.size >= 5000
+    assert s_used.name == "front door (no recordings)"
+    assert S.session_title("20261203-075114-front-door-avi", {"recordings": [{}, {}]}) == \
+        "front door avi: 2 recording(s)"
     assert items["session", orphan_session.root.name].used_by == []
     assert items["session", orphan_session.root.name].size >= 20000
     m = items["model", kept.stem]

@@ -82,6 +82,14 @@ def _same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
+def session_title(folder_name: str, data: dict) -> str:
+    """'front door: 3 recordings' from the folder's name (timestamp-slug) and session.json."""
+    parts = folder_name.split("-", 2)
+    label = parts[2].replace("-", " ") if len(parts) == 3 and parts[0].isdigit() else folder_name
+    recordings = data.get("recordings") if isinstance(data.get("recordings"), list) else []
+    return f"{label}: {len(recordings)} recording(s)" if recordings else f"{label} (no recordings)"
+
+
 def sessions(profiles: list[Profile]) -> list[StoredItem]:
     """The calibration sessions, newest first, with the profiles made from them."""
     root = calibration_root()
@@ -91,13 +99,15 @@ def sessions(profiles: list[Profile]) -> list[StoredItem]:
         return []
     items = []
     for folder in folders:
-        created = ""
+        data = {}
         try:
-            created = json.loads((folder / SESSION_FILE).read_text(encoding="utf-8")).get("created", "")
-        except (OSError, ValueError, AttributeError):
+            data = json.loads((folder / SESSION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             pass
+        data = data if isinstance(data, dict) else {}
         items.append(StoredItem(
-            SESSION, folder.name, folder.name, folder, _size(folder), _date(created, folder),
+            SESSION, folder.name, session_title(folder.name, data), folder, _size(folder),
+            _date(data.get("created", ""), folder),
             [p.name for p in profiles if p.session and _same(p.session, folder)], [folder]))
     items.sort(key=lambda i: i.created, reverse=True)
     return items
