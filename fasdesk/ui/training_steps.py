@@ -543,7 +543,8 @@ def run_checkpoints(run_dir: Path | None) -> list[Path]:
 class TrainStep(StepPage):
     KEY = "train"
     TITLE = "Train"
-    HELP = ("Fine-tunes MiniFASNetV2-SE on the prepared crops (20% held out for validation). "
+    HELP = ("Fine-tunes MiniFASNetV2-SE on the prepared crops (20% held out for validation: "
+            "whole recordings, or the last part of each when there are few). "
             "Epochs, batch size and learning rate start from a preset for the dataset size. "
             "The pretrained model's validation score is the one to beat: best.pth is never "
             "worse than it. Checkpoints are written every epoch: a cancelled, crashed or "
@@ -622,6 +623,9 @@ class TrainStep(StepPage):
         self.stats = QLabel("")
         self.layout_.addWidget(self.stats)
         self.layout_.addWidget(self.message)
+        # How far to trust the validation accuracy (the backend's "split" metric event).
+        self.split_note = MessageBox()
+        self.layout_.addWidget(self.split_note)
 
         self.loss_plot = _plot("Loss")
         self.acc_plot = _plot("Accuracy")
@@ -745,6 +749,7 @@ class TrainStep(StepPage):
 
     def start(self, resume: bool) -> None:
         self.message.clear_message()
+        self.split_note.clear_message()
         data = self.data.path()
         if data is None or not (data / "labels.csv").is_file():
             self.message.show_message("error", "Choose a prepared folder (the output of "
@@ -861,6 +866,11 @@ class TrainStep(StepPage):
                 + (f"   {speed:.0f} images/s" if speed else ""))
         elif kind == "metric" and event.get("scope") in ("epoch", "init"):
             self._add_epoch(event)
+        elif kind == "metric" and event.get("scope") == "split":
+            notes = [str(n) for n in event.get("warnings") or []]
+            if notes:
+                self.split_note.show_message(
+                    "warning", "The validation accuracy may not mean much:", notes)
         elif kind == "done":
             self.summary = event
 

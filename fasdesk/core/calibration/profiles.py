@@ -393,6 +393,10 @@ def import_package(path: str | os.PathLike, replace: bool = False,
     if existing is not None and not replace:
         raise ProfileError(f"there is already a profile named '{profile.name}'; import with "
                            f"--replace to replace it (or rename that one first)")
+    other = _owner_of(folder / f"{file_stem(profile.name)}.json")
+    if other is not None and other != profile.name:
+        raise ProfileError(f"the profile '{other}' already uses the file name of "
+                           f"'{profile.name}'; rename it first; nothing was imported")
     model_id = _known_model(profile.model_sha256)
     if model_id is None:
         stem = slug(str(info.get("model_id") or "")) or f"profile-{slug(profile.name) or 'model'}"
