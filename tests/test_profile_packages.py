@@ -134,3 +134,20 @@ def test_profiles_list_text_and_empty(capsys):
     assert json.loads(capsys.readouterr().out) == []
     assert main(["profiles"]) == 0
     assert "no camera profiles yet" in capsys.readouterr().out
+
+
+def test_a_profile_of_the_shipped_model_imports_without_a_copy(tmp_path, monkeypatch, capsys,
+                                                               samples_dir, fp32_model):
+    sha = registry.sha256_of(fp32_model)
+    P.save_profile(P.Profile(name="Hall", source={"kind": "video", "target": "/v/hall.avi",
+                                                  "name": ""},
+                             model="minifasnet-v2se", model_sha256=sha, threshold=0.3))
+    package = P.export_package(P.find_profile("Hall"), tmp_path / "hall.fasprofile")
+    _fresh_machine(monkeypatch, tmp_path, "laptop")
+    imported = P.import_package(package)
+    # The model is known here by its SHA-256: the profile keeps the shipped id, nothing copied.
+    assert imported.model == "minifasnet-v2se" and not user_models_dir().exists()
+    assert imported.session == "" and P.find_profile("Hall").threshold == 0.3
+    verdicts = _verdicts(capsys, samples_dir, "--profile", "Hall")
+    assert [label for _, label, _ in verdicts] == ["real" if p >= 0.3 else "spoof"
+                                                   for _, _, p in verdicts]
