@@ -723,7 +723,7 @@ def _headline(report: dict) -> dict:
     return {"threshold": report["threshold"], "bpcer": held["bpcer"], "apcer": held["apcer"],
             "apcer_per_type": held["apcer_per_type"], "acer": held["acer"], "eer": held["eer"],
             "n_real": held["n_real"], "n_attack": held["n_attack"],
-            "counts": held.get("counts"), "sentence": report.get("sentence")}
+            "counts": held.get("counts")}
 
 
 __all__ = ["CalibrationError", "Session", "Recording", "RecordingStatus", "record_stage",
