@@ -78,3 +78,20 @@ def test_the_calibration_report_gives_k_of_n_with_bounds(tmp_path):
     assert f"{rejected} of 23 real people rejected (could be up to" in report["sentence"]
     assert f"{replay['k']} of 23 phone or tablet replays accepted" in report["sentence"]
     assert "0 of 23 printed photos accepted" in report["sentence"]
+
+
+def test_a_default_recording_length_gives_the_held_out_faces_a_target_needs():
+    needed = C.samples_needed(0.05)
+    assert needed == 261  # 60 held-out real faces / 0.23 of a recording
+
+    def held_out(n):
+        rec = C.Recording(stage=C.REAL, source="x", duration=n / 10,
+                          samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 9, 9]) for i in range(n)])
+        return C.segments(rec).count("held_out")
+
+    assert held_out(needed) >= 60 and held_out(needed - 15) < 60
+    # A camera at 25 fps keeping one frame in 2: about 21 s, not today's 10.
+    assert C.seconds_needed(0.05, fps=25, every=2) == pytest.approx(20.88)
+    assert C.seconds_needed(0.05, fps=25, every=2) > C.DEFAULT_SECONDS
+    with pytest.raises(ValueError):
+        C.seconds_needed(0.05, fps=0)

@@ -27,6 +27,7 @@ else used.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -360,6 +361,29 @@ class Session:
 
 
 # -- segments, scores, reports -----------------------------------------------------------
+
+def held_out_share() -> float:
+    """The share of a recording's samples that land in the held-out segment (its last
+    quarter less the guard before it): 0.23."""
+    start, end = next((a, b) for name, a, b in SEGMENTS if name == "held_out")
+    return (end - start) - GUARD
+
+
+def samples_needed(target_bpcer: float) -> int:
+    """Real-face samples a recording needs so that its held-out part alone has the real
+    faces the target needs (uncertainty.min_count_for_target: 60 for 5% -> 261)."""
+    return math.ceil(uncertainty.min_count_for_target(target_bpcer) / held_out_share() - 1e-9)
+
+
+def seconds_needed(target_bpcer: float, fps: float, every: int = 1,
+                   face_share: float = 1.0) -> float:
+    """Recording time from a camera at `fps`, keeping one frame in `every`, with a
+    judgeable face in `face_share` of the frames, for `samples_needed` samples (60
+    held-out real faces for 5% at 25 fps and every 2: 20.9 s)."""
+    if fps <= 0 or not 0 < face_share <= 1:
+        raise ValueError("fps must be positive and face_share in (0, 1]")
+    return samples_needed(target_bpcer) * max(1, int(every)) / (fps * face_share)
+
 
 def segments(recording: Recording) -> list[str | None]:
     """The time segment of each sample ("train", "pick", "held_out"; None in a guard)."""
