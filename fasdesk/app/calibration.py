@@ -19,6 +19,7 @@ from typing import Callable
 from fasdesk.app.backend import CANCELLED, BackendError, BackendProcess
 from fasdesk.core.calibration import defaults
 from fasdesk.core.calibration import session as C
+from fasdesk.core.calibration.naming import model_display_name
 from fasdesk.core.calibration.profiles import Profile, save_profile
 from fasdesk.core.models.cards import CardError, register_model_file
 from training import layout
@@ -49,6 +50,7 @@ class FineTunePlan:
     model_id: str
     checkpoint: Path
     steps: list[tuple[str, list[str]]]  # (title, backend arguments)
+    display_name: str = ""  # what people see: "Front door, calibrated 3 Dec"
 
     @property
     def best(self) -> Path:
@@ -78,7 +80,8 @@ def fine_tune_plan(session: C.Session, model_path: Path, name: str, epochs: int 
              ("Fine-tuning", layout.train_args(prepared, run, init=checkpoint, device=device,
                                                epochs=epochs, batch_size=batch_size, lr=lr)),
              ("Exporting the model", layout.export_args(layout.best_checkpoint(run), model_out))]
-    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps)
+    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps,
+                        model_display_name(name))
 
 
 class CalibrationFlow:
@@ -210,7 +213,8 @@ class CalibrationFlow:
                 description=f"fine-tuned by camera calibration ({self.session.root.name})",
                 threshold=threshold,
                 threshold_note={"from": "calibration", "session": str(self.session.root)},
-                extra={"checkpoint": str(plan.best), "session": str(self.session.root)})
+                extra={"checkpoint": str(plan.best), "session": str(self.session.root),
+                       **({"display_name": plan.display_name} if plan.display_name else {})})
         except CardError as exc:
             raise CalibrationError(str(exc)) from None
         except OSError as exc:
