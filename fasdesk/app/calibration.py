@@ -10,6 +10,7 @@ backend (fasdesk.app.backend).
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from fasdesk.core.calibration import defaults
 from fasdesk.core.calibration import session as C
 from fasdesk.core.calibration.naming import model_display_name
 from fasdesk.core.calibration.profiles import Profile, save_profile
+from fasdesk.core.live.sources import SourceSpec
 from fasdesk.core.models.cards import CardError, register_model_file
 from training import layout
 
@@ -82,6 +84,26 @@ def fine_tune_plan(session: C.Session, model_path: Path, name: str, epochs: int 
              ("Exporting the model", layout.export_args(layout.best_checkpoint(run), model_out))]
     return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps,
                         model_display_name(name))
+
+
+def same_source(real: SourceSpec, attack: SourceSpec) -> bool:
+    """Whether an attack would re-read the real stage's recording: the same video file, image
+    or folder. A camera is never "the same": each stage is a new take in front of it (the
+    usual way to calibrate one camera)."""
+    if real.kind == "camera" or attack.kind == "camera":
+        return False
+    return os.path.realpath(real.target) == os.path.realpath(attack.target)
+
+
+def attack_source_problem(real: SourceSpec, attacks: list[tuple[str, SourceSpec]]) -> str | None:
+    """One line when an attack's source is the real faces' file or folder (its report would
+    measure real faces as attacks and fine-tuning would learn to reject them), else None."""
+    same = [name for name, spec in attacks if spec is not None and same_source(real, spec)]
+    if not same:
+        return None
+    names = ", ".join(C.attack_title(n).lower() for n in same)
+    return (f"the {names} source is the real faces' recording ({real.target}): record each "
+            f"attack from its own video file or image folder (or a camera)")
 
 
 class CalibrationFlow:
@@ -165,6 +187,9 @@ class CalibrationFlow:
                 self._cancelled = False
 
     def _fine_tune(self, name, epochs, batch_size, lr, on_step, on_event) -> dict:
+        problem = C.fine_tune_counts_problem(self.session, self.settings.target_bpcer)
+        if problem:
+            raise CalibrationError(problem)
         self.tuned_scores = self.tuned_model = self._registered = None
         self.plan = plan = fine_tune_plan(self.session, self.model_path, name, epochs=epochs,
                                           batch_size=batch_size, lr=lr)

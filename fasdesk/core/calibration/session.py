@@ -240,7 +240,8 @@ def record_stage(session: "Session", stage: str, source_text: str, pipeline,
     session.drop_stage(stage)
     recording = Recording(stage=stage, source=source_text, source_name=source.name,
                           started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    recorder = StageRecorder(session, recording, every)
+    # `every` thins consecutive video frames; each photo of a folder is a picture of its own.
+    recorder = StageRecorder(session, recording, 1 if spec.kind in ("folder", "image") else every)
     loop = LiveLoop(source, pipeline)  # the live view's step: tracks, new photo = new scene
     total = None if source.live else frame_count(spec, source)
     fps = source.fps_hint or 25.0
@@ -395,6 +396,28 @@ def segments(recording: Recording) -> list[str | None]:
                 break
         out.append(name)
     return out
+
+
+def fine_tune_counts_problem(session: Session, target_bpcer: float) -> str | None:
+    """What a fine-tune's report would lack, checked before any training starts (one line),
+    or None: train faces in every recording, enough real faces in the pick segments alone
+    to pick the fine-tuned model's threshold for the target, held-out faces of every stage."""
+    session.check()
+    needed, _ = support_counts(target_bpcer)
+    for rec in session.recordings:
+        seg = segments(rec)
+        if "train" not in seg:
+            return f"the {rec.title.lower()} recording has no faces to fine-tune on: record it longer"
+        if "held_out" not in seg:
+            return f"the {rec.title.lower()} recording has no held-out faces: record it longer"
+    real = session.recording(REAL)
+    pick = segments(real).count("pick")
+    if pick < needed:
+        return (f"too few real faces to fine-tune for the target: a fine-tuned model's "
+                f"threshold is picked on {pick} real faces, a {100 * target_bpcer:g}% BPCER "
+                f"needs at least {needed} (record the real stage longer, keep more frames, "
+                f"or raise the target); nothing was trained")
+    return None
 
 
 def score_session(session: Session, model_path, engine=None, progress=None) -> dict[str, np.ndarray]:
