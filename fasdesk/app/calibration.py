@@ -272,6 +272,11 @@ class CalibrationFlow:
         return result, profile, path
 
 
+def profile_shortfall(result: dict) -> str | None:
+    """One line when the profile a calibration result makes misses its target, else None."""
+    return C.shortfall(result["after"] if result["chosen"]["fine_tuned"] else result["before"])
+
+
 def rescore_profile(profile: Profile, model: str, threshold: float | None = None) -> dict:
     """A profile's recordings scored again with `model` (registry id or file), at
     `threshold` (None: picked for the profile's target); returns the report. A model that

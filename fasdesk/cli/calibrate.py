@@ -197,6 +197,7 @@ def _pct(value) -> str:
 
 def report_lines(result: dict) -> list[str]:
     """The result as text for the terminal."""
+    from fasdesk.app.calibration import profile_shortfall
     from fasdesk.core.calibration.session import attack_title
     from fasdesk.core.decision.thresholds import format_threshold
 
@@ -236,4 +237,7 @@ def report_lines(result: dict) -> list[str]:
                     if result["after"] is not None else ""))
     if result["profile"]:
         lines.append(f"Profile '{result['profile']['name']}' saved: {result['profile']['path']}")
+    missed = profile_shortfall(result)
+    if missed:
+        lines.append(missed)
     return lines

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
-from fasdesk.core.models import registry
+from fasdesk.core.models import cards, registry
 
 
 def build_menus(window) -> None:
@@ -39,6 +39,7 @@ def build_menus(window) -> None:
     tools_menu = bar.addMenu("&Tools")
     tools_menu.addAction("Calibrate this camera…", lambda: window.open_calibration())
     tools_menu.addAction("Camera profiles…", window.open_profiles)
+    tools_menu.addAction("Manage storage…", window.open_storage)
 
     help_menu = bar.addMenu("&Help")
     help_menu.addAction("About fasdesk", window.show_about)
@@ -66,12 +67,13 @@ class ModelMenu:
             if entry.kind != "liveness":
                 continue
             found = registry.find_file(entry.file)
-            action = QAction(entry.id + ("" if found else "  (not downloaded)"), menu)
+            name = cards.display_name(entry, found) if found else entry.id
+            action = QAction(name + ("" if found else "  (not downloaded)"), menu)
             action.setCheckable(True)
             action.setChecked(entry.id == current)
             action.setEnabled(found is not None)
-            action.setToolTip(entry.description)
-            action.setStatusTip(entry.description)
+            action.setToolTip(f"{entry.id}: {entry.description}")
+            action.setStatusTip(f"{entry.id}: {entry.description}")
             action.triggered.connect(lambda _=False, mid=entry.id: state.use_model(mid))
             self.group.addAction(action)
             menu.addAction(action)

@@ -657,6 +657,23 @@ def fine_tune_kept(before: dict, after: dict | None) -> bool:
     return a is not None and (b is None or a < b - 1e-12)
 
 
+def shortfall(chosen: dict) -> str | None:
+    """One line when a report's threshold misses its target on the held-out frames (real
+    faces rejected above the target, attacks let through above the acceptable share), else
+    None. Shown where a profile is saved and stored in it for where it is applied."""
+    held = chosen["held_out"]
+    parts = []
+    if not chosen["meets_target"] and held["bpcer"] is not None:
+        parts.append(f"rejects {100 * held['bpcer']:.1f}% of real faces (target "
+                     f"{100 * chosen['target_bpcer']:g}%)")
+    if chosen["needs_fine_tune"]:
+        parts.append(f"lets {100 * (held['apcer_max'] or 0):.1f}% of attacks through "
+                     f"(acceptable {100 * chosen['max_apcer']:g}%)")
+    if not parts:
+        return None
+    return "This profile misses the target: on the held-out frames it " + " and ".join(parts) + "."
+
+
 def conclude(session: Session, source: dict, model: dict, before: dict,
              after: dict | None = None, tuned_model: dict | None = None,
              profile_name: str | None = None, confirm_frames: int = 3):
@@ -692,7 +709,8 @@ def conclude(session: Session, source: dict, model: dict, before: dict,
             model_sha256=chosen_model["sha256"], threshold=float(chosen["threshold"]),
             confirm_frames=int(confirm_frames), target_bpcer=float(before["target_bpcer"]),
             max_apcer=float(before["max_apcer"]), fine_tuned=kept,
-            metrics={"before": _headline(before), "after": _headline(after) if after else None},
+            metrics={"before": _headline(before), "after": _headline(after) if after else None,
+                     "shortfall": shortfall(chosen)},
             recordings=[{"stage": r["stage"], "source": r["source"], "folder": r["folder"],
                          "samples": r["samples"]} for r in result["recordings"]],
             session=str(session.root))
