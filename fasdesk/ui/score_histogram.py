@@ -47,7 +47,9 @@ class ScoreHistogram(QWidget):
             axis = self.plot.getAxis(side)
             axis.setPen(foreground)
             axis.setTextPen(foreground)
-        self.plot.setLabel("bottom", "p_real (log-odds scale: 0.9, 0.99, 0.999 equally apart)")
+        self.plot.setLabel("bottom", "p_real, log-odds scale")
+        self.plot.getAxis("bottom").setToolTip("0.9, 0.99 and 0.999 are equally far apart, so "
+                                               "scores near 0 and 1 are told apart")
         self.plot.setLabel("left", "faces")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()

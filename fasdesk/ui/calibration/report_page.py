@@ -4,7 +4,8 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFrame, QGroupBox, QHBoxLayout,
+                               QScrollArea,
                                QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QSpinBox, QTableWidget, QVBoxLayout, QWidget)
 
@@ -64,9 +65,15 @@ class ReportPage(QWidget):
         left_box, right_box = QWidget(), QWidget()
         left_box.setLayout(self._left())
         right_box.setLayout(self._right())
-        left_box.setFixedWidth(430)
+        # The numbers and notes scroll on a small screen rather than overlap each other.
+        left_scroll = QScrollArea()
+        left_scroll.setWidget(left_box)
+        left_scroll.setWidgetResizable(True)
+        left_scroll.setFrameShape(QFrame.NoFrame)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        left_scroll.setFixedWidth(450)
         layout = QHBoxLayout(self)
-        layout.addWidget(left_box)
+        layout.addWidget(left_scroll)
         layout.addWidget(right_box, 1)
 
     def _left(self) -> QVBoxLayout:
