@@ -65,6 +65,7 @@ class ReportPage(QWidget):
         left_box, right_box = QWidget(), QWidget()
         left_box.setLayout(self._left())
         right_box.setLayout(self._right())
+        left_box.setFixedWidth(430)  # a known width: the wrapped notes get their full height
         # The numbers and notes scroll on a small screen rather than overlap each other.
         left_scroll = QScrollArea()
         left_scroll.setWidget(left_box)
@@ -244,6 +245,7 @@ class ReportPage(QWidget):
             b.setDefault(b is button)
             b.style().unpolish(b)
             b.style().polish(b)
+            b.updateGeometry()  # the primary style is bolder: room for its text
 
     def _show_verdict(self, before: dict, after: dict | None, max_apcer: float) -> None:
         # While attacks still get through at the target, fine-tuning is the thing to do next.
