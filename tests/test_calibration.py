@@ -224,3 +224,94 @@ def test_a_profile_with_a_bad_field_is_not_used(tmp_path):
     # Reported once: the bad file was set aside as desk.json.bad (issue 22, item 2).
     assert (folder / "desk.json.bad").is_file()
     assert P.profile_for_source(SourceSpec("camera", "0"), "USB Cam", folder) == (None, [])
+
+
+# -- issue 20: sources, folders, counts, defaults -------------------------------------------
+
+def test_an_attack_from_the_real_recording_is_refused_in_one_line(short_videos):
+    """Item 1: the attack re-reading the real faces' video would report real faces as
+    attacks passing; the command refuses before recording anything."""
+    real = short_videos["real"]
+    result = _calibrate("--real", real, "--attack", f"replay={real}", timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("fasdesk: the phone or tablet screen (replay) source is the real "
+                               "faces' recording")
+    # The same folder written another way is the same source; a camera never is.
+    from fasdesk.app.calibration import attack_source_problem, same_source
+    folder = real.parent
+    assert same_source(SourceSpec("folder", str(folder)), SourceSpec("folder", f"{folder}/./"))
+    assert not same_source(SourceSpec("camera", "0"), SourceSpec("camera", "0"))
+    assert attack_source_problem(SourceSpec("video", str(real)),
+                                 [("print", SourceSpec("video", str(short_videos["replay"])))]) is None
+
+
+def test_a_folder_of_photos_keeps_every_photo_whatever_every_says(tmp_path, samples_dir, pipeline):
+    """Item 4: --every thins consecutive video frames; each photo of a folder is kept."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(6):
+        (photos / f"shot{i}.jpg").write_bytes((samples_dir / "real_T1.jpg").read_bytes())
+    session = C.Session.create("photos", tmp_path)
+    rec = C.record_stage(session, C.REAL, str(photos), pipeline, every=2)
+    assert len(rec.samples) == 6
+
+
+def test_counts_a_fine_tune_needs_are_checked_before_it_starts(tmp_path):
+    """Item 4: too few real faces in the pick segment for the fine-tuned model's threshold is
+    said before any training, not after it."""
+    from fasdesk.app.calibration import CalibrationError, CalibrationFlow, FlowSettings
+
+    def recording(stage, n):
+        return C.Recording(stage=stage, source="x", duration=10.0,
+                           samples=[C.Sample(f"f{i}", i, 10 * i / n, [0, 0, 9, 9]) for i in range(n)])
+
+    session = C.Session.create("few", tmp_path)
+    session.recordings = [recording(C.REAL, 40), recording("replay", 40)]
+    # 40 faces: 9 in the pick segment; a 5% target needs 20 there.
+    assert "threshold is picked on 9 real faces" in C.fine_tune_counts_problem(session, 0.05)
+    session.recordings[0] = recording(C.REAL, 100)
+    assert C.fine_tune_counts_problem(session, 0.05) is None
+    flow = CalibrationFlow.__new__(CalibrationFlow)  # the check runs before anything else
+    flow.session, flow.settings = session, FlowSettings(target_bpcer=0.01)
+    flow._lock, flow._cancelled = __import__("threading").Lock(), False
+    with pytest.raises(CalibrationError, match="nothing was trained"):
+        flow.fine_tune("few")
+    assert not (session.root / "fine-tune").exists()
+
+
+def test_the_default_recording_gives_the_held_out_real_faces_the_target_needs():
+    """Item 7: at 25 fps keeping one frame in EVERY, the default length records at least
+    the 60 held-out real faces a 5% target needs."""
+    from fasdesk.core.calibration import defaults
+    from fasdesk.core.decision.uncertainty import min_count_for_target
+
+    assert min_count_for_target(defaults.TARGET_BPCER) == 60
+    assert C.seconds_needed(defaults.TARGET_BPCER, 25, defaults.EVERY) <= defaults.SECONDS
+    samples = int(defaults.SECONDS * 25 / defaults.EVERY)
+    held = C.segments(C.Recording(stage=C.REAL, source="x", duration=defaults.SECONDS,
+                                  samples=[C.Sample(f"f{i}", i, i * defaults.EVERY / 25, [0, 0, 9, 9])
+                                           for i in range(samples)])).count("held_out")
+    assert held >= 60
+
+
+def test_the_terminal_report_says_the_sentence(tmp_path):
+    """Item 6: `fasdesk calibrate` prints the held-out result in words, k of n with bounds."""
+    import numpy as np
+
+    from fasdesk.cli.calibrate import report_lines
+
+    session = C.Session.create("words", tmp_path)
+    for stage in (C.REAL, "replay"):
+        session.recordings.append(C.Recording(
+            stage=stage, source="x", duration=10.0,
+            samples=[C.Sample(f"f{i}", i, i / 10, [0, 0, 9, 9]) for i in range(100)]))
+    rng = np.random.default_rng(1)
+    report = C.evaluate(session, {C.REAL: rng.uniform(0.5, 1.0, 100),
+                                  "replay": rng.uniform(0.0, 0.9, 100)}, 0.05)
+    model = {"id": "minifasnet-v2se", "path": "m.onnx", "sha256": "ab" * 32}
+    result, _ = C.conclude(session, {"kind": "video", "target": "x"}, model, report)
+    text = "\n".join(report_lines(result))
+    assert report["sentence"] in text
+    assert "of 23 real people rejected (could be up to" in text

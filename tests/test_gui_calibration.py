@@ -67,7 +67,8 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     real, phone = videos
     real_spec, phone_spec = SourceSpec.parse(str(real)), SourceSpec.parse(str(phone))
     tools = next(a for a in window.menuBar().actions() if a.text() == "&Tools").menu()
-    assert [a.text() for a in tools.actions()] == ["Calibrate this camera…", "Camera profiles…"]
+    assert [a.text() for a in tools.actions()] == ["Calibrate this camera…", "Camera profiles…",
+                                                   "Manage storage…"]
 
     # 1. Setup: the live tab's source is the one offered for the real faces.
     window.live_tab.start(real_spec)
@@ -110,11 +111,12 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     report = dialog.report
     rows = [report.table.item(r, 0).text() for r in range(report.table.rowCount())]
     assert rows == ["threshold", "picked on (real / attack faces)", "held out (real / attack faces)",
-                    "BPCER (real rejected)", "APCER: Phone or tablet screen (replay)", "ACER", "EER",
+                    "BPCER (real rejected)", "  real rejected, k of n",
+                    "APCER: Phone or tablet screen (replay)", "  accepted, k of n", "ACER", "EER",
                     "real still accepted: darker / moving / tinted"]
     assert before["needs_fine_tune"] and before["held_out"]["apcer"] > 0.1
     assert "lets" in report.verdict.text() and report.tune_button.isEnabled()
-    assert report.hist_before.curves and report.table.isColumnHidden(2)
+    assert report.histograms.before.bars and report.table.isColumnHidden(2)
     _shot(dialog, "4_report")
 
     # 5. Fine-tune with the backend's preset for this data size, before/after.
@@ -123,7 +125,7 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
                     timeout=TUNE_TIMEOUT_MS)
     assert dialog.tuned_model is not None, report.tune_status.text()
     after = dialog.after
-    assert not report.table.isColumnHidden(2) and report.hist_after.isVisible()
+    assert not report.table.isColumnHidden(2) and report.histograms.after.isVisible()
     assert after["picked_on"]["segments"] == ["pick"]  # not the frames it trained on
     assert after["held_out"]["acer"] < before["held_out"]["acer"]
     tuned = registry.get_entry(dialog.tuned_model["id"])
@@ -209,10 +211,10 @@ def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window
     dialog.select("front door")
     assert "front door" in dialog.details.text()
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(tmp_path / "front.json"), "JSON (*.json)"))
+                        lambda *a, **k: (str(tmp_path / "front.fasprofile"), ""))
     click(qtbot, dialog.buttons["export"])
-    exported = tmp_path / "front.json"
-    assert json.loads(exported.read_text())["threshold"] == profile.threshold
+    from fasdesk.core.calibration.profiles import read_package
+    assert read_package(tmp_path / "front.fasprofile")[0].threshold == profile.threshold
     # Re-score its recordings with the shipped model at the profile's threshold: the button
     # (its clicked(bool) once landed in the model parameter and nothing happened).
     dialog.model_combo.setCurrentIndex(dialog.model_combo.findData("minifasnet-v2se"))

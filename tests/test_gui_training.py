@@ -167,6 +167,10 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     assert train.start_line.isVisible() and train.start_line.value() == ys[0]
     assert "starting model" in train.stats.text() and "→ now" in train.stats.text()
     assert len(train.series["step_loss"][0]) >= 6
+    # A few frames of one recording per class: the validation accuracy comes with a warning.
+    assert train.split_note.isVisible()
+    assert "may not mean much" in train.split_note.text()
+    assert "validation images" in train.split_note.text()
     _shot(tab, "3_train")
 
     # 4. Evaluate the best checkpoint on every crop; threshold for 10% BPCER to the live view.

@@ -12,20 +12,70 @@ def rows(categories, subsets=None):
             for i, (c, s) in enumerate(zip(categories, subsets))]
 
 
-def test_split_is_stratified_seeded_and_keeps_test_apart():
+def test_one_recording_per_class_is_split_by_time_and_keeps_test_apart():
     cats = ["real"] * 10 + ["replay"] * 5 + ["print"] * 2 + ["real"] * 3
     subsets = ["train"] * 17 + ["test"] * 3
     r = rows(cats, subsets)
     labels = D.class_index(cats, ["real", "spoof"])
     split = D.split_indices(r, labels, 0.2, seed=0)
     assert split["test"].tolist() == [17, 18, 19]
-    val = split["val"]
-    assert (labels[val] == 0).sum() == 2 and (labels[val] == 1).sum() == 1  # round(0.2 n)
-    assert set(split["train"]) | set(val) == set(range(17)) and not set(split["train"]) & set(val)
-    again = D.split_indices(r, labels, 0.2, seed=0)
-    assert np.array_equal(again["val"], val)
-    other = [D.split_indices(r, labels, 0.2, seed=s)["val"].tolist() for s in range(1, 6)]
-    assert any(v != val.tolist() for v in other)
+    # c0..c9 is one recording: its last 2 frames validate, the one before is the guard;
+    # the spoofs c10..c16 (7 frames, too few for a guard) give their last one.
+    assert split["val"].tolist() == [8, 9, 16] and split["guard"].tolist() == [7]
+    assert split["train"].tolist() == [0, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15]
+    # The frames' order is their number, not the file order: c10 comes after c9.
+    assert D.split_indices(r, labels, 0.2, seed=3)["val"].tolist() == [8, 9, 16]
+
+
+def test_many_recordings_are_held_out_whole_and_seeded():
+    r, cats = [], []
+    for person in range(8):
+        for label in ("real", "replay"):
+            for frame in range(10):
+                r.append({"crop": "x", "category": label, "subset": "train",
+                          "source": f"{label}/person{person}/frame_{frame:04d}.jpg"})
+                cats.append(label)
+    labels = D.class_index(cats, ["real", "spoof"])
+    split = D.split_indices(r, labels, 0.25, seed=0)
+    keys = D.recording_keys(r)
+    val_keys = {keys[i] for i in split["val"]}
+    assert val_keys.isdisjoint({keys[i] for i in split["train"]})  # never both sides
+    assert len(split["guard"]) == 0
+    for c in (0, 1):  # 2 of 8 recordings of each class: round(0.25 * 80) = 20 images
+        assert (labels[split["val"]] == c).sum() == 20
+    assert np.array_equal(D.split_indices(r, labels, 0.25, seed=0)["val"], split["val"])
+    other = [D.split_indices(r, labels, 0.25, seed=s)["val"].tolist() for s in range(1, 6)]
+    assert any(v != split["val"].tolist() for v in other)
+    assert D.split_warnings(r, labels, split, ["real", "spoof"])[0].startswith(
+        "only 40 validation images (20 real, 20 spoof)")
+
+
+def test_recordings_are_named_by_folder_and_name_without_numbers():
+    r = [{"source": "real/real_000012.jpg"}, {"source": "real/real_000013.jpg"},
+         {"source": "real/real_20261203-100605_00007.jpg"},
+         {"source": "real/real_20261203-100606_00008.jpg"},
+         {"source": "Data/train/1001/live/000123.jpg"}, {"source": "Data/train/1002/live/000124.jpg"}]
+    keys = D.recording_keys(r)
+    assert keys[0] == keys[1] == "real/real_#"
+    assert keys[2] == keys[3] == "real/real_#-#_#"  # a Collect session, second by second
+    assert keys[4] != keys[5]  # CelebA-Spoof: one subject, one recording
+
+
+def test_a_split_of_near_identical_frames_warns():
+    """40 frames of one clip per class: what gave 100% accuracy and AUC 1.0 unwarned."""
+    r, cats = [], []
+    for label in ("real", "replay"):
+        for frame in range(40):
+            r.append({"crop": "x", "category": label, "subset": "train",
+                      "source": f"{label}/clip_{frame:05d}.jpg"})
+            cats.append(label)
+    labels = D.class_index(cats, ["real", "spoof"])
+    split = D.split_indices(r, labels, 0.2, seed=0)
+    assert len(split["val"]) == 16 and len(split["guard"]) == 2
+    notes = D.split_warnings(r, labels, split, ["real", "spoof"])
+    assert len(notes) == 2
+    assert notes[0].startswith("only 16 validation images (8 real, 8 spoof)")
+    assert notes[1].startswith("100% of the validation images come from the same 2 recording(s)")
 
 
 def test_small_classes_keep_a_training_image():

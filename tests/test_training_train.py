@@ -69,6 +69,12 @@ def test_training_reports_and_loss_falls(trained):
         assert (out / name).is_file()
     assert len(json.loads((out / "history.json").read_text())) == EPOCHS
     assert of_kind(events, "done")[0]["best_val_acc"] == max(e["val_acc"] for e in epochs)
+    # One recording per class (real_000..real_023): validated on its last 5 frames, one
+    # guard frame before them, and warned that this says little.
+    split = of_kind(events, "metric", scope="split")[0]
+    assert (split["train_images"], split["val_images"], split["guard_images"]) == (36, 10, 2)
+    assert len(split["warnings"]) == 2 and "same 2 recording(s)" in split["warnings"][1]
+    assert len(of_kind(events, "log", level="warning")) >= 2
 
 
 def test_recapture_is_learned_well_above_chance(trained, recapture, held_out, tmp_path):

@@ -7,16 +7,29 @@ exactly N-1 categories in the data, e.g. `--classes 3` for live/print/replay. Cl
 always "real".
 
 Splits: rows of CelebA-Spoof's own test subset ("test") are never trained on. The other
-rows are split per class with a seeded permutation: `round(val_fraction * n)` of each
-class (at least one when the class has two or more) go to validation. `split_indices`
-is the one definition of it, used by train and eval alike, so `eval --split val` sees
-exactly the images the run held out.
+rows are split per class by *recording*, never image by image: neighbouring frames of a
+video are nearly identical, so a random 20% of them measures memory, not the model
+(100% accuracy on 40 frames of one clip). A recording is the files of one folder whose
+names differ only in their numbers (`real_000012.jpg`, `real_20261203-100605_00007.jpg`,
+CelebA's `<subject>/live/000123.jpg`), in the order of those numbers (`recording_keys`).
+
+- With at least MIN_GROUPS recordings in a class, whole recordings go to validation
+  (a seeded shuffle, until `round(val_fraction * n)` images are held out, leaving one
+  recording to train on): validation sees other people, sessions or cameras.
+- With fewer, each recording is split by time: its last `val_fraction` goes to
+  validation, and a guard of GUARD of its length before that goes to neither side, as
+  camera calibration does.
+
+`split_indices` is the one definition of it, used by train and eval alike, so `eval
+--split val` sees exactly the images the run held out; `split_warnings` says when the
+validation set is too small, or too close to the training set, to mean much.
 """
 from __future__ import annotations
 
 import csv
 import math
 import os
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,24 +120,104 @@ def class_index(categories: list[str], classes: list[str]) -> np.ndarray:
     return np.array([lookup[c] for c in categories], np.int64)
 
 
+MIN_GROUPS = 5  # recordings per class for a split by whole recordings
+GUARD = 0.02  # of a recording's length left out between its training and validation part
+MIN_VAL_PER_CLASS = 50  # validation images per class for an accuracy worth reading
+
+
+def _name_key(row: dict) -> tuple[str, tuple[int, ...], str]:
+    """(recording key, numbers in the name, name) of a row, from its source file (or crop)."""
+    path = str(row.get("source") or row.get("crop") or "").replace("\\", "/")
+    folder, _, name = path.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    numbers = tuple(int(n) for n in re.findall(r"\d+", stem))
+    return f"{folder}/{re.sub(r'[0-9]+', '#', stem)}", numbers, name
+
+
+def recording_keys(rows: list[dict]) -> list[str]:
+    """The recording each row belongs to (see the module docstring)."""
+    return [_name_key(r)[0] for r in rows]
+
+
+def _time_split(members: list[int], rows: list[dict], val_fraction: float) -> tuple[list, list]:
+    """(validation, guard) row indices of one recording: its last part, and the frames just
+    before it."""
+    ordered = sorted(members, key=lambda i: _name_key(rows[i])[1:])
+    n = len(ordered)
+    n_val = int(round(val_fraction * n))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    guard = max(1, int(round(GUARD * n))) if n >= 10 and n_val else 0
+    guard = min(guard, n - n_val - 1) if n_val else 0
+    cut = n - n_val
+    return ordered[cut:], ordered[cut - guard:cut] if guard > 0 else []
+
+
 def split_indices(rows: list[dict], labels: np.ndarray, val_fraction: float = 0.2,
                   seed: int = 0) -> dict[str, np.ndarray]:
-    """{"train", "val", "test", "all"} -> row indices (see the module docstring)."""
+    """{"train", "val", "guard", "test", "all"} -> row indices (see the module docstring);
+    "guard" rows are in neither train nor val."""
     if not 0 <= val_fraction < 1:
         raise DataError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     test = np.array([i for i, r in enumerate(rows) if r.get("subset") == "test"], np.int64)
     pool = np.array([i for i, r in enumerate(rows) if r.get("subset") != "test"], np.int64)
+    keys = recording_keys(rows)
     rng = np.random.RandomState(seed)
-    val = []
+    val, guard = [], []
     for c in np.unique(labels[pool]) if len(pool) else []:
         members = pool[labels[pool] == c]
-        n_val = int(round(val_fraction * len(members)))
-        if val_fraction > 0 and len(members) >= 2:
-            n_val = min(max(n_val, 1), len(members) - 1)
-        val.extend(rng.permutation(members)[:n_val].tolist())
+        groups: dict[str, list[int]] = {}
+        for i in members.tolist():
+            groups.setdefault(keys[i], []).append(i)
+        if val_fraction <= 0:
+            continue
+        if len(groups) >= MIN_GROUPS:
+            wanted = int(round(val_fraction * len(members)))
+            held = 0
+            names = sorted(groups)
+            for g in rng.permutation(len(names)).tolist()[:-1]:  # one recording stays
+                if held >= max(1, wanted):
+                    break
+                val.extend(groups[names[g]])
+                held += len(groups[names[g]])
+        else:
+            for name in sorted(groups):
+                v, gd = _time_split(groups[name], rows, val_fraction)
+                val.extend(v)
+                guard.extend(gd)
     val = np.array(sorted(val), np.int64)
-    train = np.setdiff1d(pool, val)
-    return {"train": train, "val": val, "test": test, "all": np.arange(len(rows), dtype=np.int64)}
+    guard = np.array(sorted(guard), np.int64)
+    train = np.setdiff1d(np.setdiff1d(pool, val), guard)
+    return {"train": train, "val": val, "guard": guard, "test": test,
+            "all": np.arange(len(rows), dtype=np.int64)}
+
+
+def split_warnings(rows: list[dict], labels: np.ndarray, split: dict[str, np.ndarray],
+                   class_names: list[str]) -> list[str]:
+    """Why the validation accuracy of this split may mean little, one sentence each:
+    too few validation images of a class, or validation frames taken from the same
+    recordings as training frames."""
+    val, train = split["val"], split["train"]
+    if len(val) == 0:
+        return []
+    out = []
+    small = [(name, int((labels[val] == c).sum())) for c, name in enumerate(class_names)
+             if (labels[val] == c).sum() < MIN_VAL_PER_CLASS]
+    if small:
+        counts = ", ".join(f"{n} {name}" for name, n in small)
+        out.append(f"only {len(val)} validation images ({counts}): one mistake moves the "
+                   f"accuracy by {100 / len(val):.1f}%, so it is a rough guide; "
+                   f"{MIN_VAL_PER_CLASS} or more per class give a usable estimate")
+    keys = recording_keys(rows)
+    shared = {keys[i] for i in val.tolist()} & {keys[i] for i in train.tolist()}
+    if shared:
+        share = sum(keys[i] in shared for i in val.tolist()) / len(val)
+        out.append(f"{100 * share:.0f}% of the validation images come from the same "
+                   f"{len(shared)} recording(s) as training images (their last "
+                   f"frames): accuracy on them overstates accuracy on new people and "
+                   f"cameras; with {MIN_GROUPS} or more recordings per class whole "
+                   f"recordings are held out")
+    return out
 
 
 class CropStore:

@@ -301,6 +301,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     except D.DataError as exc:
         raise TrainError(str(exc)) from None
     train_idx, val_idx = split["train"], split["val"]
+    split_notes = D.split_warnings(prepared.rows, labels, split, class_names)
     for c, name in enumerate(class_names):
         if not np.any(labels[train_idx] == c):
             raise TrainError(f"the {name} class is empty in the training split of {data_dir}; "
@@ -404,6 +405,12 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     if len(val_idx) == 0:
         em.log("no validation images (too few per class): best.pth follows training accuracy",
                "warning")
+    # How far to trust the validation accuracy (the Training tab shows the warnings).
+    em.metric(scope="split", train_images=len(train_idx), val_images=len(val_idx),
+              guard_images=len(split["guard"]),
+              recordings=len(set(D.recording_keys(prepared.rows))), warnings=split_notes)
+    for note in split_notes:
+        em.log(f"validation: {note}", "warning")
 
     out.mkdir(parents=True, exist_ok=True)
 

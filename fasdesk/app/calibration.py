@@ -10,6 +10,7 @@ backend (fasdesk.app.backend).
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from typing import Callable
 from fasdesk.app.backend import CANCELLED, BackendError, BackendProcess
 from fasdesk.core.calibration import defaults
 from fasdesk.core.calibration import session as C
+from fasdesk.core.calibration.naming import model_display_name
 from fasdesk.core.calibration.profiles import Profile, save_profile
+from fasdesk.core.live.sources import SourceSpec
 from fasdesk.core.models.cards import CardError, register_model_file
 from training import layout
 
@@ -49,6 +52,7 @@ class FineTunePlan:
     model_id: str
     checkpoint: Path
     steps: list[tuple[str, list[str]]]  # (title, backend arguments)
+    display_name: str = ""  # what people see: "Front door, calibrated 3 Dec"
 
     @property
     def best(self) -> Path:
@@ -78,7 +82,28 @@ def fine_tune_plan(session: C.Session, model_path: Path, name: str, epochs: int 
              ("Fine-tuning", layout.train_args(prepared, run, init=checkpoint, device=device,
                                                epochs=epochs, batch_size=batch_size, lr=lr)),
              ("Exporting the model", layout.export_args(layout.best_checkpoint(run), model_out))]
-    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps)
+    return FineTunePlan(train_data, prepared, run, model_out, model_id, checkpoint, steps,
+                        model_display_name(name))
+
+
+def same_source(real: SourceSpec, attack: SourceSpec) -> bool:
+    """Whether an attack would re-read the real stage's recording: the same video file, image
+    or folder. A camera is never "the same": each stage is a new take in front of it (the
+    usual way to calibrate one camera)."""
+    if real.kind == "camera" or attack.kind == "camera":
+        return False
+    return os.path.realpath(real.target) == os.path.realpath(attack.target)
+
+
+def attack_source_problem(real: SourceSpec, attacks: list[tuple[str, SourceSpec]]) -> str | None:
+    """One line when an attack's source is the real faces' file or folder (its report would
+    measure real faces as attacks and fine-tuning would learn to reject them), else None."""
+    same = [name for name, spec in attacks if spec is not None and same_source(real, spec)]
+    if not same:
+        return None
+    names = ", ".join(C.attack_title(n).lower() for n in same)
+    return (f"the {names} source is the real faces' recording ({real.target}): record each "
+            f"attack from its own video file or image folder (or a camera)")
 
 
 class CalibrationFlow:
@@ -181,6 +206,9 @@ class CalibrationFlow:
                 self._cancelled = False
 
     def _fine_tune(self, name, epochs, batch_size, lr, on_step, on_event) -> dict:
+        problem = C.fine_tune_counts_problem(self.session, self.settings.target_bpcer)
+        if problem:
+            raise CalibrationError(problem)
         self.tuned_scores = self.tuned_model = self._registered = None
         self.accept_robustness_loss = False  # a new model needs its own confirmation
         self.plan = plan = fine_tune_plan(self.session, self.model_path, name, epochs=epochs,
@@ -230,7 +258,8 @@ class CalibrationFlow:
                 description=f"fine-tuned by camera calibration ({self.session.root.name})",
                 threshold=threshold,
                 threshold_note={"from": "calibration", "session": str(self.session.root)},
-                extra={"checkpoint": str(plan.best), "session": str(self.session.root)})
+                extra={"checkpoint": str(plan.best), "session": str(self.session.root),
+                       **({"display_name": plan.display_name} if plan.display_name else {})})
         except CardError as exc:
             raise CalibrationError(str(exc)) from None
         except OSError as exc:
@@ -261,6 +290,11 @@ class CalibrationFlow:
         path = save_profile(profile)
         result["profile"] = {"name": profile.name, "path": str(path)}
         return result, profile, path
+
+
+def profile_shortfall(result: dict) -> str | None:
+    """One line when the profile a calibration result makes misses its target, else None."""
+    return C.shortfall(result["after"] if result["chosen"]["fine_tuned"] else result["before"])
 
 
 def rescore_profile(profile: Profile, model: str, threshold: float | None = None) -> dict:

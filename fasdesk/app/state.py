@@ -301,6 +301,9 @@ class AppState:
             self.check_models()
         self.status.emit(f"Profile '{profile.name}': model {profile.model}, threshold "
                          f"{format_threshold(profile.threshold)}")
+        missed = (profile.metrics or {}).get("shortfall")
+        if changed and isinstance(missed, str) and missed:
+            self.notice.emit(f"Profile '{profile.name}' applied. {missed}", WARNING)
         return True
 
     def leave_profile(self) -> None:

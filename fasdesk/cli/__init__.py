@@ -15,7 +15,7 @@ from fasdesk import __version__
 from fasdesk.cli.args import count, seconds
 from fasdesk.core.io.paths import BACKEND_FLAG
 
-SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate")
+SUBCOMMANDS = ("classify", "models", "bench", "doctor", "calibrate", "profiles")
 
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,9 +56,13 @@ def add_classify_parser(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("--threshold", type=float, default=None, metavar="P",
-                   help=f"p_real at or above this is real (default: the threshold stored "
-                        f"with the model, else {DEFAULT_THRESHOLD})")
+                   help=f"p_real at or above this is real (default: the profile's with "
+                        f"--profile, else the threshold stored with the model, else "
+                        f"{DEFAULT_THRESHOLD})")
     p.add_argument("--model", metavar="FILE", help="liveness model: .onnx file or registry id")
+    p.add_argument("--profile", metavar="NAME",
+                   help="judge with this camera profile's model and threshold "
+                        "(see 'fasdesk profiles list')")
     p.add_argument("--detector", metavar="FILE", help="face detector: .onnx file or registry id")
     p.add_argument("--annotate", metavar="DIR",
                    help="write copies with the faces boxed (green real, red spoof, grey unsure)")
@@ -113,6 +117,33 @@ def _perf(name: str):
 
         return getattr(perf, name)(args)
     return run
+
+
+def add_profiles_parser(sub) -> None:
+    p = sub.add_parser("profiles", help="list, export and import camera profiles",
+                       description="Camera profiles are what a calibration decided for one "
+                                   "camera: model, threshold, confirmation frames. A profile "
+                                   "exported to one file (with its model) can be imported on "
+                                   "another machine.")
+    psub = p.add_subparsers(dest="profiles_command", metavar="ACTION")
+    ls = psub.add_parser("list", help="the saved profiles")
+    ls.add_argument("--json", action="store_true",
+                    help='a JSON array of {"name", "source", "model", "threshold", '
+                         '"confirm_frames", "created"}')
+    ls.set_defaults(func=_command("profiles_list"))
+    ex = psub.add_parser("export", help="write a profile, its model and the model's card to one file")
+    ex.add_argument("name", metavar="NAME", help="the profile's name")
+    ex.add_argument("file", metavar="FILE", help="the file to write (e.g. front-door.fasprofile)")
+    ex.set_defaults(func=_command("profiles_export"))
+    im = psub.add_parser("import", help="install a profile file written by 'profiles export'",
+                         description="Install a profile file: its model's SHA-256 is checked "
+                                     "and the model added to the model list. A profile of "
+                                     "the same name is only replaced with --replace.")
+    im.add_argument("file", metavar="FILE")
+    im.add_argument("--replace", action="store_true",
+                    help="replace a profile of the same name")
+    im.set_defaults(func=_command("profiles_import"))
+    p.set_defaults(func=_command("profiles_list"), json=False)
 
 
 def add_bench_parser(sub) -> None:

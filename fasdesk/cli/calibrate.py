@@ -128,7 +128,8 @@ def _check(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasdesk.app.calibration import CalibrationError, CalibrationFlow, FlowSettings
+    from fasdesk.app.calibration import (CalibrationError, CalibrationFlow, FlowSettings,
+                                         attack_source_problem)
     from fasdesk.core.calibration.profiles import ProfileError, source_of
     from fasdesk.core.calibration.session import REAL
     from fasdesk.core.inference.detector import DetectorError
@@ -151,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
         _err(str(exc))
         return FAILED
     specs = [SourceSpec.parse(args.real)] + [SourceSpec.parse(s) for _, s in args.attack]
+    problem = attack_source_problem(specs[0], [(n, spec) for (n, _), spec in zip(args.attack, specs[1:])])
+    if problem:
+        _err(problem)
+        return FAILED
     cameras = {c.index: c.name for c in probe_cameras()} if any(
         s.kind == "camera" for s in specs) else {}
     real_spec = specs[0]
@@ -201,6 +206,7 @@ def _pct(value) -> str:
 
 def report_lines(result: dict) -> list[str]:
     """The result as text for the terminal."""
+    from fasdesk.app.calibration import profile_shortfall
     from fasdesk.core.calibration.robustness import line as robustness_line
     from fasdesk.core.calibration.session import attack_title, fine_tune_kept
     from fasdesk.core.decision.thresholds import format_threshold
@@ -218,6 +224,7 @@ def report_lines(result: dict) -> list[str]:
         lines.append(f"  threshold for BPCER <= {100 * report['target_bpcer']:g}%: "
                      f"{format_threshold(report['threshold'])} (picked on {picked['n_real']} real "
                      f"and {picked['n_attack']} attack faces)")
+        lines.append(f"  {report['sentence']}")
         lines.append(f"  held-out frames ({held['n_real']} real, {held['n_attack']} attack): "
                      f"BPCER {_pct(held['bpcer'])}, APCER {_pct(held['apcer'])}, "
                      f"ACER {_pct(held['acer'])}, EER {_pct(held['eer'])}")
@@ -247,4 +254,7 @@ def report_lines(result: dict) -> list[str]:
                     if result["after"] is not None else ""))
     if result["profile"]:
         lines.append(f"Profile '{result['profile']['name']}' saved: {result['profile']['path']}")
+    missed = profile_shortfall(result)
+    if missed:
+        lines.append(missed)
     return lines

@@ -112,6 +112,8 @@ def classify(args: argparse.Namespace) -> int:
     from fasdesk.core.images.batch import classify_paths, collect_files
     from fasdesk.core.inference.detector import DetectorError
     from fasdesk.core.io.files import is_dir
+    from fasdesk.core.calibration.profiles import ProfileError
+    from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
     from fasdesk.core.inference.liveness import ModelError
     from fasdesk.core.inference.pipeline import INVALID_OUTPUT, build_pipeline
     from fasdesk.core.models.registry import MissingModelError
@@ -123,10 +125,21 @@ def classify(args: argparse.Namespace) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         _err(f"--threshold must be between 0 and 1, got {args.threshold}")
         return FAILED
+    model, threshold = args.model, args.threshold
+    if getattr(args, "profile", None):
+        if model:
+            _err("--profile and --model both name a model; give one of them")
+            return FAILED
+        try:
+            model, profile_threshold = _profile_model(args.profile)
+        except ProfileError as exc:
+            _err(str(exc))
+            return FAILED
+        threshold = profile_threshold if threshold is None else threshold
     try:
         # Single-threaded: it is the first of the folder's parallel workers.
         # threshold None: the model's stored threshold, else the default (build_pipeline).
-        pipeline = build_pipeline(args.model, args.detector, threshold=args.threshold, threads=1)
+        pipeline = build_pipeline(model, args.detector, threshold=threshold, threads=1)
     except (MissingModelError, ModelError, DetectorError) as exc:
         _err(str(exc))
         return FAILED
@@ -192,6 +205,68 @@ def classify(args: argparse.Namespace) -> int:
     elif pipeline.threshold_source == "model":
         _err(f"note: {used_threshold}")
     return UNREADABLE if unreadable else OK
+
+
+def _profile_model(name: str):
+    """(model file, threshold) of the profile NAME, its model checked; ProfileError else."""
+    from fasdesk.core.calibration.profiles import ProfileError, find_profile, list_profiles, profile_model
+
+    profile = find_profile(name)
+    if profile is None:
+        names = ", ".join(f"'{p.name}'" for p in list_profiles()[0]) or "none saved yet"
+        raise ProfileError(f"no profile named '{name}' (profiles: {names}; "
+                           f"'fasdesk profiles list' shows them)")
+    return str(profile_model(profile)), profile.threshold
+
+
+# ---------------------------------------------------------------------------- profiles
+
+def profiles_list(args: argparse.Namespace) -> int:
+    from fasdesk.core.calibration.profiles import list_entry, list_profiles
+    from fasdesk.core.decision.thresholds import format_threshold
+
+    _tolerant_output()
+    profiles, problems = list_profiles()
+    for problem in problems:
+        _err(problem)
+    if args.json:
+        print(json.dumps([list_entry(p) for p in profiles]))
+        return OK
+    if not profiles:
+        print("no camera profiles yet: 'fasdesk calibrate' makes one")
+    for p in profiles:
+        print(f"{p.name}: {p.source_label}; model {p.model}, threshold "
+              f"{format_threshold(p.threshold)}, confirm after {p.confirm_frames} frames; "
+              f"made {p.created}")
+    return OK
+
+
+def profiles_export(args: argparse.Namespace) -> int:
+    from fasdesk.core.calibration.profiles import ProfileError, export_package, find_profile
+
+    profile = find_profile(args.name)
+    try:
+        if profile is None:
+            _profile_model(args.name)  # raises with the list of names
+        written = export_package(profile, args.file)
+    except ProfileError as exc:
+        _err(str(exc))
+        return FAILED
+    print(f"profile '{profile.name}' with its model written to {written}")
+    return OK
+
+
+def profiles_import(args: argparse.Namespace) -> int:
+    from fasdesk.core.calibration.profiles import ProfileError, import_package
+
+    try:
+        profile = import_package(args.file, replace=args.replace)
+    except ProfileError as exc:
+        _err(str(exc))
+        return FAILED
+    print(f"profile '{profile.name}' imported: model {profile.model}, threshold "
+          f"{profile.threshold:g}, confirm after {profile.confirm_frames} frames")
+    return OK
 
 
 # ------------------------------------------------------------------------------ models

@@ -14,8 +14,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QStackedWidget, QVBoxLayout
 
 from fasdesk.app.backend import CANCELLED
-from fasdesk.app.calibration import CalibrationError, CalibrationFlow
+from fasdesk.app.calibration import CalibrationError, CalibrationFlow, profile_shortfall
 from fasdesk.core.calibration import session as C
+from fasdesk.core.calibration.naming import default_profile_name
 from fasdesk.core.calibration.profiles import ProfileError, source_of
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.io.errors import one_line
@@ -27,6 +28,8 @@ from fasdesk.ui.calibration.setup_page import SetupPage
 from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row
 from fasdesk.ui.workers import current_worker, start_worker
 
+START_TEXT = "Start with the real faces →"
+SAME_ANYWAY = "Record from the same source anyway →"
 STEP_TITLES = ("Setup", "Real faces", "Attacks", "Report", "Profile")
 # How long closing waits for the dialog's worker (a recording reads one more frame first);
 # one still busy after that is left to the app's exit (fasdesk.ui.workers.stop_all).
@@ -63,6 +66,9 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.before: dict | None = None
         self.after: dict | None = None
         self.tuned_model: dict | None = None
+        self._confirmed_same = None  # the stages whose same-source attack was confirmed
+        self._closing = False  # asked and answered: closing goes on
+        self.close_box = None
         self._build(spec or self.live.spec or self._first_camera(), state)
         if profile is not None:
             self.setup.preset(profile)
@@ -140,11 +146,24 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         if problem:
             self.setup.setup_message.show_message("error", problem)
             return
-        self.stages = self.setup.chosen_stages()
+        stages = self.setup.chosen_stages()
+        same = self.setup.same_source_problem()
+        if same and self._confirmed_same != stages:
+            # An attack re-reading the real faces' recording: only on a second, explicit press.
+            self._confirmed_same = stages
+            self.setup.setup_message.show_message(
+                "warning", same[0].upper() + same[1:] + ".",
+                ["Its report would count real faces as attacks let through, and fine-tuning "
+                 "would learn to reject them. Press the button again to record it anyway."])
+            self.setup.start_button.setText(SAME_ANYWAY)
+            return
+        self.setup.start_button.setText(START_TEXT)
+        self.stages = stages
         real = self.stages[0][1]
         label = self.camera_names.get(int(real.target)) if real.kind == "camera" else None
+        name = default_profile_name(real, label)
         try:
-            self.flow = CalibrationFlow(label or real.label, self.model or self.model_name,
+            self.flow = CalibrationFlow(name, self.model or self.model_name,
                                         self.model_path,
                                         self.setup.flow_settings(self.report.max_apcer.value() / 100),
                                         self.confirm_frames)
@@ -159,7 +178,7 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         self.report.report_target.setValue(self.setup.target.value())
         self.report.report_target.blockSignals(False)
         if not self.report.profile_name.text():
-            self.report.profile_name.setText(label or real.label)
+            self.report.profile_name.setText(name)
         self._enter_stage()
 
     # -- recording ---------------------------------------------------------------------------
@@ -292,33 +311,69 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         real = self.stages[0][1]
         camera_name = self.camera_names.get(int(real.target)) if real.kind == "camera" else None
         try:
-            _, profile, path = self.flow.save(source_of(real, camera_name), name)
+            result, profile, path = self.flow.save(source_of(real, camera_name), name)
         except (CalibrationError, ProfileError, OSError, ValueError) as exc:
             self.report.save_message.show_message("error", f"Not saved: {one_line(exc)}")
             return None
         self.saved_profile = profile
         self.report.save_button.setEnabled(False)
         self._show_step(4)
+        missed = profile_shortfall(result)
         self.report.save_message.show_message(
-            "ok", f"Profile '{profile.name}' saved.",
-            [f"Model {profile.model}, threshold {format_threshold(profile.threshold)}, "
-             f"confirmed after {profile.confirm_frames} frames.",
-             f"It is applied whenever {profile.source_label} is selected in the Live tab.",
-             f"File: {path}"])
+            "warning" if missed else "ok", f"Profile '{profile.name}' saved.",
+            ([missed] if missed else [])
+            + [f"Model {profile.model}, threshold {format_threshold(profile.threshold)}, "
+               f"confirmed after {profile.confirm_frames} frames.",
+               f"It is applied whenever {profile.source_label} is selected in the Live tab.",
+               f"File: {path}"])
         self.profile_saved.emit(profile)
         return profile
 
     # -- closing -----------------------------------------------------------------------------
-    def confirm_close(self) -> bool:
-        """Ask before the app closes while a fine-tuning run is going (closing stops it)."""
-        if not self.tuning:
+    def close_question(self) -> str | None:
+        """What closing now would lose, as a question, or None (nothing to lose)."""
+        if self.tuning:
+            return ("The calibration is still fine-tuning a model. Stop it and close? The "
+                    "recordings are kept; you can fine-tune again from Tools > Camera "
+                    "profiles > Re-run calibration.")
+        if self.before is not None and self.saved_profile is None:
+            return ("The report is not saved as a camera profile. Close without saving? The "
+                    "recordings are kept (Tools > Manage storage).")
+        return None
+
+    def ask_to_close(self, title: str = "Close the calibration?") -> bool:
+        """True when there is nothing to lose or the person says to close anyway."""
+        question = self.close_question()
+        if question is None:
             return True
-        answer = QMessageBox.question(
-            self, "Close fasdesk?", "The calibration is still fine-tuning a model. Stop it "
-            "and close? The recordings are kept; you can fine-tune again from Tools > "
-            "Camera profiles > Re-run calibration.", QMessageBox.Yes | QMessageBox.No,
-            QMessageBox.No)
-        return answer == QMessageBox.Yes
+        box = QMessageBox(QMessageBox.Question, title, question,
+                          QMessageBox.Yes | QMessageBox.No, self)
+        box.setDefaultButton(QMessageBox.No)
+        self.close_box = box  # for tests: the question on screen
+        try:
+            return box.exec() == QMessageBox.Yes
+        finally:
+            self.close_box = None
+
+    def confirm_close(self) -> bool:
+        """Ask before the app closes while fine-tuning or with an unsaved report."""
+        return self.ask_to_close("Close fasdesk?")
+
+    def closeEvent(self, event) -> None:
+        # Close button, the title bar's close: ask first, then stop the work (closing
+        # reaches reject(), which must not ask again).
+        if not self._closing and not self.ask_to_close():
+            event.ignore()
+            return
+        self._closing = True
+        super().closeEvent(event)
+
+    def reject(self) -> None:
+        # Esc.
+        if not self._closing and not self.ask_to_close():
+            return
+        self._closing = True
+        super().reject()
 
     def shutdown(self, restart_live: bool = True, timeout_s: float | None = None) -> bool:
         """Stop a recording, scoring or fine-tuning step and wait for it at most

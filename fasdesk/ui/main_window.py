@@ -270,6 +270,21 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def open_storage(self):
+        """Tools > Manage storage: calibration sessions and user models, with Delete."""
+        from fasdesk.ui.storage_dialog import StorageDialog
+
+        dialog = StorageDialog(self)
+        dialog.changed.connect(self._on_storage_changed)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def _on_storage_changed(self) -> None:
+        """A model or session was deleted: the model menu and the state look again."""
+        self.model_menu.refresh()
+        self.state.check_models()
+
     # -- models -------------------------------------------------------------------------
     def open_model_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open an ONNX liveness model",

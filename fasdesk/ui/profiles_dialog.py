@@ -20,8 +20,10 @@ from fasdesk.app.calibration import rescore_profile
 from fasdesk.core.calibration import session as C
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.models import registry
-from fasdesk.core.calibration.profiles import (Profile, ProfileError, delete_profile, export_profile,
-                                   list_profiles, rename_profile)
+from fasdesk.core.calibration.profiles import (PACKAGE_SUFFIX, Profile, ProfileError,
+                                               delete_profile, export_package, file_stem,
+                                               find_profile, import_package, list_profiles,
+                                               read_package, rename_profile)
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row, grown, pct, table_item
 from fasdesk.ui.workers import start_worker
@@ -78,7 +80,8 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         for key, text, slot in (("rename", "Rename…", self.ask_rename),
                                 ("rerun", "Re-run calibration…", self.rerun),
                                 ("delete", "Delete", self.ask_delete),
-                                ("export", "Export JSON…", self.ask_export),
+                                ("export", "Export…", self.ask_export),
+                                ("import", "Import…", self.ask_import),
                                 ("train", "Open recordings in Training", self.open_in_training)):
             button = QPushButton(text)
             # clicked(bool) must not land in a slot's first parameter.
@@ -243,23 +246,59 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         profile = self.selected()
         if profile is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export profile",
-                                              str(Path.home() / f"{profile.name}.json"),
-                                              "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export profile with its model",
+            str(Path.home() / f"{file_stem(profile.name)}{PACKAGE_SUFFIX}"),
+            f"fasdesk profile (*{PACKAGE_SUFFIX})")
         if path:
-            self.export_json(path)
+            self.export_package(path)
 
-    def export_json(self, path) -> Path | None:
+    def export_package(self, path) -> Path | None:
+        """The selected profile, its model and the model's card as one file."""
         profile = self.selected()
         if profile is None:
             return None
         try:
-            written = export_profile(profile, path)
+            written = export_package(profile, path)
         except ProfileError as exc:
             self.message.show_message("error", str(exc))
             return None
-        self.message.show_message("ok", f"Profile '{profile.name}' written to {written}.")
+        self.message.show_message("ok", f"Profile '{profile.name}' and its model written to "
+                                  f"{written}.", ["Import it on another machine with "
+                                                  "Tools > Camera profiles > Import…"])
         return written
+
+    def ask_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a profile file",
+                                              str(Path.home()),
+                                              f"fasdesk profile (*{PACKAGE_SUFFIX});;All files (*)")
+        if path:
+            self.import_package(path)
+
+    def import_package(self, path) -> Profile | None:
+        """Install a profile file; a name already taken is replaced only when the person
+        says so."""
+        try:
+            name = read_package(path)[0].name
+            replace = False
+            if find_profile(name) is not None:
+                answer = QMessageBox.question(
+                    self, "Replace profile?", f"There is already a profile named '{name}'. "
+                    f"Replace it with the one in {Path(path).name}?",
+                    QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+                if answer != QMessageBox.Yes:
+                    self.message.show_message("warning", f"Nothing imported: '{name}' kept as it was.")
+                    return None
+                replace = True
+            profile = import_package(path, replace=replace)
+        except ProfileError as exc:
+            self.message.show_message("error", str(exc))
+            return None
+        self.message.show_message("ok", f"Profile '{profile.name}' imported: model "
+                                  f"{profile.model}, threshold {format_threshold(profile.threshold)}.")
+        self.reload(select=profile.name)
+        self._fill_models()
+        return profile
 
     def open_in_training(self) -> None:
         """The recordings are a folders-layout dataset: the Dataset step reads them as is."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
-from fasdesk.core.models import registry
+from fasdesk.core.models import cards, registry
 
 
 def build_menus(window) -> None:
@@ -69,6 +69,7 @@ def build_menus(window) -> None:
                                                    lambda: window.open_calibration())
     window.calibrate_action.setShortcut(QKeySequence("Ctrl+K"))
     tools_menu.addAction("Camera profiles…", window.open_profiles)
+    tools_menu.addAction("Manage storage…", window.open_storage)
 
     # The shortcuts in the Live tab's tooltips, where a person hovers first.
     live = window.live_tab
@@ -106,12 +107,13 @@ class ModelMenu:
             if entry.kind != "liveness":
                 continue
             found = registry.find_file(entry.file)
-            action = QAction(entry.id + ("" if found else "  (not downloaded)"), menu)
+            name = cards.display_name(entry, found) if found else entry.id
+            action = QAction(name + ("" if found else "  (not downloaded)"), menu)
             action.setCheckable(True)
             action.setChecked(entry.id == current)
             action.setEnabled(found is not None)
-            action.setToolTip(entry.description)
-            action.setStatusTip(entry.description)
+            action.setToolTip(f"{entry.id}: {entry.description}")
+            action.setStatusTip(f"{entry.id}: {entry.description}")
             action.triggered.connect(lambda _=False, mid=entry.id: state.use_model(mid))
             self.group.addAction(action)
             menu.addAction(action)

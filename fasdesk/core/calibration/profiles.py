@@ -267,3 +267,198 @@ def source_of(spec: SourceSpec, camera_name: str | None = None) -> dict:
     """The `source` field of a profile for a spec (paths made absolute)."""
     target = spec.target if spec.kind == "camera" else str(Path(spec.target).expanduser().resolve())
     return {"kind": spec.kind, "target": target, "name": camera_name or ""}
+
+
+# -- profiles that deploy: one file with the profile, its model and the model's card ----
+
+PACKAGE_FORMAT = 1
+PACKAGE_SUFFIX = ".fasprofile"  # a zip file; the name the GUI suggests
+PACKAGE_PROFILE = "profile.json"
+PACKAGE_MODEL = "model.onnx"
+PACKAGE_CARD = "model.card.json"
+PACKAGE_INFO = "package.json"  # {"format", "model_id", "display_name", "model_sha256"}
+MAX_PACKAGE_MODEL = 512 * 1024 * 1024
+MAX_PACKAGE_TEXT = 4_000_000
+
+
+def profile_model(profile: Profile) -> Path:
+    """The model file a profile judges with, checked against the SHA-256 the profile was
+    made with. Raises ProfileError (model missing, or changed since the calibration)."""
+    from fasdesk.core.models import registry
+
+    try:
+        path = registry.resolve(profile.model, kind="liveness")
+        same = registry.file_sha256(path) == profile.model_sha256
+    except (registry.MissingModelError, OSError) as exc:
+        raise ProfileError(f"profile '{profile.name}': its model {profile.model} cannot be "
+                           f"used ({exc}); calibrate again or import the profile's file") from None
+    if not same:
+        raise ProfileError(f"profile '{profile.name}': its model {profile.model} has changed "
+                           f"since the calibration (SHA-256 differs); calibrate again")
+    return path
+
+
+def list_entry(profile: Profile) -> dict:
+    """What `fasdesk profiles list --json` prints for a profile."""
+    return {"name": profile.name, "source": dict(profile.source), "model": profile.model,
+            "threshold": profile.threshold, "confirm_frames": profile.confirm_frames,
+            "created": profile.created}
+
+
+def export_package(profile: Profile, destination: str | os.PathLike) -> Path:
+    """Write `profile` as one file (a zip: profile.json, model.onnx, the model's card when
+    it has one, package.json) that `import_package` installs on another machine.
+    Raises ProfileError (model missing or changed, destination not writable)."""
+    import zipfile
+
+    from fasdesk.core.models import cards
+    from fasdesk.core.models.cards import model_card_path
+    from fasdesk.core.models import registry
+
+    model_path = profile_model(profile)
+    entry = registry.get_entry(profile.model)
+    card = model_card_path(model_path)
+    info = {"format": PACKAGE_FORMAT, "model_id": entry.id if entry else None,
+            "display_name": cards.display_name(entry, model_path),
+            "model_sha256": profile.model_sha256}
+    destination = Path(destination)
+    tmp = destination.with_name(destination.name + ".part")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(PACKAGE_INFO, json.dumps(info, indent=1))
+            zf.writestr(PACKAGE_PROFILE, json.dumps(profile.to_json(), indent=1))
+            zf.write(model_path, PACKAGE_MODEL)
+            if card.is_file():
+                zf.write(card, PACKAGE_CARD)
+        os.replace(tmp, destination)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise ProfileError(f"cannot write {destination}: {exc.strerror or exc}") from None
+    return destination
+
+
+def _read_member(zf, name: str, limit: int, where: Path) -> bytes:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise ProfileError(f"{where.name} is not a fasdesk profile file ({name} missing); "
+                           f"nothing was imported") from None
+    if info.file_size > limit:
+        raise ProfileError(f"{where.name}: {name} is too large; nothing was imported")
+    return zf.read(info)
+
+
+def read_package(path: str | os.PathLike) -> tuple[Profile, bytes, bytes | None, dict]:
+    """(profile, model bytes, card bytes or None, package info) of a profile file, with
+    the model's SHA-256 checked against the profile's. Raises ProfileError."""
+    import hashlib
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = json.loads(_read_member(zf, PACKAGE_INFO, MAX_PACKAGE_TEXT, path))
+            data = json.loads(_read_member(zf, PACKAGE_PROFILE, MAX_PACKAGE_TEXT, path))
+            model = _read_member(zf, PACKAGE_MODEL, MAX_PACKAGE_MODEL, path)
+            card = (_read_member(zf, PACKAGE_CARD, MAX_PACKAGE_TEXT, path)
+                    if PACKAGE_CARD in zf.namelist() else None)
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, UnicodeDecodeError,
+            RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ProfileError(f"{path.name} is not a fasdesk profile file ({reason}); "
+                           f"nothing was imported") from None
+    problems = _check(data) or ([] if isinstance(info, dict) else ["package.json is not an object"])
+    if problems:
+        raise ProfileError(f"{path.name}: the profile in it is not valid "
+                           f"({'; '.join(problems)}); nothing was imported")
+    profile = Profile(**{k: data[k] for k in Profile.__dataclass_fields__
+                         if k in data and k != "path"})
+    profile.name = profile.name.strip()
+    profile.threshold = float(profile.threshold)
+    if hashlib.sha256(model).hexdigest() != profile.model_sha256.lower():
+        raise ProfileError(f"{path.name}: its model does not match the profile's SHA-256 "
+                           f"(damaged or changed), so nothing was imported")
+    return profile, model, card, info
+
+
+def import_package(path: str | os.PathLike, replace: bool = False,
+                   folder: Path | None = None) -> Profile:
+    """Install a profile file written by `export_package`: check its model's SHA-256, put
+    the model (unless one with that SHA-256 is already known) and its card into the user
+    models folder and the model list, and save the profile pointing at it.
+
+    A profile of the same name is replaced only with `replace`. Raises ProfileError with
+    one line (not a profile file, model tampered with, name taken, cannot write)."""
+    from fasdesk.core.calibration.naming import slug
+    from fasdesk.core.io.paths import user_models_dir
+    from fasdesk.core.models import registry
+
+    profile, model, card, info = read_package(path)
+    folder = folder or profiles_dir()
+    existing = find_profile(profile.name, folder)
+    if existing is not None and not replace:
+        raise ProfileError(f"there is already a profile named '{profile.name}'; import with "
+                           f"--replace to replace it (or rename that one first)")
+    other = _owner_of(folder / f"{file_stem(profile.name)}.json")
+    if other is not None and other != profile.name:
+        raise ProfileError(f"the profile '{other}' already uses the file name of "
+                           f"'{profile.name}'; rename it first; nothing was imported")
+    model_id = _known_model(profile.model_sha256)
+    if model_id is None:
+        stem = slug(str(info.get("model_id") or "")) or f"profile-{slug(profile.name) or 'model'}"
+        models = user_models_dir()
+        model_id, n = stem, 1
+        while registry.get_entry(model_id) is not None or (models / f"{model_id}.onnx").exists():
+            n += 1
+            model_id = f"{stem}-{n}"
+        out = models / f"{model_id}.onnx"
+        try:
+            models.mkdir(parents=True, exist_ok=True)
+            write_atomic(out, model)
+            card_data = _card_of(card)
+            display = str(info.get("display_name") or card_data.get("display_name") or "")
+            if card is not None:
+                card_data.update(file=out.name, display_name=display or model_id)
+                write_atomic(out.with_name(f"{model_id}.card.json"), json.dumps(card_data, indent=1))
+            registry.register_user_model(registry.ModelEntry(
+                id=model_id, kind="liveness", file=out.name, sha256=profile.model_sha256,
+                size=len(model), input_size=int((card_data.get("input") or {}).get("size", 128)),
+                classes=tuple(card_data.get("classes") or ("real", "spoof")),
+                description=f"imported with the profile '{profile.name}'",
+                extra={"source": "profile import", "threshold": profile.threshold,
+                       "display_name": display or model_id}))
+        except (OSError, ValueError) as exc:
+            raise ProfileError(f"cannot install the model of {Path(path).name}: "
+                               f"{getattr(exc, 'strerror', None) or exc}") from None
+    profile.model = model_id
+    profile.session = ""  # the recordings stay on the machine that made them
+    save_profile(profile, folder, replaces=profile.name if replace else None)
+    return profile
+
+
+def _card_of(card: bytes | None) -> dict:
+    try:
+        data = json.loads(card) if card else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _known_model(sha256: str) -> str | None:
+    """The id of a liveness model in the model list whose file is here and has this
+    SHA-256, or None."""
+    from fasdesk.core.models import registry
+
+    for entry in registry.load_manifest():
+        if entry.kind != "liveness" or entry.sha256.lower() != sha256.lower():
+            continue
+        found = registry.find_file(entry.file)
+        try:
+            if found is not None and registry.file_sha256(found) == entry.sha256.lower():
+                return entry.id
+        except OSError:
+            continue
+    return None

@@ -27,6 +27,7 @@ else used.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -38,8 +39,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from fasdesk.core.calibration import defaults
+from fasdesk.core.calibration import defaults, score_axis
 from fasdesk.core.calibration import robustness as R
+from fasdesk.core.calibration.naming import slug
 from fasdesk.core.datasets import dataset_info
 from fasdesk.core.datasets.collect import CollectError, pick_face, write_sample
 from fasdesk.core.inference.crop import preprocess
@@ -48,6 +50,7 @@ from fasdesk.core.io.imageio import ImageReadError, read_image
 from fasdesk.core.live.loop import LiveFrame, LiveLoop
 from fasdesk.core.io.paths import data_dir
 from fasdesk.core.live.sources import SourceError, SourceSpec, open_source
+from fasdesk.core.decision import uncertainty
 from fasdesk.core.decision.thresholds import (equal_error_rate, pad_errors, support_counts,
                                      threshold_for_target)
 
@@ -75,11 +78,6 @@ def calibration_root() -> Path:
     return data_dir() / "calibration"
 
 
-def slug(text: str) -> str:
-    """A file-name-safe lower-case name: letters, digits and single dashes."""
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:60]
-
-
 def attack_name(text: str) -> str:
     """The folder name of an attack the user named ("Phone screen" -> "phone_screen")."""
     name = re.sub(r"[^a-z0-9]+", "_", str(text).strip().lower()).strip("_")[:40]
@@ -91,6 +89,15 @@ def attack_name(text: str) -> str:
 
 def attack_title(name: str) -> str:
     return ATTACK_TITLES.get(name, name.replace("_", " "))
+
+
+# What the report's sentence calls several presentations of an attack.
+ATTACK_PLURALS = {"replay": "phone or tablet replays", "print": "printed photos"}
+
+
+def attack_plural(name: str) -> str:
+    """'replay' -> 'phone or tablet replays', 'mask_3d' -> 'mask 3d attacks'."""
+    return ATTACK_PLURALS.get(name, name.replace("_", " ") + " attacks")
 
 
 def quality_key(reason: str) -> str:
@@ -234,7 +241,8 @@ def record_stage(session: "Session", stage: str, source_text: str, pipeline,
     session.drop_stage(stage)
     recording = Recording(stage=stage, source=source_text, source_name=source.name,
                           started=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    recorder = StageRecorder(session, recording, every)
+    # `every` thins consecutive video frames; each photo of a folder is a picture of its own.
+    recorder = StageRecorder(session, recording, 1 if spec.kind in ("folder", "image") else every)
     loop = LiveLoop(source, pipeline)  # the live view's step: tracks, new photo = new scene
     total = None if source.live else frame_count(spec, source)
     fps = source.fps_hint or 25.0
@@ -351,6 +359,29 @@ class Session:
 
 # -- segments, scores, reports -----------------------------------------------------------
 
+def held_out_share() -> float:
+    """The share of a recording's samples that land in the held-out segment (its last
+    quarter less the guard before it): 0.23."""
+    start, end = next((a, b) for name, a, b in SEGMENTS if name == "held_out")
+    return (end - start) - GUARD
+
+
+def samples_needed(target_bpcer: float) -> int:
+    """Real-face samples a recording needs so that its held-out part alone has the real
+    faces the target needs (uncertainty.min_count_for_target: 60 for 5% -> 261)."""
+    return math.ceil(uncertainty.min_count_for_target(target_bpcer) / held_out_share() - 1e-9)
+
+
+def seconds_needed(target_bpcer: float, fps: float, every: int = 1,
+                   face_share: float = 1.0) -> float:
+    """Recording time from a camera at `fps`, keeping one frame in `every`, with a
+    judgeable face in `face_share` of the frames, for `samples_needed` samples (60
+    held-out real faces for 5% at 25 fps and every 2: 20.9 s)."""
+    if fps <= 0 or not 0 < face_share <= 1:
+        raise ValueError("fps must be positive and face_share in (0, 1]")
+    return samples_needed(target_bpcer) * max(1, int(every)) / (fps * face_share)
+
+
 def segments(recording: Recording) -> list[str | None]:
     """The time segment of each sample ("train", "pick", "held_out"; None in a guard)."""
     length = recording.duration or max((s.t for s in recording.samples), default=0.0)
@@ -366,6 +397,28 @@ def segments(recording: Recording) -> list[str | None]:
                 break
         out.append(name)
     return out
+
+
+def fine_tune_counts_problem(session: Session, target_bpcer: float) -> str | None:
+    """What a fine-tune's report would lack, checked before any training starts (one line),
+    or None: train faces in every recording, enough real faces in the pick segments alone
+    to pick the fine-tuned model's threshold for the target, held-out faces of every stage."""
+    session.check()
+    needed, _ = support_counts(target_bpcer)
+    for rec in session.recordings:
+        seg = segments(rec)
+        if "train" not in seg:
+            return f"the {rec.title.lower()} recording has no faces to fine-tune on: record it longer"
+        if "held_out" not in seg:
+            return f"the {rec.title.lower()} recording has no held-out faces: record it longer"
+    real = session.recording(REAL)
+    pick = segments(real).count("pick")
+    if pick < needed:
+        return (f"too few real faces to fine-tune for the target: a fine-tuned model's "
+                f"threshold is picked on {pick} real faces, a {100 * target_bpcer:g}% BPCER "
+                f"needs at least {needed} (record the real stage longer, keep more frames, "
+                f"or raise the target); nothing was trained")
+    return None
 
 
 def score_session(session: Session, model_path, engine=None, progress=None) -> dict[str, np.ndarray]:
@@ -426,10 +479,30 @@ def _robustness_scores(session: Session, engine) -> dict[str, np.ndarray]:
 
 def _rates(is_attack, p_real, types, threshold) -> dict:
     errors = pad_errors(is_attack, p_real, threshold, types)
+    accepted = np.asarray(p_real, np.float64) >= threshold
+    is_attack = np.asarray(is_attack, bool)
+    types = np.asarray(types)
+    # The same rates as k of n with their 95% interval (see fasdesk.core.decision.uncertainty).
+    counts = {"real": uncertainty.rate(int((~accepted[~is_attack]).sum()), int((~is_attack).sum())),
+              "attacks": {str(t): uncertainty.rate(int(accepted[is_attack & (types == t)].sum()),
+                                                   int((is_attack & (types == t)).sum()))
+                          for t in sorted(set(types[is_attack].tolist()))}}
     return {"n_real": int((~is_attack).sum()), "n_attack": int(is_attack.sum()),
             "bpcer": errors["bpcer"], "apcer": errors["apcer"],
             "apcer_per_type": errors.get("apcer_per_type", {}), "apcer_max": errors.get("apcer_max"),
-            "acer": errors["acer"], "eer": equal_error_rate(is_attack, p_real)["eer"]}
+            "acer": errors["acer"], "eer": equal_error_rate(is_attack, p_real)["eer"],
+            "counts": counts}
+
+
+def rates_sentence(report: dict) -> str:
+    """A report's held-out result in words: 'At 0.99: 1 of 23 real people rejected (could
+    be up to 22%), 13 of 23 phone or tablet replays accepted.'"""
+    from fasdesk.core.decision.thresholds import format_threshold
+
+    counts = report["held_out"]["counts"]
+    return uncertainty.rates_sentence(
+        format_threshold(report["threshold"]), (counts["real"]["k"], counts["real"]["n"]),
+        [(attack_plural(stage), c["k"], c["n"]) for stage, c in counts["attacks"].items()])
 
 
 def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: float,
@@ -500,7 +573,7 @@ def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: floa
     spread = R.spread(scores.get(R.SPREAD_KEY, []))
     if R.uniform_warning(spread) and not fine_tuned:  # about the recording: said once
         warnings.append(R.uniform_warning(spread))
-    return {
+    report = {
         "threshold": float(threshold),
         "target_bpcer": float(target_bpcer),
         "max_apcer": float(max_apcer),
@@ -511,11 +584,24 @@ def evaluate(session: Session, scores: dict[str, np.ndarray], target_bpcer: floa
         "needs_fine_tune": worst is not None and worst > max_apcer + 1e-12,
         "histogram": {"edges": [round(float(e), 4) for e in edges], "counts": counts,
                       "segments": list(histograms_of)},
+        # The same scores on the log-odds axis (fasdesk.core.calibration.score_axis): fixed
+        # bins, so every report shares one scale.
+        "histogram_log_odds": {
+            "edges": [round(float(e), 4) for e in score_axis.edges()],
+            "counts": score_axis.histograms(
+                {rec.stage: [p for p, t in zip(shown_p, shown_types) if t == rec.stage]
+                 for rec in session.recordings}),
+            "threshold_at": round(score_axis.threshold_position(threshold), 4),
+            "segments": list(histograms_of)},
         "warnings": warnings,
         "robustness": R.counts({k[len(R.SCORE_KEY):]: v for k, v in scores.items()
                                 if k.startswith(R.SCORE_KEY)}, threshold),
         "real_spread": spread,
+        # The held-out real faces a claim of the target needs (rule of three: 60 for 5%).
+        "real_needed": reliable,
     }
+    report["sentence"] = rates_sentence(report)
+    return report
 
 
 def recordings_summary(session: Session) -> list[dict]:
@@ -610,6 +696,23 @@ def robustness_loss(before: dict, after: dict | None) -> bool:
     return after is not None and R.loss(before.get("robustness"), after.get("robustness"))
 
 
+def shortfall(chosen: dict) -> str | None:
+    """One line when a report's threshold misses its target on the held-out frames (real
+    faces rejected above the target, attacks let through above the acceptable share), else
+    None. Shown where a profile is saved and stored in it for where it is applied."""
+    held = chosen["held_out"]
+    parts = []
+    if not chosen["meets_target"] and held["bpcer"] is not None:
+        parts.append(f"rejects {100 * held['bpcer']:.1f}% of real faces (target "
+                     f"{100 * chosen['target_bpcer']:g}%)")
+    if chosen["needs_fine_tune"]:
+        parts.append(f"lets {100 * (held['apcer_max'] or 0):.1f}% of attacks through "
+                     f"(acceptable {100 * chosen['max_apcer']:g}%)")
+    if not parts:
+        return None
+    return "This profile misses the target: on the held-out frames it " + " and ".join(parts) + "."
+
+
 def conclude(session: Session, source: dict, model: dict, before: dict,
              after: dict | None = None, tuned_model: dict | None = None,
              profile_name: str | None = None, confirm_frames: int = 3,
@@ -647,7 +750,8 @@ def conclude(session: Session, source: dict, model: dict, before: dict,
             model_sha256=chosen_model["sha256"], threshold=float(chosen["threshold"]),
             confirm_frames=int(confirm_frames), target_bpcer=float(before["target_bpcer"]),
             max_apcer=float(before["max_apcer"]), fine_tuned=kept,
-            metrics={"before": _headline(before), "after": _headline(after) if after else None},
+            metrics={"before": _headline(before), "after": _headline(after) if after else None,
+                     "shortfall": shortfall(chosen)},
             recordings=[{"stage": r["stage"], "source": r["source"], "folder": r["folder"],
                          "samples": r["samples"]} for r in result["recordings"]],
             session=str(session.root))
@@ -659,7 +763,7 @@ def _headline(report: dict) -> dict:
     return {"threshold": report["threshold"], "bpcer": held["bpcer"], "apcer": held["apcer"],
             "apcer_per_type": held["apcer_per_type"], "acer": held["acer"], "eer": held["eer"],
             "n_real": held["n_real"], "n_attack": held["n_attack"],
-            "robustness": report.get("robustness")}
+            "robustness": report.get("robustness"), "counts": held.get("counts")}
 
 
 __all__ = ["CalibrationError", "Session", "Recording", "RecordingStatus", "record_stage",

@@ -22,10 +22,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fasdesk.core.decision.uncertainty import min_count_for_target
+
 KINDS = ("bpcer", "apcer")
-# Rule of three: with n presentations and no error, the 95% upper bound of the error rate
-# is about 3/n, so a target rate p needs 3/p presentations to be shown, not just met.
-RULE_OF_THREE = 3.0
 
 
 def pad_errors(is_attack, p_real, threshold: float, attack_type=None) -> dict:
@@ -89,9 +88,9 @@ def support_counts(target: float) -> tuple[int, int]:
     Below `needed` the rate moves in steps larger than the target, so the target cannot
     even be told apart from 0; below `reliable` a rate measured at the target is a rough
     estimate (rule of three)."""
-    if target <= 0:
+    if not 0 < target < 1:
         return 1, 1
-    return math.ceil(1.0 / target - 1e-9), math.ceil(RULE_OF_THREE / target - 1e-9)
+    return math.ceil(1.0 / target - 1e-9), min_count_for_target(target)
 
 
 def _support_warning(kind: str, target: float, n: int) -> str | None:

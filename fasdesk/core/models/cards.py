@@ -141,6 +141,21 @@ class ModelCard:
             raise CardError(f"the model card {path} is not valid JSON ({exc})") from None
         return cls.from_json(data, f"the model card {path}")
 
+    @classmethod
+    def read_or_empty(cls, model_path: str | os.PathLike) -> "ModelCard":
+        """The card beside a model file; an empty card when there is none or it is not one
+        (for what is only shown: a name, a date)."""
+        try:
+            return cls.read(model_path) or cls()
+        except CardError:
+            return cls()
+
+    @property
+    def display_name(self) -> str:
+        """The name people see for the model ("Front door, calibrated 3 Dec"); "" if none."""
+        name = self.other.get("display_name")
+        return name.strip() if isinstance(name, str) else ""
+
     def write(self, model_path: str | os.PathLike) -> Path:
         path = model_card_path(model_path)
         write_atomic(path, json.dumps(self.to_json(), indent=1))
@@ -233,3 +248,21 @@ def register_model_file(path: str | os.PathLike, model_id: str, *, source: str,
                "threshold": card.threshold_value})
     registry.register_user_model(entry)
     return entry, path
+
+
+def display_name(entry, path: str | os.PathLike | None = None) -> str:
+    """The name to show for a model (the model menu, profiles): the `display_name` its
+    registry entry (a registry.ModelEntry) or its card carries ("Front door, calibrated
+    3 Dec"), else its id, else the file's name. File names and ids stay safe slugs; people see this."""
+    from fasdesk.core.models.registry import find_file
+
+    name = (entry.extra.get("display_name") if entry is not None else None)
+    if not (isinstance(name, str) and name.strip()):
+        if path is None and entry is not None:
+            path = find_file(entry.file)
+        name = ModelCard.read_or_empty(path).display_name if path is not None else None
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    if entry is not None:
+        return entry.id
+    return Path(path).name if path is not None else ""

@@ -327,3 +327,20 @@ def register_user_model(entry: ModelEntry) -> Path:
     write_atomic(path, json.dumps({"format": 1, "models": [e.to_json() for e in entries]},
                                   indent=2))
     return path
+
+
+def unregister_user_model(model_id: str) -> bool:
+    """Remove a model from the user manifest (its files are the caller's); True when it
+    was there. Raises OSError when the manifest cannot be written."""
+    path = user_manifest_path()
+    entries = _read_manifest(path)
+    kept = [e for e in entries if e.id != model_id]
+    if len(kept) == len(entries):
+        return False
+    write_atomic(path, json.dumps({"format": 1, "models": [e.to_json() for e in kept]}, indent=2))
+    return True
+
+
+def user_entries() -> list[ModelEntry]:
+    """The models the user added (the user manifest alone)."""
+    return _read_manifest(user_manifest_path())

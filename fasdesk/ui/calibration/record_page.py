@@ -17,6 +17,10 @@ REAL_HELP = ("Turn your head slightly, come a little closer and go back. Other p
              "will use this camera can take turns.")
 ATTACK_HELP = ("Hold the attack in front of the camera (a phone or tablet showing a face, a "
                "printed photo...), moving it a little, at the distances an attacker would.")
+# Shown while an attack is recorded and the model takes it for a confirmed real face.
+PASSING_NOTE = ("The model calls this attack REAL CONFIRMED: that is exactly what the "
+                "calibration measures. Keep recording; the report counts these faces, and "
+                "the threshold or a fine-tune is what stops them.")
 
 
 class RecordPage(QWidget):
@@ -32,8 +36,15 @@ class RecordPage(QWidget):
         self.prompt.setWordWrap(True)
         self.prompt.setStyleSheet("font-size: 15px; font-weight: bold;")
         layout.addWidget(self.prompt)
+        self.state = state
+        self.stage = C.REAL
         self.view = FrameView(state)  # the app's threshold, as the live view shows it
         layout.addWidget(self.view, 1)
+        self.passing_note = QLabel(PASSING_NOTE)
+        self.passing_note.setWordWrap(True)
+        self.passing_note.setStyleSheet("color: #E69F00; font-weight: bold;")
+        self.passing_note.hide()
+        layout.addWidget(self.passing_note)
         self.countdown = QLabel()
         self.countdown.setObjectName("countdown")
         self.countdown.setStyleSheet("font-size: 20px; font-weight: bold;")
@@ -62,6 +73,8 @@ class RecordPage(QWidget):
 
     def enter(self, name: str, spec: SourceSpec, last: bool) -> None:
         """A fresh page for the stage `name` recorded from `spec`."""
+        self.stage = name
+        self.passing_note.hide()
         what = ("a video file" if spec.kind == "video" else
                 "an image folder" if spec.kind != "camera" else None)
         heading, help_text = (("Real faces: look at the camera and move a little", REAL_HELP)
@@ -97,6 +110,10 @@ class RecordPage(QWidget):
         frame, status = latest
         self.view.show_frame(frame)
         self.show_status(status)
+        if self.stage != C.REAL and not self.passing_note.isVisible():
+            state = self.state
+            self.passing_note.setVisible(any(
+                f.confirmed(state.threshold, state.confirm_frames) for f in frame.faces))
 
     def show_status(self, status) -> None:
         self.prompt.setText(recording_prompt(status.stage, status.t, status.limit,

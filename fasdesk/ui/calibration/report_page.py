@@ -13,13 +13,37 @@ from fasdesk.core.calibration import defaults
 from fasdesk.core.calibration import robustness
 from fasdesk.core.calibration import session as C
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.calibration.widgets import (HistogramPlot, grown, operating_point, pct,
-                                            table_item)
+from fasdesk.core.decision.uncertainty import DEFINITIONS
+from fasdesk.ui.calibration.widgets import grown, operating_point, pct, table_item
+from fasdesk.ui.score_histogram import BeforeAfterHistograms
 from fasdesk.ui.training.widgets import MessageBox
 
 SPLIT_NOTE = ("The threshold is picked on the first three quarters of each recording (the "
               "fine-tuned model: on the third quarter, it trained on the first half); the "
               "error rates are measured on the last quarter, which nothing else used.")
+
+# Why the same recordings give three different face counts.
+COUNTS_NOTE = ("Why the face counts differ: the title counts every face saved; the "
+               "histograms' legend counts the faces drawn (the fine-tuned model's leave out "
+               "the first half it trained on); the table counts the faces the threshold was "
+               "picked on and those held out to measure it. Faces in the short gaps between "
+               "the parts of a recording are in none of them.")
+
+
+def k_of_n(count: dict | None) -> str:
+    """'1 of 23 (up to 22%)': an error count with its 95% upper bound."""
+    if not count or not count.get("n"):
+        return "n/a"
+    return f"{count['k']} of {count['n']} (up to {100 * count['high']:.0f}%)"
+
+
+def definition(name: str) -> str | None:
+    """The one-sentence definition of the metric a table row starts with, if any."""
+    return next((text for term, text in DEFINITIONS.items() if name.startswith(term)), None)
+
+
+def _counts(report: dict) -> dict:
+    return report["held_out"].get("counts") or {"real": None, "attacks": {}}
 
 
 def _spin(low: float, high: float, decimals: int, suffix: str, value: float) -> QDoubleSpinBox:
@@ -50,8 +74,8 @@ class ReportPage(QWidget):
         left_box, right_box = QWidget(), QWidget()
         left_box.setLayout(self._left())
         right_box.setLayout(self._right())
-        left_box.setFixedWidth(430)
-        # The report column scrolls when its notes outgrow the dialog (a small screen).
+        left_box.setFixedWidth(430)  # a known width: the wrapped notes get their full height
+        # The numbers and notes scroll on a small screen rather than overlap each other.
         left_scroll = QScrollArea()
         left_scroll.setWidget(left_box)
         left_scroll.setWidgetResizable(True)
@@ -68,6 +92,11 @@ class ReportPage(QWidget):
         self.report_title.setWordWrap(True)
         self.report_title.setTextFormat(Qt.RichText)
         left.addWidget(self.report_title)
+        # The held-out result in words, k of n with 95% upper bounds (report["sentence"]).
+        self.sentence = QLabel()
+        self.sentence.setWordWrap(True)
+        self.sentence.setTextFormat(Qt.RichText)
+        left.addWidget(self.sentence)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["", "Current model", "Fine-tuned"])
         self.table.verticalHeader().hide()
@@ -97,6 +126,10 @@ class ReportPage(QWidget):
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: palette(mid);")
         left.addWidget(self.notes)
+        self.counts_note = QLabel(COUNTS_NOTE)
+        self.counts_note.setWordWrap(True)
+        self.counts_note.setStyleSheet("color: palette(mid);")
+        left.addWidget(self.counts_note)
         self.save_message = grown(MessageBox())
         left.addWidget(self.save_message)
         left.addStretch(1)
@@ -104,13 +137,8 @@ class ReportPage(QWidget):
 
     def _right(self) -> QVBoxLayout:
         right = QVBoxLayout()
-        self.hist_before = HistogramPlot("p_real, current model")
-        self.hist_after = HistogramPlot("p_real, fine-tuned model")
-        self.hist_after.hide()
-        plots = QHBoxLayout()
-        plots.addWidget(self.hist_before, 1)
-        plots.addWidget(self.hist_after, 1)
-        right.addLayout(plots, 1)
+        self.histograms = BeforeAfterHistograms()
+        right.addWidget(self.histograms, 1)
         right.addWidget(self._tune_box())
         save_box = QGroupBox("Save as a camera profile")
         save = QHBoxLayout(save_box)
@@ -170,7 +198,8 @@ class ReportPage(QWidget):
         self.report_title.setText("<h2 style='margin:0'>Report</h2>")
         self.verdict.show_message("error", message)
         self.table.setRowCount(0)
-        self.hist_before.show_report(None, {})
+        self.histograms.show_reports(None, None, {})
+        self.sentence.clear()
         self.save_button.setEnabled(False)
         self.tune_button.setEnabled(False)
 
@@ -180,9 +209,12 @@ class ReportPage(QWidget):
         self.verdict.clear_message()
         self._fill_table(session, before, after)
         titles = {r.stage: r.stage.replace("_", " ") for r in session.recordings}
-        self.hist_before.show_report(before, titles)
-        self.hist_after.setVisible(after is not None)
-        self.hist_after.show_report(after, titles)
+        self.histograms.show_reports(before, after, titles)
+        lines = [("Current model" if after is not None else "", before["sentence"])]
+        if after is not None:
+            lines.append(("Fine-tuned", after["sentence"]))
+        self.sentence.setText("<br>".join((f"<b>{t}:</b> " if t else "") + html.escape(text)
+                                          for t, text in lines))
         n_real = sum(len(r.samples) for r in session.recordings if r.kind == C.REAL)
         n_attack = sum(len(r.samples) for r in session.recordings if r.kind != C.REAL)
         self.report_title.setText(f"<h2 style='margin:0'>Report</h2>{n_real} real and "
@@ -204,17 +236,20 @@ class ReportPage(QWidget):
                  lambda r: f"{r['picked_on']['n_real']} / {r['picked_on']['n_attack']}"),
                 ("held out (real / attack faces)",
                  lambda r: f"{r['held_out']['n_real']} / {r['held_out']['n_attack']}"),
-                ("BPCER (real rejected)", lambda r: pct(r["held_out"]["bpcer"]))]
+                ("BPCER (real rejected)", lambda r: pct(r["held_out"]["bpcer"])),
+                ("  real rejected, k of n", lambda r: k_of_n(_counts(r)["real"]))]
         for stage in session.attacks:
             rows.append((f"APCER: {C.attack_title(stage)}",
                          lambda r, s=stage: pct(r["held_out"]["apcer_per_type"].get(s))))
+            rows.append(("  accepted, k of n",
+                         lambda r, s=stage: k_of_n(_counts(r)["attacks"].get(s))))
         rows += [("ACER", lambda r: pct(r["held_out"]["acer"])),
                  ("EER", lambda r: pct(r["held_out"]["eer"])),
                  ("real still accepted: darker / moving / tinted", _robust_cell)]
         self.table.setRowCount(len(rows))
         for i, (name, value) in enumerate(rows):
             self.table.setItem(i, 0, table_item(name))
-            self.table.item(i, 0).setToolTip(name)
+            self.table.item(i, 0).setToolTip(definition(name) or name)
             for j, report in enumerate((before, after)):
                 self.table.setItem(i, j + 1, table_item(value(report) if report else "", right=True))
         self.table.setColumnHidden(2, after is None)
@@ -223,8 +258,20 @@ class ReportPage(QWidget):
         self.table.setFixedHeight(self.table.horizontalHeader().height() + 4
                                   + sum(self.table.rowHeight(i) for i in range(len(rows))))
 
+    def _primary(self, button: QPushButton) -> None:
+        """Make `button` (Fine-tune or Save profile) the one that stands out and Enter presses."""
+        for b in (self.tune_button, self.save_button):
+            b.setObjectName("primary" if b is button else "")
+            b.setDefault(b is button)
+            b.style().unpolish(b)
+            b.style().polish(b)
+            b.updateGeometry()  # the primary style is bolder: room for its text
+
     def _show_verdict(self, flow) -> None:
         before, after, max_apcer = flow.before, flow.after, flow.settings.max_apcer
+        # While attacks still get through at the target, fine-tuning is the thing to do next.
+        chosen = after if after is not None and flow.kept else before
+        self._primary(self.tune_button if chosen["needs_fine_tune"] else self.save_button)
         worst = before["held_out"]["apcer_max"] or 0.0
         if flow.needs_robustness_confirmation:
             self.verdict.show_message(

@@ -5,7 +5,7 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGridLayo
                                QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
-from fasdesk.app.calibration import FlowSettings
+from fasdesk.app.calibration import FlowSettings, attack_source_problem
 from fasdesk.core.calibration import defaults
 from fasdesk.core.calibration import session as C
 from fasdesk.core.live.sources import SourceSpec
@@ -89,7 +89,7 @@ class SetupPage(QWidget):
             return
         check = QCheckBox(C.attack_title(name))
         check.setChecked(checked)
-        picker = SourcePicker(self.cameras, None, allow_same=True)
+        picker = SourcePicker(self.cameras, None, optional=True)
         row = len(self.attack_rows)
         self.attack_grid.addWidget(check, row, 0)
         self.attack_grid.addWidget(picker, row, 1)
@@ -109,7 +109,7 @@ class SetupPage(QWidget):
         self.custom_attack.clear()
 
     def set_attack(self, name: str, spec: SourceSpec | None = None, checked: bool = True) -> None:
-        """Choose an attack stage and its source (None: the real stage's camera)."""
+        """Choose an attack stage and its source (None: none chosen yet)."""
         self.add_attack_row(name, checked)
         check, picker = self.attack_rows[name]
         check.setChecked(checked)
@@ -120,7 +120,7 @@ class SetupPage(QWidget):
         stages = [(C.REAL, real)]
         for name, (check, picker) in self.attack_rows.items():
             if check.isChecked():
-                stages.append((name, picker.spec() or real))
+                stages.append((name, picker.spec()))
         return stages
 
     def problem(self) -> str | None:
@@ -130,7 +130,16 @@ class SetupPage(QWidget):
             return "Choose the camera (or a video file or an image folder) for the real faces."
         if len(stages) < 2:
             return "Choose at least one attack to record."
+        missing = [C.attack_title(name) for name, spec in stages[1:] if spec is None]
+        if missing:
+            return (f"Choose where to record {', '.join(missing)} from: the camera, a video "
+                    f"file or an image folder of that attack.")
         return None
+
+    def same_source_problem(self) -> str | None:
+        """One line when an attack would re-read the real faces' file or folder."""
+        stages = self.chosen_stages()
+        return attack_source_problem(stages[0][1], stages[1:])
 
     def flow_settings(self, max_apcer: float) -> FlowSettings:
         return FlowSettings(self.seconds.value(), self.every.value(), self.target.value() / 100,
@@ -141,11 +150,9 @@ class SetupPage(QWidget):
         self.real_source.set_spec(profile.spec)
         for check, _ in self.attack_rows.values():
             check.setChecked(False)
-        real = next((r.get("source") for r in profile.recordings if r.get("stage") == C.REAL), None)
         for rec in profile.recordings:
             stage = rec.get("stage")
             if stage and stage != C.REAL:
                 source = rec.get("source")
-                same = source == real or source is None
-                self.set_attack(stage, None if same else SourceSpec.parse(source))
+                self.set_attack(stage, SourceSpec.parse(source) if source else None)
         self.target.setValue(100 * profile.target_bpcer)

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout
 
 from fasdesk.core.io.paths import data_dir
 from fasdesk.core.models import registry
-from fasdesk.ui.training.widgets import PathField, StepPage, read_json_any, theme_colours, work_dir
+from fasdesk.ui.training.widgets import (MessageBox, PathField, StepPage, read_json_any,
+                                         theme_colours, work_dir)
 from fasdesk.ui.training.common import TRAIN_COLOURS, add_legend, new_plot, short_percent
 from training import layout, recipe
 
@@ -42,7 +43,8 @@ def run_checkpoints(run_dir: Path | None) -> list[Path]:
 class TrainStep(StepPage):
     KEY = "train"
     TITLE = "Train"
-    HELP = ("Fine-tunes MiniFASNetV2-SE on the prepared crops (20% held out for validation). "
+    HELP = ("Fine-tunes MiniFASNetV2-SE on the prepared crops (20% held out for validation: "
+            "whole recordings, or the last part of each when there are few). "
             "Epochs, batch size and learning rate start from a preset for the dataset size. "
             "The pretrained model's validation score is the one to beat: best.pth is never "
             "worse than it. Checkpoints are written every epoch: a cancelled, crashed or "
@@ -62,6 +64,9 @@ class TrainStep(StepPage):
         self.stats = QLabel("")
         self.layout_.addWidget(self.stats)
         self.layout_.addWidget(self.message)
+        # How far to trust the validation accuracy (the backend's "split" metric event).
+        self.split_note = MessageBox()
+        self.layout_.addWidget(self.split_note)
         self.layout_.addLayout(self._plots(), 1)
         self._reset_series()
         self._update_freeze()
@@ -271,6 +276,7 @@ class TrainStep(StepPage):
 
     def start(self, resume: bool) -> None:
         self.message.clear_message()
+        self.split_note.clear_message()
         data = self.data.path()
         if data is None or not layout.is_prepared(data):
             self.message.show_message("error", "Choose a prepared folder (the output of "
@@ -390,6 +396,11 @@ class TrainStep(StepPage):
                 + (f"   {speed:.0f} images/s" if speed else ""))
         elif kind == "metric" and event.get("scope") in ("epoch", "init"):
             self._add_epoch(event)
+        elif kind == "metric" and event.get("scope") == "split":
+            notes = [str(n) for n in event.get("warnings") or []]
+            if notes:
+                self.split_note.show_message(
+                    "warning", "The validation accuracy may not mean much:", notes)
         elif kind == "done":
             self.summary = event
 
