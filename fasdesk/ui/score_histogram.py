@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 
 from fasdesk.core.calibration import score_axis
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.ui.training_widgets import theme_colours
+from fasdesk.ui.training.widgets import theme_colours
 
 # Real faces green-blue, attacks in warm hues (none is a verdict colour).
 STAGE_COLOURS = ["#56B4E9", "#E69F00", "#CC79A7", "#F0E442", "#D55E00", "#B8B8FF"]

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QHeaderV
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fasdesk.core.calibration import storage as S
-from fasdesk.ui.training_widgets import MessageBox
+from fasdesk.ui.training.widgets import MessageBox
 
 COLUMNS = ("What", "Name", "Size", "Created", "Used by profiles")
 KIND_TITLES = {S.SESSION: "Calibration session", S.MODEL: "Model"}
