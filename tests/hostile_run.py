@@ -3,7 +3,7 @@ training backend, each in its own process, with the totals at the end.
 
     python tests/hostile_run.py [--keep] [-k WORD]
 
-Not part of the test suite (it takes a few minutes); tests/test_hostile_input.py holds
+Not part of the test suite (it takes a few minutes); tests/core/test_hostile_input.py holds
 one regression test per defect. Each case is run with a time limit and sorted into:
 clean (the expected exit status, no traceback), traceback (a traceback or a crash
 signal), hang (still running at the limit), data loss (a file the run must not touch

@@ -356,7 +356,7 @@ def test_checker_catches_what_breaks():
     assert strict("fasdesk models fetch")
     assert strict('pip install -e ".[gui]"') and strict("pip install torch==1.0.0")
     assert strict("python scripts/no_such_script.py") and strict("bash .ci/nothing")
-    assert strict("FASDESK_MODELS_DIR=x python -m pytest -m slower tests/test_cli.py")
+    assert strict("FASDESK_MODELS_DIR=x python -m pytest -m slower tests/cli/test_cli.py")
     assert strict("python -m training.bench --frobnicate") and strict("python -m no_such_module")
     assert not strict("python -m training.bench --threads 1 --json")
     assert loose("fasdesk bench [--json] [--frames N]") and loose("fasdesk models list|fetch")

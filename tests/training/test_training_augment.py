@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from calibration_media import screen_recapture  # noqa: E402
 
 from fasdesk.core.inference.crop import face_crop  # noqa: E402
