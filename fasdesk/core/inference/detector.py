@@ -114,15 +114,9 @@ class FaceDetector:
             raise DetectorError(f"detector model not found: {self.model_path}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        from fasdesk.core.inference.runtime import control_flow_problem
+        from fasdesk.core.inference.runtime import refuse_control_flow
 
-        try:
-            problem = control_flow_problem(self.model_path)
-        except OSError as exc:
-            raise DetectorError(f"cannot read detector model {self.model_path}: "
-                                f"{exc.strerror or exc}") from None
-        if problem:
-            raise DetectorError(f"detector model {os.path.basename(self.model_path)} {problem}")
+        refuse_control_flow(self.model_path, "detector model", DetectorError)
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_side = max_side

@@ -66,15 +66,9 @@ class LivenessEngine:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"liveness model not found: {self.model_path}")
-        from fasdesk.core.inference.runtime import control_flow_problem
+        from fasdesk.core.inference.runtime import refuse_control_flow
 
-        try:
-            problem = control_flow_problem(self.model_path)
-        except OSError as exc:
-            raise ModelError(f"cannot read liveness model {self.model_path}: "
-                             f"{exc.strerror or exc}") from None
-        if problem:
-            raise ModelError(f"liveness model {self.model_path.name} {problem}")
+        refuse_control_flow(self.model_path, "liveness model", ModelError)
         self.threads = threads
         self.optimize = optimize
         options = session_options(threads)

@@ -32,6 +32,19 @@ CONTROL_FLOW_OPS = frozenset({"Loop", "If", "Scan"})
 _checked: dict[tuple, str | None] = {}
 
 
+def refuse_control_flow(path, what: str, error: type[Exception]) -> None:
+    """Raise `error` naming the model (`what`: "liveness model", "detector model") when it
+    cannot be read or holds a control-flow operator (a Loop can run for ever)."""
+    import os
+
+    try:
+        problem = control_flow_problem(path)
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if problem:
+        raise error(f"{what} {os.path.basename(path)} {problem}")
+
+
 def control_flow_problem(path) -> str | None:
     """Why the ONNX model at `path` is refused (it holds a control-flow operator), or None.
     Looked at once per file version (path, size, mtime, ctime, inode)."""
