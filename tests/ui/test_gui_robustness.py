@@ -122,8 +122,10 @@ def test_the_app_on_a_fifo_source_quits_and_keeps_its_settings(fifos, tmp_path):
     the settings were lost."""
     pipe = fifos(tmp_path / "x.jpg")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    # 10 s: the live view must have opened on the FIFO (a loaded machine needs more than
+    # 3 s to load the models) for the close to be the one that hung before.
     proc = subprocess.run([sys.executable, "-m", "fasdesk", "--source", str(pipe),
-                           "--quit-after", "3"], capture_output=True, text=True, timeout=120,
+                           "--quit-after", "10"], capture_output=True, text=True, timeout=120,
                           env=env)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
