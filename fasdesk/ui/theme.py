@@ -45,6 +45,10 @@ def apply_appearance(app: QApplication, appearance: str) -> str:
     """Palette and style sheet for `appearance` ("system", "light", "dark"); returns the
     one applied ("light" or "dark")."""
     theme = resolved_appearance(appearance)
+    if app.property("fasdesk_theme") == theme:
+        # Already on: a new style sheet re-polishes every widget of the application, which a
+        # second window (or each test's) would pay for nothing.
+        return theme
     if theme == "dark":
         app.setPalette(dark_palette())
         style = resources_dir() / STYLE_FILE
