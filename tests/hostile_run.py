@@ -100,13 +100,13 @@ def png_header(width: int, height: int, depth: int, colour: int) -> bytes:
 
 
 def loop_model(path: Path) -> Path:
-    from test_hostile_input import _loop_model
+    from core.test_hostile_input import _loop_model
 
     return _loop_model(path)
 
 
 def big_header_video(path: Path) -> Path:
-    from test_hostile_input import big_header_video as make
+    from core.test_hostile_input import big_header_video as make
 
     return make(path)
 

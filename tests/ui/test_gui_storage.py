@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 
 from fasdesk.core.models import registry
 from fasdesk.ui.storage_dialog import StorageDialog
-from test_storage import make_storage
+from core.test_storage import make_storage  # tests/core, through the tests folder on the path
 
 
 def _click_row(qtbot, dialog, name):
