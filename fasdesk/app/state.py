@@ -181,6 +181,15 @@ class AppState:
         except registry.MissingModelError:
             return None
 
+    def model_sha256(self) -> str:
+        """The SHA-256 of the model file in use ("" when there is none or it cannot be
+        read): what result exports record next to the model's name."""
+        path = self.model_path()
+        try:
+            return registry.file_sha256(path) if path is not None else ""
+        except OSError:
+            return ""
+
     def model_name(self) -> str:
         """The model's short name: its registry id, or its file name."""
         model = self.model

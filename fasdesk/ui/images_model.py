@@ -2,12 +2,14 @@
 use (AppState's), from the stored p_real without new inference."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
+from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.decision.verdict import UNSURE
 from fasdesk.core.images import report
 from fasdesk.core.images.batch import ImageResult
@@ -116,6 +118,23 @@ class ResultsModel(QAbstractTableModel):
             out.append(record)
         return out
 
+    def details_html(self, row: int) -> str:
+        """The details pane's text for a row, labelled under the current threshold."""
+        result = self.result(row)
+        lines = [f"<b>{html.escape(report.display_name(Path(result.path).name))}</b>"]
+        if result.error:
+            return lines[0] + f"<br>{result.error}"
+        lines.append(f"{result.width} x {result.height} px, verdict "
+                     f"<b>{self.verdict(row)}</b> at threshold {format_threshold(self.threshold)}")
+        for n, face in enumerate(self.faces(row), 1):
+            x, y, w, h = face.box
+            score = "" if face.p_real is None else f" (p_real {face.p_real:.3f})"
+            why = f" — {face.reason}" if face.reason else ""
+            lines.append(f"face {n}: {face.label}{score}, box {x},{y} {w}x{h}{why}")
+        if not result.faces:
+            lines.append("no face found")
+        return "<br>".join(lines)
+
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for row in range(len(self._rows)):
@@ -218,3 +237,23 @@ class ResultsModel(QAbstractTableModel):
                 lines.append(f"face {n}: {face.label}{score}{why}")
             return "\n".join(lines)
         return None
+
+
+class VerdictFilter(QSortFilterProxyModel):
+    """Shows the rows of one verdict (None: all), as labelled under the threshold now."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.verdict: str | None = None
+
+    def set_verdict(self, verdict: str | None) -> None:
+        self.verdict = verdict
+        self.invalidateRowsFilter()
+
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:
+        return self.verdict is None or self.sourceModel().verdict(source_row) == self.verdict
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"

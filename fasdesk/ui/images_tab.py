@@ -1,20 +1,18 @@
 """The Images tab: drop photos or folders, see each one classified, export the results.
 
-Classification runs as a worker (fasdesk.ui.images_worker.classify_batch, with
-fasdesk.core.images.batch underneath); the table keeps only each image's face results and a
-small thumbnail, and the preview pane has the selected file re-read and drawn by a
-preview worker. Labels follow AppState's threshold: a change relabels table and preview
-from the stored p_real, without new inference.
+Classification runs as a worker (images_worker.classify_batch over core.images.batch); the
+table keeps each image's face results and a small thumbnail; a preview worker re-reads and
+draws the selected file. Labels follow AppState's threshold: a change relabels table and
+preview from the stored p_real, without new inference.
 """
 from __future__ import annotations
 
-import html
 import os
 import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog,
                                QHBoxLayout, QHeaderView,
                                QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
@@ -29,10 +27,9 @@ from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS, ImageReadError
 from fasdesk.core.io.settings import Settings
-from fasdesk.core.models import registry
 from fasdesk.ui.drops import accept_if_files, dropped_paths
 from fasdesk.ui.image_view import ImageView
-from fasdesk.ui.images_model import SORT_ROLE, ResultsModel, qimage_from
+from fasdesk.ui.images_model import VerdictFilter, format_seconds, SORT_ROLE, ResultsModel, qimage_from
 from fasdesk.ui.images_worker import (BatchStarted, ClassifiedImage, PipelineCache, PreviewCache,
                                       classify_batch, render_preview)
 from fasdesk.ui.subscribe import subscribe
@@ -41,26 +38,6 @@ from fasdesk.ui.workers import Worker, start_worker
 
 SUMMARY_INTERVAL_S = 0.25
 COMPACT_ROW = 24  # row height of the compact list (thumbnails shrink to fit)
-
-
-class VerdictFilter(QSortFilterProxyModel):
-    """Shows the rows of one verdict (None: all), as labelled under the threshold now."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.verdict: str | None = None
-
-    def set_verdict(self, verdict: str | None) -> None:
-        self.verdict = verdict
-        self.invalidateRowsFilter()
-
-    def filterAcceptsRow(self, source_row, source_parent) -> bool:
-        return self.verdict is None or self.sourceModel().verdict(source_row) == self.verdict
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class ImagesTab(QWidget):
@@ -381,7 +358,7 @@ class ImagesTab(QWidget):
         elapsed = time.monotonic() - self._batch_started
         left = elapsed / self._done * (self._total - self._done)
         self.progress.setValue(self._done)
-        self.progress.setFormat(f"{self._done} / {self._total}  ·  {_format_seconds(left)} left")
+        self.progress.setFormat(f"{self._done} / {self._total}  ·  {format_seconds(left)} left")
         # Counting verdicts walks every row: a few times a second is plenty mid-batch.
         now = time.monotonic()
         if now - self._summary_updated >= SUMMARY_INTERVAL_S:
@@ -438,7 +415,7 @@ class ImagesTab(QWidget):
             return
         result = self.model.result(row)
         self._preview_path = result.path
-        self.details.setText(self._details_text(row))
+        self.details.setText(self.model.details_html(row))
         if result.error:
             self.preview.set_text(f"{report.display_name(Path(result.path).name)}\n\n"
                                   f"{result.error}")
@@ -449,22 +426,6 @@ class ImagesTab(QWidget):
                               self._previews)
         worker.returned.connect(lambda rgb: self._on_preview_ready(request, rgb))
         worker.errored.connect(lambda exc: self._on_preview_failed(request, exc))
-
-    def _details_text(self, row: int) -> str:
-        result = self.model.result(row)
-        lines = [f"<b>{html.escape(report.display_name(Path(result.path).name))}</b>"]
-        if result.error:
-            return lines[0] + f"<br>{result.error}"
-        lines.append(f"{result.width} x {result.height} px, verdict "
-                     f"<b>{self.model.verdict(row)}</b> at threshold {format_threshold(self.threshold)}")
-        for n, face in enumerate(self.model.faces(row), 1):
-            x, y, w, h = face.box
-            score = "" if face.p_real is None else f" (p_real {face.p_real:.3f})"
-            why = f" — {face.reason}" if face.reason else ""
-            lines.append(f"face {n}: {face.label}{score}, box {x},{y} {w}x{h}{why}")
-        if not result.faces:
-            lines.append("no face found")
-        return "<br>".join(lines)
 
     def _on_preview_ready(self, request: int, rgb: RGBBytes) -> None:
         if request == self._preview_request:  # (an older request, overtaken, is dropped)
@@ -504,13 +465,8 @@ class ImagesTab(QWidget):
         self.status_message.emit(message)
 
     def _export(self, path: str, write, kind: str) -> bool:
-        model_path = self.state.model_path()
-        try:
-            sha = registry.file_sha256(model_path) if model_path is not None else ""
-        except OSError:
-            sha = ""
         records = report.with_run(self.model.records(), self.threshold,
-                                  self.state.model_name(), sha)
+                                  self.state.model_name(), self.state.model_sha256())
         try:
             write(path, records)
         except OSError as exc:
