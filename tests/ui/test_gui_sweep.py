@@ -137,7 +137,16 @@ def sweep_menus(qtbot, window, keep_open: bool = True) -> list[str]:
             action = next((a for a in menu_actions(menu) if a.text() == text), None)
             if action is None:
                 continue  # disabled now (a model chosen by the previous one, say)
+            # (read before the press: choosing a model rebuilds its menu's actions)
+            stops_live = action is window.start_stop_action and window.live_tab.running
+            toggle = action.isCheckable() and action.actionGroup() is None
             press(qtbot, action)
+            if stops_live:  # and starts again: the state swept is kept
+                qtbot.waitUntil(lambda: not window.live_tab.running, timeout=TIMEOUT_MS)
+                press(qtbot, action)
+                qtbot.waitUntil(lambda: window.live_tab.running, timeout=TIMEOUT_MS)
+            elif toggle:
+                press(qtbot, action)  # a setting toggled: and back
             pressed.append(text)
             close_new_windows(before)
     if not keep_open:
