@@ -168,6 +168,8 @@ def make_window(qtbot):
     garbage is collected here, on the UI thread: left to a later collection it may run in
     a worker thread, and Qt objects must not die there."""
     import shiboken6
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
 
     from fasdesk.ui.app import create_app
     from fasdesk.ui.main_window import MainWindow
@@ -187,7 +189,11 @@ def make_window(qtbot):
     for window in windows:
         if shiboken6.isValid(window):
             window.close()
+            window.deleteLater()
     windows.clear()
+    # Deleted now, with the dialogs they own: widgets left behind make every later
+    # application-wide change (a style, a theme) re-polish them all, test after test.
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
 
 

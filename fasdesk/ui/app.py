@@ -30,9 +30,11 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("fasdesk")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("fasdesk")
-    app.setStyle("Fusion")
+    if app.style().name().lower() != "fusion":
+        # (setStyle re-polishes every widget there is: once, not per call)
+        app.setStyle("Fusion")
     icon = resources_dir() / ICON_FILE
-    if icon.is_file():
+    if icon.is_file() and app.windowIcon().isNull():
         app.setWindowIcon(QIcon(str(icon)))
     apply_appearance(app, "dark")  # until the window applies the user's choice
     pg.setConfigOptions(antialias=True)

@@ -254,7 +254,8 @@ class CollectPanel(QGroupBox):
         cell.setToolTip(f"The latest {CLASS_TITLES[label].lower()} capture: {written.name}")
         cell.show()
         self.set_flash(label, True)
-        QTimer.singleShot(FLASH_MS, lambda: self.set_flash(label, False))
+        # (bound to the cell: a window closed within the flash cancels the timer)
+        QTimer.singleShot(FLASH_MS, self.latest[label], lambda: self.set_flash(label, False))
 
     def set_flash(self, label: str, on: bool) -> None:
         cell = self.latest[label]
