@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
 from fasdesk.app.calibration import rescore_profile
 from fasdesk.core.calibration import session as C
 from fasdesk.core.io.errors import one_line
-from fasdesk.core.models import registry
+from fasdesk.core.models import cards, registry
 from fasdesk.core.calibration.profiles import (PACKAGE_SUFFIX, Profile, ProfileError,
                                                delete_profile, export_package, file_stem,
                                                find_profile, import_package, list_profiles,
@@ -137,7 +137,8 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         self.table.setRowCount(len(self.profiles))
         active = self.window_.state.profile.name if self.window_.state.profile else None
         for row, p in enumerate(self.profiles):
-            values = (p.name + ("  (in use)" if p.name == active else ""), p.source_label, p.model,
+            values = (p.name + ("  (in use)" if p.name == active else ""), p.source_label,
+                      cards.display_name_of(p.model),
                       format_threshold(p.threshold), "yes" if p.fine_tuned else "no", p.created)
             for col, value in enumerate(values):
                 self.table.setItem(row, col, table_item(str(value), right=col == 3))
@@ -175,7 +176,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         self.threshold.setValue(profile.threshold)
         self._select_model(profile.model)
         lines = [f"<b>{html.escape(profile.name)}</b>: {html.escape(profile.source_label)}, "
-                 f"model {html.escape(profile.model)}, threshold "
+                 f"model {html.escape(cards.display_name_of(profile.model))}, threshold "
                  f"{format_threshold(profile.threshold)} (for BPCER ≤ "
                  f"{100 * profile.target_bpcer:g}%), confirmed after {profile.confirm_frames} "
                  f"frames, {html.escape(profile.created)}."]
@@ -322,7 +323,7 @@ class ProfilesDialog(StopsWhenClosed, QDialog):
         self.model_combo.clear()
         for entry in registry.load_manifest():
             if entry.kind == "liveness" and registry.find_file(entry.file) is not None:
-                self.model_combo.addItem(entry.id, entry.id)
+                self.model_combo.addItem(cards.display_name_of(entry.id), entry.id)
 
     def _select_model(self, model: str) -> None:
         index = self.model_combo.findData(model)

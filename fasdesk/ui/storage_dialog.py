@@ -44,6 +44,7 @@ class StorageDialog(QDialog):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.Stretch)
+        header.setDefaultAlignment(Qt.AlignLeft | Qt.AlignVCenter)  # over left-aligned text
         self.table.itemSelectionChanged.connect(self._on_selection)
         self.message = MessageBox()
         # The confirmation, inline: what goes, and who uses it.

@@ -5,15 +5,14 @@ says so, closing asks, storage and profile packages from the menus.
 Set FASDESK_SCREENSHOTS=DIR to save the screens."""
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pytestqt")
 
 from calibration_media import write_recording  # noqa: E402
+from conftest import shot  # noqa: E402
 from gui_helpers import click  # noqa: E402
 from fasdesk.core.calibration import profiles as P  # noqa: E402
 from fasdesk.core.decision.uncertainty import DEFINITIONS  # noqa: E402
@@ -43,11 +42,8 @@ def window(make_window):
 
 
 def _shot(widget, name: str) -> None:
-    folder = os.environ.get("FASDESK_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        widget.resize(1366, 768)
-        widget.grab().save(str(Path(folder) / f"trust_{name}.png"))
+    widget.resize(1366, 768)
+    shot(widget, f"trust_{name}")
 
 
 def _record(qtbot, dialog) -> None:
@@ -212,3 +208,25 @@ def test_the_model_menu_shows_a_calibrated_model_by_its_name(qtbot, window, fp32
     texts = [a.text() for a in model_menu.actions()]
     assert "Front door, calibrated 3 Dec" in texts
     assert "calibrated-front-door-20261203" not in texts
+
+
+def test_the_profiles_dialog_shows_a_calibrated_model_by_its_name(qtbot, window, fp32_model,
+                                                                    samples_dir, tmp_path):
+    folder = user_models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / "calibrated-hall-20261203.onnx"
+    shutil.copyfile(fp32_model, copy)
+    register_model_file(copy, "calibrated-hall-20261203", source="calibration",
+                        description="test", extra={"display_name": "Hall, calibrated 3 Dec"})
+    session = tmp_path / "session"
+    session.mkdir()
+    P.save_profile(P.Profile(name="hall", source={"kind": "folder", "target": str(samples_dir),
+                                                  "name": ""},
+                             model="calibrated-hall-20261203", model_sha256="", threshold=0.4,
+                             session=str(session)))
+    dialog = window.open_profiles()
+    row = [dialog.table.item(0, col).text() for col in range(dialog.table.columnCount())]
+    assert "Hall, calibrated 3 Dec" in row and "calibrated-hall-20261203" not in row
+    combo = [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
+    assert dialog.model_combo.currentText() == "Hall, calibrated 3 Dec", combo
+    shot(dialog, "profiles_named_model")

@@ -250,6 +250,17 @@ def register_model_file(path: str | os.PathLike, model_id: str, *, source: str,
     return entry, path
 
 
+def display_name_of(model: str | os.PathLike) -> str:
+    """display_name for a model given as a registry id or a file path (a profile's model)."""
+    from fasdesk.core.models.registry import find_file, get_entry
+
+    entry = get_entry(str(model))
+    if entry is None:
+        return display_name(None, model)
+    path = find_file(entry.file)
+    return display_name(entry, path) if path is not None else entry.id
+
+
 def display_name(entry, path: str | os.PathLike | None = None) -> str:
     """The name to show for a model (the model menu, profiles): the `display_name` its
     registry entry (a registry.ModelEntry) or its card carries ("Front door, calibrated
