@@ -34,7 +34,10 @@ SCRATCH_MILESTONES = (10, 15, 22, 30)
 # prints' own blur stops being evidence), colour and JPEG changed nothing measurable.
 # Plain text: the GUI shows it without importing numpy.
 AUGMENT = "light"
-L2_SP = 0.0  # fine-tuning's pull toward the starting weights (training.train.l2_sp_penalty)
+# Fine-tuning's pull toward the starting weights (training.train.l2_sp_penalty, --l2-sp).
+# Off: at 1 it did not keep prints caught with blur augmentation, and without blur it
+# accepted fewer dark and moving real faces than `light` alone (docs/calibration-robustness.md).
+L2_SP = 0.0
 PRECISE_BN_IMAGES = 256  # fine-tuning: enough for the statistics, a fraction of an epoch
 
 
