@@ -7,7 +7,8 @@ grey crop); SGD momentum 0.9, weight decay 5e-4. Two recipes (training/recipe.py
   layers optionally frozen, ft_weight from the checkpoint (0 for the shipped model, whose
   Fourier branch was never trained: its random gradients would only disturb the
   features). The starting model's validation score is the score to beat: `best.pth`
-  starts as the starting model and only an epoch that beats it replaces it.
+  starts as the starting model and only an epoch that beats it replaces it. `--l2-sp`
+  adds a pull toward the starting weights (off in the recipe: recipe.L2_SP).
 - scratch: upstream's lr 0.1, x0.1 at epochs 10, 15, 22, 30, 50 epochs, ft_weight 0.5.
 Both: BatchNorm trains on batch statistics; after every epoch its running statistics are
 recomputed on `precise_bn` training batches (precise BN; frozen layers keep theirs): 100
@@ -342,7 +343,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     train_forward = _Forward(model, train_store, pd, keep_features, int(
         s["precise_bn"] or 0) * math.ceil(int(s["batch_size"]) / pd.world))
     params = [p for p in model.parameters() if p.requires_grad]
-    anchor = _anchor(model, s, init_ckpt, ckpt, resume_path)
+    anchor = _anchor(model, s, ckpt, resume_path)
     optimizer = torch.optim.SGD(params, lr=s["lr"], momentum=s["momentum"],
                                 weight_decay=s["weight_decay"])
     amp_dtype = autocast_dtype(s["precision"], pd.device)
@@ -600,7 +601,7 @@ def l2_sp_penalty(anchor: dict) -> torch.Tensor:
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
-def _anchor(model, s: dict, init_ckpt, ckpt, resume_path) -> dict:
+def _anchor(model, s: dict, ckpt, resume_path) -> dict:
     """{name: (parameter, starting value)} of the trained parameters for the L2-SP pull;
     empty when it is off. A new run starts from the weights just loaded; a resumed one
     reads them from its checkpoint."""

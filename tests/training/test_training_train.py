@@ -466,6 +466,14 @@ def test_l2_sp_pulls_the_fine_tune_toward_its_starting_weights(real_samples, che
     assert latest["train_args"]["l2_sp"] == 30
     kept = latest["l2_sp_anchor"]
     assert kept and all(torch.equal(v, shipped["model_state_dict"][k]) for k, v in kept.items())
+    # One more epoch on --resume: still pulled toward the shipped weights, not the resumed ones.
+    rc, events, err = run_cli("train", real_samples, tmp_path / "pulled", *args[:2], "--epochs", 4,
+                              *args[4:], "--l2-sp", 30, "--resume", "auto")
+    assert rc == 0, err
+    assert of_kind(events, "start")[0]["start_epoch"] == 3
+    resumed = torch.load(tmp_path / "pulled" / "latest.pth", weights_only=True)
+    assert resumed["epoch"] == 4
+    assert all(torch.equal(v, kept[k]) for k, v in resumed["l2_sp_anchor"].items())
 
     rc, _, err = run_cli("train", real_samples, tmp_path / "scratch", "--epochs", 1,
                          "--l2-sp", 1)
