@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="session-to-session augmentation of both classes: a comma list of "
                    "light, motion, defocus, colour, jpeg, or 'all' / 'none' (default: the "
                    "recipe's choice, see docs/calibration-robustness.md)")
+    p.add_argument("--l2-sp", type=number(float, 0.0), metavar="STRENGTH",
+                   help="with --init: pull toward the starting weights, STRENGTH / 2 * "
+                   "||w - w_start||^2 added to the loss (default: the recipe's, "
+                   "docs/calibration-robustness.md; 0 = off)")
     p.add_argument("--classes", type=number(int, 2, 64),
                    help="2 = real/spoof (default); N > 2 = real + N-1 spoof categories "
                    "(e.g. 3 for live/print/replay)")
@@ -194,7 +198,7 @@ def _run(args, em: Emitter) -> int:
                   milestones=args.milestones, momentum=args.momentum,
                   weight_decay=args.weight_decay, dropout=args.dropout,
                   precise_bn=args.precise_bn, clip_grad=args.clip_grad,
-                  freeze_early=args.freeze_early, augment=args.augment,
+                  freeze_early=args.freeze_early, augment=args.augment, l2_sp=args.l2_sp,
                   precision="fp32" if args.no_amp else args.precision, emitter=em)
     elif args.command == "eval":
         from training import evaluate

@@ -34,6 +34,10 @@ SCRATCH_MILESTONES = (10, 15, 22, 30)
 # prints' own blur stops being evidence), colour and JPEG changed nothing measurable.
 # Plain text: the GUI shows it without importing numpy.
 AUGMENT = "light"
+# Fine-tuning's pull toward the starting weights (training.train.l2_sp_penalty, --l2-sp).
+# Off: at 1 it did not keep prints caught with blur augmentation, and without blur it
+# accepted fewer dark and moving real faces than `light` alone (docs/calibration-robustness.md).
+L2_SP = 0.0
 PRECISE_BN_IMAGES = 256  # fine-tuning: enough for the statistics, a fraction of an epoch
 
 
@@ -69,14 +73,14 @@ def preset(images: int, fine_tune: bool) -> dict:
             batch //= 2
         epochs = 15 if images < 500 else 10 if images < 5000 else 5
         return {"recipe": FINE_TUNE, "epochs": epochs, "batch_size": batch, "lr": 0.01,
-                "freeze_early": images < FREEZE_BELOW, "augment": AUGMENT}
+                "freeze_early": images < FREEZE_BELOW, "augment": AUGMENT, "l2_sp": L2_SP}
     batch = 256
     while batch > 16 and images < 8 * batch:
         batch //= 2
     # From scratch the data is a large dataset with its own variety; the session changes
     # were measured for fine-tuning only (a from-scratch run on a tiny set learned slower).
     return {"recipe": SCRATCH, "epochs": 50, "batch_size": batch, "lr": 0.1,
-            "freeze_early": False, "augment": "none"}
+            "freeze_early": False, "augment": "none", "l2_sp": 0.0}
 
 
 def precise_bn_batches(recipe: str, batch_size: int) -> int:

@@ -7,7 +7,8 @@ grey crop); SGD momentum 0.9, weight decay 5e-4. Two recipes (training/recipe.py
   layers optionally frozen, ft_weight from the checkpoint (0 for the shipped model, whose
   Fourier branch was never trained: its random gradients would only disturb the
   features). The starting model's validation score is the score to beat: `best.pth`
-  starts as the starting model and only an epoch that beats it replaces it.
+  starts as the starting model and only an epoch that beats it replaces it. `--l2-sp`
+  adds a pull toward the starting weights (off in the recipe: recipe.L2_SP).
 - scratch: upstream's lr 0.1, x0.1 at epochs 10, 15, 22, 30, 50 epochs, ft_weight 0.5.
 Both: BatchNorm trains on batch statistics; after every epoch its running statistics are
 recomputed on `precise_bn` training batches (precise BN; frozen layers keep theirs): 100
@@ -63,11 +64,11 @@ DEFAULTS = dict(momentum=0.9, weight_decay=5e-4, milestones=R.SCRATCH_MILESTONES
                 classes=2, val_fraction=0.2, seed=0, dropout=0.2, precision="auto")
 SETTINGS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma",
             "ft_weight", "classes", "val_fraction", "seed", "dropout", "precise_bn",
-            "clip_grad", "freeze_early", "precision", "augment")
+            "clip_grad", "freeze_early", "precision", "augment", "l2_sp")
 LATEST, BEST, HISTORY = layout.LATEST, layout.BEST, layout.HISTORY
 # What defines the run's data, model and optimiser: a resumed run keeps its own.
 RUN_DEFINING = ("classes", "val_fraction", "seed", "dropout", "batch_size", "lr",
-                "freeze_early", "ft_weight", "recipe")
+                "freeze_early", "ft_weight", "recipe", "l2_sp")
 
 
 class TrainError(Exception):
@@ -152,7 +153,8 @@ def _set_rng_state(state: dict, aug_gen: torch.Generator) -> None:
 def run(data_dir, out_dir, *, epochs=None, batch_size=None, lr=None, init=None, resume=None,
         device="auto", classes=None, val_fraction=None, seed=None, ft_weight=None,
         milestones=None, momentum=None, weight_decay=None, dropout=None, precise_bn=None,
-        clip_grad=None, freeze_early=None, precision=None, augment=None, emitter: Emitter | None = None) -> dict:
+        clip_grad=None, freeze_early=None, precision=None, augment=None, l2_sp=None,
+        emitter: Emitter | None = None) -> dict:
     """Train; returns the summary of the `done` event. Raises TrainError / Stopped.
     Settings left None come from the resumed run, the preset or DEFAULTS."""
     pd = Dist(device)
@@ -174,7 +176,7 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
     fine = recipe == R.FINE_TUNE
     preset = R.preset(images, fine)
     defaults = {**DEFAULTS, **{k: preset[k] for k in ("epochs", "batch_size", "lr", "freeze_early",
-                                                      "augment")},
+                                                      "augment", "l2_sp")},
                 # fine-tuning continues with the checkpoint's own Fourier weight
                 "ft_weight": float(init_config["ft_weight"]) if fine and init_config else 0.5,
                 "precise_bn": None,  # from the batch size, below
@@ -202,6 +204,8 @@ def _resolve_settings(given: dict, ckpt: dict | None, images: int, init_config: 
         settings["augment"] = ",".join(A.parse_ops(settings["augment"])) or "none"
     except ValueError as exc:
         raise TrainError(f"--augment: {exc}") from None
+    if float(settings["l2_sp"]) and not fine:
+        raise TrainError("--l2-sp needs --init: there are no starting weights to stay close to")
     if not 0 <= float(settings["ft_weight"]) <= 1:
         raise TrainError(f"--ft-weight must be in [0, 1], got {settings['ft_weight']}")
     return settings
@@ -339,6 +343,7 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     train_forward = _Forward(model, train_store, pd, keep_features, int(
         s["precise_bn"] or 0) * math.ceil(int(s["batch_size"]) / pd.world))
     params = [p for p in model.parameters() if p.requires_grad]
+    anchor = _anchor(model, s, ckpt, resume_path)
     optimizer = torch.optim.SGD(params, lr=s["lr"], momentum=s["momentum"],
                                 weight_decay=s["weight_decay"])
     amp_dtype = autocast_dtype(s["precision"], pd.device)
@@ -415,8 +420,11 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     def checkpoint(epoch, step, **extra):
-        return _checkpoint(model, optimizer, scaler, config, train_args, epoch, step, history,
-                           best, start_acc, aug_gen, pd, **extra)
+        ck = _checkpoint(model, optimizer, scaler, config, train_args, epoch, step, history,
+                         best, start_acc, aug_gen, pd, **extra)
+        if anchor:  # a resumed run is pulled toward the same starting weights
+            ck["l2_sp_anchor"] = {name: start.detach().cpu() for name, (_, start) in anchor.items()}
+        return ck
 
     def write(ck, name, kind):
         if pd.main:
@@ -465,7 +473,8 @@ def _run(pd: Dist, em: Emitter, data_dir: Path, out: Path, given: dict) -> dict:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_now
                 loss, logits = train_step(net, x, y, aug_gen, optimizer, scaler, ft_size,
-                                          float(s["ft_weight"]), amp_dtype, clip, all_finite)
+                                          float(s["ft_weight"]), amp_dtype, clip, all_finite,
+                                          anchor, float(s["l2_sp"]))
                 finite = bool(torch.isfinite(loss))
                 correct = (logits.argmax(1) == y).sum().item()
                 loss_sum, n_correct, n_seen, bad, stopping = pd.sum(
@@ -584,15 +593,41 @@ def _train_mode(model, frozen: list[nn.Module]) -> None:
         module.eval()
 
 
+def l2_sp_penalty(anchor: dict) -> torch.Tensor:
+    """sum ||w - w_start||^2 over the trained parameters (L2-SP, Li et al. 2018): zero at
+    the starting weights, growing as the fine-tune moves away from them. `anchor` maps a
+    name to (parameter, its starting value)."""
+    terms = [(p.float() - start.float()).pow(2).sum() for p, start in anchor.values()]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
+def _anchor(model, s: dict, ckpt, resume_path) -> dict:
+    """{name: (parameter, starting value)} of the trained parameters for the L2-SP pull;
+    empty when it is off. A new run starts from the weights just loaded; a resumed one
+    reads them from its checkpoint."""
+    if not float(s["l2_sp"]):
+        return {}
+    trained = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    if ckpt is None:
+        return {name: (p, p.detach().clone()) for name, p in trained.items()}
+    saved = ckpt.get("l2_sp_anchor") or {}
+    if set(saved) != set(trained):
+        raise TrainError(f"--resume {resume_path}: the run's starting weights for --l2-sp "
+                         "are not in the checkpoint; start a new run folder")
+    return {name: (p, saved[name].to(p.device)) for name, p in trained.items()}
+
+
 def train_step(net, x, y, aug_gen, optimizer, scaler, ft_size: int, ft_weight: float,
-               amp_dtype=None, clip_grad: float = 0.0, all_finite=bool):
+               amp_dtype=None, clip_grad: float = 0.0, all_finite=bool, anchor=None,
+               l2_sp: float = 0.0):
     """One optimisation step on a batch x (RGB [B,3,S,S] in [0,1]) with labels y:
     augmentation, Fourier target (when ft_weight > 0), forward under autocast (`amp_dtype`,
     None = float32), loss, backward, gradient clipping to the global norm `clip_grad`
     (0 = none) and the update. The update is skipped when the loss is not finite; under DDP
     `all_finite` makes every process agree first (one process skipping the backward pass
     would leave the others waiting for its gradients). Returns (loss, logits), both still
-    on the device."""
+    on the device. With `anchor` and l2_sp > 0 the loss also has l2_sp / 2 * l2_sp_penalty
+    (the pull toward the starting weights)."""
     x = D.augment(x, aug_gen)
     target = fourier_target(x, ft_size) if ft_weight > 0 else None
     with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32,
@@ -602,6 +637,8 @@ def train_step(net, x, y, aug_gen, optimizer, scaler, ft_size: int, ft_weight: f
         loss = nn.functional.cross_entropy(logits.float(), y)
         if target is not None:
             loss = (1 - ft_weight) * loss + ft_weight * nn.functional.mse_loss(ft.float(), target)
+    if anchor and l2_sp > 0:
+        loss = loss + 0.5 * l2_sp * l2_sp_penalty(anchor)
     optimizer.zero_grad(set_to_none=True)
     if all_finite(bool(torch.isfinite(loss))):
         scaler.scale(loss).backward()

@@ -421,3 +421,61 @@ def test_every_subcommand_has_help():
         result = subprocess.run([sys.executable, "-m", "training", sub, "--help"],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "--events" in result.stdout
+
+
+def test_l2_sp_pulls_the_fine_tune_toward_its_starting_weights(real_samples, checkpoint,
+                                                                tmp_path, capsys):
+    """--l2-sp: the penalty is zero at the starting weights and grows as the square of the
+    distance; a fine-tune with it ends nearer the shipped weights than one without, and
+    its checkpoints carry the starting weights so a resumed run is pulled to the same
+    place. From scratch there is nothing to pull toward: one line."""
+    from training.model import build_model, checkpoint_config
+    from training.recipe import L2_SP, preset
+    from training.train import l2_sp_penalty
+
+    shipped = torch.load(checkpoint, weights_only=True, map_location="cpu")
+    model = build_model(checkpoint_config(shipped, checkpoint))
+    model.load_state_dict(shipped["model_state_dict"])
+    anchor = {n: (p, p.detach().clone()) for n, p in model.named_parameters()}
+    assert l2_sp_penalty(anchor).item() == 0.0
+    weight = model.model.conv_6_sep.conv.weight
+    distances = []
+    for step in (0.01, 0.02, 0.04):
+        with torch.no_grad():
+            weight.copy_(anchor["model.conv_6_sep.conv.weight"][1] + step)
+        distances.append(l2_sp_penalty(anchor).item())
+    assert distances[0] == pytest.approx(weight.numel() * 0.01 ** 2, rel=1e-3)
+    assert distances[1] == pytest.approx(4 * distances[0], rel=1e-3)  # quadratic
+    assert distances[2] == pytest.approx(16 * distances[0], rel=1e-3)
+    assert preset(300, True)["l2_sp"] == L2_SP and preset(300, False)["l2_sp"] == 0.0
+
+    def moved(run):
+        state = torch.load(run / "latest.pth", weights_only=True)["model_state_dict"]
+        return sum(((state[k].float() - v.float()) ** 2).sum().item()
+                   for k, v in shipped["model_state_dict"].items()
+                   if v.is_floating_point() and "running" not in k)
+
+    args = ("--init", checkpoint, "--epochs", 3, "--batch-size", 6, "--lr", 0.05,
+            "--augment", "none")
+    rc, _, err = run_cli("train", real_samples, tmp_path / "free", *args, "--l2-sp", 0)
+    assert rc == 0, err
+    rc, _, err = run_cli("train", real_samples, tmp_path / "pulled", *args, "--l2-sp", 30)
+    assert rc == 0, err
+    assert 0 < moved(tmp_path / "pulled") < 0.7 * moved(tmp_path / "free")
+    latest = torch.load(tmp_path / "pulled" / "latest.pth", weights_only=True)
+    assert latest["train_args"]["l2_sp"] == 30
+    kept = latest["l2_sp_anchor"]
+    assert kept and all(torch.equal(v, shipped["model_state_dict"][k]) for k, v in kept.items())
+    # One more epoch on --resume: still pulled toward the shipped weights, not the resumed ones.
+    rc, events, err = run_cli("train", real_samples, tmp_path / "pulled", *args[:2], "--epochs", 4,
+                              *args[4:], "--l2-sp", 30, "--resume", "auto")
+    assert rc == 0, err
+    assert of_kind(events, "start")[0]["start_epoch"] == 3
+    resumed = torch.load(tmp_path / "pulled" / "latest.pth", weights_only=True)
+    assert resumed["epoch"] == 4
+    assert all(torch.equal(v, kept[k]) for k, v in resumed["l2_sp_anchor"].items())
+
+    rc, _, err = run_cli("train", real_samples, tmp_path / "scratch", "--epochs", 1,
+                         "--l2-sp", 1)
+    assert rc != 0 and err.strip().splitlines()[-1].endswith(
+        "--l2-sp needs --init: there are no starting weights to stay close to")
