@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -46,10 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration_media import HEIGHT, WIDTH, _place, write_recording  # noqa: E402
 
-SHARED = Path(os.environ.get("FASDESK_SHARED_DIR", ROOT.parent / "shared"))
-if not SHARED.is_dir() and os.environ.get("FASDESK_MODELS_DIR"):  # a worktree elsewhere
-    SHARED = Path(os.environ["FASDESK_MODELS_DIR"]).resolve().parent
-SAMPLES = SHARED / "samples"
+SAMPLES = ROOT / "samples"  # the clone's own sample photos
 REAL_CONDITIONS = ("clean", "low_light", "motion_blur", "warm_cast", "heavy_jpeg")
 PER_CONDITION = 20
 N_REPLAY, N_PRINT = 60, 40
