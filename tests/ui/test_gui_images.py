@@ -139,13 +139,16 @@ def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab
         cells = rows[name]
         assert cells[ResultsModel.VERDICT] == "error"
         assert words in cells[ResultsModel.ERROR], cells
-    # A small thumbnail for each file that could be read, a warning icon for the rest.
+    # A thumbnail for each file that could be read (made when the table shows the row,
+    # shown at the table's icon size), a warning icon for the rest.
+    qtbot.waitUntil(lambda: tab.model.thumbnails.requested == 5 and tab.model.thumbnails.idle())
     for r in range(tab.model.rowCount()):
         thumb = tab.model.index(r, ResultsModel.THUMB).data(Qt.ItemDataRole.DecorationRole)
         if tab.model.result(r).error:
             assert isinstance(thumb, QPixmap) and 0 < thumb.width() < 64
         else:
-            assert isinstance(thumb, QPixmap) and max(thumb.width(), thumb.height()) == 64
+            pixmap = thumb.pixmap(tab.table.iconSize())
+            assert max(pixmap.width(), pixmap.height()) == 64
     # Sorting by p_real puts the least real face first; images without a score go last.
     tab.table.sortByColumn(ResultsModel.P_REAL, Qt.SortOrder.AscendingOrder)
     order = [tab.proxy.index(r, ResultsModel.FILE).data().rsplit("/", 1)[-1]
