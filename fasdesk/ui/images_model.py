@@ -129,6 +129,9 @@ class ResultsModel(QAbstractTableModel):
         self._rows: list[_Row] = []
         self._row_of_path: dict[str, int] = {}
         self._warning_pixmap: QPixmap | None = None
+        self._counts: dict[str, int] = {}  # verdicts of the first _counted_rows rows
+        self._counted_rows = 0
+        self._counted_at: float | None = None  # the threshold they were counted at
         self.thumbnails = Thumbnails(parent=self)
         self.thumbnails.ready.connect(self._thumbnail_ready)
 
@@ -153,6 +156,7 @@ class ResultsModel(QAbstractTableModel):
             known = self._row_of_path.get(path)
             if known is not None and known < len(self._rows):  # classified before
                 self._rows[known] = row
+                self._counted_at = None  # its old verdict is in the counts
                 self.dataChanged.emit(self.index(known, 0), self.index(known, last))
             elif known is not None:  # twice in this call: the later result counts
                 new[known - len(self._rows)] = row
@@ -169,6 +173,7 @@ class ResultsModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows.clear()
         self._row_of_path.clear()
+        self._counted_at = None
         self.thumbnails.clear()
         self.endResetModel()
 
@@ -227,11 +232,17 @@ class ResultsModel(QAbstractTableModel):
         return "<br>".join(lines)
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in range(len(self._rows)):
+        """Images per verdict under the current threshold. Mid-batch it is asked a few
+        times a second: only rows appended since the last call are counted then."""
+        threshold = self.threshold
+        if self._counted_at != threshold:
+            self._counts, self._counted_rows, self._counted_at = {}, 0, threshold
+        counts = self._counts
+        for row in range(self._counted_rows, len(self._rows)):
             verdict = self.verdict(row)
             counts[verdict] = counts.get(verdict, 0) + 1
-        return counts
+        self._counted_rows = len(self._rows)
+        return dict(counts)
 
     # --- Qt model interface --------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:

@@ -40,7 +40,7 @@ from fasdesk.ui.workers import Worker, start_worker
 SUMMARY_INTERVAL_S = 0.25
 # Finished files reach the model in batches this often: the views, the filter and the sort
 # then update once per batch, not once per file (a 20,000-photo folder stays responsive).
-ARRIVAL_BATCH_MS = 100
+ARRIVAL_BATCH_MS = 200
 
 
 class ImagesTab(QWidget):

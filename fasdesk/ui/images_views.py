@@ -155,8 +155,6 @@ class ResultsGrid(QListView):
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setUniformItemSizes(True)  # the layout never asks 20,000 cells their size
-        self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(500)
         self.setGridSize(CELL)
         self.setSpacing(0)
         self.setWrapping(True)
