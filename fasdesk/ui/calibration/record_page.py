@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QV
 from fasdesk.core.calibration import session as C
 from fasdesk.core.calibration.robustness import recording_prompt
 from fasdesk.core.live.sources import SourceSpec
-from fasdesk.ui.calibration.widgets import grown
+from fasdesk.ui.calibration.widgets import grown, set_primary
 from fasdesk.ui.frame_view import FrameView
 from fasdesk.ui.training.widgets import MessageBox
 
@@ -61,7 +61,7 @@ class RecordPage(QWidget):
         self.record_message = grown(MessageBox())
         layout.addWidget(self.record_message)
         self.record_button = QPushButton("Record")
-        self.record_button.setObjectName("primary")
+        self.record_button.setObjectName("primary")  # (enter() says it again per stage)
         self.stop_button = QPushButton("Stop")
         self.next_button = QPushButton("Next →")
         row = QHBoxLayout()
@@ -92,6 +92,7 @@ class RecordPage(QWidget):
         self.record_message.clear_message()
         self.record_button.setText("Record")
         self.record_button.setEnabled(True)
+        set_primary(self.record_button, self.next_button)
         self.stop_button.setEnabled(False)
         self.next_button.setEnabled(False)
         self.next_button.setText("See the report →" if last else "Next attack →")
@@ -139,6 +140,7 @@ class RecordPage(QWidget):
         self.stop_button.setEnabled(False)
         self.record_button.setEnabled(True)
         self.record_button.setText("Record again")
+        set_primary(self.record_button, self.next_button)  # until this recording is good
         if recording is None:
             self.record_message.show_message("error", f"Not recorded: {error}")
             return
@@ -154,3 +156,4 @@ class RecordPage(QWidget):
             return
         self.record_message.show_message("ok", summary)
         self.next_button.setEnabled(True)
+        set_primary(self.next_button, self.record_button)  # a good recording: go on

@@ -23,6 +23,17 @@ def grown(box: MessageBox) -> MessageBox:
     return box
 
 
+def set_primary(chosen: QPushButton, *others: QPushButton) -> None:
+    """Make `chosen` the button that stands out (the style sheet's #primary) and that
+    Enter presses; `others` plain."""
+    for button in (chosen, *others):
+        button.setObjectName("primary" if button is chosen else "")
+        button.setDefault(button is chosen)
+        button.style().unpolish(button)
+        button.style().polish(button)
+        button.updateGeometry()  # the primary style is bolder: room for its text
+
+
 def table_item(text: str, right: bool = False) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     item.setFlags(item.flags() & ~Qt.ItemIsEditable)
