@@ -32,6 +32,9 @@ def set_primary(chosen: QPushButton, *others: QPushButton) -> None:
         button.style().unpolish(button)
         button.style().polish(button)
         button.updateGeometry()  # the primary style is bolder: room for its text
+    parent = chosen.parentWidget()
+    if parent is not None and parent.layout() is not None:
+        parent.layout().activate()  # now, not at the next event: never drawn cut
 
 
 def table_item(text: str, right: bool = False) -> QTableWidgetItem:
