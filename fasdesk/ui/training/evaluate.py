@@ -51,20 +51,23 @@ class EvaluateStep(StepPage):
         results.addWidget(self._left())
         results.addWidget(self._right())
         results.setStretchFactor(1, 1)
-        results.setSizes([500, 900])  # the threshold's text in few lines
+        results.setSizes([560, 840])  # the threshold's text in few lines
         results.setChildrenCollapsible(False)
         self.layout_.addWidget(results, 1)
 
     def _left(self) -> QWidget:
         """The metrics table and the threshold for a target rate."""
         self.metrics = QTableWidget(0, 2)
-        self.metrics.setHorizontalHeaderLabels(["Metric", "Value"])
+        # No "Metric | Value" header: the names say what each row is, and the page fits a
+        # 1366x768 screen with the threshold's warning under the table.
+        self.metrics.horizontalHeader().hide()
         self.metrics.verticalHeader().hide()
-        self.metrics.verticalHeader().setDefaultSectionSize(20)
+        self.metrics.verticalHeader().setDefaultSectionSize(19)
         self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
         threshold_box = QGroupBox("Threshold for the live view")
         threshold_row = QGridLayout(threshold_box)
+        threshold_row.setContentsMargins(8, 2, 8, 2)  # (the box's title and padding frame it)
         self.target_kind = QComboBox()
         self.target_kind.addItem("BPCER at most (real rejected)", "bpcer")
         self.target_kind.addItem("APCER at most (attacks passed)", "apcer")
@@ -88,7 +91,7 @@ class EvaluateStep(StepPage):
         threshold_row.setColumnStretch(0, 1)
         left = stacked(self.metrics, threshold_box, stretch_first=True)
         left.setMinimumWidth(300)
-        left.setMaximumWidth(520)
+        left.setMaximumWidth(560)
         return left
 
     def _right(self) -> QWidget:
@@ -191,7 +194,7 @@ class EvaluateStep(StepPage):
         # Every metric on screen (BPCER, ACER, EER among them), never behind a scroll bar:
         # when the window is short the page scrolls instead.
         self.metrics.resizeColumnToContents(1)
-        self.metrics.setMinimumHeight(self.metrics.horizontalHeader().height() + 4 + sum(
+        self.metrics.setMinimumHeight(4 + sum(
             self.metrics.rowHeight(r) for r in range(len(rows))))
         self._show_confusion(report)
         self.roc_curve.setData(report.roc_bpcer, report.roc_detect)
