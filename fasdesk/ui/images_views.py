@@ -176,6 +176,7 @@ class ViewSwitch(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setObjectName("viewSwitch")  # (the style sheets mark the chosen view)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)

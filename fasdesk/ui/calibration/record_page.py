@@ -12,6 +12,7 @@ from fasdesk.core.live.sources import SourceSpec
 from fasdesk.ui.calibration.widgets import grown, set_primary
 from fasdesk.ui.frame_view import FrameView
 from fasdesk.ui.training.widgets import MessageBox
+from fasdesk.ui.theme import mark
 
 REAL_HELP = ("Turn your head slightly, come a little closer and go back. Other people who "
              "will use this camera can take turns.")
@@ -42,7 +43,7 @@ class RecordPage(QWidget):
         layout.addWidget(self.view, 1)
         self.passing_note = QLabel(PASSING_NOTE)
         self.passing_note.setWordWrap(True)
-        self.passing_note.setStyleSheet("color: #E69F00; font-weight: bold;")
+        mark(self.passing_note, "warning")
         self.passing_note.hide()
         layout.addWidget(self.passing_note)
         self.countdown = QLabel()

@@ -17,6 +17,7 @@ from fasdesk.core.decision.uncertainty import DEFINITIONS
 from fasdesk.ui.calibration.widgets import grown, operating_point, pct, set_primary, table_item
 from fasdesk.ui.score_histogram import BeforeAfterHistograms
 from fasdesk.ui.training.widgets import MessageBox
+from fasdesk.ui.theme import mark
 
 SPLIT_NOTE = ("The threshold is picked on the first three quarters of each recording (the "
               "fine-tuned model: on the third quarter, it trained on the first half); the "
@@ -124,11 +125,11 @@ class ReportPage(QWidget):
         left.addWidget(self.accept_loss)
         self.notes = QLabel()
         self.notes.setWordWrap(True)
-        self.notes.setStyleSheet("color: palette(mid);")
+        mark(self.notes, "secondary")
         left.addWidget(self.notes)
         self.counts_note = QLabel(COUNTS_NOTE)
         self.counts_note.setWordWrap(True)
-        self.counts_note.setStyleSheet("color: palette(mid);")
+        mark(self.counts_note, "secondary")
         left.addWidget(self.counts_note)
         self.save_message = grown(MessageBox())
         left.addWidget(self.save_message)

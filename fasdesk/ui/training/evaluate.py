@@ -18,6 +18,7 @@ from fasdesk.core.io.paths import data_dir
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.training.widgets import PathField, StepPage
 from fasdesk.ui.training.common import TRAIN_COLOURS, new_plot, stacked, table_item
+from fasdesk.ui.theme import text_colour
 from training import layout
 
 
@@ -248,7 +249,8 @@ class EvaluateStep(StepPage):
         self.suggestion.setToolTip(f"The middle of the score gap {format_threshold(choice.gap[0])}"
                                    f"–{format_threshold(choice.gap[1])}")
         if choice.warning:
-            text += f"<br><span style='color:#e0a030'>⚠ {html.escape(choice.warning)}</span>"
+            text += (f"<br><span style='color:{text_colour('warning')}'>"
+                     f"⚠ {html.escape(choice.warning)}</span>")
         self.suggestion.setText(text)
         if choice.apcer is not None and choice.bpcer is not None:
             self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])
