@@ -72,6 +72,10 @@ class Thumbnails(QObject):
             self._run()
         return None
 
+    def forget(self, path: str) -> None:
+        """The file changed (classified again): its thumbnail is read anew when shown."""
+        self._icons.pop(path, None)
+
     def idle(self) -> bool:
         """Nothing asked for is still being made."""
         return not self._pending
@@ -157,6 +161,7 @@ class ResultsModel(QAbstractTableModel):
             if known is not None and known < len(self._rows):  # classified before
                 self._rows[known] = row
                 self._counted_at = None  # its old verdict is in the counts
+                self.thumbnails.forget(path)
                 self.dataChanged.emit(self.index(known, 0), self.index(known, last))
             elif known is not None:  # twice in this call: the later result counts
                 new[known - len(self._rows)] = row
