@@ -182,7 +182,8 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     assert ok, message
     report = evaluate.report
     assert sum(map(sum, report.confusion)) == 12 and report.class_names == ["real", "spoof"]
-    names = [evaluate.metrics.item(r, 0).text() for r in range(evaluate.metrics.rowCount())]
+    names = [evaluate.metrics.item(r, c).text() for r in range(evaluate.metrics.rowCount())
+             for c in (0, 2) if evaluate.metrics.item(r, c) is not None]
     assert {"accuracy", "ROC-AUC", "average precision", "EER"} <= set(names)
     assert any(n.startswith("APCER @") for n in names) and any(n.startswith("ACER @") for n in names)
     assert len(report.roc_bpcer) >= 2 and len(report.pr_recall) >= 1
@@ -798,7 +799,12 @@ def test_every_step_fits_1366x768_and_never_scrolls_sideways_at_1024x600(make_wi
         "average_precision": 0.98, "apcer": 0.0, "bpcer": 0.33, "acer": 0.17, "eer": 0.1,
         "classes": ["real", "spoof"], "confusion_matrix": [[20, 10], [0, 30]],
         "model": str(tmp_path / "best.pth"), "scores": {"p_real": p_real, "label": [0] * 30 + [1] * 30},
-        "curves": {"roc": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1]}}}))
+        "curves": {"roc": {"fpr": [0, 0.1, 1], "tpr": [0, 0.9, 1]}},
+        # the breakdowns a CelebA-Spoof run reports: APCER per attack type (prep's default
+        # types), and real faces accepted under each condition
+        "apcer_per_type": {name: 0.1 for name in ("Photo", "Poster", "A4", "PC", "Pad",
+                                                  "Phone")},
+        "robustness": {c: {"accepted": 20, "n": 30} for c in ("darker", "moving", "tinted")}}))
     for size in ((1366, 720), (1024, 600)):
         window = make_window(size=size, settings=Settings(), save=False)
         tab = window.training_tab

@@ -58,13 +58,15 @@ class EvaluateStep(StepPage):
 
     def _left(self) -> QWidget:
         """The metrics table and the threshold for a target rate."""
-        self.metrics = QTableWidget(0, 2)
-        # No "Metric | Value" header: the names say what each row is, and the page fits a
-        # 1366x768 screen with the threshold's warning under the table.
+        # The overall metrics in the first two columns, the breakdowns (per attack type,
+        # per condition) beside them: every row on a 1366x768 screen, the threshold's
+        # warning under them. No "Metric | Value" header: the names say what each row is.
+        self.metrics = QTableWidget(0, 4)
         self.metrics.horizontalHeader().hide()
         self.metrics.verticalHeader().hide()
         self.metrics.verticalHeader().setDefaultSectionSize(19)
-        self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        for column in (0, 2):
+            self.metrics.horizontalHeader().setSectionResizeMode(column, QHeaderView.Stretch)
         self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
         threshold_box = QGroupBox("Threshold for the live view")
         threshold_row = QGridLayout(threshold_box)
@@ -187,16 +189,21 @@ class EvaluateStep(StepPage):
             self.message.show_message("error", str(exc))
             return
         report = self.report
-        rows = report.metric_rows()
-        self.metrics.setRowCount(len(rows))
-        for row, (name, value) in enumerate(rows):
-            self.metrics.setItem(row, 0, table_item(name))
-            self.metrics.setItem(row, 1, table_item(value, align_right=True))
+        groups = report.metric_groups()
+        self.metrics.clearContents()
+        self.metrics.setRowCount(max(len(rows) for rows in groups))
+        for column, rows in zip((0, 2), groups):
+            for row, (name, value) in enumerate(rows):
+                self.metrics.setItem(row, column, table_item(name))
+                self.metrics.setItem(row, column + 1, table_item(value, align_right=True))
+        for column in (2, 3):
+            self.metrics.setColumnHidden(column, not groups[1])
         # Every metric on screen (BPCER, ACER, EER among them), never behind a scroll bar:
         # when the window is short the page scrolls instead.
-        self.metrics.resizeColumnToContents(1)
+        for column in (1, 3):
+            self.metrics.resizeColumnToContents(column)
         self.metrics.setMinimumHeight(4 + sum(
-            self.metrics.rowHeight(r) for r in range(len(rows))))
+            self.metrics.rowHeight(r) for r in range(self.metrics.rowCount())))
         self._show_confusion(report)
         self.roc_curve.setData(report.roc_bpcer, report.roc_detect)
         self.pr_curve.setData(report.pr_recall, report.pr_precision)
