@@ -94,6 +94,7 @@ def main() -> int:
         pump(lambda: not tab.is_running())
         select(tab, "real_T1.jpg")
         pump(tab.preview.has_image, 10)
+        pump(tab.model.thumbnails.idle, 10)  # (read for the rows on screen)
         shot("results")
         select(tab, "spoof_F2.jpg")
         pump(lambda: False, 0.5)

@@ -7,7 +7,7 @@ Live runs on a looping video of the sample photos (a live face, then two recaptu
 ones) through the real models; the Live shot is taken on a confirmed real frame, once
 with the Collect panel collapsed and once open. The Images tab classifies the samples
 plus a text file named .jpg and shows the live photo selected. The Training tab is shot
-with a small synthetic dataset (tests/training_synth.py) opened in its Dataset step. With --docs, docs/live.png and docs/images.png are rewritten.
+with a small synthetic dataset (tests/training_synth.py) opened in its Dataset step. With --docs, docs/live.png, docs/images.png and docs/images_grid.png are rewritten.
 With --screen (e.g. 1366x768, a laptop) the offscreen screen has that size and the window
 sizes itself to it, as it does on a real screen, instead of the README's fixed size.
 """
@@ -131,8 +131,14 @@ def main() -> int:
             if images.proxy.index(row, 1).data() == "real_T1.jpg":
                 images.table.selectRow(row)
         pump(images.preview.has_image, 10)
+        pump(images.model.thumbnails.idle, 10)  # (read for the rows on screen)
         pump(lambda: False, 0.3)
         shot("images", "images.png")
+        images.set_view("grid")
+        pump(images.model.thumbnails.idle, 10)
+        pump(lambda: False, 0.3)
+        shot("images-grid", "images_grid.png")
+        images.set_view("list")
 
         window.tabs.setCurrentIndex(2)
         if window.training_tab is not None:

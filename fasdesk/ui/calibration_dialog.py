@@ -26,6 +26,7 @@ from fasdesk.ui.calibration.record_page import RecordPage
 from fasdesk.ui.calibration.report_page import ReportPage
 from fasdesk.ui.calibration.setup_page import SetupPage
 from fasdesk.ui.calibration.widgets import StopsWhenClosed, close_row
+from fasdesk.ui.theme import text_colour
 from fasdesk.ui.workers import current_worker, start_worker
 
 START_TEXT = "Start with the real faces →"
@@ -111,7 +112,8 @@ class CalibrationDialog(StopsWhenClosed, QDialog):
         for i, title in enumerate(STEP_TITLES):
             text = f"{i + 1}&nbsp;{title}"
             parts.append(f"<b><u>{text}</u></b>" if i == step else
-                         text if i > step else f"<span style='color:#7d838c'>{text}</span>")
+                         text if i > step else
+                         f"<span style='color:{text_colour('secondary')}'>{text}</span>")
         self.steps_label.setText("&nbsp;&nbsp;›&nbsp;&nbsp;".join(parts))
         self.stack.setCurrentIndex(0 if step == 0 else 1 if step in (1, 2) else 2)
 

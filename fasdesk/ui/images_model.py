@@ -3,10 +3,12 @@ use (AppState's), from the stored p_real without new inference."""
 from __future__ import annotations
 
 import html
+from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPixmap
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt,
+                            Signal)
+from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QApplication, QStyle
 
 from fasdesk.core.decision.thresholds import format_threshold
@@ -15,11 +17,15 @@ from fasdesk.core.images import report
 from fasdesk.core.images.batch import ImageResult
 from fasdesk.core.images.display import RGBBytes
 from fasdesk.core.inference.pipeline import INVALID_OUTPUT
-from fasdesk.ui.images_worker import ClassifiedImage
+from fasdesk.ui.images_worker import ClassifiedImage, ThumbnailQueue, make_thumbnails
+from fasdesk.ui.workers import Worker, start_worker
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
-SUMMARY_INTERVAL_S = 0.25
 ERROR_ICON_SIDE = 24  # the warning sign in an unreadable file's thumbnail cell
+# Thumbnails kept at most: a few screens of the grid (a 20,000-photo folder must not hold
+# 20,000 pixmaps); one scrolled away and shown again is read again.
+THUMBNAIL_CACHE = 400
+_UNREADABLE = QIcon()  # cached for a file that could not be read when its thumbnail was asked
 
 # Cell background per image verdict: deep enough for white text, and neither glaring on
 # the dark theme nor washed out on the light one.
@@ -38,15 +44,79 @@ def qimage_from(rgb: RGBBytes) -> QImage:
                   QImage.Format.Format_RGB888).copy()
 
 
+class Thumbnails(QObject):
+    """Thumbnails of the files the views show, made by a worker only when a view asks for
+    one (a view asks only for the rows it paints), and kept in a bounded LRU."""
+
+    ready = Signal(str)  # this file's thumbnail is in (or the file could not be read)
+
+    def __init__(self, capacity: int = THUMBNAIL_CACHE, parent: QObject | None = None):
+        super().__init__(parent)
+        self.capacity = capacity
+        self._icons: OrderedDict[str, QIcon] = OrderedDict()
+        self._pending: set[str] = set()
+        self._queue = ThumbnailQueue()
+        self._worker: Worker | None = None
+        self.requested = 0  # files asked for so far
+
+    def icon(self, path: str) -> QIcon | None:
+        """The file's thumbnail, or None while it is being made (then `ready` follows)."""
+        icon = self._icons.get(path)
+        if icon is not None:
+            self._icons.move_to_end(path)
+            return None if icon is _UNREADABLE else icon
+        if path not in self._pending:
+            self._pending.add(path)
+            self.requested += 1
+            self._pending.difference_update(self._queue.put(path))
+            self._run()
+        return None
+
+    def forget(self, path: str) -> None:
+        """The file changed (classified again): its thumbnail is read anew when shown."""
+        self._icons.pop(path, None)
+
+    def idle(self) -> bool:
+        """Nothing asked for is still being made."""
+        return not self._pending
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._pending.clear()
+        self._icons.clear()
+
+    def _run(self) -> None:
+        if self._worker is None:
+            self._worker = start_worker(make_thumbnails, self._queue)
+            self._worker.progress.connect(self._arrived)
+            self._worker.finished.connect(self._ended)
+
+    def _arrived(self, item) -> None:
+        path, rgb = item
+        if path not in self._pending:
+            return  # cleared meanwhile
+        self._pending.discard(path)
+        self._icons[path] = (QIcon(QPixmap.fromImage(qimage_from(rgb))) if rgb is not None
+                             else _UNREADABLE)
+        while len(self._icons) > self.capacity:
+            self._icons.popitem(last=False)
+        self.ready.emit(path)
+
+    def _ended(self) -> None:
+        worker, self._worker = self._worker, None
+        if len(self._queue) and not (worker and worker.is_cancelled()):
+            self._run()  # asked for after the worker found the queue empty
+
+
 class _Row:
-    __slots__ = ("result", "thumb", "name", "sort_name")
+    __slots__ = ("result", "name", "sort_name", "verdict", "verdict_at")
 
     def __init__(self, item: ClassifiedImage, name: str):
         self.result: ImageResult = item.result
         self.name = name  # as seen from the folder it was dropped with
         self.sort_name = report.natural_key(name)
-        self.thumb = (QPixmap.fromImage(qimage_from(item.thumb))
-                      if item.thumb is not None else None)
+        self.verdict: str | None = None  # the image verdict at threshold verdict_at
+        self.verdict_at: float | None = None
 
 
 class ResultsModel(QAbstractTableModel):
@@ -63,6 +133,11 @@ class ResultsModel(QAbstractTableModel):
         self._rows: list[_Row] = []
         self._row_of_path: dict[str, int] = {}
         self._warning_pixmap: QPixmap | None = None
+        self._counts: dict[str, int] = {}  # verdicts of the first _counted_rows rows
+        self._counted_rows = 0
+        self._counted_at: float | None = None  # the threshold they were counted at
+        self.thumbnails = Thumbnails(parent=self)
+        self.thumbnails.ready.connect(self._thumbnail_ready)
 
     @property
     def threshold(self) -> float:
@@ -72,23 +147,46 @@ class ResultsModel(QAbstractTableModel):
     def add(self, item: ClassifiedImage, name: str | None = None) -> None:
         """Append a result, or replace the row of a file classified before. name: what
         the File column shows (default: the file name)."""
-        name = name or Path(item.result.path).name
-        row = self._row_of_path.get(item.result.path)
-        if row is not None:
-            self._rows[row] = _Row(item, name)
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
-            return
-        row = len(self._rows)
-        self.beginInsertRows(QModelIndex(), row, row)
-        self._rows.append(_Row(item, name))
-        self._row_of_path[item.result.path] = row
-        self.endInsertRows()
+        self.add_many([(item, name)])
+
+    def add_many(self, items: list[tuple[ClassifiedImage, str | None]]) -> None:
+        """add() for many results, new rows announced once (views and the filter then
+        update once per batch of files, not once per file)."""
+        new: list[_Row] = []
+        last = len(self.COLUMNS) - 1
+        for item, name in items:
+            path = item.result.path
+            row = _Row(item, name or Path(path).name)
+            known = self._row_of_path.get(path)
+            if known is not None and known < len(self._rows):  # classified before
+                self._rows[known] = row
+                self._counted_at = None  # its old verdict is in the counts
+                self.thumbnails.forget(path)
+                self.dataChanged.emit(self.index(known, 0), self.index(known, last))
+            elif known is not None:  # twice in this call: the later result counts
+                new[known - len(self._rows)] = row
+            else:
+                self._row_of_path[path] = len(self._rows) + len(new)
+                new.append(row)
+        if new:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            self._rows.extend(new)
+            self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
         self._rows.clear()
         self._row_of_path.clear()
+        self._counted_at = None
+        self.thumbnails.clear()
         self.endResetModel()
+
+    def _thumbnail_ready(self, path: str) -> None:
+        row = self._row_of_path.get(path)
+        if row is not None:  # THUMB to FILE: the grid shows the FILE column
+            self.dataChanged.emit(self.index(row, self.THUMB), self.index(row, self.FILE),
+                                  [Qt.ItemDataRole.DecorationRole])
 
     def relabel(self) -> None:
         """The threshold changed: the label columns are asked again."""
@@ -104,9 +202,12 @@ class ResultsModel(QAbstractTableModel):
         return report.relabelled(self._rows[row].result.faces, self.threshold)
 
     def verdict(self, row: int) -> str:
-        result = self._rows[row].result
-        return report.image_verdict((f.relabel(self.threshold) for f in result.faces),
-                                    result.error)
+        item, threshold = self._rows[row], self.threshold
+        if item.verdict_at != threshold:  # (the filter and the counts ask for every row)
+            item.verdict = report.image_verdict(
+                (f.relabel(threshold) for f in item.result.faces), item.result.error)
+            item.verdict_at = threshold
+        return item.verdict
 
     def records(self) -> list[dict]:
         """Every row as a `fasdesk classify --json` record, labelled under the threshold."""
@@ -136,11 +237,17 @@ class ResultsModel(QAbstractTableModel):
         return "<br>".join(lines)
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in range(len(self._rows)):
+        """Images per verdict under the current threshold. Mid-batch it is asked a few
+        times a second: only rows appended since the last call are counted then."""
+        threshold = self.threshold
+        if self._counted_at != threshold:
+            self._counts, self._counted_rows, self._counted_at = {}, 0, threshold
+        counts = self._counts
+        for row in range(self._counted_rows, len(self._rows)):
             verdict = self.verdict(row)
             counts[verdict] = counts.get(verdict, 0) + 1
-        return counts
+        self._counted_rows = len(self._rows)
+        return dict(counts)
 
     # --- Qt model interface --------------------------------------------------------
     def rowCount(self, parent=QModelIndex()) -> int:
@@ -168,7 +275,7 @@ class ResultsModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return self._sort_key(row, col, result)
         if role == Qt.ItemDataRole.DecorationRole and col == self.THUMB:
-            return self._error_icon() if result.error else self._rows[row].thumb
+            return self._error_icon() if result.error else self.thumbnails.icon(result.path)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, col, result)
         if role == Qt.ItemDataRole.BackgroundRole and col == self.VERDICT:
@@ -242,9 +349,11 @@ class ResultsModel(QAbstractTableModel):
 class VerdictFilter(QSortFilterProxyModel):
     """Shows the rows of one verdict (None: all), as labelled under the threshold now."""
 
-    def __init__(self, parent=None):
+    def __init__(self, model: ResultsModel, parent: QObject | None = None):
         super().__init__(parent)
         self.verdict: str | None = None
+        self.setSourceModel(model)
+        self.setSortRole(SORT_ROLE)
 
     def set_verdict(self, verdict: str | None) -> None:
         self.verdict = verdict

@@ -12,24 +12,25 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog,
-                               QHBoxLayout, QHeaderView,
-                               QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter,
-                               QStackedWidget, QTableView, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from fasdesk.app.state import AppState
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.decision.verdict import UNSURE
 from fasdesk.core.images import report
-from fasdesk.core.images.display import THUMBNAIL_SIDE, RGBBytes
+from fasdesk.core.images.display import RGBBytes
 from fasdesk.core.inference.pipeline import Pipeline
 from fasdesk.core.io.errors import one_line
 from fasdesk.core.io.imageio import IMAGE_EXTENSIONS, ImageReadError
 from fasdesk.core.io.settings import Settings
 from fasdesk.ui.drops import accept_if_files, dropped_paths
 from fasdesk.ui.image_view import ImageView
-from fasdesk.ui.images_model import VerdictFilter, format_seconds, SORT_ROLE, ResultsModel, qimage_from
+from fasdesk.ui.images_model import VerdictFilter, format_seconds, ResultsModel, qimage_from
+from fasdesk.ui.images_views import (GRID, LIST, ResultsGrid, ViewSwitch, column, drop_hint,
+                                     results_table, set_compact_rows, verdict_combo)
 from fasdesk.ui.images_worker import (BatchStarted, ClassifiedImage, PipelineCache, PreviewCache,
                                       classify_batch, render_preview)
 from fasdesk.ui.subscribe import subscribe
@@ -37,7 +38,9 @@ from fasdesk.ui.threshold_control import ThresholdControl
 from fasdesk.ui.workers import Worker, start_worker
 
 SUMMARY_INTERVAL_S = 0.25
-COMPACT_ROW = 24  # row height of the compact list (thumbnails shrink to fit)
+# Finished files reach the model in batches this often: the views, the filter and the sort
+# then update once per batch, not once per file (a 20,000-photo folder stays responsive).
+ARRIVAL_BATCH_MS = 200
 
 
 class ImagesTab(QWidget):
@@ -57,8 +60,7 @@ class ImagesTab(QWidget):
         self.worker: Worker | None = None  # the running batch
         self._pending: list[str] = []
         self._running = False
-        self._done = 0
-        self._total = 0
+        self._done = self._total = 0
         self._batch_started = 0.0
         self._preview_request = 0
         self._preview_path: str | None = None
@@ -66,6 +68,9 @@ class ImagesTab(QWidget):
         self._batch_errors = 0
         self._summary_updated = 0.0
         self._watched_window: QWidget | None = None
+        self._arrived: list[ClassifiedImage] = []  # finished, not yet in the model
+        self._arrival_timer = QTimer(self, singleShot=True, interval=ARRIVAL_BATCH_MS,
+                                     timeout=self._add_arrived)
 
         self.model = ResultsModel(self.state, self)
         self._build_ui()
@@ -191,12 +196,8 @@ class ImagesTab(QWidget):
         progress_layout.addWidget(self.cancel_button)
         self.progress_row.hide()
 
-        hint = QLabel("Drop images or folders here\n\nor use Add images... / Add folder...")
-        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint.setStyleSheet("QLabel { color: #808080; font-size: 15pt;"
-                           " border: 2px dashed #a0a0a0; border-radius: 10px; }")
         self.pages = QStackedWidget()
-        self.pages.addWidget(hint)
+        self.pages.addWidget(drop_hint())
         self.pages.addWidget(self._build_panes())
 
         layout = QVBoxLayout(self)
@@ -241,28 +242,9 @@ class ImagesTab(QWidget):
 
     def _build_panes(self) -> QSplitter:
         """The table (with its summary line) beside the preview of the selected file."""
-        self.proxy = VerdictFilter(self)
-        self.proxy.setSourceModel(self.model)
-        self.proxy.setSortRole(SORT_ROLE)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_SIDE + 6)
-        header = self.table.horizontalHeader()
-        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # arrival order at first
-        self.table.setSortingEnabled(True)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for col, width in ((ResultsModel.THUMB, THUMBNAIL_SIDE + 12), (ResultsModel.FILE, 170),
-                           (ResultsModel.FACES, 50), (ResultsModel.VERDICT, 76),
-                           (ResultsModel.P_REAL, 76)):
-            self.table.setColumnWidth(col, width)
+        self.proxy = VerdictFilter(self.model, self)
+        self.table = results_table(self.proxy)
+        self.grid = ResultsGrid(self.table)  # same rows, same selection
         self.table.selectionModel().currentRowChanged.connect(lambda *_: self._show_selected())
 
         self.preview = ImageView()
@@ -270,34 +252,29 @@ class ImagesTab(QWidget):
         self.details = QLabel()
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        preview_pane = QWidget()
-        preview_layout = QVBoxLayout(preview_pane)
-        preview_layout.setContentsMargins(0, 0, 0, 0)
-        preview_layout.addWidget(self.preview, 1)
-        preview_layout.addWidget(self.details)
+        preview_pane = column(self.preview, self.details, stretch=self.preview)
 
-        self.verdict_filter = QComboBox()
-        self.verdict_filter.addItem("All verdicts", None)
-        for verdict in report.VERDICTS:
-            self.verdict_filter.addItem(verdict.capitalize(), verdict)
-        self.verdict_filter.setToolTip("Show only the images with this verdict")
+        self.verdict_filter = verdict_combo()
         self.verdict_filter.currentIndexChanged.connect(
             lambda _i: self.proxy.set_verdict(self.verdict_filter.currentData()))
         self.compact_box = QCheckBox("Compact list")
         self.compact_box.setToolTip("Smaller rows: many more images on screen")
         self.compact_box.toggled.connect(self.set_compact)
+        self.view_switch = ViewSwitch()
+        self.views = QStackedWidget()
+        self.views.addWidget(self.table)
+        self.views.addWidget(self.grid)
+        self.view_switch.changed.connect(self.set_view)
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Show:"))
         filters.addWidget(self.verdict_filter)
         filters.addWidget(self.compact_box)
         filters.addStretch(1)
+        filters.addWidget(self.view_switch)
 
-        table_pane = QWidget()  # the table with its summary line under it
-        table_layout = QVBoxLayout(table_pane)
-        table_layout.setContentsMargins(0, 0, 0, 0)
-        table_layout.addLayout(filters)
-        table_layout.addWidget(self.table, 1)
-        table_layout.addWidget(self.summary)
+        # The results with their summary line under them.
+        table_pane = column(filters, self.views, self.summary, stretch=self.views)
+        self.set_view(self.state.settings.images_view)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(table_pane)
@@ -307,11 +284,19 @@ class ImagesTab(QWidget):
         splitter.setSizes([620, 420])
         return splitter
 
+    def set_view(self, name: str) -> None:
+        """Show the results as the list (LIST) or the thumbnail grid (GRID); remembered."""
+        grid = name == GRID
+        self.views.setCurrentWidget(self.grid if grid else self.table)
+        self.compact_box.setVisible(not grid)  # a list option
+        self.view_switch.set_current(name)
+        self.state.update(images_view=GRID if grid else LIST)
+        current = self.table.selectionModel().currentIndex()
+        if current.isValid():
+            self.views.currentWidget().scrollTo(current)
+
     def set_compact(self, on: bool) -> None:
-        side = COMPACT_ROW - 4 if on else THUMBNAIL_SIDE
-        self.table.setIconSize(QSize(side, side))
-        self.table.verticalHeader().setDefaultSectionSize(side + 6)
-        self.table.setColumnWidth(ResultsModel.THUMB, side + 12)
+        set_compact_rows(self.table, on)
         if self.compact_box.isChecked() != on:
             self.compact_box.setChecked(on)
 
@@ -351,10 +336,21 @@ class ImagesTab(QWidget):
         self.batch_started.emit(total)
 
     def _on_image_done(self, item: ClassifiedImage) -> None:
-        self.model.add(item, report.relative_name(item.result.path, self._roots))
+        self._arrived.append(item)
+        if not self._arrival_timer.isActive():
+            self._arrival_timer.start()
+
+    def _add_arrived(self) -> None:
+        """The files finished since the last call go into the model, in one insert."""
+        self._arrival_timer.stop()
+        items, self._arrived = self._arrived, []
+        if not items:
+            return
+        self.model.add_many([(item, report.relative_name(item.result.path, self._roots))
+                             for item in items])
         self.pages.setCurrentIndex(1)
-        self._done += 1
-        self._batch_errors += bool(item.result.error)
+        self._done += len(items)
+        self._batch_errors += sum(bool(item.result.error) for item in items)
         elapsed = time.monotonic() - self._batch_started
         left = elapsed / self._done * (self._total - self._done)
         self.progress.setValue(self._done)
@@ -363,10 +359,11 @@ class ImagesTab(QWidget):
         now = time.monotonic()
         if now - self._summary_updated >= SUMMARY_INTERVAL_S:
             self._update_summary()
-        if item.result.path == self._preview_path:
+        if any(item.result.path == self._preview_path for item in items):
             self._show_selected()
 
     def _on_finished(self, cancelled: bool) -> None:
+        self._add_arrived()
         done, total = self._done, self._total
         elapsed = time.monotonic() - self._batch_started
         self._running = False
@@ -391,6 +388,7 @@ class ImagesTab(QWidget):
     def _on_failed(self, exc: Exception) -> None:
         """The pipeline could not be built (nothing classified), or the batch stopped (not
         a bad file: those are rows); the rows so far stay."""
+        self._add_arrived()
         self._running = False
         self._pending.clear()
         self.progress_row.hide()

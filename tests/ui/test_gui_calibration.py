@@ -56,6 +56,11 @@ def _shot(widget, name: str) -> None:
     shot(widget, f"calibration_{name}")
 
 
+def is_primary(button) -> bool:
+    """Styled as the page's main action (the style sheet's QPushButton#primary)."""
+    return button.objectName() == "primary"
+
+
 def _record(qtbot, dialog) -> None:
     click(qtbot, dialog.recorder.record_button)
     qtbot.waitUntil(lambda: dialog.worker is None, timeout=120_000)
@@ -287,6 +292,7 @@ def test_every_calibration_button_by_click_stop_cancel_and_an_unnamed_profile(
     setup.every.setValue(1)
     click(qtbot, setup.start_button)
     recorder = dialog.recorder
+    assert is_primary(recorder.record_button) and not is_primary(recorder.next_button)
     # Stop at once: the recording ends early and can be made again.
     click(qtbot, recorder.record_button)
     click(qtbot, recorder.stop_button)
@@ -294,8 +300,16 @@ def test_every_calibration_button_by_click_stop_cancel_and_an_unnamed_profile(
     assert recorder.record_button.text() == "Record again" and not recorder.stop_button.isEnabled()
     recording = dialog.flow.session.recording(C.REAL)  # None: stopped before the first frame
     assert recording is None or recording.frames < FRAMES
+    # The main button is the thing to do next: record again when nothing usable came.
+    usable = recorder.next_button.isEnabled()
+    assert is_primary(recorder.next_button if usable else recorder.record_button)
+    assert not is_primary(recorder.record_button if usable else recorder.next_button)
     _record(qtbot, dialog)
     assert dialog.flow.session.recording(C.REAL).frames == FRAMES
+    # After a good recording Next is the main button (and Enter's), not Record again.
+    assert is_primary(recorder.next_button) and recorder.next_button.isDefault()
+    assert not is_primary(recorder.record_button) and not recorder.record_button.isDefault()
+    _shot(dialog, "recorded")
     click(qtbot, recorder.next_button)
     _record(qtbot, dialog)
     click(qtbot, recorder.next_button)

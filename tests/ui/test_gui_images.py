@@ -139,13 +139,16 @@ def test_dropped_folder_is_classified_and_bad_files_become_error_rows(qtbot, tab
         cells = rows[name]
         assert cells[ResultsModel.VERDICT] == "error"
         assert words in cells[ResultsModel.ERROR], cells
-    # A small thumbnail for each file that could be read, a warning icon for the rest.
+    # A thumbnail for each file that could be read (made when the table shows the row,
+    # shown at the table's icon size), a warning icon for the rest.
+    qtbot.waitUntil(lambda: tab.model.thumbnails.requested == 5 and tab.model.thumbnails.idle())
     for r in range(tab.model.rowCount()):
         thumb = tab.model.index(r, ResultsModel.THUMB).data(Qt.ItemDataRole.DecorationRole)
         if tab.model.result(r).error:
             assert isinstance(thumb, QPixmap) and 0 < thumb.width() < 64
         else:
-            assert isinstance(thumb, QPixmap) and max(thumb.width(), thumb.height()) == 64
+            pixmap = thumb.pixmap(tab.table.iconSize())
+            assert max(pixmap.width(), pixmap.height()) == 64
     # Sorting by p_real puts the least real face first; images without a score go last.
     tab.table.sortByColumn(ResultsModel.P_REAL, Qt.SortOrder.AscendingOrder)
     order = [tab.proxy.index(r, ResultsModel.FILE).data().rsplit("/", 1)[-1]
@@ -432,6 +435,100 @@ def test_rows_show_paths_from_the_dropped_folder_sorted_naturally_and_filtered(
     tall = tab.table.rowHeight(0)
     click(qtbot, tab.compact_box)
     assert tab.table.rowHeight(0) < tall / 2
-    qtbot.wait(50)
+    qtbot.waitUntil(lambda: all_thumbnails_shown(tab, tab.table))  # the rows now on screen
     tab.grab().save("/tmp/fasdesk-shots/images_compact.png")
     click(qtbot, tab.compact_box)
+
+
+@pytest.fixture
+def two_thousand(tmp_path, samples_dir):
+    """2,000 small JPEGs: every tenth big enough to judge (real or spoof), the rest too
+    small for a verdict (unsure or no face), so the batch is quick."""
+    folder = tmp_path / "thousands"
+    folder.mkdir()
+    photos = [cv2.imread(str(samples_dir / name)) for name in GOOD]
+    sizes = {200: [], 64: []}
+    for side in sizes:
+        for photo in photos:
+            scale = side / max(photo.shape[:2])
+            small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            sizes[side].append(cv2.imencode(".jpg", small)[1].tobytes())
+    for i in range(2000):
+        data = sizes[200 if i % 10 == 0 else 64][i % 3]
+        (folder / f"p{i}.jpg").write_bytes(data)
+    return folder
+
+
+def visible_rows(view) -> set[int]:
+    """Proxy rows with a cell on screen in a table or grid."""
+    rect = view.viewport().rect()
+    return {r for r in range(view.model().rowCount())
+            if view.visualRect(view.model().index(r, ResultsModel.FILE)).intersects(rect)}
+
+
+def all_thumbnails_shown(tab, view) -> bool:
+    """Every readable file on screen in `view` has its thumbnail (asking for one that is
+    missing starts reading it)."""
+    return all(view.model().index(r, ResultsModel.THUMB).data(Qt.ItemDataRole.DecorationRole)
+               is not None for r in visible_rows(view))
+
+
+def test_grid_shows_thumbnails_of_visible_rows_only_and_shares_selection_and_filter(
+        qtbot, tab, two_thousand):
+    messages = []
+    tab.status_message.connect(messages.append)
+    inserts = []
+    tab.model.rowsInserted.connect(lambda _p, first, last: inserts.append(last - first + 1))
+    drop(tab, [two_thousand])
+    wait_done(qtbot, tab)
+    assert tab.model.rowCount() == 2000 and "Classified 2000 image(s)" in messages[-1]
+    assert len(inserts) < 2000 / 5  # rows arrive in batches, not one insert per file
+
+    # The real control: the Grid button beside the filter.
+    assert tab.views.currentWidget() is tab.table
+    qtbot.mouseClick(tab.view_switch.buttons["grid"], Qt.MouseButton.LeftButton)
+    grid = tab.grid
+    assert tab.views.currentWidget() is grid and grid.isVisible()
+    assert tab.state.settings.images_view == "grid"  # remembered
+    assert not tab.compact_box.isVisible()  # a list option
+    thumbnails = tab.model.thumbnails
+    qtbot.waitUntil(lambda: thumbnails.idle() and thumbnails.requested > 0)
+    on_screen = visible_rows(grid)
+    assert 4 <= len(on_screen) < 100
+    # Only what the views painted was read: a screenful of the table and of the grid.
+    assert thumbnails.requested <= len(on_screen) + len(visible_rows(tab.table)) + 20
+    for r in on_screen:
+        icon = tab.proxy.index(r, ResultsModel.THUMB).data(Qt.ItemDataRole.DecorationRole)
+        assert icon is not None and not icon.isNull()
+    tab.grab().save("/tmp/fasdesk-shots/images_grid.png")
+
+    # Scrolling to the end reads the rows that come on screen, still a screenful.
+    before = thumbnails.requested
+    grid.scrollToBottom()
+    qtbot.waitUntil(lambda: thumbnails.requested > before and thumbnails.idle())
+    assert thumbnails.requested - before < 100
+    assert max(visible_rows(grid)) == 1999
+
+    # Clicking a cell selects its row: the details pane and the table follow.
+    grid.scrollToTop()
+    index = tab.proxy.index(12, ResultsModel.FILE)
+    qtbot.mouseClick(grid.viewport(), Qt.MouseButton.LeftButton,
+                     pos=grid.visualRect(index).center())
+    assert tab.table.selectionModel().currentIndex().row() == 12
+    assert tab.table.selectionModel().isRowSelected(12)
+    name = index.data()
+    assert name in tab.details.text()
+
+    # The verdict filter applies to the grid: only spoof cells are left.
+    combo = tab.verdict_filter
+    combo.setCurrentIndex(combo.findData("spoof"))
+    spoofs = sum(tab.model.verdict(r) == "spoof" for r in range(tab.model.rowCount()))
+    assert 0 < grid.model().rowCount() == spoofs < 2000
+    assert {grid.model().index(r, ResultsModel.VERDICT).data()
+            for r in visible_rows(grid)} == {"spoof"}
+    qtbot.waitUntil(lambda: all_thumbnails_shown(tab, grid))
+    tab.grab().save("/tmp/fasdesk-shots/images_grid_spoof.png")
+
+    # Back to the list, by its button.
+    qtbot.mouseClick(tab.view_switch.buttons["list"], Qt.MouseButton.LeftButton)
+    assert tab.views.currentWidget() is tab.table and tab.state.settings.images_view == "list"

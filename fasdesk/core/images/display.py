@@ -21,6 +21,8 @@ from fasdesk.core.inference.pipeline import FaceResult
 # Longest side of a results-table thumbnail: small enough that thousands of rows stay in
 # a few tens of MB, big enough to recognise the photo.
 THUMBNAIL_SIDE = 64
+# Longest side of a results-grid thumbnail (the table shows the same one scaled down).
+GRID_THUMBNAIL_SIDE = 112
 # A preview's longer side: at most enough for a screen pane; tiny photos are enlarged to at
 # least this so their boxes and captions are drawn at a legible size, not blown up after.
 PREVIEW_MAX_SIDE = 1600
@@ -57,6 +59,11 @@ def to_rgb_bytes(image: np.ndarray, rgb: bool = False) -> RGBBytes:
 def thumbnail(image: np.ndarray, max_side: int = THUMBNAIL_SIDE) -> RGBBytes:
     """A small RGB copy of a BGR image for lists and tables."""
     return to_rgb_bytes(fit_within(image, max_side))
+
+
+def file_thumbnail(path, max_side: int = GRID_THUMBNAIL_SIDE) -> RGBBytes:
+    """A file's thumbnail, read anew. Raises imageio.ImageReadError for an unreadable file."""
+    return thumbnail(read_image(path), max_side)
 
 
 def sample_thumbnail(image_path, layout: str, side: int) -> RGBBytes:

@@ -46,6 +46,7 @@ class Settings:
     last_folders: dict = field(default_factory=dict)  # purpose -> folder
     training: dict = field(default_factory=dict)  # Training tab: last inputs per step
     appearance: str = "system"  # "system" (follow the desktop's light/dark), "light", "dark"
+    images_view: str = "list"  # the Images tab's results: "list" (table) or "grid" (thumbnails)
 
     def validate(self) -> list[str]:
         """Reset every field whose value FIELDS does not allow; returns what was reset
@@ -197,6 +198,7 @@ FIELDS: dict[str, Check] = {
     "last_folders": mapping(text()),
     "training": mapping(mapping(json_value())),
     "appearance": text(10, pattern=r"system|light|dark"),
+    "images_view": text(10, pattern=r"list|grid"),
 }
 
 

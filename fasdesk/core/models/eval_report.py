@@ -41,6 +41,12 @@ class EvalReport:
 
     def metric_rows(self) -> list[tuple[str, str]]:
         """(name, formatted value) rows for the metrics table."""
+        headline, breakdown = self.metric_groups()
+        return headline + breakdown
+
+    def metric_groups(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """metric_rows in two groups: the overall metrics (images ... EER), and the
+        breakdowns (APCER per attack type, real faces accepted under each condition)."""
         d = self.data
         rows = [("images", str(d.get("n", ""))),
                 ("accuracy", _pct(d.get("accuracy")))]
@@ -55,6 +61,7 @@ class EvalReport:
                  (f"BPCER @ {at}", _pct(d.get("bpcer"))),
                  (f"ACER @ {at}", _pct(d.get("acer"))),
                  ("EER", _pct(d.get("eer")))]
+        headline, rows = rows, []
         for name, value in (d.get("apcer_per_type") or {}).items():
             rows.append((f"  APCER: {name}", _pct(value)))
         robust = d.get("robustness")
@@ -66,7 +73,7 @@ class EvalReport:
                 if isinstance(counts, dict):
                     rows.append((f"  {name}", f"{counts.get('accepted', '?')} of "
                                               f"{counts.get('n', '?')}"))
-        return rows
+        return headline, rows
 
     @property
     def has_scores(self) -> bool:

@@ -9,9 +9,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QV
 from fasdesk.core.calibration import session as C
 from fasdesk.core.calibration.robustness import recording_prompt
 from fasdesk.core.live.sources import SourceSpec
-from fasdesk.ui.calibration.widgets import grown
+from fasdesk.ui.calibration.widgets import grown, set_primary
 from fasdesk.ui.frame_view import FrameView
 from fasdesk.ui.training.widgets import MessageBox
+from fasdesk.ui.theme import mark
 
 REAL_HELP = ("Turn your head slightly, come a little closer and go back. Other people who "
              "will use this camera can take turns.")
@@ -42,7 +43,7 @@ class RecordPage(QWidget):
         layout.addWidget(self.view, 1)
         self.passing_note = QLabel(PASSING_NOTE)
         self.passing_note.setWordWrap(True)
-        self.passing_note.setStyleSheet("color: #E69F00; font-weight: bold;")
+        mark(self.passing_note, "warning")
         self.passing_note.hide()
         layout.addWidget(self.passing_note)
         self.countdown = QLabel()
@@ -61,7 +62,7 @@ class RecordPage(QWidget):
         self.record_message = grown(MessageBox())
         layout.addWidget(self.record_message)
         self.record_button = QPushButton("Record")
-        self.record_button.setObjectName("primary")
+        self.record_button.setObjectName("primary")  # (enter() says it again per stage)
         self.stop_button = QPushButton("Stop")
         self.next_button = QPushButton("Next →")
         row = QHBoxLayout()
@@ -92,6 +93,7 @@ class RecordPage(QWidget):
         self.record_message.clear_message()
         self.record_button.setText("Record")
         self.record_button.setEnabled(True)
+        set_primary(self.record_button, self.next_button)
         self.stop_button.setEnabled(False)
         self.next_button.setEnabled(False)
         self.next_button.setText("See the report →" if last else "Next attack →")
@@ -139,6 +141,7 @@ class RecordPage(QWidget):
         self.stop_button.setEnabled(False)
         self.record_button.setEnabled(True)
         self.record_button.setText("Record again")
+        set_primary(self.record_button, self.next_button)  # until this recording is good
         if recording is None:
             self.record_message.show_message("error", f"Not recorded: {error}")
             return
@@ -154,3 +157,4 @@ class RecordPage(QWidget):
             return
         self.record_message.show_message("ok", summary)
         self.next_button.setEnabled(True)
+        set_primary(self.next_button, self.record_button)  # a good recording: go on

@@ -14,9 +14,10 @@ from fasdesk.core.calibration import robustness
 from fasdesk.core.calibration import session as C
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.core.decision.uncertainty import DEFINITIONS
-from fasdesk.ui.calibration.widgets import grown, operating_point, pct, table_item
+from fasdesk.ui.calibration.widgets import grown, operating_point, pct, set_primary, table_item
 from fasdesk.ui.score_histogram import BeforeAfterHistograms
 from fasdesk.ui.training.widgets import MessageBox
+from fasdesk.ui.theme import mark
 
 SPLIT_NOTE = ("The threshold is picked on the first three quarters of each recording (the "
               "fine-tuned model: on the third quarter, it trained on the first half); the "
@@ -124,11 +125,11 @@ class ReportPage(QWidget):
         left.addWidget(self.accept_loss)
         self.notes = QLabel()
         self.notes.setWordWrap(True)
-        self.notes.setStyleSheet("color: palette(mid);")
+        mark(self.notes, "secondary")
         left.addWidget(self.notes)
         self.counts_note = QLabel(COUNTS_NOTE)
         self.counts_note.setWordWrap(True)
-        self.counts_note.setStyleSheet("color: palette(mid);")
+        mark(self.counts_note, "secondary")
         left.addWidget(self.counts_note)
         self.save_message = grown(MessageBox())
         left.addWidget(self.save_message)
@@ -260,12 +261,7 @@ class ReportPage(QWidget):
 
     def _primary(self, button: QPushButton) -> None:
         """Make `button` (Fine-tune or Save profile) the one that stands out and Enter presses."""
-        for b in (self.tune_button, self.save_button):
-            b.setObjectName("primary" if b is button else "")
-            b.setDefault(b is button)
-            b.style().unpolish(b)
-            b.style().polish(b)
-            b.updateGeometry()  # the primary style is bolder: room for its text
+        set_primary(button, *(b for b in (self.tune_button, self.save_button) if b is not button))
 
     def _show_verdict(self, flow) -> None:
         before, after, max_apcer = flow.before, flow.after, flow.settings.max_apcer

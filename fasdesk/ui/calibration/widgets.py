@@ -23,6 +23,20 @@ def grown(box: MessageBox) -> MessageBox:
     return box
 
 
+def set_primary(chosen: QPushButton, *others: QPushButton) -> None:
+    """Make `chosen` the button that stands out (the style sheet's #primary) and that
+    Enter presses; `others` plain."""
+    for button in (chosen, *others):
+        button.setObjectName("primary" if button is chosen else "")
+        button.setDefault(button is chosen)
+        button.style().unpolish(button)
+        button.style().polish(button)
+        button.updateGeometry()  # the primary style is bolder: room for its text
+    parent = chosen.parentWidget()
+    if parent is not None and parent.layout() is not None:
+        parent.layout().activate()  # now, not at the next event: never drawn cut
+
+
 def table_item(text: str, right: bool = False) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     item.setFlags(item.flags() & ~Qt.ItemIsEditable)

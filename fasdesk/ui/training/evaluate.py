@@ -18,6 +18,7 @@ from fasdesk.core.io.paths import data_dir
 from fasdesk.core.decision.thresholds import format_threshold
 from fasdesk.ui.training.widgets import PathField, StepPage
 from fasdesk.ui.training.common import TRAIN_COLOURS, new_plot, stacked, table_item
+from fasdesk.ui.theme import text_colour
 from training import layout
 
 
@@ -51,20 +52,25 @@ class EvaluateStep(StepPage):
         results.addWidget(self._left())
         results.addWidget(self._right())
         results.setStretchFactor(1, 1)
-        results.setSizes([500, 900])  # the threshold's text in few lines
+        results.setSizes([560, 840])  # the threshold's text in few lines
         results.setChildrenCollapsible(False)
         self.layout_.addWidget(results, 1)
 
     def _left(self) -> QWidget:
         """The metrics table and the threshold for a target rate."""
-        self.metrics = QTableWidget(0, 2)
-        self.metrics.setHorizontalHeaderLabels(["Metric", "Value"])
+        # The overall metrics in the first two columns, the breakdowns (per attack type,
+        # per condition) beside them: every row on a 1366x768 screen, the threshold's
+        # warning under them. No "Metric | Value" header: the names say what each row is.
+        self.metrics = QTableWidget(0, 4)
+        self.metrics.horizontalHeader().hide()
         self.metrics.verticalHeader().hide()
-        self.metrics.verticalHeader().setDefaultSectionSize(20)
-        self.metrics.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.metrics.verticalHeader().setDefaultSectionSize(19)
+        for column in (0, 2):
+            self.metrics.horizontalHeader().setSectionResizeMode(column, QHeaderView.Stretch)
         self.metrics.setEditTriggers(QAbstractItemView.NoEditTriggers)
         threshold_box = QGroupBox("Threshold for the live view")
         threshold_row = QGridLayout(threshold_box)
+        threshold_row.setContentsMargins(8, 2, 8, 2)  # (the box's title and padding frame it)
         self.target_kind = QComboBox()
         self.target_kind.addItem("BPCER at most (real rejected)", "bpcer")
         self.target_kind.addItem("APCER at most (attacks passed)", "apcer")
@@ -88,7 +94,7 @@ class EvaluateStep(StepPage):
         threshold_row.setColumnStretch(0, 1)
         left = stacked(self.metrics, threshold_box, stretch_first=True)
         left.setMinimumWidth(300)
-        left.setMaximumWidth(520)
+        left.setMaximumWidth(560)
         return left
 
     def _right(self) -> QWidget:
@@ -183,16 +189,21 @@ class EvaluateStep(StepPage):
             self.message.show_message("error", str(exc))
             return
         report = self.report
-        rows = report.metric_rows()
-        self.metrics.setRowCount(len(rows))
-        for row, (name, value) in enumerate(rows):
-            self.metrics.setItem(row, 0, table_item(name))
-            self.metrics.setItem(row, 1, table_item(value, align_right=True))
+        groups = report.metric_groups()
+        self.metrics.clearContents()
+        self.metrics.setRowCount(max(len(rows) for rows in groups))
+        for column, rows in zip((0, 2), groups):
+            for row, (name, value) in enumerate(rows):
+                self.metrics.setItem(row, column, table_item(name))
+                self.metrics.setItem(row, column + 1, table_item(value, align_right=True))
+        for column in (2, 3):
+            self.metrics.setColumnHidden(column, not groups[1])
         # Every metric on screen (BPCER, ACER, EER among them), never behind a scroll bar:
         # when the window is short the page scrolls instead.
-        self.metrics.resizeColumnToContents(1)
-        self.metrics.setMinimumHeight(self.metrics.horizontalHeader().height() + 4 + sum(
-            self.metrics.rowHeight(r) for r in range(len(rows))))
+        for column in (1, 3):
+            self.metrics.resizeColumnToContents(column)
+        self.metrics.setMinimumHeight(4 + sum(
+            self.metrics.rowHeight(r) for r in range(self.metrics.rowCount())))
         self._show_confusion(report)
         self.roc_curve.setData(report.roc_bpcer, report.roc_detect)
         self.pr_curve.setData(report.pr_recall, report.pr_precision)
@@ -245,7 +256,8 @@ class EvaluateStep(StepPage):
         self.suggestion.setToolTip(f"The middle of the score gap {format_threshold(choice.gap[0])}"
                                    f"–{format_threshold(choice.gap[1])}")
         if choice.warning:
-            text += f"<br><span style='color:#e0a030'>⚠ {html.escape(choice.warning)}</span>"
+            text += (f"<br><span style='color:{text_colour('warning')}'>"
+                     f"⚠ {html.escape(choice.warning)}</span>")
         self.suggestion.setText(text)
         if choice.apcer is not None and choice.bpcer is not None:
             self.roc_marker.setData([choice.bpcer], [1.0 - choice.apcer])

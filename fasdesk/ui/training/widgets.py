@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from fasdesk.core.io.paths import data_dir
+from fasdesk.ui.theme import mark
 
 
 def work_dir(dataset: str | Path) -> Path:
@@ -204,7 +205,7 @@ class StepPage(QWidget):
         if self.HELP:
             help_label = QLabel(self.HELP)
             help_label.setWordWrap(True)
-            help_label.setStyleSheet("color: palette(mid);")
+            mark(help_label, "secondary")
             header.addSpacing(10)
             header.addWidget(help_label, 1, Qt.AlignVCenter)
         else:
