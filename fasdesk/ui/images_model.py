@@ -17,6 +17,7 @@ from fasdesk.core.images import report
 from fasdesk.core.images.batch import ImageResult
 from fasdesk.core.images.display import RGBBytes
 from fasdesk.core.inference.pipeline import INVALID_OUTPUT
+from fasdesk.core.io.imageio import natural_key
 from fasdesk.ui.images_worker import ClassifiedImage, ThumbnailQueue, make_thumbnails
 from fasdesk.ui.workers import Worker, start_worker
 
@@ -114,7 +115,7 @@ class _Row:
     def __init__(self, item: ClassifiedImage, name: str):
         self.result: ImageResult = item.result
         self.name = name  # as seen from the folder it was dropped with
-        self.sort_name = report.natural_key(name)
+        self.sort_name = natural_key(name)
         self.verdict: str | None = None  # the image verdict at threshold verdict_at
         self.verdict_at: float | None = None
 

@@ -9,7 +9,7 @@ import pytest
 
 from fasdesk.core.images.annotate import COLOURS, draw_faces, face_caption, save_image
 from fasdesk.core.images.batch import classify_paths
-from fasdesk.core.io.imageio import ImageReadError, decode_image, read_image
+from fasdesk.core.io.imageio import ImageReadError, decode_image, iter_image_files, read_image
 from fasdesk.core.inference.pipeline import FaceResult
 from imagecases import jpeg_bomb, png_bomb, write_cases
 
@@ -71,6 +71,15 @@ def test_results_follow_input_order_and_report_missing_paths(cases, pipeline, sa
     assert list(record["faces"][0]) == ["box", "detector_score", "p_real", "label", "reason",
                                         "logits"]
     assert results[0].image is None
+
+
+def test_folders_are_walked_in_natural_order(tmp_path):
+    """r2 before r10, as a person numbers photos (and sub-folders likewise)."""
+    for name in ("r10.jpg", "r2.jpg", "R1.png", "s9/a.jpg", "s10/a.jpg", "notes.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = [p.relative_to(tmp_path).as_posix() for p in iter_image_files([tmp_path])]
+    assert found == ["R1.png", "r2.jpg", "r10.jpg", "s9/a.jpg", "s10/a.jpg"]
 
 
 def test_cancel_stops_the_batch(samples_dir, pipeline):

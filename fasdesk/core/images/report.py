@@ -13,7 +13,6 @@ import csv
 import json
 import io
 import os
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -43,12 +42,6 @@ def relative_name(path: str, roots: Iterable[str]) -> str:
         if not rel.startswith(".." + os.sep) and rel != ".." and (best is None or len(rel) < len(best)):
             best = rel
     return (best or Path(path).name).replace(os.sep, "/")
-
-
-def natural_key(text: str) -> str:
-    """A key that sorts like a person does: r1, r2, r10 (digit runs compare as numbers).
-    A string (zero-padded digit runs), so a Qt sort role compares it as well."""
-    return re.sub(r"\d+", lambda m: m.group().lstrip("0").rjust(20, "0"), text.lower())
 
 
 def display_name(text: str) -> str:

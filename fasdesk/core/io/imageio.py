@@ -37,8 +37,15 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def natural_key(text: str) -> str:
+    """A key that sorts like a person does: r1, r2, r10 (digit runs compare as numbers).
+    A string (zero-padded digit runs), so a Qt sort role compares it as well."""
+    return re.sub(r"\d+", lambda m: m.group().lstrip("0").rjust(20, "0"), text.lower())
+
+
 def iter_image_files(paths):
-    """Expand files and folders (recursively, sorted) into image file paths.
+    """Expand files and folders (recursively, in natural order: r2 before r10) into image
+    file paths.
 
     Files named explicitly are always yielded, whatever their extension, so the caller can
     report why they are not images; files found inside folders are filtered by extension
@@ -53,8 +60,8 @@ def iter_image_files(paths):
             unlisted: list[OSError] = []
             for root, dirs, files in os.walk(p, onerror=unlisted.append):
                 yield from _unlisted(unlisted)
-                dirs.sort()
-                for name in sorted(files):
+                dirs.sort(key=natural_key)
+                for name in sorted(files, key=natural_key):
                     if is_image_path(name):
                         yield Path(root) / name
             yield from _unlisted(unlisted)
