@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import shiboken6
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout,
@@ -426,11 +427,12 @@ class ImagesTab(QWidget):
         worker.errored.connect(lambda exc: self._on_preview_failed(request, exc))
 
     def _on_preview_ready(self, request: int, rgb: RGBBytes) -> None:
-        if request == self._preview_request:  # (an older request, overtaken, is dropped)
+        # (an older request, overtaken, is dropped; so is one for a tab closed meanwhile)
+        if request == self._preview_request and shiboken6.isValid(self.preview):
             self.preview.set_image(qimage_from(rgb))
 
     def _on_preview_failed(self, request: int, exc: Exception) -> None:
-        if request == self._preview_request:  # e.g. the file changed or went away since
+        if request == self._preview_request and shiboken6.isValid(self.preview):
             self.preview.set_text(str(exc) if isinstance(exc, ImageReadError)
                                   else f"cannot show this image: {one_line(exc)}")
 

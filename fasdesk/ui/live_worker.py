@@ -65,6 +65,10 @@ class LiveWorker(QObject):
         """The newest frame not yet taken, or None."""
         return self._mailbox.take()
 
+    def has_frame(self) -> bool:
+        """A frame waits in the mailbox (its frame_ready is sent, take() not yet called)."""
+        return self._mailbox.waiting
+
     def _publish(self, frame: LiveFrame) -> None:
         if self._mailbox.put(frame):
             self.frame_ready.emit()

@@ -10,17 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-import conftest
 import pytest
+from conftest import run_fasdesk
 
 from robustcases import CAPPED, fifos, nan_model, needs_fifo, radiance_bomb, sparse  # noqa: F401
 
 LONG = "a" * 300  # one name component over every common file system's 255-byte limit
 
 
-def run_fasdesk(*args, **kwargs):
-    """The command line under the robustness tests' resource caps."""
-    return conftest.run_fasdesk(*args, preexec_fn=CAPPED, **kwargs)
 
 
 def one_line_error(stderr: str) -> str:
@@ -42,7 +39,7 @@ def test_classify_reports_fifos_devices_giants_and_bombs_and_goes_on(fifos, tmp_
     bomb = radiance_bomb(tmp_path / "hdr.jpg")
     # The timeout is the test: before the fix the FIFOs blocked classify for ever.
     proc = run_fasdesk("classify", "--json", str(alone), "/dev/zero", str(giant), str(bomb),
-                       str(folder), timeout=120)
+                       str(folder), timeout=120, preexec_fn=CAPPED)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     records = {Path(r["path"]).name: r for r in map(json.loads, proc.stdout.splitlines())}
     assert set(records) == {"x.jpg", "zero", "giant.jpg", "hdr.jpg", "in_folder.jpg", "face.jpg"}
@@ -71,16 +68,17 @@ def test_a_reader_that_goes_away_ends_classify_quietly(tmp_path, samples_dir, js
 
 def test_names_too_long_for_the_file_system(tmp_path, samples_dir):
     proc = run_fasdesk("classify", "--json", str(tmp_path / f"{LONG}.jpg"),
-                       str(samples_dir / "real_T1.jpg"))
+                       str(samples_dir / "real_T1.jpg"), preexec_fn=CAPPED)
     assert proc.returncode == 2 and proc.stderr == ""
     first, second = map(json.loads, proc.stdout.splitlines())
     assert first["error"] == "cannot read (File name too long)"
     assert second["error"] is None
     for flag in ("--model", "--detector"):
-        proc = run_fasdesk("classify", flag, f"{LONG}.onnx", str(samples_dir))
+        proc = run_fasdesk("classify", flag, f"{LONG}.onnx", str(samples_dir), preexec_fn=CAPPED)
         assert proc.returncode == 1
         assert one_line_error(proc.stderr).startswith("fasdesk: model file not found")
-    proc = run_fasdesk("classify", "--annotate", str(tmp_path / LONG), str(samples_dir / "real_T1.jpg"))
+    proc = run_fasdesk("classify", "--annotate", str(tmp_path / LONG),
+                       str(samples_dir / "real_T1.jpg"), preexec_fn=CAPPED)
     assert proc.returncode == 1
     assert "File name too long" in one_line_error(proc.stderr)
 
@@ -88,7 +86,7 @@ def test_names_too_long_for_the_file_system(tmp_path, samples_dir):
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon"])
 def test_quit_after_takes_only_a_number_of_seconds(value):
     proc = run_fasdesk("--quit-after", value, timeout=60,
-                       env={"QT_QPA_PLATFORM": "offscreen"})
+                       env={"QT_QPA_PLATFORM": "offscreen"}, preexec_fn=CAPPED)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("fasdesk: error: argument --quit-after")
 
@@ -98,7 +96,7 @@ def test_bench_refuses_a_fifo_or_device_as_its_source(fifos, tmp_path):
     pipe = fifos(tmp_path / "clip.mp4")
     for source in (pipe, "/dev/zero", tmp_path / f"{LONG}.mp4"):
         proc = run_fasdesk("bench", "--repeats", "1", "--folder-images", "0", "--source",
-                           str(source), timeout=120)
+                           str(source), timeout=120, preexec_fn=CAPPED)
         assert proc.returncode == 1
         assert one_line_error(proc.stderr).startswith("fasdesk: --source")
 
@@ -106,7 +104,7 @@ def test_bench_refuses_a_fifo_or_device_as_its_source(fifos, tmp_path):
 def test_nan_logits_give_no_verdict_and_valid_json(tmp_path, samples_dir, detector_model):
     model = nan_model(tmp_path / "nan.onnx")
     proc = run_fasdesk("classify", "--json", "--model", str(model), "--detector",
-                       str(detector_model), str(samples_dir))
+                       str(detector_model), str(samples_dir), preexec_fn=CAPPED)
     assert proc.returncode == 0
     # The NaN test model has nothing for the fast rewrite, which is said in its own
     # log line (issue 11); the error itself is still one line.

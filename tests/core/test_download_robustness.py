@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,15 @@ from fasdesk.core.models.download import STALE_PART_S, DownloadError, download_m
 RUNAWAY_BYTES = 64 << 20
 
 
-class Server:
-    """/endless/F: F's bytes and then more, without a Content-Length (RUNAWAY_BYTES);
-    /big/F: announces ten times F's size; /slow/F: half of F, then waits for `release`;
-    /good/F: F."""
+class Misbehaving:
+    """What the server does, on conftest's one local server: /endless/F: F's bytes and
+    then more, without a Content-Length (RUNAWAY_BYTES); /big/F: announces ten times F's
+    size; /slow/F: half of F, then waits for `release`; /good/F: F."""
 
     def __init__(self, models_dir: Path):
         self.release = threading.Event()
         self.sent = 0
+        self.url = ""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,21 +61,15 @@ class Server:
                 except OSError:
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.handler = Handler
 
 
 @pytest.fixture
-def server(models_dir, detector_model):
-    srv = Server(models_dir)
-    yield srv
-    srv.close()
+def server(models_dir, detector_model, local_server):
+    behaviour = Misbehaving(models_dir)
+    behaviour.url = local_server(behaviour.handler)
+    yield behaviour
+    behaviour.release.set()  # (before the server's shutdown waits for the slow request)
 
 
 @pytest.fixture
@@ -110,10 +105,14 @@ def test_sigterm_during_models_pull_removes_the_part_file(server, entry, tmp_pat
                              "--dest", str(dest)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
-    while not (dest.is_dir() and any(p.suffix == ".part" for p in dest.iterdir())):
+
+    def part_written() -> bool:  # the first half is in the .part file; the rest never comes
+        parts = [p for p in dest.iterdir() if p.suffix == ".part"] if dest.is_dir() else []
+        return any(p.stat().st_size > 0 for p in parts)
+
+    while not part_written():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
-    time.sleep(0.3)  # the first half is in the .part file; the rest never comes
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1

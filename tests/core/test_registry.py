@@ -235,8 +235,10 @@ def test_offline_pull_names_every_missing_file_and_the_offline_route(monkeypatch
     assert main(["models", "pull"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "offline?" in err
-    assert (f"copy best_model.onnx and detector.onnx (from a machine that has them) into "
-            f"{user_models_dir()}, or set FASDESK_MODELS_DIR to a folder that holds them") in err
+    # The offline route: which files, where they go, and the other way.
+    for words in ("best_model.onnx and detector.onnx", str(user_models_dir()),
+                  "FASDESK_MODELS_DIR"):
+        assert words in err, words
     assert _leftovers(user_models_dir()) == []
 
 
@@ -246,10 +248,10 @@ def test_models_dir_that_is_no_folder_is_ignored_with_one_warning(monkeypatch, t
     assert gone not in registry.search_dirs()
     assert main(["models", "list"]) == 0  # many lookups, one warning
     err = capsys.readouterr().err
-    assert err == (f"fasdesk: warning: FASDESK_MODELS_DIR={gone} is not a folder, so it is "
-                   f"ignored; set it to the folder that holds the model files ('export "
-                   f"FASDESK_MODELS_DIR=/path/to/models') or remove it "
-                   f"('unset FASDESK_MODELS_DIR')\n")
+    assert err.startswith(f"fasdesk: warning: FASDESK_MODELS_DIR={gone} ") and err.count("\n") == 1
+    for words in ("not a folder", "ignored", "export FASDESK_MODELS_DIR=",
+                  "unset FASDESK_MODELS_DIR"):
+        assert words in err, words
     # A real folder is searched first, without a word.
     gone.mkdir()
     assert registry.search_dirs()[0] == gone

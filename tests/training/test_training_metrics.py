@@ -50,11 +50,15 @@ def test_roc_curve_points():
     np.testing.assert_allclose(pr["recall"][-1], 1.0)
 
 
-def test_operating_points_come_from_the_one_threshold_function():
+def test_operating_points_are_the_thresholds_worked_out_by_hand():
     r = build_report(np.log(np.stack([P_REAL, 1 - P_REAL], axis=1)), IS_ATTACK.astype(int),
                      ["real", "spoof"], [0] * 3 + [7] * 4, target_bpcer=0.0, target_apcer=0.25)
-    assert r["operating_points"]["bpcer"] == M.threshold_for_target(IS_ATTACK, P_REAL, "bpcer", 0.0).to_json()
-    assert r["operating_points"]["apcer"]["threshold"] == pytest.approx(0.35)
+    # BPCER 0: every real face accepted, so at most 0.4; above the attack at 0.3: 0.35,
+    # which lets the 0.7 attack through. APCER 25%: one attack (0.7) may pass, so above
+    # 0.3; the fewest real faces rejected with 0.4 accepted: again 0.35.
+    bpcer, apcer = r["operating_points"]["bpcer"], r["operating_points"]["apcer"]
+    assert (bpcer["threshold"], bpcer["apcer"], bpcer["bpcer"]) == pytest.approx((0.35, 0.25, 0.0))
+    assert (apcer["threshold"], apcer["apcer"], apcer["bpcer"]) == pytest.approx((0.35, 0.25, 0.0))
     # The raw scores travel with the report, so the app can pick for other targets.
     assert r["scores"]["p_real"] == pytest.approx(P_REAL.tolist())
     assert r["scores"]["attack_type"] == [None] * 3 + ["PC screen"] * 4

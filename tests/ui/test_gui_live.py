@@ -56,6 +56,19 @@ def collect_frames(qtbot, tab, count: int) -> list:
     return frames
 
 
+def hold_a_late_frame(tab) -> None:
+    """Return once the live worker has a frame waiting that the UI has not taken, without
+    letting the UI take it (the event loop does not turn here): whatever the test does
+    next (stop, switch source), that frame's notice is handled after it, as a frame still
+    on its way would be. Signals from the worker reach the UI in the order sent, so once
+    the UI has handled a later one (`stopped`, `failed`) this frame has been handled too."""
+    worker = tab.controller.worker
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not worker.has_frame():
+        assert time.monotonic() < deadline, "the live worker sent no frame"
+        time.sleep(0.005)
+
+
 def expected_label(frame) -> str:
     return SEQUENCE[frame.index // FRAMES_PER_SAMPLE][1]
 
@@ -204,9 +217,16 @@ def test_a_failed_source_shows_its_failure_and_never_the_previous_one(make_windo
 
     broken = tmp_path / "broken.avi"
     broken.write_bytes(os.urandom(5000))
-    tab.start(SourceSpec.parse(str(broken)))  # while the video's frames are still coming
+    shown = []
+    tab.frame_shown.connect(shown.append)
+    hold_a_late_frame(tab)
+    tab.start(SourceSpec.parse(str(broken)))  # a frame of the video is still on its way
+    # The worker sends `failed` after closing the video: the late frame's notice came
+    # before it, so once the tab shows the failure, the late frame has been handled.
     qtbot.waitUntil(lambda: tab.message.isVisible(), timeout=TIMEOUT_MS)
-    qtbot.wait(200)  # any late frame of the video would land by now
+    assert not tab.controller.worker.has_frame()  # taken, and not shown:
+    tab.frame_shown.disconnect(shown.append)
+    assert shown == []  # the late frame of the video was not shown
     assert "broken.avi" in tab.message.label.text() and tab.message.button.text() == "Retry"
     assert tab.view.frame is None and tab.last_frame is None
     assert "broken.avi" in tab.view.notice and "Retry" in tab.view.notice
@@ -251,6 +271,9 @@ def test_source_ending_mid_stream_offers_replay(make_window, qtbot, video):
 def test_close_while_running_has_no_qt_warnings(make_window, qtbot, qtlog, video):
     import gc
 
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
     window = make_window(size=None, settings=Settings(), save=False)  # deleted here
     tab = window.live_tab
     tab.start(SourceSpec.parse(str(video)))
@@ -261,10 +284,10 @@ def test_close_while_running_has_no_qt_warnings(make_window, qtbot, qtlog, video
     window.close()
     assert not thread.isRunning()
     window.deleteLater()
-    qtbot.wait(50)
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # deleted now
     del window, tab, thread
     gc.collect()
-    qtbot.wait(50)
+    QApplication.processEvents()  # whatever the deletion posted (a late frame, a timer)
     bad = [r.message for r in qtlog.records[before:] if r.type.name in ("QtWarningMsg", "QtCriticalMsg",
                                                                 "QtFatalMsg")]
     assert bad == []
@@ -304,6 +327,7 @@ def test_settings_persist_and_corrupt_file(make_window, qtbot, samples_dir):
 def test_window_fits_a_1366x768_screen(make_window, qtbot):
     """The window was 1180x760 plus its title bar: taller than a laptop's 1366x768 screen."""
     from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QApplication
 
     from fasdesk.ui.main_window import FRAME_ALLOWANCE, PREFERRED_SIZE, fitted_size, fits
 
@@ -340,7 +364,7 @@ def test_window_fits_a_1366x768_screen(make_window, qtbot):
     again.live_tab.message.show_message("video file not found: " + "/a/long/path" * 20)
     again.notice.show_message("Settings file: ignored bad values; defaults used.", action=None)
     again.banner.show_missing([], "The liveness model could not be found.", "detail")
-    qtbot.wait(10)
+    QApplication.processEvents()  # the layout requests these posted
     assert fits(again.minimumSizeHint(), laptop), again.minimumSizeHint()
 
 
@@ -610,9 +634,11 @@ def test_status_bar_shows_live_stats_only_while_live_runs(make_window, qtbot, vi
     window.tabs.setCurrentWidget(window.images_tab)  # live goes on: still shown, as live
     assert stats.isVisible() and stats.text().startswith("live ")
 
-    tab.stop()
-    qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)
-    qtbot.wait(100)  # frames painted just after the stop must not bring it back
+    shown = tab.frames_shown
+    hold_a_late_frame(tab)
+    tab.stop()  # with a frame on its way, painted after the stop
+    qtbot.waitUntil(lambda: not tab.running, timeout=TIMEOUT_MS)  # the worker's `stopped`
+    assert tab.frames_shown > shown and not tab.controller.worker.has_frame()  # it came
     assert not stats.isVisible() and stats.text() == ""
     assert model.isVisible() and provider.isVisible() and provider.text()
     window.tabs.setCurrentWidget(window.training_tab or window.live_tab)
@@ -676,7 +702,8 @@ def test_started_without_a_source_and_no_camera_runs_on_the_sample_photos(
     qtbot.waitUntil(lambda: window.live_tab.cameras == found and (
         window.live_tab.running or bool(found)), timeout=TIMEOUT_MS)
     if found:  # a camera: nothing starts by itself, the user picks
-        qtbot.wait(200)
+        # (The window decides when the probe's answer comes, in the same call that set
+        # `cameras`: that decision has been made.)
         assert window.live_tab.spec is None and not window.notice.isVisible()
         return
     assert window.live_tab.spec == SourceSpec.parse(str(samples_dir()))
@@ -799,6 +826,7 @@ def test_start_without_a_source_opens_the_source_picker(make_window, qtbot):
 
 
 def test_the_active_profile_shows_by_the_threshold_and_can_be_left(make_window, qtbot, video):
+    from PySide6.QtWidgets import QApplication
     from gui_helpers import click
 
     from fasdesk.core.calibration.profiles import Profile
@@ -814,7 +842,7 @@ def test_the_active_profile_shows_by_the_threshold_and_can_be_left(make_window, 
     assert window.state.apply_profile(profile)
     assert tab.profile_row.isVisible() and tab.profile_label.text() == "profile: desk cam"
     assert "0.8" in tab.profile_threshold.text() and tab.threshold_label.text() == "0.80"
-    qtbot.wait(50)  # laid out
+    QApplication.processEvents()  # the row's layout request, posted as it was shown
     assert tab.profile_label.width() >= tab.profile_label.sizeHint().width()
     _shot(window, "live_profile")
     click(qtbot, tab.leave_profile_button)

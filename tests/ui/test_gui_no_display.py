@@ -63,11 +63,10 @@ def test_missing_qt_libraries_are_named_by_their_packages():
         server.bind(f"\0/tmp/.X11-unix/X{number}")
         server.listen(8)
         err = one_line(start_gui(DISPLAY=f":{number}"))
-    assert err.startswith(f"fasdesk: the GUI cannot start: Qt's xcb platform plugin needs "
-                          f"{', '.join(missing)}, not installed; install them: 'sudo apt-get "
-                          f"install ")
-    for library in missing:
-        assert doctor.QT_SYSTEM_LIBRARIES[library][0] in err
+    assert err.startswith("fasdesk: the GUI cannot start: ") and "xcb" in err
+    for library in missing:  # each missing library, and the package that has it
+        assert library in err and doctor.QT_SYSTEM_LIBRARIES[library][0] in err
+    assert "apt-get install" in err
 
 
 def test_offscreen_is_not_stopped():

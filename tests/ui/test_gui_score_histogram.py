@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from fasdesk.core.calibration import session as C
 from fasdesk.ui.score_histogram import BeforeAfterHistograms
@@ -36,7 +37,7 @@ def test_before_and_after_share_one_scale_and_label_the_threshold(qtbot, tmp_pat
     titles = {C.REAL: "Real faces", "replay": "Phone or tablet screen (replay)",
               "print": "Printed photo"}
     widget.show_reports(before, after, titles)
-    qtbot.wait(50)
+    QApplication.processEvents()  # the layout requests showing them posted
     assert widget.after.isVisible()
     ranges = [w.plot.getViewBox().viewRange() for w in (widget.before, widget.after)]
     assert np.allclose(ranges[0], ranges[1])  # one scale, x and y

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -444,8 +443,6 @@ def open_in_training_button(panel):
 
 def press_key(qtbot, window, key) -> None:
     """A key pressed in the active window, where its shortcuts listen."""
-    from PySide6.QtWidgets import QApplication
-
     window.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=10_000)
     qtbot.keyClick(QApplication.focusWidget() or window, key)
@@ -567,7 +564,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     for i in range(dataset.thumbs.count()):
         pixmap = dataset.thumbs.item(i).icon().pixmap(256, 256)
         assert pixmap.width() == pixmap.height()  # a face crop, not the 2:1 frame
-    qtbot.wait(50)  # (laid out before the picture)
+    QApplication.processEvents()  # (laid out before the picture)
     _shot(window, "dataset_samples")
 
     # Delete the print sample: asked first; "No" keeps it, "Yes" removes image and box.
@@ -592,7 +589,7 @@ def test_collect_saves_only_the_clicked_or_largest_face_and_dataset_step_deletes
     assert real_item.text() == "real" and not dataset.move_button.isEnabled()
     real_item.setSelected(True)
     dataset.move_class.setCurrentIndex(dataset.move_class.findData("replay"))
-    qtbot.wait(20)
+    QApplication.processEvents()  # the layout request the new choice posted
     assert window.training_tab.stack.currentWidget().horizontalScrollBar().maximum() == 0
     _shot(window, "dataset_move")
     with qtbot.waitSignal(dataset.scanned, timeout=30_000):
@@ -648,7 +645,7 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
         def exec_(box):
             asked.append(box.text())
             box.show()
-            qtbot.wait(50)
+            QApplication.processEvents()  # laid out, for the picture
             _shot(box, "5_export_replace_prompt")
             box.hide()
             return reply
@@ -777,6 +774,8 @@ def test_export_int8_box_enables_and_asks_for_calibration_data(qtbot, tab, check
     assert export.start_button.isEnabled() and not export.cancel_button.isEnabled()
     click(qtbot, export.int8)
     assert not export.calibration.isEnabled()
+
+
 # -- every page fits a laptop screen (issue 23) ------------------------------------------------
 def settle() -> None:
     """Deliver the events pending now and those they post (layout requests, the resizes

@@ -24,6 +24,12 @@ class Mailbox:
             tell, self._told = not self._told, True
         return tell
 
+    @property
+    def waiting(self) -> bool:
+        """An item was put and not taken yet (so the consumer has been told)."""
+        with self._lock:
+            return self._told
+
     def take(self) -> Any:
         """The newest item not yet taken, or None."""
         with self._lock:
