@@ -27,6 +27,7 @@ def videos(tmp_path_factory, samples_dir):
             write_recording(folder / "phone.avi", samples_dir, FRAMES, attack=True))
 
 
+@pytest.mark.e2e
 def test_record_score_pick_fine_tune_compare_save(videos, fp32_model, detector_model,
                                                   checkpoint, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -32,6 +32,7 @@ def _check_frame_block(block: dict, faces: int) -> None:
     assert block["speedup"] > 0
 
 
+@pytest.mark.e2e
 def test_bench_json_reports_every_field(capsys, detector_model, fp32_model, quantized_model):
     assert main(["bench", "--json", "--repeats", "1", "--folder-images", "6"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -52,6 +53,7 @@ def test_bench_json_reports_every_field(capsys, detector_model, fp32_model, quan
     assert folder["default_images_per_s"] > 0 and folder["reference_images_per_s"] > 0
 
 
+@pytest.mark.e2e
 def test_bench_text_report_and_video_source(tmp_path, samples_dir, capsys):
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (480, 640))
@@ -88,6 +90,7 @@ def test_bench_bad_source_is_one_line(tmp_path, capsys):
     assert "no images or video frames" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_bench_help_says_how_long_and_quick_is_the_short_version(capsys, detector_model,
                                                                  fp32_model):
     from fasdesk.perf import QUICK
@@ -109,6 +112,7 @@ def test_bench_help_says_how_long_and_quick_is_the_short_version(capsys, detecto
     assert report["repeats"] == 1 and "folder" not in report
 
 
+@pytest.mark.e2e
 def test_bench_without_the_quantized_model_uses_fp32_as_the_reference(
         capsys, monkeypatch, tmp_path, fp32_model, detector_model, without_bundled_models):
     import shutil

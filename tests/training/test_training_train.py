@@ -77,6 +77,7 @@ def test_training_reports_and_loss_falls(trained):
     assert len(of_kind(events, "log", level="warning")) >= 2
 
 
+@pytest.mark.e2e
 def test_recapture_is_learned_well_above_chance(trained, recapture, held_out, tmp_path):
     out, events = trained
     rc, ev, err = run_cli("eval", held_out, out / "best.pth", "--split", "all")
@@ -109,6 +110,7 @@ def test_recapture_is_learned_well_above_chance(trained, recapture, held_out, tm
     assert onnx_report["roc_auc"] == pytest.approx(report["roc_auc"], abs=1e-6)
 
 
+@pytest.mark.e2e
 def test_killed_run_resumes_exactly(trained, recapture, tmp_path):
     """SIGKILL after the first epoch's checkpoint, resume, then SIGTERM mid-epoch and resume
     again: the final weights equal those of the uninterrupted run."""
@@ -178,6 +180,7 @@ def real_samples(tmp_path_factory, samples_dir):
     return base / "prep"
 
 
+@pytest.mark.e2e
 def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint, tmp_path):
     from training.recipe import AUGMENT, FINE_TUNE
 
@@ -220,6 +223,7 @@ def test_finetuning_starts_from_the_pretrained_accuracy(real_samples, checkpoint
         assert torch.equal(best["model_state_dict"][key], shipped[key])
 
 
+@pytest.mark.e2e
 def test_best_is_the_starting_model_until_an_epoch_beats_it(real_samples, checkpoint,
                                                             tmp_path):
     """best.pth is written as the starting model before the first step; an epoch replaces
@@ -278,6 +282,7 @@ def test_a_wrong_shape_resume_is_one_line(trained, real_samples, tmp_path, capsy
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.e2e
 def test_int8_export_is_kept_only_when_it_agrees_and_is_faster(real_samples, checkpoint, tmp_path):
     import onnx
 
@@ -315,6 +320,7 @@ def test_int8_export_is_kept_only_when_it_agrees_and_is_faster(real_samples, che
     assert of_kind(events, "done")[0]["accuracy"] >= 0.9
 
 
+@pytest.mark.e2e
 def test_ddp_two_cpu_processes(recapture, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -344,6 +350,7 @@ def test_ddp_two_cpu_processes(recapture, tmp_path):
     assert epoch_metrics(events)[0]["val_acc"] is not None
 
 
+@pytest.mark.e2e
 def test_celeba_three_classes_end_to_end(tmp_path, samples_dir):
     raw = make_celeba(tmp_path / "celeba", samples_dir, per_class=6)
     prep = tmp_path / "prep"

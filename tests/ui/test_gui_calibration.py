@@ -67,6 +67,7 @@ def _record(qtbot, dialog) -> None:
     assert dialog.recorder.next_button.isEnabled(), dialog.recorder.record_message.text()
 
 
+@pytest.mark.e2e
 def test_calibration_flow_profile_and_the_same_report_from_the_cli(qtbot, window, videos,
                                                                    tmp_path, monkeypatch):
     real, phone = videos

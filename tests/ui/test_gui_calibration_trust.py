@@ -63,6 +63,7 @@ def _answer_next_question(qtbot, dialog, button) -> None:
     QTimer.singleShot(20, answer)
 
 
+@pytest.mark.e2e
 def test_calibration_a_person_can_trust(qtbot, window, videos, tmp_path, monkeypatch):
     real, phone = videos
     window.live_tab.start(SourceSpec.parse(str(real)))

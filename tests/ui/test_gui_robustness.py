@@ -117,6 +117,7 @@ def test_a_busy_calibration_task_cannot_hang_the_window_close(make_window, qtbot
 
 
 @needs_fifo
+@pytest.mark.e2e
 def test_the_app_on_a_fifo_source_quits_and_keeps_its_settings(fifos, tmp_path):
     """`fasdesk --source x.jpg` where x.jpg is a FIFO: before, the window hung on close and
     the settings were lost."""

@@ -91,6 +91,7 @@ class BackendLines(io.StringIO):
         return len(text)
 
 
+@pytest.mark.e2e
 def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset, samples_dir,
                                                           tmp_path):
     """The whole flow inside the main window, ending with the live view on the new model."""
@@ -231,6 +232,7 @@ def test_dataset_to_exported_model_with_cancel_and_resume(qtbot, window, dataset
     window.live_tab.stop()
 
 
+@pytest.mark.e2e
 def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab, dataset,
                                                                       monkeypatch, tmp_path):
     prepared = tmp_path / "prepared"
@@ -682,6 +684,7 @@ def test_export_gets_a_new_name_asks_before_replacing_and_live_reloads(
     assert export.name.text() == "office-cam-2"
 
 
+@pytest.mark.e2e
 def test_train_start_uses_the_run_folder_given(qtbot, tab, dataset, tmp_path):
     """A Run folder typed or picked is where Start trains (not replaced by a new one); one
     that holds a run already is refused with a message; an empty field gets a new folder."""
