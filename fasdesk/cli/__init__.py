@@ -245,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
               "(redirect it to a file or /dev/null)", file=sys.stderr)
         return 1
     try:
-        return args.func(args)
+        status = args.func(args)
+        if sys.stdout is not None:
+            # What is still buffered fails here, where it is caught, not in Python's own
+            # flush at exit ("Exception ignored ...", exit 120).
+            sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
         print("fasdesk: interrupted", file=sys.stderr)
         return 130
@@ -272,7 +277,8 @@ def _is_output_error(exc: OSError) -> bool:
     if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG):
         return False
     frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and frames[-1].line is not None and "print(" in frames[-1].line
+    line = frames[-1].line if frames else None
+    return line is not None and ("print(" in line or "sys.stdout.flush()" in line)
 
 
 def _silence_stdout() -> None:

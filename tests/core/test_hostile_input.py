@@ -457,10 +457,15 @@ def test_training_arguments_out_of_range_are_usage_errors(argv, capsys):
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("args", [["models", "list"], ["doctor", "--no-cameras", "--json"],
                                   ["classify", "--json", "SAMPLE"]])
-def test_output_to_a_full_disk_is_one_line(args, samples_dir):
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+def test_output_to_a_full_disk_is_one_line(args, buffered, samples_dir):
+    """Buffered (a user's default) the write fails at the last flush, unbuffered in print."""
     args = [str(samples_dir / "real_T1.jpg") if a == "SAMPLE" else a for a in args]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with open("/dev/full", "w") as full:
-        proc = _run("fasdesk", *args, stdout=full)
+        proc = _run("fasdesk", *args, stdout=full, env=env)
     assert proc.returncode == 1
     assert "No space left on device" in _one_line(proc.stderr)
 
