@@ -1,7 +1,7 @@
 """The packaged app: build it with build_app.spec in a clean folder, then run the result.
 
-The build takes several minutes, so those tests are marked `slow` and left out of the
-default run; run them with
+The build takes a few minutes, so those tests are marked `slow`: a plain `pytest` leaves them
+out (`.ci/run` runs them); run them alone with
 
     python -m pytest -m slow tests/test_packaging.py
 
