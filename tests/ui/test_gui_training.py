@@ -246,9 +246,13 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
 
     # A crash (the backend killed outright) after its first epoch's checkpoint.
     tab.go_to("train")
+    # The blockers are kept to the end: the backend's events keep coming from its reader
+    # thread, and one queued for a freed blocker reached the next blocker created at the
+    # same address (PySide matched the stale connection): a wrong-argument slot call, once
+    # a segfault.
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
                           check_params_cb=lambda e: e["event"] == "artifact"
-                          and e["kind"] == "checkpoint"):
+                          and e["kind"] == "checkpoint") as checkpoint_seen:
         click(qtbot, train.start_button)
     with qtbot.waitSignal(tab.run.finished, timeout=30_000) as blocker:
         tab.run.process.kill()  # SIGKILL / TerminateProcess: no chance to save anything
@@ -262,7 +266,7 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
 
     # Resumed, then the app is closed mid-run: it asks; "No" keeps the run going.
     with qtbot.waitSignal(tab.run.event, timeout=RUN_TIMEOUT_MS,
-                          check_params_cb=lambda e: e["event"] == "progress"):
+                          check_params_cb=lambda e: e["event"] == "progress") as progress_seen:
         click(qtbot, train.resume_button)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.No)
     assert tab.confirm_close() is False and tab.run.running
@@ -279,6 +283,7 @@ def test_crash_and_close_mid_run_keep_a_run_that_a_new_window_resumes(qtbot, tab
     assert again.train.resume_button.isEnabled()
     assert again.train.epochs.value() == 3
     again.shutdown()
+    del checkpoint_seen, progress_seen
 
 
 def test_train_step_presets_and_the_score_to_beat(qtbot, tab, dataset, tmp_path):
