@@ -93,6 +93,29 @@ class CollectPanel(QGroupBox):
         options_row.addWidget(change)
         options_row.addWidget(train)
 
+        grid = self._build_class_grid()
+        self.choice = QLabel("")
+        self.choice.setWordWrap(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.choice)
+        layout.addLayout(grid)
+        layout.addLayout(options_row)
+        layout.addWidget(self.status)
+        self._outer = QGridLayout(self)
+        self._outer.addWidget(body)
+        self._open_margins = self._outer.contentsMargins()
+        self.body = body
+        self.toggled.connect(self._on_toggled)
+        self._on_toggled(False)
+        self._refresh()
+
+    def _build_class_grid(self) -> QGridLayout:
+        """A button and a counter per class, and under each its latest capture."""
         grid = QGridLayout()
         self._shortcuts: list[QShortcut] = []
         self.buttons: dict[str, QPushButton] = {}
@@ -123,25 +146,7 @@ class CollectPanel(QGroupBox):
             shortcut.activated.connect(lambda label=label: self._key(label))
             self._shortcuts.append(shortcut)
         grid.setColumnStretch(2 * len(CLASS_FOLDERS), 1)  # buttons stay together on the left
-        self.choice = QLabel("")
-        self.choice.setWordWrap(True)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.choice)
-        layout.addLayout(grid)
-        layout.addLayout(options_row)
-        layout.addWidget(self.status)
-        self._outer = QGridLayout(self)
-        self._outer.addWidget(body)
-        self._open_margins = self._outer.contentsMargins()
-        self.body = body
-        self.toggled.connect(self._on_toggled)
-        self._on_toggled(False)
-        self._refresh()
+        return grid
 
     # -- mode and folder ----------------------------------------------------------------
     def _on_toggled(self, on: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt,
                             Signal)
@@ -357,8 +358,18 @@ class VerdictFilter(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
 
     def set_verdict(self, verdict: str | None) -> None:
-        self.verdict = verdict
-        self.invalidateRowsFilter()
+        self.refilter(lambda: setattr(self, "verdict", verdict))
+
+    def refilter(self, change: Callable[[], None] = lambda: None) -> None:
+        """Apply `change` (to the filter or to the labels it reads), then filter again.
+        Qt 6.9+ wants the change announced first (invalidateRowsFilter is deprecated)."""
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            change()
+            self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
         return self.verdict is None or self.sourceModel().verdict(source_row) == self.verdict

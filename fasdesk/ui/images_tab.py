@@ -103,8 +103,7 @@ class ImagesTab(QWidget):
         self._pipelines = PipelineCache()
 
     def _relabel(self, _threshold: float) -> None:
-        self.model.relabel()
-        self.proxy.invalidateRowsFilter()
+        self.proxy.refilter(self.model.relabel)
         self._update_summary()
         self._show_selected()
 

@@ -128,6 +128,36 @@ class LiveTab(QWidget):
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
+        self.message = MessageBar()
+        self.message.action.connect(self.retry)
+        self.view = FrameView(self.state)
+
+        self.plot = ScorePlot()
+        self.plot.set_threshold(self.state.threshold)
+        plot_box = QGroupBox("p_real per face, last 30 s")
+        plot_layout = QVBoxLayout(plot_box)
+        plot_layout.addWidget(self.plot)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self._build_decision_box())
+        side_layout.addWidget(plot_box, 1)
+
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.view)
+        splitter.addWidget(side)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([640, 380])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_source_bar())
+        layout.addWidget(self.message)
+        layout.addWidget(splitter, 1)
+        self._fill_sources()
+
+    def _build_source_bar(self) -> QHBoxLayout:
         self.source_combo = QComboBox()
         self.source_combo.setMinimumWidth(260)
         self.source_combo.setPlaceholderText("Choose a camera, video or folder...")
@@ -156,11 +186,9 @@ class LiveTab(QWidget):
         bar.addWidget(self.mirror_box)
         bar.addWidget(self.snapshot_button)
         bar.addWidget(self.calibrate_button)
+        return bar
 
-        self.message = MessageBar()
-        self.message.action.connect(self.retry)
-        self.view = FrameView(self.state)
-
+    def _build_decision_box(self) -> QGroupBox:
         self.threshold_control = ThresholdControl(self.state)
         self.slider = self.threshold_control.slider
         self.threshold_label = self.threshold_control.label
@@ -202,31 +230,7 @@ class LiveTab(QWidget):
                                    f"\u2713 double box: confirmed real"]))
         legend.setTextFormat(Qt.RichText)
         grid.addWidget(legend)
-
-        self.plot = ScorePlot()
-        self.plot.set_threshold(self.state.threshold)
-        plot_box = QGroupBox("p_real per face, last 30 s")
-        plot_layout = QVBoxLayout(plot_box)
-        plot_layout.addWidget(self.plot)
-
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(controls)
-        side_layout.addWidget(plot_box, 1)
-
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(self.view)
-        splitter.addWidget(side)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([640, 380])
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(self.message)
-        layout.addWidget(splitter, 1)
-        self._fill_sources()
+        return controls
 
     # -- sources ------------------------------------------------------------------------
     def _fill_sources(self, probing: bool = True) -> None:

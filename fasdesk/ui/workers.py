@@ -18,7 +18,7 @@ Cancelling is cooperative: a generator function is stopped at its next `yield` (
 Every started worker is in one registry until it ends. The app's exit cancels them all
 and waits for them with one timeout (`stop_all`); a worker stuck in a system call is not
 waited for beyond it. Only the live controller (its own long-lived thread) and the
-training child process (a QProcess) are not workers.
+training child process (ui/backend_process.py: read on its own thread) are not workers.
 """
 from __future__ import annotations
 
