@@ -29,7 +29,7 @@ from psygnal import Signal
 
 from fasdesk.core.calibration.profiles import Profile, profile_for_source
 from fasdesk.core.decision.thresholds import format_threshold
-from fasdesk.core.models.cards import stored_threshold
+from fasdesk.core.models.cards import card_problem, stored_threshold
 from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD, clamp_threshold
 from fasdesk.core.inference.liveness import LivenessEngine, ModelError
 from fasdesk.core.inference.pipeline import Pipeline, build_pipeline
@@ -216,9 +216,11 @@ class AppState:
             self.notice.emit(f"Model not changed: {exc}", ERROR)
             return False
         entry = registry.get_entry(model)
+        unreadable_card = None
         if threshold is None:
             stored = stored_threshold(path, entry)
             threshold = DEFAULT_THRESHOLD if stored is None else stored
+            unreadable_card = card_problem(path) if stored is None else None
         before = self._values()
         self._put("model", model if entry is not None else str(path))
         self._put("threshold", clamp_threshold(threshold))
@@ -226,6 +228,9 @@ class AppState:
         self.check_models()
         self.status.emit(f"Model: {entry.id if entry else path.name}, threshold "
                          f"{format_threshold(threshold)}")
+        if unreadable_card:
+            self.notice.emit(f"Model card not used: {unreadable_card}. A threshold stored in it is not used: "
+                             f"judging at {format_threshold(threshold)} (default).", WARNING)
         self.save()
         return True
 

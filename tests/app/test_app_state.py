@@ -138,6 +138,29 @@ def test_switching_models_brings_the_new_models_own_threshold(settings_file, fp3
     assert state.model == str(model) and state.threshold == 0.37
 
 
+def test_a_model_whose_card_cannot_be_read_is_used_at_the_default_and_the_user_is_told(
+        settings_file, fp32_model, tmp_path):
+    model = tmp_path / "mine.onnx"
+    shutil.copy(fp32_model, model)
+    # A card that would carry a strict threshold, but nested past the reader's depth cap.
+    model.with_name("mine.card.json").write_text("[" * 100 + "]" * 100)
+    state = state_with(settings_file, threshold=0.8)
+    events = Events(state)
+    assert state.use_model(model)
+    assert state.model == str(model) and state.threshold == DEFAULT_THRESHOLD
+    notices = [e for e in events.seen if e[0] == "notice"]
+    assert len(notices) == 1 and notices[0][2] == "warning"
+    assert "mine.card.json" in notices[0][1] and "nested too deeply" in notices[0][1]
+    assert "judging at 0.50 (default)" in notices[0][1]
+
+    # A readable card without a threshold is no problem: nothing to tell.
+    model.with_name("mine.card.json").write_text(json.dumps({"classes": ["real", "spoof"]}))
+    assert state.use_model(registry.DEFAULT_LIVENESS)
+    events.clear()
+    assert state.use_model(model)
+    assert "notice" not in events.names()
+
+
 def test_a_profile_decides_while_active_and_the_users_values_return(settings_file, samples_dir):
     state = state_with(settings_file, threshold=0.6, confirm_frames=4)
     events = Events(state)

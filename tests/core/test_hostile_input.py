@@ -181,6 +181,24 @@ def test_classify_uses_the_threshold_stored_with_the_model(tmp_path, fp32_model,
     assert record["threshold"] == 0.5 and record["faces"][0]["label"] == "real"
 
 
+def test_classify_says_when_the_models_card_cannot_be_read(tmp_path, fp32_model, samples_dir,
+                                                          capsys):
+    model = tmp_path / "strict.onnx"
+    shutil.copy(fp32_model, model)
+    # The strict card of the test above, with 'classes' of the wrong type: not a card.
+    card = {"sha256": registry.sha256_of(model), "threshold": {"value": 0.99999}, "classes": 5}
+    (tmp_path / "strict.card.json").write_text(json.dumps(card))
+    photo = str(samples_dir / "real_T1.jpg")
+    assert main(["classify", photo, "--model", str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert "REAL" in out and out.rstrip().endswith("threshold 0.5 (default)")
+    assert err.count("\n") == 1 and "strict.card.json" in err and "'classes'" in err
+    assert "judging at 0.5 (default)" in err
+    # With the user's own threshold the card does not matter: nothing to say.
+    assert main(["classify", photo, "--model", str(model), "--threshold", "0.5"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # -- 5. control-flow operators are refused at load -----------------------------------------
 
 def _loop_model(path: Path, size: int = 128) -> Path:

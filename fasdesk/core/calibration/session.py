@@ -634,9 +634,9 @@ def starting_checkpoint(model_path: Path) -> Path | None:
     """The training checkpoint a model came from: its card's source checkpoint, else the
     shipped best_model.pth (the weights of the default models)."""
     from fasdesk.core.models import registry
-    from fasdesk.core.models.cards import read_card_or_empty
+    from fasdesk.core.models.cards import ModelCard
 
-    source = read_card_or_empty(model_path).other.get("source_checkpoint")
+    source = ModelCard.read_or_empty(model_path).other.get("source_checkpoint")
     path = source.get("path") if isinstance(source, dict) else None
     if isinstance(path, str) and Path(path).is_file():
         return Path(path)

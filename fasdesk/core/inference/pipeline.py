@@ -81,6 +81,8 @@ class Pipeline:
         self.engine = engine
         self.threshold = threshold
         self.threshold_source = "given"  # or "model" / "default": see build_pipeline
+        # Why the model's card could not be read when the default threshold stood in for it.
+        self.card_problem: str | None = None
         self.min_face = min_face
         self.last_timings = FrameTimings()
         self._replicas: list[Pipeline | None] = []
@@ -183,15 +185,16 @@ def build_pipeline(model=None, detector=None, threshold: float | None = DEFAULT_
 
     detector_path = registry.resolve(detector, kind="detector")
     model_path = registry.resolve(model, kind="liveness")
-    source = "given"
+    source, card_trouble = "given", None
     if threshold is None:
-        from fasdesk.core.models.cards import stored_threshold
+        from fasdesk.core.models.cards import card_problem, stored_threshold
 
         entry = registry.registry_entry_for(model_path)
         threshold = stored_threshold(model_path, entry)
         source = "model" if threshold is not None else "default"
         if threshold is None:
             threshold = DEFAULT_THRESHOLD
+            card_trouble = card_problem(model_path)
     # Live: the detector stays on the calling thread, so the liveness session's pool is
     # the only one spinning between frames (see fasdesk.core.inference.runtime).
     face_detector = (FaceDetector(detector_path, max_side=LIVE_MAX_SIDE, fine_side=0, threads=1)
@@ -202,4 +205,5 @@ def build_pipeline(model=None, detector=None, threshold: float | None = DEFAULT_
                                                     threads=None if live else threads),
                         threshold=threshold)
     pipeline.threshold_source = source
+    pipeline.card_problem = card_trouble
     return pipeline

@@ -167,13 +167,15 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def read_card_or_empty(model_path: str | os.PathLike) -> ModelCard:
-    """The card beside a model, or an empty one when there is none or it is unusable
-    (for what only shows or derives values: nothing fails over a bad card)."""
+def card_problem(model_path: str | os.PathLike) -> str | None:
+    """Why the card beside a model cannot be used, or None (it can, or there is none).
+    Nothing fails over a bad card, but what it would have set (a stored threshold) is then
+    missing, and the user is told so."""
     try:
-        return ModelCard.read(model_path) or ModelCard()
-    except CardError:
-        return ModelCard()
+        ModelCard.read(model_path)
+    except CardError as exc:
+        return str(exc)
+    return None
 
 
 def _valid_threshold(value) -> float | None:
@@ -194,7 +196,7 @@ def stored_threshold(model_path: str | os.PathLike, entry=None) -> float | None:
         sha256 = file_sha256(model_path)
     except OSError:
         return None
-    card = read_card_or_empty(model_path)
+    card = ModelCard.read_or_empty(model_path)
     if card.sha256 == sha256 and card.threshold_value is not None:
         return card.threshold_value
     if entry is not None and getattr(entry, "sha256", None) == sha256:
