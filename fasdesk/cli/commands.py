@@ -145,8 +145,8 @@ def classify(args: argparse.Namespace) -> int:
         return FAILED
     used_threshold = f"threshold {pipeline.threshold:g} ({_THRESHOLD_WORDS[pipeline.threshold_source]})"
     if pipeline.card_problem:
-        _err(f"warning: {pipeline.card_problem}; a threshold stored in it is not used: "
-             f"judging at {pipeline.threshold:g} (default)")
+        _err(f"warning: {pipeline.card_problem}; it is ignored, with any threshold stored in "
+             f"it: judging at {pipeline.threshold:g} (default)")
 
     inputs = [Path(p) for p in args.paths]
     folders = [p for p in inputs if is_dir(p)]
