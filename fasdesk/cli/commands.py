@@ -143,7 +143,9 @@ def classify(args: argparse.Namespace) -> int:
     except (MissingModelError, ModelError, DetectorError) as exc:
         _err(str(exc))
         return FAILED
-    used_threshold = f"threshold {pipeline.threshold:g} ({_THRESHOLD_WORDS[pipeline.threshold_source]})"
+    from_profile = bool(getattr(args, "profile", None)) and args.threshold is None
+    words = f"profile '{args.profile}'" if from_profile else _THRESHOLD_WORDS[pipeline.threshold_source]
+    used_threshold = f"threshold {pipeline.threshold:g} ({words})"
     if pipeline.card_problem:
         _err(f"warning: {pipeline.card_problem}; it is ignored, with any threshold stored in "
              f"it: judging at {pipeline.threshold:g} (default)")
@@ -205,7 +207,7 @@ def classify(args: argparse.Namespace) -> int:
         faces = sum(counts.values())
         print(f"{images} image(s), {faces} face(s): {counts['real']} real, {counts['spoof']} "
               f"spoof, {counts['unsure']} unsure; {unreadable} unreadable; {used_threshold}")
-    elif pipeline.threshold_source == "model":
+    elif pipeline.threshold_source == "model" or from_profile:
         _err(f"note: {used_threshold}")
     return UNREADABLE if unreadable else OK
 

@@ -151,3 +151,16 @@ def test_a_profile_of_the_shipped_model_imports_without_a_copy(tmp_path, monkeyp
     verdicts = _verdicts(capsys, samples_dir, "--profile", "Hall")
     assert [label for _, label, _ in verdicts] == ["real" if p >= 0.3 else "spoof"
                                                    for _, _, p in verdicts]
+
+
+def test_classify_with_a_profile_says_the_threshold_came_from_it(capsys, samples_dir,
+                                                                 fp32_model):
+    _calibrated_profile(fp32_model, threshold=0.7)
+    assert main(["classify", str(samples_dir), "--profile", "Front door"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("threshold 0.7 (profile 'Front door')")
+    assert main(["classify", str(samples_dir), "--profile", "Front door", "--json"]) == 0
+    assert capsys.readouterr().err == "fasdesk: note: threshold 0.7 (profile 'Front door')\n"
+    # The user's own --threshold wins over the profile's, and the output says so.
+    assert main(["classify", str(samples_dir), "--profile", "Front door",
+                 "--threshold", "0.4"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("threshold 0.4 (--threshold)")
