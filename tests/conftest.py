@@ -228,6 +228,35 @@ def run_fasdesk(*args, env: dict | None = None, timeout: float = 120,
                           env={**os.environ, **(env or {})}, **kwargs)
 
 
+def run_until_first_frame(argv: list, env: dict, timeout: float = 300):
+    """Start the GUI (`argv`, with FASDESK_REPORT_FIRST_FRAME=1 in `env`), wait for its
+    first-frame line however long the machine takes, then close it with SIGTERM as a
+    session manager would. Returns (the line's match, seconds waited for it, exit status,
+    stderr). No clock decides whether the frame came in time; `timeout` only stops a hang."""
+    import re
+    import time
+
+    pattern = re.compile(r"^fasdesk: first live frame ([0-9.]+) s after (process start|fasdesk start)$")
+    launched = time.monotonic()
+    proc = subprocess.Popen([str(a) for a in argv], stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace", env=env)
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    lines, found, waited = [], None, None
+    try:
+        for line in proc.stderr:  # ends when the app does
+            lines.append(line)
+            match = pattern.match(line.rstrip("\n"))
+            if match and found is None:
+                found, waited = match, time.monotonic() - launched
+                proc.terminate()
+        status = proc.wait()
+    finally:
+        watchdog.cancel()
+        proc.stderr.close()
+    return found, waited, status, "".join(lines)
+
+
 def tampered(path: Path) -> Path:
     """Flip one bit in the middle of `path` (a model: one weight a little off, so it still
     loads and runs; only its SHA-256 tells). Returns it."""

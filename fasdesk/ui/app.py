@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from PySide6.QtCore import QTimer
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         _report_first_frame(window.live_tab)
     if getattr(args, "quit_after", None) is not None:
         quit_after(window, args.quit_after, then=app.quit)
+    close_on_terminate(window, then=app.quit)
     window.show()
     status = app.exec()
     if window.stuck_workers:
@@ -88,6 +90,24 @@ def quit_after(window, seconds: float, then=None) -> None:
             then()
 
     QTimer.singleShot(round(seconds * 1000), attempt)
+
+
+def close_on_terminate(window, then=None) -> None:
+    """SIGTERM (a session logging out, a service manager, `kill`) closes the window as
+    --quit-after does: settings saved, a running step stopped, exit status 0; Qt's default
+    would end the process where it stands."""
+    if not hasattr(signal, "SIGTERM") or sys.platform == "win32":
+        return
+    def terminate(_signum, _frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        quit_after(window, 0, then)
+
+    signal.signal(signal.SIGTERM, terminate)
+    # Python runs a signal handler only between bytecodes; while Qt's loop waits in C that
+    # could be never. A no-op timer lets the interpreter in a few times a second.
+    wake = QTimer(window)
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
 
 
 def _report_first_frame(live_tab) -> None:
