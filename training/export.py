@@ -29,7 +29,6 @@ kept, reason, agreement, ms_per_face) and the agreement report of a kept INT8 mo
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time

@@ -113,7 +113,6 @@ def classify(args: argparse.Namespace) -> int:
     from fasdesk.core.inference.detector import DetectorError
     from fasdesk.core.io.files import is_dir
     from fasdesk.core.calibration.profiles import ProfileError
-    from fasdesk.core.decision.verdict import DEFAULT_THRESHOLD
     from fasdesk.core.inference.liveness import ModelError
     from fasdesk.core.inference.pipeline import INVALID_OUTPUT, build_pipeline
     from fasdesk.core.models.registry import MissingModelError

@@ -227,7 +227,7 @@ class LiveTab(QWidget):
         grid.addLayout(row)
         legend = QLabel("  ".join([_swatch(COLOURS["real"], "real"), _swatch(COLOURS["spoof"], "spoof"),
                                    _swatch(COLOURS["unsure"], "unsure"),
-                                   f"\u2713 double box: confirmed real"]))
+                                   "\u2713 double box: confirmed real"]))
         legend.setTextFormat(Qt.RichText)
         grid.addWidget(legend)
         return controls

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import zipfile
 
-import pytest
 
 from fasdesk.cli import main
 from fasdesk.core.calibration import profiles as P

@@ -3,7 +3,6 @@ outside the data, the threshold labelled on both plots."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtWidgets import QApplication
 
 from fasdesk.core.calibration import session as C

@@ -18,7 +18,6 @@ from pathlib import Path
 from fasdesk.core.io.files import read_json, set_aside, write_atomic
 from fasdesk.core.io.paths import config_dir
 from fasdesk.core.live.sources import SourceSpec
-from fasdesk.core.io.errors import one_line
 
 PROFILE_FORMAT = 1
 MAX_NAME = 80

@@ -22,7 +22,6 @@ from typing import Any, Callable
 from fasdesk.core.io.files import JsonError, parse_json, read_regular_file, set_aside, write_atomic
 from fasdesk.core.decision.verdict import DEFAULT_CONFIRM_FRAMES, DEFAULT_THRESHOLD, MAX_CONFIRM_FRAMES
 from fasdesk.core.io.paths import config_dir
-from fasdesk.core.io.errors import one_line
 
 SETTINGS_FILE = "settings.json"
 # A settings file is a few kB; anything near this is not one.

@@ -2,7 +2,6 @@
 delete bad samples, pick the spoof types to prepare."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -20,7 +19,6 @@ from fasdesk.core.io.imageio import ImageReadError
 from fasdesk.ui.training.widgets import MessageBox, PathField, StepPage, button_row
 from fasdesk.ui.training.common import table_item, to_pixmap
 from fasdesk.ui.workers import Worker, start_worker
-from training import layout
 
 
 THUMB_SIDE = 96

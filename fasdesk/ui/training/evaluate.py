@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 from pathlib import Path
 
 import pyqtgraph as pg

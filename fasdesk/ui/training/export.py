@@ -1,7 +1,6 @@
 """Training step 5, Export: `training export` to ONNX (optionally INT8), into the model list."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QHeaderView,

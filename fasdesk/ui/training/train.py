@@ -1,7 +1,6 @@
 """Training step 3, Train: `training train` with the preset for the data size, live curves."""
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
