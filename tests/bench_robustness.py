@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -257,17 +259,25 @@ def backend(args, log: Path | None = None) -> None:
         raise SystemExit(f"{' '.join(cmd)} failed: {result.stderr.strip()[-500:]}")
 
 
-def fine_tune(session, plan, work: Path, augment: str, seed: int) -> tuple[Path, dict]:
+def extra_tag(train_args: str) -> str:
+    """A file-name part for `--train-args` ("" when none): "--lr 0.003" -> "_lr0.003"."""
+    words = shlex.split(train_args or "")
+    return "".join(("_" + w.lstrip("-")) if w.startswith("--") else w for w in words)
+
+
+def fine_tune(session, plan, work: Path, augment: str, seed: int,
+              train_args: str = "") -> tuple[Path, dict]:
     from fasdesk.core.calibration import session as C
     from training import layout
 
-    tag = f"{augment.replace(',', '+')}-s{seed}"
+    tag = re.sub(r"[^\w.+=-]", "_", f"{augment.replace(',', '+')}{extra_tag(train_args)}-s{seed}")
     run, onnx = work / f"run-{tag}", work / f"model-{tag}.onnx"
     if not onnx.is_file():
         if run.exists():
             shutil.rmtree(run)
         backend(["train", plan.prepared, run, "--init", plan.checkpoint, "--device", "cpu",
-                 "--augment", augment, "--seed", seed], work / f"train-{tag}.log")
+                 "--augment", augment, "--seed", seed, *shlex.split(train_args or "")],
+                work / f"train-{tag}.log")
         backend(["export", layout.best_checkpoint(run), onnx])
     after = C.evaluate(session, C.score_session(session, onnx), C.DEFAULT_TARGET_BPCER,
                        fine_tuned=True)
@@ -284,6 +294,10 @@ def main(argv=None) -> int:
     parser.add_argument("--recipes", nargs="+", default=["none", "default"],
                         help="--augment values to fine-tune with ('default' = the recipe's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--train-args", default="", metavar="ARGS",
+                        help="more `python -m training train` options for every fine-tune, one "
+                        "string (write it --train-args='--lr 0.003 --epochs 5'); they name the "
+                        "run's files, so each setting is trained once")
     args = parser.parse_args(argv)
     from fasdesk.core.inference.detector import FaceDetector
     from fasdesk.core.models.registry import find_file
@@ -317,8 +331,9 @@ def main(argv=None) -> int:
         augment = AUGMENT if recipe == "default" else recipe
         for seed in args.seeds:
             started = time.monotonic()
-            onnx, after = fine_tune(session, plan, args.work, augment, seed)
-            show(f"fine-tune --augment {augment} seed {seed} "
+            onnx, after = fine_tune(session, plan, args.work, augment, seed, args.train_args)
+            extra = f" {args.train_args}" if args.train_args else ""
+            show(f"fine-tune --augment {augment}{extra} seed {seed} "
                  f"[{time.monotonic() - started:.0f} s]", score_sets(sets, onnx), after,
                  after["threshold"])
     out = args.work / "robustness.json"
