@@ -229,9 +229,8 @@ class AppState:
         self.status.emit(f"Model: {entry.id if entry else path.name}, threshold "
                          f"{format_threshold(threshold)}")
         if unreadable_card:
-            problem = unreadable_card[0].upper() + unreadable_card[1:]
-            self.notice.emit(f"{problem}. It is ignored, with any threshold stored in it: "
-                             f"judging at {format_threshold(threshold)} (default).", WARNING)
+            self.notice.emit(f"{unreadable_card[0].upper()}{unreadable_card[1:]}: judging at "
+                             f"{format_threshold(threshold)} (default).", WARNING)
         self.save()
         return True
 

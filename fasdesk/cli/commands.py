@@ -146,8 +146,7 @@ def classify(args: argparse.Namespace) -> int:
     words = f"profile '{args.profile}'" if from_profile else _THRESHOLD_WORDS[pipeline.threshold_source]
     used_threshold = f"threshold {pipeline.threshold:g} ({words})"
     if pipeline.card_problem:
-        _err(f"warning: {pipeline.card_problem}; it is ignored, with any threshold stored in "
-             f"it: judging at {pipeline.threshold:g} (default)")
+        _err(f"warning: {pipeline.card_problem}: judging at {pipeline.threshold:g} (default)")
 
     inputs = [Path(p) for p in args.paths]
     folders = [p for p in inputs if is_dir(p)]

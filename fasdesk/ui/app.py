@@ -96,8 +96,9 @@ def close_on_terminate(window, then=None) -> None:
     """SIGTERM (a session logging out, a service manager, `kill`) closes the window as
     --quit-after does: settings saved, a running step stopped, exit status 0; Qt's default
     would end the process where it stands."""
-    if not hasattr(signal, "SIGTERM") or sys.platform == "win32":
+    if sys.platform == "win32":  # no SIGTERM is sent to a Windows app
         return
+
     def terminate(_signum, _frame) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         quit_after(window, 0, then)

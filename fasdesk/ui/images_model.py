@@ -360,7 +360,7 @@ class VerdictFilter(QSortFilterProxyModel):
     def set_verdict(self, verdict: str | None) -> None:
         self.refilter(lambda: setattr(self, "verdict", verdict))
 
-    def refilter(self, change: Callable[[], None] = lambda: None) -> None:
+    def refilter(self, change: Callable[[], None]) -> None:
         """Apply `change` (to the filter or to the labels it reads), then filter again.
         Qt 6.9+ wants the change announced first (invalidateRowsFilter is deprecated)."""
         if hasattr(self, "beginFilterChange"):

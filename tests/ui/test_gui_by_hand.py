@@ -131,6 +131,26 @@ def test_model_menu_open_onnx(make_window, qtbot, monkeypatch, fp32_model, tmp_p
     assert checked == ["my-model.onnx"]
 
 
+def test_open_onnx_with_an_unreadable_card_says_so_in_the_window(make_window, qtbot,
+                                                                  monkeypatch, fp32_model,
+                                                                  tmp_path):
+    window = make_window(settings=Settings(), save=False)
+    mine = shutil.copy(fp32_model, tmp_path / "strict.onnx")
+    # Its card would hold a strict threshold, but 'classes' has the wrong type.
+    (tmp_path / "strict.card.json").write_text(json.dumps(
+        {"classes": 5, "threshold": {"value": 0.99999}}))
+    answer_file_dialogs(monkeypatch, getOpenFileName=(str(mine), ""))
+    action = next(a for a in window.model_menu.menu.actions() if a.text() == "Open ONNX...")
+    action.trigger()
+    assert window.state.model == str(mine) and window.state.threshold == 0.5
+    assert window.notice.isVisible()
+    text = window.notice.label.text()
+    assert "strict.card.json" in text and "'classes'" in text
+    assert "judging at 0.50 (default)" in text
+    click(qtbot, window.notice.close_button)
+    assert not window.notice.isVisible()
+
+
 @pytest.fixture
 def images(make_window, qtbot, pipeline):
     window = make_window(settings=Settings(), save=False)

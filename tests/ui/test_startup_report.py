@@ -11,7 +11,6 @@ import time
 from conftest import run_until_first_frame
 
 
-
 def test_seconds_since_start_counts_from_the_process_start():
     # The child sleeps before it even imports fasdesk: a clock started by fasdesk would
     # miss that time, the OS's record of the process start does not.

@@ -168,13 +168,13 @@ def _shown(value) -> str:
 
 
 def card_problem(model_path: str | os.PathLike) -> str | None:
-    """Why the card beside a model cannot be used, or None (it can, or there is none).
-    Nothing fails over a bad card, but what it would have set (a stored threshold) is then
-    missing, and the user is told so."""
+    """What to tell the user when the card beside a model cannot be used, or None (it can,
+    or there is none). Nothing fails over a bad card, but a threshold stored in it is then
+    not applied, and the CLI and the GUI say so in these words."""
     try:
         ModelCard.read(model_path)
     except CardError as exc:
-        return str(exc)
+        return f"{exc}; it is ignored, with any threshold stored in it"
     return None
 
 
